@@ -1,0 +1,473 @@
+//! The head of a patch: fixed header, metadata and chunk table.
+//!
+//! See `docs/FORMAT.md` for the byte layout; this module is its reference
+//! implementation. [`Head::parse`] checks every field and every relation
+//! between fields before it returns, so an applier that holds a `Head` can
+//! size its work from it without further checks.
+
+use crate::codec::Codec;
+use crate::cursor::Cursor;
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits;
+
+/// The eight magic bytes that open every patch.
+pub const MAGIC: [u8; 8] = *b"\x8fOXDELTA";
+/// Bytes of the fixed header (magic, version, flags, head length).
+pub const FIXED_HEADER_LEN: usize = 16;
+/// Bytes of the fixed header plus the metadata; the chunk table follows.
+pub const TABLE_START: usize = 120;
+/// Bytes of one chunk-table entry before its OLD ranges.
+pub const ENTRY_FIXED_LEN: usize = 104;
+/// Bytes of one OLD range in a chunk-table entry.
+pub const RANGE_LEN: usize = 16;
+
+/// Header flag: the chunk order is safe for in-place apply (no chunk
+/// overwrites OLD bytes that a later chunk reads).
+pub const FLAG_IN_PLACE: u16 = 1;
+const KNOWN_FLAGS: u16 = FLAG_IN_PLACE;
+
+/// Which engine made a patch (informational).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Not recorded.
+    Unknown,
+    /// The in-memory suffix-array matcher.
+    SuffixArray,
+    /// The bounded-memory streaming differ.
+    Streaming,
+}
+
+impl Engine {
+    fn id(self) -> u8 {
+        match self {
+            Engine::Unknown => 0,
+            Engine::SuffixArray => 1,
+            Engine::Streaming => 2,
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Engine> {
+        [Engine::Unknown, Engine::SuffixArray, Engine::Streaming].get(id as usize).copied()
+    }
+
+    /// A short name: `unknown`, `suffix-array`, `streaming`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Unknown => "unknown",
+            Engine::SuffixArray => "suffix-array",
+            Engine::Streaming => "streaming",
+        }
+    }
+}
+
+/// What the applier needs to know about OLD and NEW.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// Length of OLD.
+    pub old_len: u64,
+    /// BLAKE3 of OLD.
+    pub old_hash: [u8; 32],
+    /// Length of NEW.
+    pub new_len: u64,
+    /// BLAKE3 of NEW.
+    pub new_hash: [u8; 32],
+    /// Engine that made the patch.
+    pub engine: Engine,
+    /// Header flags ([`FLAG_IN_PLACE`]).
+    pub flags: u16,
+}
+
+/// Raw and stored length of one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamLen {
+    /// Decoded length.
+    pub raw: u32,
+    /// Length in the payload.
+    pub stored: u32,
+}
+
+/// One chunk-table entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkEntry {
+    /// First NEW byte this chunk produces.
+    pub new_offset: u64,
+    /// NEW bytes it produces.
+    pub new_len: u32,
+    /// Codec of its three streams.
+    pub codec: Codec,
+    /// Control stream lengths.
+    pub ctrl: StreamLen,
+    /// Diff stream lengths.
+    pub diff: StreamLen,
+    /// Literal stream lengths.
+    pub lit: StreamLen,
+    /// BLAKE3 of the payload (the three stored streams, in order).
+    pub payload_hash: [u8; 32],
+    /// BLAKE3 of the NEW bytes produced.
+    pub new_hash: [u8; 32],
+    /// OLD ranges `(start, len)` read by the chunk: sorted, disjoint.
+    pub old_ranges: Vec<(u64, u64)>,
+    /// Offset of its payload from the start of the payload section
+    /// (derived: payloads follow each other in table order).
+    pub payload_offset: u64,
+}
+
+impl ChunkEntry {
+    /// Stored payload length.
+    pub fn payload_len(&self) -> u64 {
+        u64::from(self.ctrl.stored) + u64::from(self.diff.stored) + u64::from(self.lit.stored)
+    }
+
+    /// Most bytes decoding this chunk holds in memory (see
+    /// [`limits::chunk_buffer_bound`]).
+    pub fn buffer_bound(&self) -> u64 {
+        limits::chunk_buffer_bound(
+            self.payload_len(),
+            self.ctrl.raw.into(),
+            self.diff.raw.into(),
+            self.lit.raw.into(),
+        )
+    }
+
+    /// NEW range `start..end`.
+    pub fn new_range(&self) -> std::ops::Range<u64> {
+        self.new_offset..self.new_offset + u64::from(self.new_len)
+    }
+}
+
+/// A parsed and checked head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Format version.
+    pub version: u16,
+    /// OLD/NEW metadata.
+    pub meta: Metadata,
+    /// Chunk table, in apply order.
+    pub chunks: Vec<ChunkEntry>,
+    /// Length of the head in bytes (where the signature block starts).
+    pub head_len: u64,
+    /// Length of the payload section.
+    pub payload_len: u64,
+    /// Largest chunk NEW length.
+    pub max_chunk_new_len: u32,
+}
+
+/// Reads the fixed header's head length, so a streaming reader knows how
+/// many bytes to gather before calling [`Head::parse`]. `buf` needs only
+/// [`FIXED_HEADER_LEN`] bytes.
+pub fn peek_head_len(buf: &[u8]) -> Result<u64> {
+    let mut c = Cursor::new(buf, 0);
+    let (_, _, head_len) = fixed_header(&mut c)?;
+    Ok(head_len)
+}
+
+fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
+    let magic: [u8; 8] = c.array("magic")?;
+    if magic != MAGIC {
+        return Err(Error::at(ErrorKind::BadMagic, 0));
+    }
+    let version = c.u16("format version")?;
+    if version != crate::FORMAT_VERSION {
+        return Err(Error::at(ErrorKind::UnsupportedVersion(version), 8));
+    }
+    let flags = c.u16("flags")?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::invalid("flags", format!("only known flags ({KNOWN_FLAGS:#x})"), format!("{flags:#x}"), 10));
+    }
+    let head_len = u64::from(c.u32("head length")?);
+    if head_len < TABLE_START as u64 || head_len > limits::MAX_HEAD_LEN {
+        return Err(Error::invalid(
+            "head length",
+            format!("{TABLE_START}..={}", limits::MAX_HEAD_LEN),
+            head_len,
+            12,
+        ));
+    }
+    Ok((version, flags, head_len))
+}
+
+impl Head {
+    /// Parses and checks the head at the start of `buf`. `buf` may hold
+    /// more than the head (the signature block and payloads); only the head
+    /// is read.
+    pub fn parse(buf: &[u8]) -> Result<Head> {
+        let mut c = Cursor::new(buf, 0);
+        let (version, flags, head_len) = fixed_header(&mut c)?;
+        if head_len > buf.len() as u64 {
+            return Err(Error::at(
+                ErrorKind::Truncated { what: "head", needed: head_len, available: buf.len() as u64 },
+                0,
+            ));
+        }
+        let mut c = Cursor::new(&buf[..head_len as usize], 0);
+        c.bytes(FIXED_HEADER_LEN, "fixed header")?;
+        let at = c.offset();
+        let old_len = c.u64("OLD length")?;
+        check_file_len("OLD length", old_len, at)?;
+        let old_hash = c.array("OLD hash")?;
+        let at = c.offset();
+        let new_len = c.u64("NEW length")?;
+        check_file_len("NEW length", new_len, at)?;
+        let new_hash = c.array("NEW hash")?;
+        let at = c.offset();
+        let chunk_count = c.u32("chunk count")?;
+        let table_room = (head_len - TABLE_START as u64) / ENTRY_FIXED_LEN as u64;
+        if chunk_count > limits::MAX_CHUNKS || u64::from(chunk_count) > table_room {
+            return Err(Error::invalid(
+                "chunk count",
+                format!("at most {} (limit) and {table_room} (room in the head)", limits::MAX_CHUNKS),
+                chunk_count,
+                at,
+            ));
+        }
+        let min_chunks = new_len.div_ceil(u64::from(limits::MAX_CHUNK_NEW_LEN));
+        if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
+            return Err(Error::invalid(
+                "chunk count",
+                format!("at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"),
+                chunk_count,
+                at,
+            ));
+        }
+        let at = c.offset();
+        let engine_id = c.u8("engine")?;
+        let engine =
+            Engine::from_id(engine_id).ok_or_else(|| Error::invalid("engine", "0, 1 or 2", engine_id, at))?;
+        c.reserved_zero(3, "reserved metadata bytes")?;
+        let payload_len_at = c.offset();
+        let payload_len = c.u64("payload length")?;
+        let max_at = c.offset();
+        let max_chunk_new_len = c.u32("largest chunk length")?;
+        c.reserved_zero(4, "reserved metadata bytes")?;
+        debug_assert_eq!(c.offset(), TABLE_START as u64);
+
+        let mut chunks = Vec::with_capacity(chunk_count as usize);
+        let mut payload_offset = 0u64;
+        let mut seen_max = 0u32;
+        for i in 0..chunk_count {
+            let e = parse_entry(&mut c, i, old_len, payload_offset)?;
+            payload_offset += e.payload_len();
+            seen_max = seen_max.max(e.new_len);
+            chunks.push(e);
+        }
+        if !c.is_empty() {
+            return Err(Error::invalid(
+                "head length",
+                format!("the chunk table to end at byte {head_len}"),
+                format!("it ends at byte {}", c.offset()),
+                c.offset(),
+            ));
+        }
+        if payload_offset != payload_len {
+            return Err(Error::invalid(
+                "payload length",
+                format!("the sum of the chunks' stored lengths, {payload_offset}"),
+                payload_len,
+                payload_len_at,
+            ));
+        }
+        if seen_max != max_chunk_new_len {
+            return Err(Error::invalid("largest chunk length", seen_max.to_string(), max_chunk_new_len, max_at));
+        }
+        check_tiling(&chunks, new_len)?;
+        Ok(Head {
+            version,
+            meta: Metadata { old_len, old_hash, new_len, new_hash, engine, flags },
+            chunks,
+            head_len,
+            payload_len,
+            max_chunk_new_len,
+        })
+    }
+
+    /// Serializes a head for `meta` and `chunks` (whose `payload_offset`s
+    /// are ignored and recomputed on parse).
+    pub fn encode(meta: &Metadata, chunks: &[ChunkEntry]) -> Vec<u8> {
+        let table_len: usize = chunks.iter().map(|e| ENTRY_FIXED_LEN + RANGE_LEN * e.old_ranges.len()).sum();
+        let head_len = TABLE_START + table_len;
+        let mut out = Vec::with_capacity(head_len);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&meta.flags.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(head_len).expect("head fits in u32").to_le_bytes());
+        out.extend_from_slice(&meta.old_len.to_le_bytes());
+        out.extend_from_slice(&meta.old_hash);
+        out.extend_from_slice(&meta.new_len.to_le_bytes());
+        out.extend_from_slice(&meta.new_hash);
+        out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        out.push(meta.engine.id());
+        out.extend_from_slice(&[0; 3]);
+        let payload_len: u64 = chunks.iter().map(ChunkEntry::payload_len).sum();
+        out.extend_from_slice(&payload_len.to_le_bytes());
+        let max = chunks.iter().map(|e| e.new_len).max().unwrap_or(0);
+        out.extend_from_slice(&max.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        for e in chunks {
+            out.extend_from_slice(&e.new_offset.to_le_bytes());
+            out.extend_from_slice(&e.new_len.to_le_bytes());
+            out.push(e.codec.id());
+            out.push(0);
+            out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
+            for s in [e.ctrl, e.diff, e.lit] {
+                out.extend_from_slice(&s.raw.to_le_bytes());
+                out.extend_from_slice(&s.stored.to_le_bytes());
+            }
+            out.extend_from_slice(&e.payload_hash);
+            out.extend_from_slice(&e.new_hash);
+            for &(s, l) in &e.old_ranges {
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&l.to_le_bytes());
+            }
+        }
+        debug_assert_eq!(out.len(), head_len);
+        out
+    }
+
+    /// True when the patch's chunk order is safe for in-place apply.
+    pub fn is_in_place(&self) -> bool {
+        self.meta.flags & FLAG_IN_PLACE != 0
+    }
+
+    /// Offset of the payload section from the start of the patch.
+    pub fn payload_start(&self) -> u64 {
+        self.head_len + crate::sign::SIGNATURE_BLOCK_LEN as u64
+    }
+
+    /// Total patch length: head, signature block and payloads.
+    pub fn patch_len(&self) -> u64 {
+        self.payload_start() + self.payload_len
+    }
+}
+
+fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
+    if v > limits::MAX_FILE_LEN {
+        return Err(Error::invalid(what, format!("at most {}", limits::MAX_FILE_LEN), v, at));
+    }
+    Ok(())
+}
+
+fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) -> Result<ChunkEntry> {
+    let start = c.offset();
+    let new_offset = c.u64("chunk NEW offset")?;
+    check_file_len("chunk NEW offset", new_offset, start)?;
+    let at = c.offset();
+    let new_len = c.u32("chunk NEW length")?;
+    if new_len == 0 || new_len > limits::MAX_CHUNK_NEW_LEN {
+        return Err(Error::invalid(
+            "chunk NEW length",
+            format!("1..={} (chunk {i})", limits::MAX_CHUNK_NEW_LEN),
+            new_len,
+            at,
+        ));
+    }
+    let at = c.offset();
+    let codec_id = c.u8("chunk codec")?;
+    let codec = Codec::from_id(codec_id)
+        .ok_or_else(|| Error::invalid("chunk codec", format!("0, 1 or 2 (chunk {i})"), codec_id, at))?;
+    c.reserved_zero(1, "reserved chunk byte")?;
+    let at = c.offset();
+    let range_count = c.u16("OLD range count")?;
+    if u32::from(range_count) > limits::MAX_OLD_RANGES_PER_CHUNK {
+        return Err(Error::invalid(
+            "OLD range count",
+            format!("at most {}", limits::MAX_OLD_RANGES_PER_CHUNK),
+            range_count,
+            at,
+        ));
+    }
+    let mut lens = [StreamLen::default(); 3];
+    for (k, name) in ["control", "diff", "literal"].into_iter().enumerate() {
+        let at = c.offset();
+        let raw = c.u32("stream raw length")?;
+        let stored = c.u32("stream stored length")?;
+        let ok = match codec {
+            _ if raw == 0 => stored == 0,
+            Codec::None => stored == raw,
+            _ => stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into()),
+        };
+        if !ok {
+            return Err(Error::invalid(
+                "stream stored length",
+                format!("a length the {} codec can produce for {raw} {name} bytes (chunk {i})", codec.name()),
+                stored,
+                at + 4,
+            ));
+        }
+        lens[k] = StreamLen { raw, stored };
+    }
+    let [ctrl, diff, lit] = lens;
+    if ctrl.raw == 0 || u64::from(ctrl.raw) > limits::max_ctrl_raw_len(new_len) {
+        return Err(Error::invalid(
+            "control stream length",
+            format!("1..={} for a chunk of {new_len} bytes (chunk {i})", limits::max_ctrl_raw_len(new_len)),
+            ctrl.raw,
+            start + 16,
+        ));
+    }
+    if u64::from(diff.raw) + u64::from(lit.raw) > u64::from(new_len) {
+        return Err(Error::invalid(
+            "diff and literal lengths",
+            format!("at most the chunk's {new_len} NEW bytes together (chunk {i})"),
+            format!("{} + {}", diff.raw, lit.raw),
+            start + 24,
+        ));
+    }
+    let payload_hash = c.array("payload hash")?;
+    let new_hash = c.array("chunk NEW hash")?;
+    let mut old_ranges = Vec::with_capacity(range_count as usize);
+    let mut prev_end = 0u64;
+    for _ in 0..range_count {
+        let at = c.offset();
+        let s = c.u64("OLD range start")?;
+        let l = c.u64("OLD range length")?;
+        let end = s.checked_add(l).filter(|&e| e <= old_len && l > 0 && (old_ranges.is_empty() || s > prev_end));
+        let Some(end) = end else {
+            return Err(Error::invalid(
+                "OLD range",
+                format!("a non-empty range inside OLD (0..{old_len}), after the previous one, not touching it"),
+                format!("{s} + {l}"),
+                at,
+            ));
+        };
+        prev_end = end;
+        old_ranges.push((s, l));
+    }
+    Ok(ChunkEntry {
+        new_offset,
+        new_len,
+        codec,
+        ctrl,
+        diff,
+        lit,
+        payload_hash,
+        new_hash,
+        old_ranges,
+        payload_offset,
+    })
+}
+
+fn check_tiling(chunks: &[ChunkEntry], new_len: u64) -> Result<()> {
+    let mut order: Vec<(u64, u32)> = chunks.iter().map(|e| (e.new_offset, e.new_len)).collect();
+    order.sort_unstable();
+    let mut end = 0u64;
+    for (off, len) in order {
+        if off != end {
+            return Err(Error::invalid(
+                "chunk table",
+                format!("chunks that tile NEW exactly (next chunk at NEW offset {end})"),
+                format!("a chunk at NEW offset {off}"),
+                TABLE_START as u64,
+            ));
+        }
+        end = off + u64::from(len);
+    }
+    if end != new_len {
+        return Err(Error::invalid(
+            "chunk table",
+            format!("chunks that cover NEW's {new_len} bytes"),
+            format!("chunks that cover {end}"),
+            TABLE_START as u64,
+        ));
+    }
+    Ok(())
+}

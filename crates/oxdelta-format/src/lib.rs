@@ -1,0 +1,267 @@
+//! The oxdelta patch format.
+//!
+//! This crate is the contract between whoever builds patches and the
+//! devices that apply them. It owns the operation vocabulary ([`Op`]), the
+//! chunk table ([`Head`]), the stream codecs ([`Codec`]), the hashes and the
+//! signature block ([`SignatureBlock`]). It does no file I/O: it reads and
+//! writes byte slices, so it can be fuzzed, embedded and reasoned about on
+//! its own.
+//!
+//! # Design
+//!
+//! A patch is `head ‖ signature block ‖ payloads`. The head (fixed header,
+//! metadata, chunk table) says everything an applier needs to size and plan
+//! its work — OLD and NEW lengths and BLAKE3 hashes, and for every chunk the
+//! NEW range it produces, the OLD ranges it reads, its stream sizes and the
+//! BLAKE3 of its payload and of its output. The signature signs the head,
+//! and the head holds the payload hashes, so one signature covers the whole
+//! patch and is checked before any payload is decoded. Chunks decode on
+//! their own, so they can be applied in parallel, from a pipe, or resumed.
+//!
+//! # Hostile input
+//!
+//! Parsing goes through a bounds-checked [`cursor::Cursor`]; every count and
+//! length is checked against [`limits`] and against the bytes present before
+//! it is used. Errors say what was expected, what was found and at which
+//! byte. No input makes the parser panic, loop or allocate more than the
+//! limits allow.
+//!
+//! # Example
+//!
+//! ```
+//! use oxdelta_format::{encode_chunk, Codec, Engine, Metadata, Op, ChunkEncoder, Patch, assemble};
+//!
+//! let old = b"hello, old world".to_vec();
+//! let new = b"hello, new world".to_vec();
+//! let mut enc = ChunkEncoder::new(&old, &new, 0);
+//! enc.push(Op::Add { old: 0, len: new.len() as u64 });
+//! let (streams, ranges) = enc.finish();
+//! let chunk = encode_chunk(Codec::Zstd(3), &streams, ranges, 0, &new);
+//! let meta = Metadata {
+//!     old_len: old.len() as u64,
+//!     old_hash: *blake3::hash(&old).as_bytes(),
+//!     new_len: new.len() as u64,
+//!     new_hash: *blake3::hash(&new).as_bytes(),
+//!     engine: Engine::SuffixArray,
+//!     flags: 0,
+//! };
+//! let bytes = assemble(&meta, vec![chunk], None);
+//! let patch = Patch::parse(&bytes).unwrap();
+//! let mut out = vec![0u8; new.len()];
+//! patch.apply_chunk(0, &old, &mut out, false).unwrap();
+//! assert_eq!(out, new);
+//! ```
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod cursor;
+pub mod error;
+pub mod head;
+pub mod limits;
+pub mod ops;
+pub mod sign;
+
+pub use codec::Codec;
+pub use error::{Error, ErrorKind, Result};
+pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
+pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
+pub use sign::{PublicKey, SecretKey, SignatureBlock};
+
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// A chunk ready to be written: its table entry and its payload.
+#[derive(Clone, Debug)]
+pub struct EncodedChunk {
+    /// Table entry (its `payload_offset` is filled in by [`assemble`]).
+    pub entry: ChunkEntry,
+    /// Payload: stored control, diff and literal streams, in order.
+    pub payload: Vec<u8>,
+}
+
+/// Compresses a chunk's streams with `codec` and builds its table entry.
+/// `new_chunk` is the NEW bytes the chunk produces.
+///
+/// A stream that `codec` would make larger is still stored compressed; the
+/// codec is per chunk, so a chunk whose streams all grow is stored with
+/// [`Codec::None`].
+pub fn encode_chunk(
+    codec: Codec,
+    streams: &Streams,
+    old_ranges: Vec<(u64, u64)>,
+    new_offset: u64,
+    new_chunk: &[u8],
+) -> EncodedChunk {
+    let raw = [&streams.ctrl, &streams.diff, &streams.lit];
+    let mut stored: Vec<Vec<u8>> = raw.iter().map(|s| codec.compress(s)).collect();
+    let mut codec = codec;
+    let raw_total: usize = raw.iter().map(|s| s.len()).sum();
+    let stored_total: usize = stored.iter().map(Vec::len).sum();
+    if codec != Codec::None && stored_total >= raw_total {
+        codec = Codec::None;
+        stored = raw.iter().map(|s| s.to_vec()).collect();
+    }
+    let lens: Vec<StreamLen> = raw
+        .iter()
+        .zip(&stored)
+        .map(|(r, s)| StreamLen { raw: r.len() as u32, stored: s.len() as u32 })
+        .collect();
+    let payload = stored.concat();
+    EncodedChunk {
+        entry: ChunkEntry {
+            new_offset,
+            new_len: u32::try_from(new_chunk.len()).expect("chunk length fits in u32"),
+            codec,
+            ctrl: lens[0],
+            diff: lens[1],
+            lit: lens[2],
+            payload_hash: *blake3::hash(&payload).as_bytes(),
+            new_hash: *blake3::hash(new_chunk).as_bytes(),
+            old_ranges,
+            payload_offset: 0,
+        },
+        payload,
+    }
+}
+
+/// Builds the head and signature block for `chunks` (in apply order), signed
+/// with `key` when given. The patch is the returned bytes followed by each
+/// chunk's payload in the same order.
+pub fn encode_head(meta: &Metadata, entries: &[ChunkEntry], key: Option<&SecretKey>) -> Vec<u8> {
+    let mut out = Head::encode(meta, entries);
+    let block = match key {
+        Some(k) => SignatureBlock::sign(&out, k),
+        None => SignatureBlock::Unsigned,
+    };
+    out.extend_from_slice(&block.to_bytes());
+    out
+}
+
+/// A whole patch in memory: head, signature block and payloads.
+pub fn assemble(meta: &Metadata, chunks: Vec<EncodedChunk>, key: Option<&SecretKey>) -> Vec<u8> {
+    let entries: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
+    let mut out = encode_head(meta, &entries, key);
+    for c in chunks {
+        out.extend_from_slice(&c.payload);
+    }
+    out
+}
+
+/// Decompresses one chunk's payload into its raw streams, after checking
+/// the payload's hash.
+pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
+    if payload.len() as u64 != entry.payload_len() {
+        return Err(Error::invalid(
+            "chunk payload",
+            format!("{} bytes", entry.payload_len()),
+            payload.len(),
+            entry.payload_offset,
+        ));
+    }
+    if blake3::hash(payload).as_bytes() != &entry.payload_hash {
+        return Err(Error::new(ErrorKind::HashMismatch {
+            what: format!("payload of the chunk at NEW offset {} (damaged or tampered patch)", entry.new_offset),
+        }));
+    }
+    let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
+    let (d, l) = rest.split_at(entry.diff.stored as usize);
+    Ok(Streams {
+        ctrl: entry.codec.decompress(c, entry.ctrl.raw as usize, "control stream")?,
+        diff: entry.codec.decompress(d, entry.diff.raw as usize, "diff stream")?,
+        lit: entry.codec.decompress(l, entry.lit.raw as usize, "literal stream")?,
+    })
+}
+
+/// A parsed patch over a byte slice holding all of it (a buffer or a map).
+#[derive(Debug)]
+pub struct Patch<'a> {
+    /// The checked head.
+    pub head: Head,
+    /// The signature block.
+    pub signature: SignatureBlock,
+    bytes: &'a [u8],
+}
+
+impl<'a> Patch<'a> {
+    /// Parses and checks the head and signature block, and that the
+    /// payloads fill the rest of `bytes` exactly. Does not check
+    /// signatures or payload hashes: see [`Patch::verify_signature`] and
+    /// [`decode_chunk`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Patch<'a>> {
+        let head = Head::parse(bytes)?;
+        let sig_start = head.head_len as usize;
+        let sig_bytes = bytes.get(sig_start..sig_start + sign::SIGNATURE_BLOCK_LEN).ok_or_else(|| {
+            Error::at(
+                ErrorKind::Truncated {
+                    what: "signature block",
+                    needed: sign::SIGNATURE_BLOCK_LEN as u64,
+                    available: (bytes.len() - sig_start) as u64,
+                },
+                sig_start as u64,
+            )
+        })?;
+        let signature = SignatureBlock::parse(sig_bytes, sig_start as u64)?;
+        let expected = head.patch_len();
+        if bytes.len() as u64 != expected {
+            let kind = if (bytes.len() as u64) < expected {
+                ErrorKind::Truncated {
+                    what: "payloads",
+                    needed: head.payload_len,
+                    available: bytes.len() as u64 - head.payload_start(),
+                }
+            } else {
+                ErrorKind::Invalid {
+                    what: "patch length",
+                    expected: format!("{expected} bytes"),
+                    found: format!("{} bytes (trailing data)", bytes.len()),
+                }
+            };
+            return Err(Error::at(kind, head.payload_start()));
+        }
+        Ok(Patch { head, signature, bytes })
+    }
+
+    /// The head's bytes (what the signature signs).
+    pub fn head_bytes(&self) -> &'a [u8] {
+        &self.bytes[..self.head.head_len as usize]
+    }
+
+    /// Checks the signature; see [`SignatureBlock::verify`].
+    pub fn verify_signature(&self, trusted: Option<&PublicKey>) -> Result<()> {
+        self.signature.verify(self.head_bytes(), trusted)
+    }
+
+    /// The payload of chunk `i`.
+    pub fn payload(&self, i: usize) -> &'a [u8] {
+        let e = &self.head.chunks[i];
+        let s = (self.head.payload_start() + e.payload_offset) as usize;
+        &self.bytes[s..s + e.payload_len() as usize]
+    }
+
+    /// Decodes chunk `i` and writes its NEW bytes into `out` (exactly the
+    /// chunk's length), checking its payload and output hashes. See
+    /// [`ops::apply_ops`] for `zeroed`.
+    pub fn apply_chunk(&self, i: usize, old: &[u8], out: &mut [u8], zeroed: bool) -> Result<()> {
+        apply_chunk(&self.head.chunks[i], self.payload(i), old, out, zeroed)
+    }
+}
+
+/// Decodes one chunk from its payload and writes its NEW bytes into `out`,
+/// checking the payload hash before decoding and the output hash after.
+pub fn apply_chunk(entry: &ChunkEntry, payload: &[u8], old: &[u8], out: &mut [u8], zeroed: bool) -> Result<()> {
+    if out.len() != entry.new_len as usize || old.len() as u64 > limits::MAX_FILE_LEN {
+        return Err(Error::invalid("output buffer", format!("{} bytes", entry.new_len), out.len(), entry.new_offset));
+    }
+    let streams = decode_chunk(entry, payload)?;
+    ops::apply_ops(old, &streams, &entry.old_ranges, entry.new_offset, out, zeroed)?;
+    if blake3::hash(out).as_bytes() != &entry.new_hash {
+        return Err(Error::new(ErrorKind::HashMismatch {
+            what: format!(
+                "NEW bytes {}..{} (the OLD file is not the one the patch was made for, or the patch is damaged)",
+                entry.new_offset,
+                entry.new_offset + u64::from(entry.new_len)
+            ),
+        }));
+    }
+    Ok(())
+}

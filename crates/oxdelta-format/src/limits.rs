@@ -1,0 +1,58 @@
+//! Bounds that every patch must respect.
+//!
+//! The parser checks each count and length it reads against these limits
+//! (and against the number of bytes actually present) *before* it allocates
+//! or reads anything on the strength of that value. They also bound the
+//! memory an applier needs: at most one chunk's buffers per worker, and a
+//! chunk's buffers are bounded by [`chunk_buffer_bound`].
+
+/// Largest number of NEW bytes one chunk may produce (8 MiB).
+///
+/// Together with the stream bounds below this caps what one chunk can make
+/// an applier allocate at about 6 × 8 MiB.
+pub const MAX_CHUNK_NEW_LEN: u32 = 8 << 20;
+
+/// Largest number of chunks in one patch.
+///
+/// 2^22 chunks of 8 MiB cover 32 TiB of NEW.
+pub const MAX_CHUNKS: u32 = 1 << 22;
+
+/// Largest number of OLD ranges one chunk may declare.
+pub const MAX_OLD_RANGES_PER_CHUNK: u32 = 4096;
+
+/// Largest head (fixed header, metadata and chunk table): 1 GiB.
+///
+/// Derived from [`MAX_CHUNKS`] and [`MAX_OLD_RANGES_PER_CHUNK`] in the
+/// common case; the parser additionally never reads past the input it holds.
+pub const MAX_HEAD_LEN: u64 = 1 << 30;
+
+/// Largest OLD or NEW length: 2^62 bytes.
+pub const MAX_FILE_LEN: u64 = 1 << 62;
+
+/// Largest raw control stream for a chunk producing `new_len` bytes.
+///
+/// Encoders keep within it by emitting copies and adds of at least
+/// [`MIN_COPY_LEN`] bytes (shorter ones become literals), so every op costs
+/// at most two control bytes per NEW byte it produces.
+pub const fn max_ctrl_raw_len(new_len: u32) -> u64 {
+    2 * new_len as u64 + 64
+}
+
+/// Shortest COPY or ADD an encoder emits; shorter matches are stored as
+/// literal bytes. Decoders accept any length of at least one.
+pub const MIN_COPY_LEN: u64 = 16;
+
+/// Largest stored (compressed) size allowed for a stream of `raw` bytes.
+///
+/// Every codec's worst-case expansion is below this, so a stored stream
+/// larger than it is malformed.
+pub const fn max_stored_len(raw: u64) -> u64 {
+    raw + raw / 64 + 1024
+}
+
+/// The most bytes an applier must hold in memory at once to decode one
+/// chunk with the given table entry's sizes: its stored payload plus its
+/// three decoded streams.
+pub const fn chunk_buffer_bound(payload_len: u64, ctrl_raw: u64, diff_raw: u64, lit_raw: u64) -> u64 {
+    payload_len + ctrl_raw + diff_raw + lit_raw
+}

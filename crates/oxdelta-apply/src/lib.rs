@@ -1,1 +1,461 @@
-//! stub
+//! Rebuilds NEW from OLD and an oxdelta patch, fast, and loses nothing on
+//! failure.
+//!
+//! # Design
+//!
+//! * **Check before writing.** The head and signature are checked first
+//!   (with a trusted key, an unsigned or foreign patch is refused), then
+//!   OLD's length and BLAKE3. Only then is an output created.
+//! * **Parallel chunks.** OLD is mapped read-only and the output is a
+//!   temporary file of NEW's length mapped read-write. Chunks are decoded
+//!   in parallel (rayon), each writing only its own range, each checked
+//!   against its NEW hash. ZERO ops leave holes, so images stay sparse.
+//! * **Atomic commit.** The temporary file lives in OUT's directory; once
+//!   every chunk and the whole-NEW hash verify it is flushed, synced and
+//!   renamed over OUT, and the directory is synced. On any error or
+//!   cancellation the temporary file is removed and OUT is as it was. OUT
+//!   may be OLD itself.
+//!
+//! # Bounds
+//!
+//! Anonymous memory is the decode buffers of the chunks in flight, at most
+//! [`ApplyOptions::memory_budget`] (a single chunk larger than the budget
+//! runs alone; the format caps one chunk's buffers at about 48 MiB). Mapped
+//! file pages are the kernel's, not the applier's heap.
+#![deny(missing_docs)]
+
+mod error;
+pub mod map;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use error::ApplyError;
+use error::io;
+use map::{ReadMap, WriteMap};
+use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
+use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, SignatureBlock, head};
+use rayon::prelude::*;
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, ApplyError>;
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// When set, the patch must carry a valid signature by this key.
+    pub trusted_key: Option<PublicKey>,
+    /// Most bytes of decode buffers in flight at once (default 48 MiB).
+    pub memory_budget: u64,
+    /// Set to true from elsewhere (a signal handler) to stop; the apply then
+    /// fails with [`ApplyError::Cancelled`] and leaves OUT as it was.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            trusted_key: None,
+            memory_budget: 48 << 20,
+            cancel: None,
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// OLD bytes.
+    pub old_len: u64,
+    /// NEW bytes written.
+    pub new_len: u64,
+    /// Patch bytes read.
+    pub patch_len: u64,
+    /// Chunks applied.
+    pub chunks: usize,
+    /// Whether the patch was signed (and the signature verified).
+    pub signed: bool,
+}
+
+/// Checks the head's signature and OLD against the patch metadata.
+fn check_signature_and_old(
+    head_bytes: &[u8],
+    sig: &SignatureBlock,
+    head: &Head,
+    old: &[u8],
+    opts: &ApplyOptions,
+) -> Result<()> {
+    sig.verify(head_bytes, opts.trusted_key.as_ref())?;
+    check_old(head, old)
+}
+
+/// Checks OLD's length and BLAKE3 against the patch.
+pub fn check_old(head: &Head, old: &[u8]) -> Result<()> {
+    if old.len() as u64 != head.meta.old_len {
+        return Err(ApplyError::WrongOld {
+            detail: format!(
+                "the patch expects {} bytes, OLD has {}",
+                head.meta.old_len,
+                old.len()
+            ),
+        });
+    }
+    let h = hash(old);
+    if h != head.meta.old_hash {
+        return Err(ApplyError::WrongOld {
+            detail: format!(
+                "BLAKE3 is {}, the patch expects {}",
+                oxdelta_format::sign::hex(&h),
+                oxdelta_format::sign::hex(&head.meta.old_hash)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// BLAKE3 of `data`, multi-threaded for large inputs.
+pub fn hash(data: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    if data.len() >= 1 << 20 {
+        h.update_rayon(data);
+    } else {
+        h.update(data);
+    }
+    *h.finalize().as_bytes()
+}
+
+fn cancelled(opts: &ApplyOptions) -> bool {
+    opts.cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+/// Cuts `out` (all of NEW) into one slice per chunk, indexed like `chunks`.
+fn split_out<'o>(chunks: &[ChunkEntry], mut out: &'o mut [u8]) -> Vec<Option<&'o mut [u8]>> {
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_unstable_by_key(|&i| chunks[i].new_offset);
+    let mut slots: Vec<Option<&'o mut [u8]>> = (0..chunks.len()).map(|_| None).collect();
+    for i in order {
+        let (a, b) = std::mem::take(&mut out).split_at_mut(chunks[i].new_len as usize);
+        slots[i] = Some(a);
+        out = b;
+    }
+    slots
+}
+
+/// Groups chunk indices `from..to` into consecutive batches whose buffer
+/// bounds sum to at most `budget` (a chunk over budget runs alone).
+fn batches(
+    chunks: &[ChunkEntry],
+    range: std::ops::Range<usize>,
+    budget: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (range.start, 0u64);
+    for i in range.clone() {
+        let b = chunks[i].buffer_bound();
+        if i > start && sum + b > budget {
+            out.push(start..i);
+            start = i;
+            sum = 0;
+        }
+        sum += b;
+    }
+    if start < range.end {
+        out.push(start..range.end);
+    }
+    out
+}
+
+/// Applies chunks `range` whose payloads `payload(i)` yields, in parallel
+/// batches under the memory budget.
+fn apply_chunks<'p>(
+    chunks: &[ChunkEntry],
+    range: std::ops::Range<usize>,
+    payload: &(dyn Fn(usize) -> &'p [u8] + Sync),
+    old: &[u8],
+    slots: &mut [Option<&mut [u8]>],
+    opts: &ApplyOptions,
+) -> Result<()> {
+    for batch in batches(chunks, range, opts.memory_budget) {
+        if cancelled(opts) {
+            return Err(ApplyError::Cancelled);
+        }
+        let work: Vec<(usize, &mut [u8])> = batch
+            .clone()
+            .map(|i| (i, slots[i].take().expect("each chunk is applied once")))
+            .collect();
+        work.into_par_iter().try_for_each(|(i, out)| {
+            if cancelled(opts) {
+                return Err(ApplyError::Cancelled);
+            }
+            oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)
+                .map_err(ApplyError::from)
+        })?;
+    }
+    Ok(())
+}
+
+/// Applies a patch held in memory to OLD held in memory, returning NEW.
+/// Maps nothing and touches no file: the entry point for embedding and
+/// fuzzing.
+pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>> {
+    let p = Patch::parse(patch)?;
+    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, old, opts)?;
+    let new_len = usize::try_from(p.head.meta.new_len).map_err(|_| {
+        ApplyError::Patch(oxdelta_format::Error::invalid(
+            "NEW length",
+            "a length that fits in memory",
+            p.head.meta.new_len,
+            56,
+        ))
+    })?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(new_len).map_err(|_| {
+        ApplyError::Patch(oxdelta_format::Error::invalid(
+            "NEW length",
+            "a length that fits in memory",
+            new_len,
+            56,
+        ))
+    })?;
+    out.resize(new_len, 0);
+    let mut slots = split_out(&p.head.chunks, &mut out);
+    apply_chunks(
+        &p.head.chunks,
+        0..p.head.chunks.len(),
+        &|i| p.payload(i),
+        old,
+        &mut slots,
+        opts,
+    )?;
+    if hash(&out) != p.head.meta.new_hash {
+        return Err(new_hash_mismatch());
+    }
+    Ok(out)
+}
+
+fn new_hash_mismatch() -> ApplyError {
+    ApplyError::Patch(oxdelta_format::Error::new(
+        oxdelta_format::ErrorKind::HashMismatch {
+            what: "the rebuilt NEW does not have the BLAKE3 the patch names".into(),
+        },
+    ))
+}
+
+/// A temporary output file in OUT's directory, removed on drop unless
+/// committed.
+struct TempOut {
+    path: PathBuf,
+    file: Option<File>,
+    committed: bool,
+}
+
+impl TempOut {
+    fn create(out: &Path) -> Result<TempOut> {
+        let dir = parent_dir(out);
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let mut rnd = [0u8; 6];
+        let _ = getrandom::fill(&mut rnd);
+        let path = dir.join(format!(
+            ".{name}.oxdelta-{}-{}.tmp",
+            std::process::id(),
+            oxdelta_format::sign::hex(&rnd)
+        ));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io("creating a temporary output file in", &dir))?;
+        Ok(TempOut {
+            path,
+            file: Some(file),
+            committed: false,
+        })
+    }
+
+    fn file(&self) -> &File {
+        self.file.as_ref().expect("open until commit")
+    }
+
+    fn commit(mut self, out: &Path) -> Result<()> {
+        let f = self.file.take().expect("open until commit");
+        f.sync_all().map_err(io("syncing", &self.path))?;
+        drop(f);
+        // Keep the old file's permissions when replacing it.
+        if let Ok(m) = fs::metadata(out) {
+            let _ = fs::set_permissions(&self.path, m.permissions());
+        }
+        fs::rename(&self.path, out).map_err(io("renaming the output into place at", out))?;
+        self.committed = true;
+        if let Ok(d) = File::open(parent_dir(out)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempOut {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.file.take();
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn open_old(old: &Path) -> Result<(File, ReadMap)> {
+    let f = File::open(old).map_err(io("opening OLD", old))?;
+    let m = ReadMap::new(&f).map_err(io("mapping OLD", old))?;
+    Ok((f, m))
+}
+
+/// Writes NEW through `fill` into a temporary file beside `out`, checks the
+/// whole-NEW hash, and renames it over `out`.
+fn write_atomically(
+    out: &Path,
+    head: &Head,
+    fill: impl FnOnce(&mut [Option<&mut [u8]>]) -> Result<()>,
+) -> Result<()> {
+    let tmp = TempOut::create(out)?;
+    tmp.file()
+        .set_len(head.meta.new_len)
+        .map_err(io("sizing the temporary output for", out))?;
+    let mut map = WriteMap::new(tmp.file()).map_err(io("mapping the temporary output for", out))?;
+    {
+        let mut slots = split_out(&head.chunks, &mut map);
+        fill(&mut slots)?;
+    }
+    if hash(&map) != head.meta.new_hash {
+        return Err(new_hash_mismatch());
+    }
+    map.flush().map_err(io("writing", out))?;
+    drop(map);
+    tmp.commit(out)
+}
+
+/// Applies the patch file `patch` to `old`, writing NEW atomically to
+/// `out` (which may be `old`).
+pub fn apply_file(
+    old: &Path,
+    patch: &Path,
+    out: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let pf = File::open(patch).map_err(io("opening patch", patch))?;
+    let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
+    let p = Patch::parse(&pm)?;
+    let (_of, om) = open_old(old)?;
+    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
+    let n = p.head.chunks.len();
+    write_atomically(out, &p.head, |slots| {
+        apply_chunks(&p.head.chunks, 0..n, &|i| p.payload(i), &om, slots, opts)
+    })?;
+    Ok(ApplyReport {
+        old_len: p.head.meta.old_len,
+        new_len: p.head.meta.new_len,
+        patch_len: pm.len() as u64,
+        chunks: n,
+        signed: p.signature != SignatureBlock::Unsigned,
+    })
+}
+
+/// Applies a patch read from `reader` (a pipe, a download) to `old`,
+/// chunk by chunk in bounded memory, writing NEW atomically to `out`.
+pub fn apply_reader(
+    old: &Path,
+    mut reader: impl Read,
+    out: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let stdin_path = Path::new("<patch stream>");
+    let mut fixed = vec![0u8; head::FIXED_HEADER_LEN];
+    read_exact_or_truncated(&mut reader, &mut fixed, "fixed header", 0, stdin_path)?;
+    let head_len = head::peek_head_len(&fixed)?;
+    // Read the head and signature block, growing only as bytes arrive.
+    let mut head_bytes = fixed;
+    let want = head_len + SIGNATURE_BLOCK_LEN as u64 - head::FIXED_HEADER_LEN as u64;
+    (&mut reader)
+        .take(want)
+        .read_to_end(&mut head_bytes)
+        .map_err(io("reading", stdin_path))?;
+    let head = Head::parse(&head_bytes)?;
+    let sig_at = head.head_len as usize;
+    let sig = SignatureBlock::parse(head_bytes.get(sig_at..).unwrap_or(&[]), sig_at as u64)?;
+    let (_of, om) = open_old(old)?;
+    check_signature_and_old(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
+    let mut offset = head.payload_start();
+    write_atomically(out, &head, |slots| {
+        for batch in batches(&head.chunks, 0..head.chunks.len(), opts.memory_budget) {
+            let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+            for i in batch.clone() {
+                let len = head.chunks[i].payload_len() as usize;
+                let mut b = vec![0u8; len];
+                read_exact_or_truncated(&mut reader, &mut b, "chunk payload", offset, stdin_path)?;
+                offset += len as u64;
+                bufs.push(b);
+            }
+            let base = batch.start;
+            apply_chunks(&head.chunks, batch, &|i| &bufs[i - base], &om, slots, opts)?;
+        }
+        let mut extra = [0u8; 1];
+        if reader.read(&mut extra).map_err(io("reading", stdin_path))? != 0 {
+            return Err(ApplyError::Patch(oxdelta_format::Error::invalid(
+                "patch length",
+                format!("{offset} bytes"),
+                "trailing data",
+                offset,
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(ApplyReport {
+        old_len: head.meta.old_len,
+        new_len: head.meta.new_len,
+        patch_len: offset,
+        chunks: head.chunks.len(),
+        signed: sig != SignatureBlock::Unsigned,
+    })
+}
+
+fn read_exact_or_truncated(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    what: &'static str,
+    at: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(ApplyError::Patch(oxdelta_format::Error::at(
+                    oxdelta_format::ErrorKind::Truncated {
+                        what,
+                        needed: buf.len() as u64,
+                        available: got as u64,
+                    },
+                    at,
+                )));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io("reading", path)(e)),
+        }
+    }
+    Ok(())
+}

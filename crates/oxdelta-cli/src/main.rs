@@ -1,1 +1,432 @@
-fn main() {}
+//! The `oxdelta` command line: wiring and policy (threads, output, exit
+//! codes) over the `oxdelta` library.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use oxdelta::oxdelta_format::sign::hex;
+use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "oxdelta",
+    version,
+    about = "Binary diff and patch for big files: small, signed, chunked patches, applied atomically.",
+    after_help = "Exit codes: 0 success, 1 failure (the output is left as it was), 2 usage error.\n\n\
+                  Example:\n  oxdelta diff app-1.0 app-1.1 app.patch\n  oxdelta apply app-1.0 app.patch app-1.1.rebuilt"
+)]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make a patch that turns OLD into NEW.
+    #[command(
+        after_help = "Examples:\n  oxdelta diff old.bin new.bin update.patch\n  \
+                            oxdelta diff --codec lz4 old.img new.img img.patch\n  \
+                            oxdelta diff --sign release.key old new signed.patch"
+    )]
+    Diff {
+        /// The file the receiver has.
+        old: PathBuf,
+        /// The file the receiver should end up with.
+        new: PathBuf,
+        /// Where to write the patch (written atomically).
+        patch: PathBuf,
+        /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest; default zstd:19).
+        #[arg(long, default_value = "zstd", value_parser = Codec::parse)]
+        codec: Codec,
+        /// NEW bytes per chunk, e.g. 4M (default: from NEW's size, 1M to 8M).
+        #[arg(long, value_parser = parse_size)]
+        chunk_size: Option<u64>,
+        /// Sign the patch with this secret key (from `oxdelta keygen`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Rebuild NEW from OLD and a patch; OUT is replaced atomically.
+    #[command(
+        after_help = "PATCH may be '-' to read the patch from standard input as it arrives.\n\
+                            OUT may be OLD itself. On any failure OUT is left as it was.\n\n\
+                            Examples:\n  oxdelta apply old.bin update.patch new.bin\n  \
+                            curl -s URL | oxdelta apply --pubkey release.pub old.bin - new.bin"
+    )]
+    Apply {
+        /// The file the patch was made from.
+        old: PathBuf,
+        /// The patch, or '-' for standard input.
+        patch: PathBuf,
+        /// Where to write NEW.
+        out: PathBuf,
+        /// Refuse the patch unless it is signed by this public key.
+        #[arg(long, value_name = "PUB")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Check a patch's structure, hashes and signature without OLD.
+    Verify {
+        /// The patch.
+        patch: PathBuf,
+        /// Require a signature by this public key.
+        #[arg(long, value_name = "PUB")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Show what a patch contains.
+    Info {
+        /// The patch.
+        patch: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        name: PathBuf,
+    },
+    /// Sign an existing patch in place.
+    Sign {
+        /// Secret key (from `oxdelta keygen`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The patch.
+        patch: PathBuf,
+    },
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let m = match s[i..]
+                .to_ascii_uppercase()
+                .trim_end_matches("IB")
+                .trim_end_matches('B')
+            {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1u64 << 40,
+                u => return Err(format!("unknown size unit '{u}' (use K, M, G or T)")),
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 256M)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+struct Out {
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Out {
+    fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+    fn detail(&self, msg: impl AsRef<str>) {
+        if self.verbose && !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("oxdelta: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up threads")?;
+    }
+    let out = Out {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match cli.cmd {
+        Cmd::Diff {
+            old,
+            new,
+            patch,
+            codec,
+            chunk_size,
+            sign,
+        } => {
+            let key = sign.as_deref().map(read_secret).transpose()?;
+            let chunk_len = chunk_size
+                .map(|c| {
+                    let max = u64::from(oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
+                    if c == 0 || c > max {
+                        bail!("--chunk-size must be between 1 and {max} bytes");
+                    }
+                    Ok(c as u32)
+                })
+                .transpose()?;
+            let opts = DiffOptions {
+                codec,
+                chunk_len,
+                key,
+            };
+            let t = Instant::now();
+            let r = oxdelta::diff_files(&old, &new, &patch, &opts)?;
+            let secs = t.elapsed().as_secs_f64();
+            out.info(format!(
+                "diff: {} -> {} bytes, patch {} bytes ({:.2}% of NEW), {} chunks, {} engine, {:.2} s ({:.1} MB/s of NEW){}",
+                r.old_len,
+                r.new_len,
+                r.patch_len,
+                100.0 * r.patch_len as f64 / r.new_len.max(1) as f64,
+                r.chunks,
+                r.engine.name(),
+                secs,
+                r.new_len as f64 / 1e6 / secs.max(1e-9),
+                if opts.key.is_some() { ", signed" } else { "" },
+            ));
+        }
+        Cmd::Apply {
+            old,
+            patch,
+            out: dest,
+            pubkey,
+        } => {
+            let cancel = Arc::new(AtomicBool::new(false));
+            {
+                let c = cancel.clone();
+                let _ = ctrlc::set_handler(move || c.store(true, Ordering::Relaxed));
+            }
+            let opts = ApplyOptions {
+                trusted_key: pubkey.as_deref().map(read_public).transpose()?,
+                cancel: Some(cancel),
+                ..ApplyOptions::default()
+            };
+            let t = Instant::now();
+            let r = if patch == Path::new("-") {
+                oxdelta::apply_reader(&old, std::io::stdin().lock(), &dest, &opts)
+            } else {
+                oxdelta::apply_file(&old, &patch, &dest, &opts)
+            }
+            .map_err(anyhow::Error::new)?;
+            let secs = t.elapsed().as_secs_f64();
+            out.info(format!(
+                "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
+                dest.display(),
+                r.new_len,
+                r.chunks,
+                if r.signed { ", signature verified" } else { "" },
+                secs,
+                r.new_len as f64 / 1e6 / secs.max(1e-9)
+            ));
+        }
+        Cmd::Verify { patch, pubkey } => {
+            let trusted = pubkey.as_deref().map(read_public).transpose()?;
+            let bytes = oxdelta::read_patch(&patch)?;
+            let p = oxdelta::verify_bytes(&bytes, trusted.as_ref())
+                .with_context(|| format!("{}", patch.display()))?;
+            out.info(format!(
+                "{}: OK ({} chunks, every payload hash verified, {})",
+                patch.display(),
+                p.head.chunks.len(),
+                match p.signature.public_key() {
+                    Some(k) => format!("signed by key {}", k.id()),
+                    None => "unsigned".into(),
+                }
+            ));
+        }
+        Cmd::Info { patch, json } => {
+            let bytes = oxdelta::read_patch(&patch)?;
+            let p = Patch::parse(&bytes).with_context(|| format!("{}", patch.display()))?;
+            print_info(&p, bytes.len() as u64, json)?;
+        }
+        Cmd::Keygen { name } => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed)
+                .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+            let sk = SecretKey(seed);
+            let key_path = with_ext(&name, "key");
+            let pub_path = with_ext(&name, "pub");
+            for p in [&key_path, &pub_path] {
+                if p.exists() {
+                    bail!(
+                        "{} already exists; refusing to overwrite a key",
+                        p.display()
+                    );
+                }
+            }
+            write_new(&key_path, sk.to_text().as_bytes(), true)?;
+            write_new(&pub_path, sk.public().to_text().as_bytes(), false)?;
+            out.info(format!(
+                "wrote {} (secret, keep it private) and {} (public), key id {}",
+                key_path.display(),
+                pub_path.display(),
+                sk.public().id()
+            ));
+        }
+        Cmd::Sign { key, patch } => {
+            let sk = read_secret(&key)?;
+            oxdelta::sign_file(&patch, &sk)?;
+            out.info(format!(
+                "signed {} with key {}",
+                patch.display(),
+                sk.public().id()
+            ));
+        }
+    }
+    out.detail("done");
+    Ok(())
+}
+
+fn with_ext(name: &Path, ext: &str) -> PathBuf {
+    let mut s = name.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn write_new(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let _ = secret;
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String> {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_string(&mut s))
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    Ok(s)
+}
+
+fn read_secret(path: &Path) -> Result<SecretKey> {
+    SecretKey::from_text(&read_text(path, "secret key")?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn read_public(path: &Path) -> Result<PublicKey> {
+    PublicKey::from_text(&read_text(path, "public key")?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
+    let h = &p.head;
+    let mut codecs: Vec<&str> = h.chunks.iter().map(|c| c.codec.name()).collect();
+    codecs.sort_unstable();
+    codecs.dedup();
+    let key = p.signature.public_key();
+    let v = serde_json::json!({
+        "format_version": h.version,
+        "patch_bytes": patch_len,
+        "old_bytes": h.meta.old_len,
+        "old_blake3": hex(&h.meta.old_hash),
+        "new_bytes": h.meta.new_len,
+        "new_blake3": hex(&h.meta.new_hash),
+        "engine": h.meta.engine.name(),
+        "codecs": codecs,
+        "chunks": h.chunks.len(),
+        "largest_chunk_bytes": h.max_chunk_new_len,
+        "in_place": h.is_in_place(),
+        "signed": key.is_some(),
+        "key_id": key.map(|k| k.id()),
+    });
+    let mut so = std::io::stdout().lock();
+    if json {
+        writeln!(so, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        writeln!(so, "format version  {}", h.version)?;
+        writeln!(
+            so,
+            "patch           {patch_len} bytes ({:.2}% of NEW)",
+            100.0 * patch_len as f64 / h.meta.new_len.max(1) as f64
+        )?;
+        writeln!(
+            so,
+            "OLD             {} bytes, BLAKE3 {}",
+            h.meta.old_len,
+            hex(&h.meta.old_hash)
+        )?;
+        writeln!(
+            so,
+            "NEW             {} bytes, BLAKE3 {}",
+            h.meta.new_len,
+            hex(&h.meta.new_hash)
+        )?;
+        writeln!(so, "engine          {}", h.meta.engine.name())?;
+        writeln!(so, "codec           {}", codecs.join(", "))?;
+        writeln!(
+            so,
+            "chunks          {} (largest {} bytes)",
+            h.chunks.len(),
+            h.max_chunk_new_len
+        )?;
+        writeln!(
+            so,
+            "in-place order  {}",
+            if h.is_in_place() { "yes" } else { "no" }
+        )?;
+        match key {
+            Some(k) => writeln!(so, "signature       Ed25519, key id {}", k.id())?,
+            None => writeln!(so, "signature       none")?,
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,75 @@
-//! stub
+//! oxdelta's differs: they turn OLD and NEW into patch chunks.
+//!
+//! A differ only produces operations ([`oxdelta_format::Op`]) per chunk of
+//! NEW; the format crate turns them into streams, compresses and hashes
+//! them. Two engines share that seam:
+//!
+//! * [`sa`]: the in-memory, bsdiff-style matcher over a suffix array of OLD.
+//!   Best patches; memory about 5 bytes per byte of OLD (the text plus
+//!   32-bit suffix indices) plus NEW and the patch.
+//!
+//! NEW is cut into chunks whose size depends only on NEW's length, and the
+//! chunks are matched and compressed in parallel with rayon. The patch
+//! bytes never depend on the number of threads.
+#![deny(missing_docs)]
+
+pub mod sa;
+
+use oxdelta_format::{Codec, EncodedChunk, Metadata};
+
+/// Options common to the engines.
+#[derive(Clone, Debug)]
+pub struct DiffOptions {
+    /// Codec for every chunk's streams.
+    pub codec: Codec,
+    /// NEW bytes per chunk; `None` picks from NEW's length
+    /// (see [`default_chunk_len`]).
+    pub chunk_len: Option<u32>,
+}
+
+impl Default for DiffOptions {
+    fn default() -> DiffOptions {
+        DiffOptions {
+            codec: Codec::Zstd(oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
+            chunk_len: None,
+        }
+    }
+}
+
+/// What a differ returns: the metadata and the encoded chunks, in apply
+/// order. [`oxdelta_format::assemble`] makes a patch of them.
+#[derive(Debug)]
+pub struct DiffOutput {
+    /// Metadata for the head.
+    pub meta: Metadata,
+    /// Encoded chunks.
+    pub chunks: Vec<EncodedChunk>,
+}
+
+/// The chunk length used for a NEW of `new_len` bytes: about a sixteenth of
+/// NEW (so even small files give both cores work), between 1 MiB and the
+/// format's limit, rounded to 64 KiB.
+pub fn default_chunk_len(new_len: u64) -> u32 {
+    let max = u64::from(oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
+    let want = new_len.div_ceil(16).div_ceil(1 << 16) << 16;
+    want.clamp(1 << 20, max) as u32
+}
+
+/// Splits `0..new_len` into chunk ranges of `chunk_len`.
+pub fn chunk_ranges(new_len: u64, chunk_len: u32) -> Vec<std::ops::Range<u64>> {
+    let c = u64::from(chunk_len.max(1));
+    (0..new_len.div_ceil(c))
+        .map(|i| i * c..((i + 1) * c).min(new_len))
+        .collect()
+}
+
+/// BLAKE3 of `data`, multi-threaded for large inputs.
+pub fn hash(data: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    if data.len() >= 1 << 20 {
+        h.update_rayon(data);
+    } else {
+        h.update(data);
+    }
+    *h.finalize().as_bytes()
+}

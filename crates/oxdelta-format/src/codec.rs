@@ -59,7 +59,11 @@ impl Codec {
                     .strip_prefix("zstd:")
                     .and_then(|l| l.parse::<i32>().ok())
                     .filter(|l| (1..=22).contains(l))
-                    .ok_or_else(|| format!("unknown codec '{s}': expected none, lz4, zstd or zstd:LEVEL (1-22)"))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown codec '{s}': expected none, lz4, zstd or zstd:LEVEL (1-22)"
+                        )
+                    })?;
                 Ok(Codec::Zstd(level))
             }
         }
@@ -78,7 +82,8 @@ impl Codec {
                 // Long-distance matching helps big diff streams; the window
                 // never needs to exceed the chunk size.
                 let _ = c.set_parameter(zstd::zstd_safe::CParameter::WindowLog(24));
-                c.compress(raw).expect("zstd compression into a growing buffer")
+                c.compress(raw)
+                    .expect("zstd compression into a growing buffer")
             }
         }
     }
@@ -87,7 +92,9 @@ impl Codec {
     pub fn decompress(self, stored: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
         if raw_len == 0 {
             if !stored.is_empty() {
-                return Err(Error::new(ErrorKind::Codec(format!("{what}: data stored for an empty stream"))));
+                return Err(Error::new(ErrorKind::Codec(format!(
+                    "{what}: data stored for an empty stream"
+                ))));
             }
             return Ok(Vec::new());
         }
@@ -95,13 +102,17 @@ impl Codec {
         let out = match self {
             Codec::None => {
                 if stored.len() != raw_len {
-                    return Err(err(format!("stored {} bytes, declared {raw_len}", stored.len())));
+                    return Err(err(format!(
+                        "stored {} bytes, declared {raw_len}",
+                        stored.len()
+                    )));
                 }
                 stored.to_vec()
             }
             Codec::Lz4 => {
                 let mut out = vec![0u8; raw_len];
-                let n = lz4_flex::block::decompress_into(stored, &mut out).map_err(|e| err(e.to_string()))?;
+                let n = lz4_flex::block::decompress_into(stored, &mut out)
+                    .map_err(|e| err(e.to_string()))?;
                 if n != raw_len {
                     return Err(err(format!("decoded {n} bytes, declared {raw_len}")));
                 }
@@ -111,7 +122,9 @@ impl Codec {
                 let mut out = Vec::with_capacity(raw_len);
                 let mut d = zstd::bulk::Decompressor::new().map_err(|e| err(e.to_string()))?;
                 let _ = d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27));
-                let n = d.decompress_to_buffer(stored, &mut out).map_err(|e| err(e.to_string()))?;
+                let n = d
+                    .decompress_to_buffer(stored, &mut out)
+                    .map_err(|e| err(e.to_string()))?;
                 if n != raw_len {
                     return Err(err(format!("decoded {n} bytes, declared {raw_len}")));
                 }

@@ -38,7 +38,11 @@ impl<'a> Cursor<'a> {
     pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
         if n > self.remaining() {
             return Err(Error::at(
-                ErrorKind::Truncated { what, needed: n as u64, available: self.remaining() as u64 },
+                ErrorKind::Truncated {
+                    what,
+                    needed: n as u64,
+                    available: self.remaining() as u64,
+                },
                 self.offset(),
             ));
         }
@@ -83,14 +87,24 @@ impl<'a> Cursor<'a> {
             let b = self.u8(what)?;
             let payload = u64::from(b & 0x7f);
             if i == 9 && payload > 1 {
-                return Err(Error::invalid(what, "a varint that fits in 64 bits", "an overflowing varint", start));
+                return Err(Error::invalid(
+                    what,
+                    "a varint that fits in 64 bits",
+                    "an overflowing varint",
+                    start,
+                ));
             }
             v |= payload << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
-        Err(Error::invalid(what, "a varint of at most 10 bytes", "a longer one", start))
+        Err(Error::invalid(
+            what,
+            "a varint of at most 10 bytes",
+            "a longer one",
+            start,
+        ))
     }
 
     /// Fails unless the byte is zero (reserved fields).
@@ -98,7 +112,12 @@ impl<'a> Cursor<'a> {
         let at = self.offset();
         let s = self.bytes(n, what)?;
         if s.iter().any(|&b| b != 0) {
-            return Err(Error::invalid(what, "reserved bytes set to zero", "non-zero bytes", at));
+            return Err(Error::invalid(
+                what,
+                "reserved bytes set to zero",
+                "non-zero bytes",
+                at,
+            ));
         }
         Ok(())
     }

@@ -50,7 +50,10 @@ pub struct Error {
 impl Error {
     /// An error of `kind` detected at byte `offset`.
     pub fn at(kind: ErrorKind, offset: u64) -> Error {
-        Error { kind, offset: Some(offset) }
+        Error {
+            kind,
+            offset: Some(offset),
+        }
     }
 
     /// An error of `kind` with no meaningful offset.
@@ -59,9 +62,18 @@ impl Error {
     }
 
     /// Shorthand for [`ErrorKind::Invalid`].
-    pub fn invalid(what: &'static str, expected: impl Into<String>, found: impl fmt::Display, offset: u64) -> Error {
+    pub fn invalid(
+        what: &'static str,
+        expected: impl Into<String>,
+        found: impl fmt::Display,
+        offset: u64,
+    ) -> Error {
         Error::at(
-            ErrorKind::Invalid { what, expected: expected.into(), found: found.to_string() },
+            ErrorKind::Invalid {
+                what,
+                expected: expected.into(),
+                found: found.to_string(),
+            },
             offset,
         )
     }
@@ -87,12 +99,19 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ErrorKind::Truncated { what, needed, available } => {
-                write!(f, "patch truncated: {what} needs {needed} bytes, {available} left")?
-            }
-            ErrorKind::Invalid { what, expected, found } => {
-                write!(f, "invalid {what}: expected {expected}, found {found}")?
-            }
+            ErrorKind::Truncated {
+                what,
+                needed,
+                available,
+            } => write!(
+                f,
+                "patch truncated: {what} needs {needed} bytes, {available} left"
+            )?,
+            ErrorKind::Invalid {
+                what,
+                expected,
+                found,
+            } => write!(f, "invalid {what}: expected {expected}, found {found}")?,
             ErrorKind::BadMagic => write!(f, "not an oxdelta patch (bad magic bytes)")?,
             ErrorKind::UnsupportedVersion(v) => write!(
                 f,

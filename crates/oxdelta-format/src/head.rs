@@ -47,7 +47,9 @@ impl Engine {
     }
 
     fn from_id(id: u8) -> Option<Engine> {
-        [Engine::Unknown, Engine::SuffixArray, Engine::Streaming].get(id as usize).copied()
+        [Engine::Unknown, Engine::SuffixArray, Engine::Streaming]
+            .get(id as usize)
+            .copied()
     }
 
     /// A short name: `unknown`, `suffix-array`, `streaming`.
@@ -172,7 +174,12 @@ fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
     }
     let flags = c.u16("flags")?;
     if flags & !KNOWN_FLAGS != 0 {
-        return Err(Error::invalid("flags", format!("only known flags ({KNOWN_FLAGS:#x})"), format!("{flags:#x}"), 10));
+        return Err(Error::invalid(
+            "flags",
+            format!("only known flags ({KNOWN_FLAGS:#x})"),
+            format!("{flags:#x}"),
+            10,
+        ));
     }
     let head_len = u64::from(c.u32("head length")?);
     if head_len < TABLE_START as u64 || head_len > limits::MAX_HEAD_LEN {
@@ -195,7 +202,11 @@ impl Head {
         let (version, flags, head_len) = fixed_header(&mut c)?;
         if head_len > buf.len() as u64 {
             return Err(Error::at(
-                ErrorKind::Truncated { what: "head", needed: head_len, available: buf.len() as u64 },
+                ErrorKind::Truncated {
+                    what: "head",
+                    needed: head_len,
+                    available: buf.len() as u64,
+                },
                 0,
             ));
         }
@@ -215,7 +226,10 @@ impl Head {
         if chunk_count > limits::MAX_CHUNKS || u64::from(chunk_count) > table_room {
             return Err(Error::invalid(
                 "chunk count",
-                format!("at most {} (limit) and {table_room} (room in the head)", limits::MAX_CHUNKS),
+                format!(
+                    "at most {} (limit) and {table_room} (room in the head)",
+                    limits::MAX_CHUNKS
+                ),
                 chunk_count,
                 at,
             ));
@@ -224,15 +238,17 @@ impl Head {
         if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
             return Err(Error::invalid(
                 "chunk count",
-                format!("at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"),
+                format!(
+                    "at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"
+                ),
                 chunk_count,
                 at,
             ));
         }
         let at = c.offset();
         let engine_id = c.u8("engine")?;
-        let engine =
-            Engine::from_id(engine_id).ok_or_else(|| Error::invalid("engine", "0, 1 or 2", engine_id, at))?;
+        let engine = Engine::from_id(engine_id)
+            .ok_or_else(|| Error::invalid("engine", "0, 1 or 2", engine_id, at))?;
         c.reserved_zero(3, "reserved metadata bytes")?;
         let payload_len_at = c.offset();
         let payload_len = c.u64("payload length")?;
@@ -267,12 +283,24 @@ impl Head {
             ));
         }
         if seen_max != max_chunk_new_len {
-            return Err(Error::invalid("largest chunk length", seen_max.to_string(), max_chunk_new_len, max_at));
+            return Err(Error::invalid(
+                "largest chunk length",
+                seen_max.to_string(),
+                max_chunk_new_len,
+                max_at,
+            ));
         }
         check_tiling(&chunks, new_len)?;
         Ok(Head {
             version,
-            meta: Metadata { old_len, old_hash, new_len, new_hash, engine, flags },
+            meta: Metadata {
+                old_len,
+                old_hash,
+                new_len,
+                new_hash,
+                engine,
+                flags,
+            },
             chunks,
             head_len,
             payload_len,
@@ -283,13 +311,20 @@ impl Head {
     /// Serializes a head for `meta` and `chunks` (whose `payload_offset`s
     /// are ignored and recomputed on parse).
     pub fn encode(meta: &Metadata, chunks: &[ChunkEntry]) -> Vec<u8> {
-        let table_len: usize = chunks.iter().map(|e| ENTRY_FIXED_LEN + RANGE_LEN * e.old_ranges.len()).sum();
+        let table_len: usize = chunks
+            .iter()
+            .map(|e| ENTRY_FIXED_LEN + RANGE_LEN * e.old_ranges.len())
+            .sum();
         let head_len = TABLE_START + table_len;
         let mut out = Vec::with_capacity(head_len);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&meta.flags.to_le_bytes());
-        out.extend_from_slice(&u32::try_from(head_len).expect("head fits in u32").to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(head_len)
+                .expect("head fits in u32")
+                .to_le_bytes(),
+        );
         out.extend_from_slice(&meta.old_len.to_le_bytes());
         out.extend_from_slice(&meta.old_hash);
         out.extend_from_slice(&meta.new_len.to_le_bytes());
@@ -341,12 +376,22 @@ impl Head {
 
 fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
     if v > limits::MAX_FILE_LEN {
-        return Err(Error::invalid(what, format!("at most {}", limits::MAX_FILE_LEN), v, at));
+        return Err(Error::invalid(
+            what,
+            format!("at most {}", limits::MAX_FILE_LEN),
+            v,
+            at,
+        ));
     }
     Ok(())
 }
 
-fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) -> Result<ChunkEntry> {
+fn parse_entry(
+    c: &mut Cursor<'_>,
+    i: u32,
+    old_len: u64,
+    payload_offset: u64,
+) -> Result<ChunkEntry> {
     let start = c.offset();
     let new_offset = c.u64("chunk NEW offset")?;
     check_file_len("chunk NEW offset", new_offset, start)?;
@@ -362,8 +407,14 @@ fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) ->
     }
     let at = c.offset();
     let codec_id = c.u8("chunk codec")?;
-    let codec = Codec::from_id(codec_id)
-        .ok_or_else(|| Error::invalid("chunk codec", format!("0, 1 or 2 (chunk {i})"), codec_id, at))?;
+    let codec = Codec::from_id(codec_id).ok_or_else(|| {
+        Error::invalid(
+            "chunk codec",
+            format!("0, 1 or 2 (chunk {i})"),
+            codec_id,
+            at,
+        )
+    })?;
     c.reserved_zero(1, "reserved chunk byte")?;
     let at = c.offset();
     let range_count = c.u16("OLD range count")?;
@@ -388,7 +439,10 @@ fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) ->
         if !ok {
             return Err(Error::invalid(
                 "stream stored length",
-                format!("a length the {} codec can produce for {raw} {name} bytes (chunk {i})", codec.name()),
+                format!(
+                    "a length the {} codec can produce for {raw} {name} bytes (chunk {i})",
+                    codec.name()
+                ),
                 stored,
                 at + 4,
             ));
@@ -399,7 +453,10 @@ fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) ->
     if ctrl.raw == 0 || u64::from(ctrl.raw) > limits::max_ctrl_raw_len(new_len) {
         return Err(Error::invalid(
             "control stream length",
-            format!("1..={} for a chunk of {new_len} bytes (chunk {i})", limits::max_ctrl_raw_len(new_len)),
+            format!(
+                "1..={} for a chunk of {new_len} bytes (chunk {i})",
+                limits::max_ctrl_raw_len(new_len)
+            ),
             ctrl.raw,
             start + 16,
         ));
@@ -420,11 +477,15 @@ fn parse_entry(c: &mut Cursor<'_>, i: u32, old_len: u64, payload_offset: u64) ->
         let at = c.offset();
         let s = c.u64("OLD range start")?;
         let l = c.u64("OLD range length")?;
-        let end = s.checked_add(l).filter(|&e| e <= old_len && l > 0 && (old_ranges.is_empty() || s > prev_end));
+        let end = s
+            .checked_add(l)
+            .filter(|&e| e <= old_len && l > 0 && (old_ranges.is_empty() || s > prev_end));
         let Some(end) = end else {
             return Err(Error::invalid(
                 "OLD range",
-                format!("a non-empty range inside OLD (0..{old_len}), after the previous one, not touching it"),
+                format!(
+                    "a non-empty range inside OLD (0..{old_len}), after the previous one, not touching it"
+                ),
                 format!("{s} + {l}"),
                 at,
             ));

@@ -104,7 +104,10 @@ pub fn encode_chunk(
     let lens: Vec<StreamLen> = raw
         .iter()
         .zip(&stored)
-        .map(|(r, s)| StreamLen { raw: r.len() as u32, stored: s.len() as u32 })
+        .map(|(r, s)| StreamLen {
+            raw: r.len() as u32,
+            stored: s.len() as u32,
+        })
         .collect();
     let payload = stored.concat();
     EncodedChunk {
@@ -160,15 +163,24 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
     }
     if blake3::hash(payload).as_bytes() != &entry.payload_hash {
         return Err(Error::new(ErrorKind::HashMismatch {
-            what: format!("payload of the chunk at NEW offset {} (damaged or tampered patch)", entry.new_offset),
+            what: format!(
+                "payload of the chunk at NEW offset {} (damaged or tampered patch)",
+                entry.new_offset
+            ),
         }));
     }
     let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
     let (d, l) = rest.split_at(entry.diff.stored as usize);
     Ok(Streams {
-        ctrl: entry.codec.decompress(c, entry.ctrl.raw as usize, "control stream")?,
-        diff: entry.codec.decompress(d, entry.diff.raw as usize, "diff stream")?,
-        lit: entry.codec.decompress(l, entry.lit.raw as usize, "literal stream")?,
+        ctrl: entry
+            .codec
+            .decompress(c, entry.ctrl.raw as usize, "control stream")?,
+        diff: entry
+            .codec
+            .decompress(d, entry.diff.raw as usize, "diff stream")?,
+        lit: entry
+            .codec
+            .decompress(l, entry.lit.raw as usize, "literal stream")?,
     })
 }
 
@@ -190,16 +202,18 @@ impl<'a> Patch<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Patch<'a>> {
         let head = Head::parse(bytes)?;
         let sig_start = head.head_len as usize;
-        let sig_bytes = bytes.get(sig_start..sig_start + sign::SIGNATURE_BLOCK_LEN).ok_or_else(|| {
-            Error::at(
-                ErrorKind::Truncated {
-                    what: "signature block",
-                    needed: sign::SIGNATURE_BLOCK_LEN as u64,
-                    available: (bytes.len() - sig_start) as u64,
-                },
-                sig_start as u64,
-            )
-        })?;
+        let sig_bytes = bytes
+            .get(sig_start..sig_start + sign::SIGNATURE_BLOCK_LEN)
+            .ok_or_else(|| {
+                Error::at(
+                    ErrorKind::Truncated {
+                        what: "signature block",
+                        needed: sign::SIGNATURE_BLOCK_LEN as u64,
+                        available: (bytes.len() - sig_start) as u64,
+                    },
+                    sig_start as u64,
+                )
+            })?;
         let signature = SignatureBlock::parse(sig_bytes, sig_start as u64)?;
         let expected = head.patch_len();
         if bytes.len() as u64 != expected {
@@ -218,7 +232,11 @@ impl<'a> Patch<'a> {
             };
             return Err(Error::at(kind, head.payload_start()));
         }
-        Ok(Patch { head, signature, bytes })
+        Ok(Patch {
+            head,
+            signature,
+            bytes,
+        })
     }
 
     /// The head's bytes (what the signature signs).
@@ -248,12 +266,30 @@ impl<'a> Patch<'a> {
 
 /// Decodes one chunk from its payload and writes its NEW bytes into `out`,
 /// checking the payload hash before decoding and the output hash after.
-pub fn apply_chunk(entry: &ChunkEntry, payload: &[u8], old: &[u8], out: &mut [u8], zeroed: bool) -> Result<()> {
+pub fn apply_chunk(
+    entry: &ChunkEntry,
+    payload: &[u8],
+    old: &[u8],
+    out: &mut [u8],
+    zeroed: bool,
+) -> Result<()> {
     if out.len() != entry.new_len as usize || old.len() as u64 > limits::MAX_FILE_LEN {
-        return Err(Error::invalid("output buffer", format!("{} bytes", entry.new_len), out.len(), entry.new_offset));
+        return Err(Error::invalid(
+            "output buffer",
+            format!("{} bytes", entry.new_len),
+            out.len(),
+            entry.new_offset,
+        ));
     }
     let streams = decode_chunk(entry, payload)?;
-    ops::apply_ops(old, &streams, &entry.old_ranges, entry.new_offset, out, zeroed)?;
+    ops::apply_ops(
+        old,
+        &streams,
+        &entry.old_ranges,
+        entry.new_offset,
+        out,
+        zeroed,
+    )?;
     if blake3::hash(out).as_bytes() != &entry.new_hash {
         return Err(Error::new(ErrorKind::HashMismatch {
             what: format!(

@@ -53,6 +53,11 @@ pub const fn max_stored_len(raw: u64) -> u64 {
 /// The most bytes an applier must hold in memory at once to decode one
 /// chunk with the given table entry's sizes: its stored payload plus its
 /// three decoded streams.
-pub const fn chunk_buffer_bound(payload_len: u64, ctrl_raw: u64, diff_raw: u64, lit_raw: u64) -> u64 {
+pub const fn chunk_buffer_bound(
+    payload_len: u64,
+    ctrl_raw: u64,
+    diff_raw: u64,
+    lit_raw: u64,
+) -> u64 {
     payload_len + ctrl_raw + diff_raw + lit_raw
 }

@@ -48,7 +48,9 @@ impl Op {
     /// NEW bytes this op produces.
     pub fn len(&self) -> u64 {
         match *self {
-            Op::Copy { len, .. } | Op::Add { len, .. } | Op::Insert { len } | Op::Zero { len } => len,
+            Op::Copy { len, .. } | Op::Add { len, .. } | Op::Insert { len } | Op::Zero { len } => {
+                len
+            }
         }
     }
 
@@ -141,7 +143,11 @@ impl<'a> ChunkEncoder<'a> {
             Op::Add { old, len } => {
                 // An ADD whose diff bytes are all zero is a COPY.
                 let o = old as usize;
-                if self.old[o..o + len as usize] == self.new[s..e] { Op::Copy { old, len } } else { op }
+                if self.old[o..o + len as usize] == self.new[s..e] {
+                    Op::Copy { old, len }
+                } else {
+                    op
+                }
             }
             other => other,
         };
@@ -149,10 +155,14 @@ impl<'a> ChunkEncoder<'a> {
             Op::Add { old, len } => {
                 let o = old as usize;
                 let (ob, nb) = (&self.old[o..o + len as usize], &self.new[s..e]);
-                self.streams.diff.extend(nb.iter().zip(ob).map(|(n, o)| n.wrapping_sub(*o)));
+                self.streams
+                    .diff
+                    .extend(nb.iter().zip(ob).map(|(n, o)| n.wrapping_sub(*o)));
             }
             Op::Insert { .. } => self.streams.lit.extend_from_slice(&self.new[s..e]),
-            Op::Copy { old, len } => assert!(old + len <= self.old.len() as u64, "op reads past OLD"),
+            Op::Copy { old, len } => {
+                assert!(old + len <= self.old.len() as u64, "op reads past OLD")
+            }
             Op::Zero { .. } => {}
         }
         self.new_pos += len;
@@ -161,10 +171,16 @@ impl<'a> ChunkEncoder<'a> {
             (Some(Op::Insert { len: a }), Op::Insert { len: b }) => Some(Op::Insert { len: a + b }),
             (Some(Op::Zero { len: a }), Op::Zero { len: b }) => Some(Op::Zero { len: a + b }),
             (Some(Op::Copy { old: a, len: la }), Op::Copy { old: b, len: lb }) if a + la == b => {
-                Some(Op::Copy { old: a, len: la + lb })
+                Some(Op::Copy {
+                    old: a,
+                    len: la + lb,
+                })
             }
             (Some(Op::Add { old: a, len: la }), Op::Add { old: b, len: lb }) if a + la == b => {
-                Some(Op::Add { old: a, len: la + lb })
+                Some(Op::Add {
+                    old: a,
+                    len: la + lb,
+                })
             }
             (Some(p), op) => {
                 self.emit(p);
@@ -183,7 +199,10 @@ impl<'a> ChunkEncoder<'a> {
         };
         put_varint(&mut self.streams.ctrl, (op.len() << 2) | tag);
         if let Some(old) = old {
-            put_varint(&mut self.streams.ctrl, zigzag(old as i64 - self.old_cursor as i64));
+            put_varint(
+                &mut self.streams.ctrl,
+                zigzag(old as i64 - self.old_cursor as i64),
+            );
             self.old_cursor = old + op.len();
             self.ranges.push((old, op.len()));
         }
@@ -302,13 +321,23 @@ impl<'a> OpDecoder<'a> {
         let v = self.cur.varint("op")?;
         let (tag, len) = (v & 3, v >> 2);
         if len == 0 || len > self.left {
-            return Err(Error::invalid("op length", format!("1..={}", self.left), len, at));
+            return Err(Error::invalid(
+                "op length",
+                format!("1..={}", self.left),
+                len,
+                at,
+            ));
         }
         let op = match tag {
             TAG_COPY | TAG_ADD => {
                 let d = unzigzag(self.cur.varint("op old offset")?);
-                let old = (self.old_cursor as i64).checked_add(d).filter(|&o| o >= 0).map(|o| o as u64);
-                let Some(old) = old.filter(|&o| o.checked_add(len).is_some_and(|e| e <= self.old_len)) else {
+                let old = (self.old_cursor as i64)
+                    .checked_add(d)
+                    .filter(|&o| o >= 0)
+                    .map(|o| o as u64);
+                let Some(old) =
+                    old.filter(|&o| o.checked_add(len).is_some_and(|e| e <= self.old_len))
+                else {
                     return Err(Error::invalid(
                         "op old range",
                         format!("a range inside OLD (0..{})", self.old_len),
@@ -327,7 +356,12 @@ impl<'a> OpDecoder<'a> {
                 self.old_cursor = old + len;
                 if tag == TAG_ADD {
                     if len > self.diff_left {
-                        return Err(Error::invalid("ADD length", format!("<= {} diff bytes left", self.diff_left), len, at));
+                        return Err(Error::invalid(
+                            "ADD length",
+                            format!("<= {} diff bytes left", self.diff_left),
+                            len,
+                            at,
+                        ));
                     }
                     self.diff_left -= len;
                     Op::Add { old, len }

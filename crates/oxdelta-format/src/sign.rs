@@ -45,17 +45,36 @@ impl SignatureBlock {
         let signature: [u8; 64] = c.array("signature")?;
         c.reserved_zero(24, "reserved signature bytes")?;
         match kind {
-            KIND_NONE if public_key == [0; 32] && signature == [0; 64] => Ok(SignatureBlock::Unsigned),
-            KIND_NONE => Err(Error::invalid("signature block", "all zeros for an unsigned patch", "key or signature bytes", at)),
-            KIND_ED25519 => Ok(SignatureBlock::Ed25519 { public_key, signature }),
-            k => Err(Error::invalid("signature kind", "0 (none) or 1 (Ed25519)", k, at)),
+            KIND_NONE if public_key == [0; 32] && signature == [0; 64] => {
+                Ok(SignatureBlock::Unsigned)
+            }
+            KIND_NONE => Err(Error::invalid(
+                "signature block",
+                "all zeros for an unsigned patch",
+                "key or signature bytes",
+                at,
+            )),
+            KIND_ED25519 => Ok(SignatureBlock::Ed25519 {
+                public_key,
+                signature,
+            }),
+            k => Err(Error::invalid(
+                "signature kind",
+                "0 (none) or 1 (Ed25519)",
+                k,
+                at,
+            )),
         }
     }
 
     /// The block's bytes.
     pub fn to_bytes(&self) -> [u8; SIGNATURE_BLOCK_LEN] {
         let mut b = [0u8; SIGNATURE_BLOCK_LEN];
-        if let SignatureBlock::Ed25519 { public_key, signature } = self {
+        if let SignatureBlock::Ed25519 {
+            public_key,
+            signature,
+        } = self
+        {
             b[0] = KIND_ED25519;
             b[8..40].copy_from_slice(public_key);
             b[40..104].copy_from_slice(signature);
@@ -68,7 +87,10 @@ impl SignatureBlock {
     pub fn sign(head: &[u8], key: &SecretKey) -> SignatureBlock {
         let sk = SigningKey::from_bytes(&key.0);
         let sig = sk.sign(&signed_message(head));
-        SignatureBlock::Ed25519 { public_key: sk.verifying_key().to_bytes(), signature: sig.to_bytes() }
+        SignatureBlock::Ed25519 {
+            public_key: sk.verifying_key().to_bytes(),
+            signature: sig.to_bytes(),
+        }
     }
 
     /// Checks the block against `head`. With `trusted` set, the patch must
@@ -78,10 +100,17 @@ impl SignatureBlock {
         let sig_err = |m: String| Error::new(ErrorKind::Signature(m));
         match (self, trusted) {
             (SignatureBlock::Unsigned, None) => Ok(()),
-            (SignatureBlock::Unsigned, Some(k)) => {
-                Err(sig_err(format!("patch is unsigned, but a signature by key {} is required", k.id())))
-            }
-            (SignatureBlock::Ed25519 { public_key, signature }, trusted) => {
+            (SignatureBlock::Unsigned, Some(k)) => Err(sig_err(format!(
+                "patch is unsigned, but a signature by key {} is required",
+                k.id()
+            ))),
+            (
+                SignatureBlock::Ed25519 {
+                    public_key,
+                    signature,
+                },
+                trusted,
+            ) => {
                 if let Some(k) = trusted {
                     if k.0 != *public_key {
                         return Err(sig_err(format!(
@@ -91,10 +120,13 @@ impl SignatureBlock {
                         )));
                     }
                 }
-                let vk = VerifyingKey::from_bytes(public_key)
-                    .map_err(|_| sig_err("the public key in the patch is not a valid Ed25519 key".into()))?;
+                let vk = VerifyingKey::from_bytes(public_key).map_err(|_| {
+                    sig_err("the public key in the patch is not a valid Ed25519 key".into())
+                })?;
                 vk.verify_strict(&signed_message(head), &Signature::from_bytes(signature))
-                    .map_err(|_| sig_err("signature does not match the patch (forged or damaged)".into()))
+                    .map_err(|_| {
+                        sig_err("signature does not match the patch (forged or damaged)".into())
+                    })
             }
         }
     }
@@ -168,10 +200,12 @@ impl PublicKey {
 }
 
 fn parse_key(s: &str, prefix: &str, kind: &str) -> std::result::Result<[u8; 32], String> {
-    let body = s
-        .trim_end()
-        .strip_prefix(prefix)
-        .ok_or_else(|| format!("not an oxdelta {kind} key (expected a line starting '{}')", prefix.trim_end()))?;
+    let body = s.trim_end().strip_prefix(prefix).ok_or_else(|| {
+        format!(
+            "not an oxdelta {kind} key (expected a line starting '{}')",
+            prefix.trim_end()
+        )
+    })?;
     unhex32(body).ok_or_else(|| format!("{kind} key: expected 64 hex digits"))
 }
 

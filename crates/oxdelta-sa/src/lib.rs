@@ -80,7 +80,11 @@ impl<'t> SuffixArray<'t> {
     /// trusted.
     pub fn from_raw(text: &'t [u8], sa: Vec<i64>) -> SuffixArray<'t> {
         assert_eq!(sa.len(), text.len());
-        SuffixArray { text, sa: Indices::I64(sa), bucket: bucket_table(text) }
+        SuffixArray {
+            text,
+            sa: Indices::I64(sa),
+            bucket: bucket_table(text),
+        }
     }
 
     /// The text.
@@ -138,7 +142,10 @@ impl<'t> SuffixArray<'t> {
             if l1 == h1 {
                 return Match { pos: 0, len: 0 };
             }
-            return Match { pos: self.get(l1), len: 1 };
+            return Match {
+                pos: self.get(l1),
+                len: 1,
+            };
         }
         // Invariant: suffixes in [lo, hi) all share the bucket's prefix; we
         // look for the insertion point of `pattern`, keeping the common
@@ -153,7 +160,11 @@ impl<'t> SuffixArray<'t> {
             let p = self.get(mid);
             let skip = llcp.min(rlcp);
             let suf = &self.text[p..];
-            let l = skip + common_prefix(&suf[skip.min(suf.len())..], &pattern[skip.min(pattern.len())..]);
+            let l = skip
+                + common_prefix(
+                    &suf[skip.min(suf.len())..],
+                    &pattern[skip.min(pattern.len())..],
+                );
             if l > best_len {
                 best_len = l;
                 best_pos = p;
@@ -174,7 +185,10 @@ impl<'t> SuffixArray<'t> {
                 rlcp = l;
             }
         }
-        Match { pos: best_pos, len: best_len }
+        Match {
+            pos: best_pos,
+            len: best_len,
+        }
     }
 }
 

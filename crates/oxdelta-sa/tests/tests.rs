@@ -9,12 +9,20 @@ fn sa_vec(sa: &SuffixArray<'_>) -> Vec<i64> {
 }
 
 fn brute_longest(text: &[u8], pat: &[u8]) -> usize {
-    (0..text.len()).map(|p| common_prefix(&text[p..], pat)).max().unwrap_or(0)
+    (0..text.len())
+        .map(|p| common_prefix(&text[p..], pat))
+        .max()
+        .unwrap_or(0)
 }
 
 fn check(text: &[u8]) {
     let sa = SuffixArray::new(text);
-    assert_eq!(sa_vec(&sa), naive_suffix_array(text), "text {:?}", &text[..text.len().min(32)]);
+    assert_eq!(
+        sa_vec(&sa),
+        naive_suffix_array(text),
+        "text {:?}",
+        &text[..text.len().min(32)]
+    );
 }
 
 fn check_queries(text: &[u8], patterns: &[Vec<u8>]) {
@@ -33,7 +41,9 @@ fn lcg(seed: u64, n: usize, alphabet: u8) -> Vec<u8> {
     let mut x = seed;
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((x >> 33) % u64::from(alphabet)) as u8
         })
         .collect()
@@ -52,7 +62,11 @@ fn boundary_lengths() {
 fn large_boundary_lengths_against_divsufsort() {
     // Naive sorting is too slow here; divsufsort is the independent oracle.
     for n in [65535usize, 65536, 65537] {
-        for text in [lcg(n as u64, n, 255), vec![0u8; n], (0..n).map(|i| (i % 7) as u8).collect()] {
+        for text in [
+            lcg(n as u64, n, 255),
+            vec![0u8; n],
+            (0..n).map(|i| (i % 7) as u8).collect(),
+        ] {
             let sa = SuffixArray::new(&text);
             let mut want = vec![0i32; n];
             divsufsort::sort_in_place(&text, &mut want);
@@ -70,8 +84,18 @@ fn periodic_and_runs() {
     runs.extend(std::iter::repeat_n(0xffu8, 3000));
     runs.extend(lcg(1, 100, 4));
     check(&runs);
-    check_queries(&periodic, &[periodic[1..400].to_vec(), vec![1, 2, 3, 1, 2, 4], vec![3; 10]]);
-    check_queries(&runs, &[vec![0; 4000], vec![0xff; 10], vec![0, 0, 0xff, 0xff, 7]]);
+    check_queries(
+        &periodic,
+        &[
+            periodic[1..400].to_vec(),
+            vec![1, 2, 3, 1, 2, 4],
+            vec![3; 10],
+        ],
+    );
+    check_queries(
+        &runs,
+        &[vec![0; 4000], vec![0xff; 10], vec![0, 0, 0xff, 0xff, 7]],
+    );
 }
 
 #[test]

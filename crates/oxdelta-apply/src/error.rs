@@ -1,0 +1,71 @@
+//! Errors of the applier.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why an apply failed. In every case the output was left as it was.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// A file could not be opened, read, written or renamed.
+    Io {
+        /// What was being done, e.g. "opening OLD".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The patch is malformed, damaged, tampered with or wrongly signed.
+    Patch(oxdelta_format::Error),
+    /// OLD is not the file the patch was made for.
+    WrongOld {
+        /// What does not match.
+        detail: String,
+    },
+    /// The apply was cancelled (for example by Ctrl-C).
+    Cancelled,
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "{action} {}: {source}", path.display()),
+            ApplyError::Patch(e) => write!(f, "bad patch: {e}"),
+            ApplyError::WrongOld { detail } => write!(f, "OLD does not match the patch: {detail}"),
+            ApplyError::Cancelled => write!(f, "cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApplyError::Io { source, .. } => Some(source),
+            ApplyError::Patch(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<oxdelta_format::Error> for ApplyError {
+    fn from(e: oxdelta_format::Error) -> ApplyError {
+        ApplyError::Patch(e)
+    }
+}
+
+pub(crate) fn io(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> ApplyError {
+    let path = path.to_path_buf();
+    move |source| ApplyError::Io {
+        action,
+        path,
+        source,
+    }
+}

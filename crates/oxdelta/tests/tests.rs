@@ -1,0 +1,3 @@
+//! Integration tests of the oxdelta library.
+
+mod roundtrip;

@@ -1,7 +1,7 @@
 //! Integration tests: the suffix array against a naive sort, and the
 //! longest-match query against brute force.
 
-use oxdelta_sa::{SuffixArray, common_prefix, naive_suffix_array};
+use oxdelta_sa::{SuffixArray, common_prefix, naive_lcp, naive_suffix_array};
 use proptest::prelude::*;
 
 fn sa_vec(sa: &SuffixArray<'_>) -> Vec<i64> {

@@ -34,8 +34,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         d.chunks,
         diff_s
     );
-    println!("apply {} bytes in {:.3} s, BLAKE3 verified by the applier", a.new_len, apply_s);
-    println!("rebuilt NEW is byte-identical to NEW: {}", if same { "yes" } else { "NO" });
+    println!(
+        "apply {} bytes in {:.3} s, BLAKE3 verified by the applier",
+        a.new_len, apply_s
+    );
+    println!(
+        "rebuilt NEW is byte-identical to NEW: {}",
+        if same { "yes" } else { "NO" }
+    );
     std::fs::remove_dir_all(&dir)?;
-    if same { Ok(()) } else { Err("round trip differs".into()) }
+    if same {
+        Ok(())
+    } else {
+        Err("round trip differs".into())
+    }
 }

@@ -1,0 +1,87 @@
+//! Builds the suffix array (and optionally the LCP array) of a file and
+//! prints its length, the seconds taken and the bytes of memory per input
+//! byte.
+//!
+//! `cargo run --release -p oxdelta-sa --example sa_build -- FILE [--lcp] [--threads N]`
+//!
+//! Construction is single-threaded by design (see the crate docs); with
+//! `--threads N` the example builds N arrays of the file at once, which shows
+//! how construction scales across cores (each build still runs on one).
+
+use std::time::Instant;
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut file = None;
+    let (mut lcp, mut threads) = (false, 1usize);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--lcp" => lcp = true,
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--threads N")
+            }
+            _ => file = Some(a),
+        }
+    }
+    let file = file.expect("usage: sa_build FILE [--lcp] [--threads N]");
+    let text = std::fs::read(&file).expect("read FILE");
+    let n = text.len().max(1) as f64;
+    let base = peak_rss_kib();
+    let t = Instant::now();
+    let heap: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let sa = oxdelta_sa::SuffixArray::new(&text);
+                    std::hint::black_box(sa.get(0.min(sa.len().saturating_sub(1))));
+                    sa.heap_bytes()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let sa_s = t.elapsed().as_secs_f64();
+    println!("file        {file}");
+    println!("length      {} bytes", text.len());
+    println!(
+        "suffix array {:.2} s ({:.1} MiB/s per build, {} build(s) at once)",
+        sa_s,
+        n / 1048576.0 / sa_s,
+        threads
+    );
+    println!(
+        "heap        {:.2} bytes per input byte (array + bucket table), text {:.2}",
+        heap as f64 / threads as f64 / n,
+        1.0
+    );
+    let peak = peak_rss_kib().saturating_sub(base) as f64 * 1024.0;
+    println!(
+        "peak RSS    {:.2} bytes per input byte, text included",
+        (peak + n) / n / threads as f64
+    );
+    if lcp {
+        let sa = oxdelta_sa::SuffixArray::new(&text);
+        let t = Instant::now();
+        let l = sa.lcp();
+        println!(
+            "LCP         {:.2} s, max {} mean {:.1}",
+            t.elapsed().as_secs_f64(),
+            l.iter().max().unwrap_or(&0),
+            l.iter().sum::<u64>() as f64 / n
+        );
+    }
+}

@@ -143,15 +143,15 @@ impl<'t> SuffixArray<'t> {
         }
         // Overwrite phi with the permuted LCP, in text order.
         let mut h = 0usize;
-        for p in 0..n {
-            let q = phi[p] as usize;
+        for (p, slot) in phi.iter_mut().enumerate() {
+            let q = *slot as usize;
             if q == n {
                 h = 0;
-                phi[p] = 0;
+                *slot = 0;
                 continue;
             }
             h += common_prefix(&self.text[p + h..], &self.text[q + h..]);
-            phi[p] = h as u64;
+            *slot = h as u64;
             h = h.saturating_sub(1);
         }
         (0..n).map(|i| phi[self.get(i)]).collect()

@@ -17,12 +17,9 @@ fn brute_longest(text: &[u8], pat: &[u8]) -> usize {
 
 fn check(text: &[u8]) {
     let sa = SuffixArray::new(text);
-    assert_eq!(
-        sa_vec(&sa),
-        naive_suffix_array(text),
-        "text {:?}",
-        &text[..text.len().min(32)]
-    );
+    let want = naive_suffix_array(text);
+    assert_eq!(sa_vec(&sa), want, "text {:?}", &text[..text.len().min(32)]);
+    assert_eq!(sa.lcp(), naive_lcp(text, &want));
 }
 
 fn check_queries(text: &[u8], patterns: &[Vec<u8>]) {

@@ -99,6 +99,15 @@ enum Cmd {
         /// Path prefix of the two files.
         name: PathBuf,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    #[command(after_help = "Example:\n  oxdelta completions bash > /etc/bash_completion.d/oxdelta")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    #[command(after_help = "Example:\n  oxdelta man > oxdelta.1 && man ./oxdelta.1")]
+    Man,
     /// Sign an existing patch in place.
     Sign {
         /// Secret key (from `oxdelta keygen`).
@@ -310,6 +319,19 @@ fn run(cli: Cli) -> Result<()> {
                 pub_path.display(),
                 sk.public().id()
             ));
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "oxdelta",
+                &mut std::io::stdout().lock(),
+            );
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
         }
         Cmd::Sign { key, patch } => {
             let sk = read_secret(&key)?;

@@ -244,3 +244,17 @@ fn thread_count_does_not_change_the_patch() {
     assert_eq!(fs::read(&oa).unwrap(), fs::read(&ob).unwrap());
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&[p("completions"), p(shell)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("oxdelta") && s.contains("keygen"), "{shell}");
+    }
+    let o = run(&[p("man")]);
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains(".TH") && s.contains("apply"));
+}

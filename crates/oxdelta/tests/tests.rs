@@ -1,0 +1,4 @@
+//! Integration tests of the oxdelta facade.
+
+mod golden;
+mod hostile;

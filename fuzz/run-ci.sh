@@ -30,7 +30,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-work=${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/oxdelta-fuzz.XXXXXX")}
+if [ -n "${FUZZ_WORK:-}" ]; then
+    work=$FUZZ_WORK
+    scratch=
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/oxdelta-fuzz.XXXXXX")
+    scratch=$work
+fi
 echo "run-ci: building all targets (sanitizer $sanitizer)" >&2
 cargo fuzz build -s "$sanitizer" >&2
 
@@ -53,4 +59,8 @@ for t in "${targets[@]}"; do
             | sed "s/^/run-ci: $t /" >&2 || true
     fi
 done
+# A scratch dir is removed after a clean run and kept (with logs) on a finding.
+if [ $status -eq 0 ] && [ -n "$scratch" ]; then
+    rm -rf "$scratch"
+fi
 exit $status

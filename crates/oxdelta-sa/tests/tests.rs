@@ -1,7 +1,7 @@
 //! Integration tests: the suffix array against a naive sort, and the
 //! longest-match query against brute force.
 
-use oxdelta_sa::{SuffixArray, common_prefix, naive_suffix_array};
+use oxdelta_sa::{SuffixArray, common_prefix, naive_lcp, naive_suffix_array};
 use proptest::prelude::*;
 
 fn sa_vec(sa: &SuffixArray<'_>) -> Vec<i64> {
@@ -17,12 +17,9 @@ fn brute_longest(text: &[u8], pat: &[u8]) -> usize {
 
 fn check(text: &[u8]) {
     let sa = SuffixArray::new(text);
-    assert_eq!(
-        sa_vec(&sa),
-        naive_suffix_array(text),
-        "text {:?}",
-        &text[..text.len().min(32)]
-    );
+    let want = naive_suffix_array(text);
+    assert_eq!(sa_vec(&sa), want, "text {:?}", &text[..text.len().min(32)]);
+    assert_eq!(sa.lcp(), naive_lcp(text, &want));
 }
 
 fn check_queries(text: &[u8], patterns: &[Vec<u8>]) {

@@ -1,5 +1,8 @@
-//! Integration tests of the oxdelta facade (one binary; modules in suite/).
+//! Integration tests of the oxdelta library.
 
+mod roundtrip;
+
+// Golden patches and hostile input (modules under suite/).
 #[path = "suite/golden.rs"]
 mod golden;
 #[path = "suite/hostile.rs"]

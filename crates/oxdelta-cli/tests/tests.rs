@@ -1,0 +1,246 @@
+//! Tests that run the `oxdelta` binary: every subcommand, the JSON output
+//! and the error paths (clear message, exit code, output untouched).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_oxdelta"))
+}
+
+fn testdata(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(p)
+}
+
+fn run(args: &[&Path]) -> Output {
+    bin().args(args).output().expect("run oxdelta")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oxdelta-cli-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn p(s: &str) -> &Path {
+    Path::new(s)
+}
+
+#[test]
+fn diff_apply_verify_info() {
+    let d = tmpdir("main");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("p.oxd");
+    let out = d.join("out");
+    let o = run(&[p("diff"), &old, &new, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("patch"), "{}", stderr(&o));
+    let o = run(&[p("apply"), &old, &patch, &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("verified"));
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
+    let o = run(&[p("verify"), &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("OK"));
+
+    let o = run(&[p("info"), p("--json"), &patch]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["old_bytes"], fs::metadata(&old).unwrap().len());
+    assert_eq!(v["new_bytes"], fs::metadata(&new).unwrap().len());
+    assert_eq!(v["patch_bytes"], fs::metadata(&patch).unwrap().len());
+    assert_eq!(v["signed"], false);
+    assert_eq!(v["engine"], "suffix-array");
+    assert_eq!(v["codecs"][0], "zstd");
+    assert_eq!(v["new_blake3"].as_str().unwrap().len(), 64);
+    let o = run(&[p("info"), &patch]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("format version"));
+
+    // -q silences the summary.
+    let o = run(&[p("-q"), p("apply"), &old, &patch, &out]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    // Streaming apply from standard input.
+    let out2 = d.join("out2");
+    let o = bin()
+        .args([p("apply"), &old, p("-"), &out2])
+        .stdin(fs::File::open(&patch).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&out2).unwrap(), fs::read(&new).unwrap());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn keys_and_signatures() {
+    let d = tmpdir("keys");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let name = d.join("rel");
+    let o = run(&[p("keygen"), &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (key, public) = (d.join("rel.key"), d.join("rel.pub"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Refuses to overwrite.
+    let o = run(&[p("keygen"), &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"));
+
+    let patch = d.join("s.oxd");
+    let o = run(&[p("diff"), p("--sign"), &key, &old, &new, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[p("verify"), p("--pubkey"), &public, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.join("out");
+    let o = run(&[p("apply"), p("--pubkey"), &public, &old, &patch, &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // An unsigned patch is refused when a key is required, before writing.
+    let unsigned = d.join("u.oxd");
+    assert!(run(&[p("diff"), &old, &new, &unsigned]).status.success());
+    let out3 = d.join("out3");
+    let o = run(&[p("apply"), p("--pubkey"), &public, &old, &unsigned, &out3]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unsigned"), "{}", stderr(&o));
+    assert!(!out3.exists());
+    // `sign` makes it acceptable.
+    let o = run(&[p("sign"), p("--key"), &key, &unsigned]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[p("apply"), p("--pubkey"), &public, &old, &unsigned, &out3]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[p("info"), p("--json"), &unsigned]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["signed"], true);
+    assert_eq!(v["key_id"].as_str().unwrap().len(), 16);
+    // A tampered signed patch fails verification.
+    let mut b = fs::read(&patch).unwrap();
+    let n = b.len();
+    b[n - 5] ^= 1;
+    fs::write(&patch, &b).unwrap();
+    let o = run(&[p("verify"), p("--pubkey"), &public, &patch]);
+    assert_eq!(o.status.code(), Some(1));
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn errors_are_clear_and_leave_output_alone() {
+    let d = tmpdir("errors");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("p.oxd");
+    assert!(run(&[p("diff"), &old, &new, &patch]).status.success());
+    let out = d.join("out");
+    fs::write(&out, b"before").unwrap();
+
+    let missing = d.join("missing");
+    let o = run(&[p("apply"), &missing, &patch, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("opening OLD") && e.contains("missing"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+
+    let o = run(&[p("apply"), &new, &patch, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("OLD does not match"), "{}", stderr(&o));
+
+    let bytes = fs::read(&patch).unwrap();
+    let short = d.join("short");
+    fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&[p("apply"), &old, &short, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+
+    let o = run(&[p("apply"), &old, &old, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not an oxdelta patch"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(&[p("diff"), &missing, &new, &d.join("x")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!d.join("x").exists());
+
+    assert_eq!(fs::read(&out).unwrap(), b"before");
+    let left: Vec<_> = fs::read_dir(&d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(left.is_empty());
+
+    // Usage errors exit 2.
+    let o = run(&[p("apply"), &old]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&[p("diff"), p("--codec"), p("brotli"), &old, &new, &patch]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown codec"));
+    // --help and --version exit 0.
+    assert!(run(&[p("--version")]).status.success());
+    assert!(run(&[p("diff"), p("--help")]).status.success());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn thread_count_does_not_change_the_patch() {
+    let d = tmpdir("threads");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let (a, b) = (d.join("a"), d.join("b"));
+    assert!(
+        run(&[
+            p("--threads"),
+            p("1"),
+            p("diff"),
+            p("--chunk-size"),
+            p("128K"),
+            &old,
+            &new,
+            &a
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        run(&[
+            p("--threads"),
+            p("4"),
+            p("diff"),
+            p("--chunk-size"),
+            p("128K"),
+            &old,
+            &new,
+            &b
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    let (oa, ob) = (d.join("oa"), d.join("ob"));
+    assert!(
+        run(&[p("--threads"), p("1"), p("apply"), &old, &a, &oa])
+            .status
+            .success()
+    );
+    assert!(
+        run(&[p("--threads"), p("3"), p("apply"), &old, &a, &ob])
+            .status
+            .success()
+    );
+    assert_eq!(fs::read(&oa).unwrap(), fs::read(&ob).unwrap());
+    fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,318 @@
+//! Round trips through the facade on real and edge-case inputs, and the
+//! failure paths of file apply (OUT untouched, no temporary left).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oxdelta::{ApplyOptions, Codec, DiffOptions, apply_bytes, diff_bytes};
+use proptest::prelude::*;
+
+fn testdata(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(p)
+}
+
+fn rt(old: &[u8], new: &[u8]) -> Vec<u8> {
+    let patch = diff_bytes(old, new, &DiffOptions::default());
+    let got = apply_bytes(old, &patch, &ApplyOptions::default()).expect("apply");
+    assert_eq!(got.len(), new.len());
+    assert!(got == new, "round trip differs");
+    patch
+}
+
+fn lcg(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn edge_cases() {
+    let r = lcg(1, 100_000);
+    rt(b"", b"");
+    rt(b"", b"x");
+    rt(b"x", b"");
+    rt(b"a", b"b");
+    rt(b"a", b"a");
+    rt(&r, &r);
+    rt(&r, b"");
+    rt(b"", &r);
+    rt(&r[..10], &r); // NEW much larger than OLD
+    rt(&r, &lcg(2, 100_000)); // unrelated random data
+    rt(&vec![0u8; 3_000_000], &vec![0u8; 3_000_001]); // long zero runs, several chunks
+    let mut z = vec![0u8; 2_000_000];
+    z[1_000_000..1_000_100].copy_from_slice(&r[..100]);
+    rt(&vec![0u8; 2_000_000], &z);
+}
+
+#[test]
+fn identical_files_give_tiny_patches() {
+    let r = lcg(3, 1 << 20);
+    let p = rt(&r, &r);
+    assert!(
+        p.len() < 2000,
+        "patch of identical 1 MiB files is {} bytes",
+        p.len()
+    );
+}
+
+#[test]
+fn real_pair_every_codec() {
+    let old = fs::read(testdata("msgpack/old")).unwrap();
+    let new = fs::read(testdata("msgpack/new")).unwrap();
+    let mut sizes = Vec::new();
+    for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3), Codec::Zstd(19)] {
+        let opts = DiffOptions {
+            codec,
+            ..DiffOptions::default()
+        };
+        let patch = diff_bytes(&old, &new, &opts);
+        assert_eq!(
+            apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(),
+            new
+        );
+        sizes.push(patch.len());
+    }
+    // Compression must actually help on a real pair.
+    assert!(sizes[3] < sizes[1] && sizes[1] < sizes[0], "{sizes:?}");
+    assert!(
+        sizes[3] < new.len() / 4,
+        "zstd patch {} of {} bytes",
+        sizes[3],
+        new.len()
+    );
+}
+
+#[test]
+fn chunk_sizes_do_not_change_the_result() {
+    let old = fs::read(testdata("msgpack/old")).unwrap();
+    let new = fs::read(testdata("msgpack/new")).unwrap();
+    for chunk in [4096u32, 65536, 1 << 20] {
+        let opts = DiffOptions {
+            chunk_len: Some(chunk),
+            ..DiffOptions::default()
+        };
+        let patch = diff_bytes(&old, &new, &opts);
+        assert_eq!(
+            apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(),
+            new,
+            "chunk {chunk}"
+        );
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oxdelta-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}
+
+#[test]
+fn file_round_trip_and_failures_leave_out_untouched() {
+    let d = tmpdir("files");
+    let (old, new, patch, out) = (
+        testdata("msgpack/old"),
+        testdata("msgpack/new"),
+        d.join("p"),
+        d.join("out"),
+    );
+    oxdelta::diff_files(&old, &new, &patch, &DiffOptions::default()).unwrap();
+    let r = oxdelta::apply_file(&old, &patch, &out, &ApplyOptions::default()).unwrap();
+    assert_eq!(r.new_len, fs::metadata(&new).unwrap().len());
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
+
+    // Wrong OLD: refused, OUT as it was.
+    fs::write(&out, b"previous contents").unwrap();
+    let e = oxdelta::apply_file(&new, &patch, &out, &ApplyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("OLD does not match"), "{e}");
+    assert_eq!(fs::read(&out).unwrap(), b"previous contents");
+
+    // Truncated patch.
+    let bytes = fs::read(&patch).unwrap();
+    let short = d.join("short");
+    fs::write(&short, &bytes[..bytes.len() - 10]).unwrap();
+    let e = oxdelta::apply_file(&old, &short, &out, &ApplyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert_eq!(fs::read(&out).unwrap(), b"previous contents");
+
+    // A corrupted chunk in the middle of the payloads.
+    let mut bad = bytes.clone();
+    let mid = bytes.len() - 1000;
+    bad[mid] ^= 0x40;
+    let badp = d.join("bad");
+    fs::write(&badp, &bad).unwrap();
+    let e = oxdelta::apply_file(&old, &badp, &out, &ApplyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("hash mismatch"), "{e}");
+    assert_eq!(fs::read(&out).unwrap(), b"previous contents");
+
+    // Missing OLD.
+    let e =
+        oxdelta::apply_file(&d.join("nope"), &patch, &out, &ApplyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("opening OLD"), "{e}");
+    assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+
+    // OUT equal to OLD: replaced atomically, the old contents were read intact.
+    let target = d.join("target");
+    fs::copy(&old, &target).unwrap();
+    oxdelta::apply_file(&target, &patch, &target, &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(&target).unwrap(), fs::read(&new).unwrap());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn unwritable_output_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmpdir("ro");
+    let patch = d.join("p");
+    oxdelta::diff_files(
+        &testdata("msgpack/old"),
+        &testdata("msgpack/new"),
+        &patch,
+        &DiffOptions::default(),
+    )
+    .unwrap();
+    let ro = d.join("ro");
+    fs::create_dir(&ro).unwrap();
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+    let r = oxdelta::apply_file(
+        &testdata("msgpack/old"),
+        &patch,
+        &ro.join("out"),
+        &ApplyOptions::default(),
+    );
+    // Root ignores directory permissions; only assert when they apply.
+    if fs::write(ro.join("probe"), b"x").is_err() {
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("temporary output"), "{e}");
+        assert!(!ro.join("out").exists());
+    }
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn streaming_apply_matches_file_apply() {
+    let d = tmpdir("stream");
+    let (old, new, patch, out) = (
+        testdata("msgpack/old"),
+        testdata("msgpack/new"),
+        d.join("p"),
+        d.join("out"),
+    );
+    oxdelta::diff_files(
+        &old,
+        &new,
+        &patch,
+        &DiffOptions {
+            chunk_len: Some(65536),
+            ..DiffOptions::default()
+        },
+    )
+    .unwrap();
+    let bytes = fs::read(&patch).unwrap();
+    let opts = ApplyOptions {
+        memory_budget: 1 << 16,
+        ..ApplyOptions::default()
+    };
+    oxdelta::apply_reader(&old, &bytes[..], &out, &opts).unwrap();
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
+    // Truncated stream: error, OUT untouched.
+    fs::write(&out, b"keep").unwrap();
+    let e = oxdelta::apply_reader(&old, &bytes[..bytes.len() / 2], &out, &opts).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert_eq!(fs::read(&out).unwrap(), b"keep");
+    // Trailing garbage is refused too.
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(oxdelta::apply_reader(&old, &long[..], &out, &opts).is_err());
+    assert_eq!(fs::read(&out).unwrap(), b"keep");
+    assert!(leftovers(&d).is_empty());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn signatures() {
+    let key = oxdelta::SecretKey([7u8; 32]);
+    let other = oxdelta::SecretKey([8u8; 32]);
+    let old = lcg(5, 50_000);
+    let mut new = old.clone();
+    new[100..200].fill(9);
+    let signed = diff_bytes(
+        &old,
+        &new,
+        &DiffOptions {
+            key: Some(key.clone()),
+            ..DiffOptions::default()
+        },
+    );
+    let unsigned = diff_bytes(&old, &new, &DiffOptions::default());
+    let trust = |k: &oxdelta::SecretKey| ApplyOptions {
+        trusted_key: Some(k.public()),
+        ..ApplyOptions::default()
+    };
+    assert_eq!(apply_bytes(&old, &signed, &trust(&key)).unwrap(), new);
+    let e = apply_bytes(&old, &signed, &trust(&other)).unwrap_err();
+    assert!(e.to_string().contains("not by the trusted key"), "{e}");
+    let e = apply_bytes(&old, &unsigned, &trust(&key)).unwrap_err();
+    assert!(e.to_string().contains("unsigned"), "{e}");
+    // Signing is deterministic.
+    assert_eq!(
+        signed,
+        diff_bytes(
+            &old,
+            &new,
+            &DiffOptions {
+                key: Some(key.clone()),
+                ..DiffOptions::default()
+            }
+        )
+    );
+    // A flipped bit in the head breaks the signature even without a trusted key.
+    let mut t = signed.clone();
+    t[40] ^= 1;
+    assert!(oxdelta::verify_bytes(&t, None).is_err());
+    assert!(oxdelta::verify_bytes(&signed, Some(&key.public())).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn random_edits_round_trip(
+        seed in any::<u64>(),
+        len in 0usize..20_000,
+        edits in prop::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), 1usize..300), 0..12),
+    ) {
+        let old = lcg(seed, len);
+        let mut new = old.clone();
+        for (at, kind, b, n) in edits {
+            let at = if new.is_empty() { 0 } else { at as usize % new.len() };
+            match kind {
+                0 => { let e = (at + n).min(new.len()); new[at..e].fill(b); }
+                1 => { new.splice(at..at, std::iter::repeat_n(b, n)); }
+                2 => { let e = (at + n).min(new.len()); new.drain(at..e); }
+                _ => { let e = (at + n).min(new.len()); let moved: Vec<u8> = new.drain(at..e).collect(); new.extend(moved); }
+            }
+        }
+        let opts = DiffOptions { chunk_len: Some(4096), codec: Codec::Lz4, key: None };
+        let patch = diff_bytes(&old, &new, &opts);
+        prop_assert_eq!(apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(), new);
+    }
+}

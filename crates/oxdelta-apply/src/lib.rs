@@ -53,6 +53,11 @@ pub struct ApplyOptions {
     /// Set to true from elsewhere (a signal handler) to stop; the apply then
     /// fails with [`ApplyError::Cancelled`] and leaves OUT as it was.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Largest NEW that [`apply_bytes`] builds in memory (default 4 GiB). A
+    /// patch naming a larger NEW is refused before anything is allocated: a
+    /// few megabytes of ZERO chunks can name a terabyte. File applies write
+    /// through a map and are not limited by it.
+    pub max_in_memory_len: u64,
 }
 
 impl Default for ApplyOptions {
@@ -61,6 +66,7 @@ impl Default for ApplyOptions {
             trusted_key: None,
             memory_budget: 48 << 20,
             cancel: None,
+            max_in_memory_len: 4 << 30,
         }
     }
 }
@@ -212,14 +218,21 @@ fn apply_chunks<'p>(
 pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>> {
     let p = Patch::parse(patch)?;
     check_signature_and_old(p.head_bytes(), &p.signature, &p.head, old, opts)?;
-    let new_len = usize::try_from(p.head.meta.new_len).map_err(|_| {
+    let too_big = || {
         ApplyError::Patch(oxdelta_format::Error::invalid(
             "NEW length",
-            "a length that fits in memory",
+            format!(
+                "at most {} bytes to build in memory (ApplyOptions::max_in_memory_len)",
+                opts.max_in_memory_len
+            ),
             p.head.meta.new_len,
             56,
         ))
-    })?;
+    };
+    if p.head.meta.new_len > opts.max_in_memory_len {
+        return Err(too_big());
+    }
+    let new_len = usize::try_from(p.head.meta.new_len).map_err(|_| too_big())?;
     let mut out = Vec::new();
     out.try_reserve_exact(new_len).map_err(|_| {
         ApplyError::Patch(oxdelta_format::Error::invalid(

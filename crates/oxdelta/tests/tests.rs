@@ -1,3 +1,9 @@
 //! Integration tests of the oxdelta library.
 
 mod roundtrip;
+
+// Golden patches and hostile input (modules under suite/).
+#[path = "suite/golden.rs"]
+mod golden;
+#[path = "suite/hostile.rs"]
+mod hostile;

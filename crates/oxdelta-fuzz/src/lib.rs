@@ -1,0 +1,674 @@
+//! Fuzz properties of oxdelta, one function per libFuzzer target.
+//!
+//! Each function takes the fuzzer's raw bytes and panics only when a real
+//! property is violated; any clean error from the code under test is a pass.
+//! The libFuzzer targets in `fuzz/fuzz_targets/` only call these functions,
+//! so every corpus and crash file can be replayed by a plain `cargo test` on
+//! stable (see `tests/tests.rs`), without cargo-fuzz or nightly.
+//!
+//! | target         | input                         | property |
+//! |----------------|-------------------------------|----------|
+//! | [`parse`]        | bytes as a patch              | the parsers never panic; a parsed head re-encodes to the same bytes |
+//! | [`decode_chunk`] | a [`ChunkInput`]              | codecs round-trip; the op applier equals a naive interpreter; a patch built around it applies to exactly that |
+//! | [`apply`]        | bytes as a patch against [`fixed_old`] | a clean error, or NEW with the length and BLAKE3 the head names; with its hashes fixed up, it applies to what the chunks decode to |
+//! | [`roundtrip`]    | a [`RoundtripInput`]          | diff → apply gives NEW back; the patch does not depend on the thread count |
+//!
+//! Structured inputs implement [`arbitrary::Arbitrary`] and have a
+//! `to_bytes` inverse, so seed files can be written from values.
+#![deny(missing_docs)]
+
+use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
+use oxdelta::{ApplyOptions, DiffOptions};
+use oxdelta_format::head::{self, Head};
+use oxdelta_format::ops::{OpDecoder, apply_ops};
+use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, SignatureBlock};
+use oxdelta_format::{ChunkEntry, Codec, Engine, Metadata, Op, Patch, StreamLen, Streams};
+
+/// A target: its name (as in `fuzz/fuzz_targets/NAME.rs`) and its property.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, for replaying corpora.
+pub const TARGETS: &[Target] = &[
+    ("parse", parse),
+    ("decode_chunk", decode_chunk),
+    ("apply", apply),
+    ("roundtrip", roundtrip),
+];
+
+/// Largest NEW the fuzz targets let the applier build (hostile patches can
+/// name far more; the applier must refuse them cleanly).
+const FUZZ_MAX_NEW: u64 = 16 << 20;
+
+fn apply_opts() -> ApplyOptions {
+    ApplyOptions {
+        max_in_memory_len: FUZZ_MAX_NEW,
+        ..ApplyOptions::default()
+    }
+}
+
+/// The OLD the `apply` target patches: 4 KiB of deterministic, partly
+/// repetitive bytes.
+pub fn fixed_old() -> &'static [u8] {
+    static OLD: OnceLock<Vec<u8>> = OnceLock::new();
+    OLD.get_or_init(|| old_of_len(4096))
+}
+
+/// Deterministic OLD bytes of length `n`: text-like runs, a counter and
+/// some zeros, so diffs find copies, adds and zero runs.
+pub fn old_of_len(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..n)
+        .map(|i| match (i / 512) % 4 {
+            0 => b"the quick brown fox jumps over the lazy dog "[i % 44],
+            1 => (i as u8).wrapping_mul(7),
+            2 => 0,
+            _ => {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            }
+        })
+        .collect()
+}
+
+/// `parse`: arbitrary bytes as a patch.
+///
+/// `Patch::parse`, `Head::parse`, `peek_head_len` and
+/// `SignatureBlock::parse` never panic; when a head parses, encoding it
+/// again gives back exactly its bytes (the format has one encoding), and
+/// every payload the parsed patch hands out has the length its entry names.
+pub fn parse(data: &[u8]) {
+    let _ = head::peek_head_len(data);
+    if let Ok(h) = Head::parse(data) {
+        let enc = Head::encode(&h.meta, &h.chunks);
+        assert_eq!(
+            enc[..],
+            data[..h.head_len as usize],
+            "a parsed head must re-encode to the same bytes"
+        );
+    }
+    for block in [
+        data.get(..SIGNATURE_BLOCK_LEN),
+        data.rchunks(SIGNATURE_BLOCK_LEN).next(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(b) = SignatureBlock::parse(block, 0) {
+            assert_eq!(
+                b.to_bytes()[..],
+                block[..],
+                "a signature block must re-encode to its bytes"
+            );
+        }
+    }
+    if let Ok(p) = Patch::parse(data) {
+        assert_eq!(p.head.patch_len(), data.len() as u64);
+        let _ = p.verify_signature(None);
+        for (i, e) in p.head.chunks.iter().enumerate() {
+            let payload = p.payload(i);
+            assert_eq!(payload.len() as u64, e.payload_len());
+            if let Ok(s) = oxdelta_format::decode_chunk(e, payload) {
+                assert_eq!(s.ctrl.len(), e.ctrl.raw as usize);
+                assert_eq!(s.diff.len(), e.diff.raw as usize);
+                assert_eq!(s.lit.len(), e.lit.raw as usize);
+            }
+        }
+    }
+}
+
+/// Input of the `decode_chunk` target: one chunk's streams and the OLD it
+/// reads, from which the target builds a valid head.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChunkInput {
+    /// Codec id (taken modulo 3).
+    pub codec: u8,
+    /// Bit 0: compress the streams with the codec (else they are stored
+    /// as given, with `raw_lens` as their declared raw lengths). Bit 1:
+    /// declare all of OLD as one range (else `ranges`).
+    pub flags: u8,
+    /// NEW bytes the chunk produces, minus one.
+    pub new_len_m1: u16,
+    /// Declared OLD ranges `(start, len)` when flag bit 1 is clear.
+    pub ranges: Vec<(u16, u16)>,
+    /// Declared raw lengths of the streams when flag bit 0 is clear.
+    pub raw_lens: [u16; 3],
+    /// OLD.
+    pub old: Vec<u8>,
+    /// Control, diff and literal streams (raw or stored, see `flags`).
+    pub streams: [Vec<u8>; 3],
+}
+
+const FLAG_COMPRESS: u8 = 1;
+const FLAG_WHOLE_OLD: u8 = 2;
+
+fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
+    Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
+}
+
+impl<'a> Arbitrary<'a> for ChunkInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let codec = u8::arbitrary(u)?;
+        let flags = u8::arbitrary(u)?;
+        let new_len_m1 = take_u16(u)?;
+        let n = u8::arbitrary(u)? % 5;
+        let mut ranges = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            ranges.push((take_u16(u)?, take_u16(u)?));
+        }
+        let raw_lens = [take_u16(u)?, take_u16(u)?, take_u16(u)?];
+        let lens = [take_u16(u)?, take_u16(u)?, take_u16(u)?, take_u16(u)?];
+        let mut take = |len: u16| -> arbitrary::Result<Vec<u8>> {
+            let n = usize::from(len).min(u.len());
+            Ok(u.bytes(n)?.to_vec())
+        };
+        let old = take(lens[0])?;
+        let streams = [take(lens[1])?, take(lens[2])?, take(lens[3])?];
+        Ok(ChunkInput {
+            codec,
+            flags,
+            new_len_m1,
+            ranges,
+            raw_lens,
+            old,
+            streams,
+        })
+    }
+}
+
+impl ChunkInput {
+    /// The bytes that [`Arbitrary`] turns back into this value.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![self.codec, self.flags];
+        out.extend_from_slice(&self.new_len_m1.to_le_bytes());
+        out.push(self.ranges.len() as u8);
+        for &(s, l) in &self.ranges {
+            out.extend_from_slice(&s.to_le_bytes());
+            out.extend_from_slice(&l.to_le_bytes());
+        }
+        for l in self.raw_lens {
+            out.extend_from_slice(&l.to_le_bytes());
+        }
+        for b in [
+            &self.old,
+            &self.streams[0],
+            &self.streams[1],
+            &self.streams[2],
+        ] {
+            out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(&self.old);
+        for s in &self.streams {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+}
+
+/// Builds a one-chunk patch: head (with `new_hash` for the chunk and NEW),
+/// unsigned block, payload.
+fn one_chunk_patch(old: &[u8], entry: &ChunkEntry, payload: &[u8], new_hash: [u8; 32]) -> Vec<u8> {
+    let meta = Metadata {
+        old_len: old.len() as u64,
+        old_hash: *blake3::hash(old).as_bytes(),
+        new_len: entry.new_len.into(),
+        new_hash,
+        engine: Engine::Unknown,
+        flags: 0,
+    };
+    let mut e = entry.clone();
+    e.new_hash = new_hash;
+    oxdelta_format::assemble(
+        &meta,
+        vec![oxdelta_format::EncodedChunk {
+            entry: e,
+            payload: payload.to_vec(),
+        }],
+        None,
+    )
+}
+
+/// The obvious interpretation of a chunk's ops: the oracle for
+/// [`apply_ops`].
+fn naive_apply(
+    old: &[u8],
+    s: &Streams,
+    ranges: &[(u64, u64)],
+    new_start: u64,
+    new_len: u64,
+) -> Option<Vec<u8>> {
+    let dec = OpDecoder::new(
+        &s.ctrl,
+        new_start,
+        new_len,
+        s.diff.len() as u64,
+        s.lit.len() as u64,
+        old.len() as u64,
+        ranges,
+    );
+    let (mut out, mut d, mut l) = (Vec::new(), 0usize, 0usize);
+    for op in dec {
+        match op.ok()? {
+            Op::Copy { old: o, len } => {
+                for k in 0..len as usize {
+                    out.push(old[o as usize + k]);
+                }
+            }
+            Op::Add { old: o, len } => {
+                for k in 0..len as usize {
+                    out.push(old[o as usize + k].wrapping_add(s.diff[d]));
+                    d += 1;
+                }
+            }
+            Op::Insert { len } => {
+                for _ in 0..len {
+                    out.push(s.lit[l]);
+                    l += 1;
+                }
+            }
+            Op::Zero { len } => out.extend(std::iter::repeat_n(0u8, len as usize)),
+        }
+    }
+    assert_eq!(
+        out.len() as u64,
+        new_len,
+        "decoded ops must produce the chunk exactly"
+    );
+    assert_eq!(
+        (d, l),
+        (s.diff.len(), s.lit.len()),
+        "ops must consume the streams exactly"
+    );
+    Some(out)
+}
+
+/// `decode_chunk`: a valid head around arbitrary streams, so the fuzzer
+/// reaches the codecs and the op decoder.
+///
+/// Honestly compressed streams decode to themselves; [`apply_ops`] (into a
+/// zeroed buffer skipping ZERO ops, and into a dirty one writing them)
+/// agrees with a naive interpreter of the decoded ops, and fails exactly
+/// when it does; and the whole patch, given the naive output's hash,
+/// applies through `apply_bytes` to exactly that output.
+pub fn decode_chunk(data: &[u8]) {
+    if let Ok(input) = ChunkInput::arbitrary_take_rest(Unstructured::new(data)) {
+        check_chunk(&input);
+    }
+}
+
+fn check_chunk(input: &ChunkInput) {
+    let codec = match input.codec % 3 {
+        0 => Codec::None,
+        1 => Codec::Lz4,
+        _ => Codec::Zstd(1),
+    };
+    let compress = input.flags & FLAG_COMPRESS != 0;
+    let old = &input.old[..];
+    let stored: Vec<Vec<u8>> = if compress {
+        input.streams.iter().map(|s| codec.compress(s)).collect()
+    } else {
+        input.streams.to_vec()
+    };
+    let lens: Vec<StreamLen> = (0..3)
+        .map(|k| StreamLen {
+            raw: if compress || codec == Codec::None {
+                input.streams[k].len() as u32
+            } else {
+                input.raw_lens[k].into()
+            },
+            stored: stored[k].len() as u32,
+        })
+        .collect();
+    let old_ranges: Vec<(u64, u64)> = if input.flags & FLAG_WHOLE_OLD != 0 {
+        if old.is_empty() {
+            vec![]
+        } else {
+            vec![(0, old.len() as u64)]
+        }
+    } else {
+        input
+            .ranges
+            .iter()
+            .map(|&(s, l)| (s.into(), l.into()))
+            .collect()
+    };
+    let payload = stored.concat();
+    let entry = ChunkEntry {
+        new_offset: 0,
+        new_len: u32::from(input.new_len_m1) + 1,
+        codec,
+        ctrl: lens[0],
+        diff: lens[1],
+        lit: lens[2],
+        payload_hash: *blake3::hash(&payload).as_bytes(),
+        new_hash: [0; 32],
+        old_ranges,
+        payload_offset: 0,
+    };
+    let patch = one_chunk_patch(old, &entry, &payload, [0; 32]);
+    let Ok(p) = Patch::parse(&patch) else {
+        return;
+    };
+    let e = &p.head.chunks[0];
+    let decoded = oxdelta_format::decode_chunk(e, p.payload(0));
+    if compress {
+        let s = decoded
+            .as_ref()
+            .expect("honestly compressed streams decode");
+        assert_eq!(
+            [&s.ctrl, &s.diff, &s.lit],
+            [&input.streams[0], &input.streams[1], &input.streams[2]],
+            "codec round trip"
+        );
+    }
+    let Ok(streams) = decoded else {
+        return;
+    };
+    let new_len = u64::from(e.new_len);
+    let want = naive_apply(old, &streams, &e.old_ranges, 0, new_len);
+    let mut dirty = vec![0xa5u8; new_len as usize];
+    let mut zeroed = vec![0u8; new_len as usize];
+    let r1 = apply_ops(old, &streams, &e.old_ranges, 0, &mut dirty, false);
+    let r2 = apply_ops(old, &streams, &e.old_ranges, 0, &mut zeroed, true);
+    let Some(want) = want else {
+        assert!(
+            r1.is_err() && r2.is_err(),
+            "apply_ops accepted ops the decoder refuses"
+        );
+        return;
+    };
+    assert!(
+        r1.is_ok() && r2.is_ok(),
+        "apply_ops refused valid ops: {r1:?} {r2:?}"
+    );
+    assert_eq!(
+        dirty, want,
+        "apply_ops (writing zeros) differs from the naive interpreter"
+    );
+    assert_eq!(
+        zeroed, want,
+        "apply_ops (zeroed output) differs from the naive interpreter"
+    );
+    let h = *blake3::hash(&want).as_bytes();
+    let patch = one_chunk_patch(old, e, p.payload(0), h);
+    let got =
+        oxdelta::apply_bytes(old, &patch, &apply_opts()).expect("a valid one-chunk patch applies");
+    assert_eq!(got, want, "apply_bytes differs from the naive interpreter");
+}
+
+/// `apply`: arbitrary bytes as a patch against [`fixed_old`].
+///
+/// `apply_bytes` returns a clean error, or NEW with exactly the length and
+/// BLAKE3 the head names. Then, so that mutated patches get past the
+/// hashes, the patch is rebuilt with its OLD set to [`old_of_len`] of the
+/// declared length, its payload hashes recomputed, and, when every chunk
+/// decodes by the reference path (`decode_chunk` + `apply_ops`), its chunk
+/// and NEW hashes set to that output: it must then apply to exactly that
+/// output, and fail otherwise.
+pub fn apply(data: &[u8]) {
+    check_apply(fixed_old(), data);
+    let Ok(p) = Patch::parse(data) else {
+        return;
+    };
+    let h = &p.head;
+    if h.meta.old_len > 1 << 16 || h.meta.new_len > 1 << 20 {
+        return;
+    }
+    let old = old_of_len(h.meta.old_len as usize);
+    let mut entries = h.chunks.clone();
+    let mut want = vec![0u8; h.meta.new_len as usize];
+    let mut ok = true;
+    for (i, e) in entries.iter_mut().enumerate() {
+        let payload = p.payload(i);
+        e.payload_hash = *blake3::hash(payload).as_bytes();
+        let r = e.new_range();
+        let out = &mut want[r.start as usize..r.end as usize];
+        let done = oxdelta_format::decode_chunk(e, payload)
+            .and_then(|s| apply_ops(&old, &s, &e.old_ranges, e.new_offset, out, false));
+        match done {
+            Ok(()) => e.new_hash = *blake3::hash(out).as_bytes(),
+            Err(_) => ok = false,
+        }
+    }
+    let meta = Metadata {
+        old_hash: *blake3::hash(&old).as_bytes(),
+        new_hash: *blake3::hash(&want).as_bytes(),
+        ..h.meta.clone()
+    };
+    let mut fixed = oxdelta_format::encode_head(&meta, &entries, None);
+    fixed.extend_from_slice(&data[h.payload_start() as usize..]);
+    let got = oxdelta::apply_bytes(&old, &fixed, &apply_opts());
+    if ok {
+        assert_eq!(
+            got.expect("a patch whose chunks all decode applies"),
+            want,
+            "apply_bytes differs from the reference chunk decoder"
+        );
+    } else {
+        assert!(
+            got.is_err(),
+            "apply_bytes accepted a chunk the reference decoder refuses"
+        );
+    }
+}
+
+fn check_apply(old: &[u8], patch: &[u8]) {
+    if let Ok(new) = oxdelta::apply_bytes(old, patch, &apply_opts()) {
+        let p = Patch::parse(patch).expect("an applied patch parses");
+        assert_eq!(new.len() as u64, p.head.meta.new_len, "NEW length");
+        assert_eq!(
+            *blake3::hash(&new).as_bytes(),
+            p.head.meta.new_hash,
+            "apply_bytes returned NEW with the wrong hash"
+        );
+        assert!(
+            oxdelta::verify_bytes(patch, None).is_ok(),
+            "an applied patch verifies"
+        );
+    }
+}
+
+/// Input of the `roundtrip` target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundtripInput {
+    /// Codec: 0 none, 1 lz4, 2 zstd level 1, 3 zstd level 19 (modulo 4).
+    pub codec: u8,
+    /// Chunk length is `chunk_len + 1` (so inputs span several chunks).
+    pub chunk_len: u16,
+    /// OLD.
+    pub old: Vec<u8>,
+    /// NEW.
+    pub new: Vec<u8>,
+}
+
+impl<'a> Arbitrary<'a> for RoundtripInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let codec = u8::arbitrary(u)?;
+        let chunk_len = take_u16(u)?;
+        let old_len = usize::from(take_u16(u)?).min(u.len());
+        let old = u.bytes(old_len)?.to_vec();
+        let new = u.bytes(u.len())?.to_vec();
+        Ok(RoundtripInput {
+            codec,
+            chunk_len,
+            old,
+            new,
+        })
+    }
+}
+
+impl RoundtripInput {
+    /// The bytes that [`Arbitrary`] turns back into this value.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![self.codec];
+        out.extend_from_slice(&self.chunk_len.to_le_bytes());
+        out.extend_from_slice(&(self.old.len() as u16).to_le_bytes());
+        out.extend_from_slice(&self.old);
+        out.extend_from_slice(&self.new);
+        out
+    }
+}
+
+fn pool(threads: usize) -> &'static rayon::ThreadPool {
+    static POOLS: [OnceLock<rayon::ThreadPool>; 2] = [OnceLock::new(), OnceLock::new()];
+    POOLS[usize::from(threads > 1)].get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool")
+    })
+}
+
+/// `roundtrip`: diff (OLD, NEW) and apply the patch: NEW comes back, the
+/// patch verifies, and diffing in a 1-thread pool and in a 3-thread pool
+/// gives identical bytes.
+pub fn roundtrip(data: &[u8]) {
+    if let Ok(input) = RoundtripInput::arbitrary_take_rest(Unstructured::new(data)) {
+        check_roundtrip(&input);
+    }
+}
+
+fn check_roundtrip(input: &RoundtripInput) {
+    let codec = match input.codec % 4 {
+        0 => Codec::None,
+        1 => Codec::Lz4,
+        2 => Codec::Zstd(1),
+        _ => Codec::Zstd(19),
+    };
+    let opts = DiffOptions {
+        codec,
+        chunk_len: Some(u32::from(input.chunk_len) + 1),
+        key: None,
+    };
+    let (old, new) = (&input.old[..], &input.new[..]);
+    let serial = pool(1).install(|| oxdelta::diff_bytes(old, new, &opts));
+    let parallel = pool(3).install(|| oxdelta::diff_bytes(old, new, &opts));
+    assert!(serial == parallel, "the patch depends on the thread count");
+    let got = oxdelta::apply_bytes(old, &serial, &ApplyOptions::default())
+        .unwrap_or_else(|e| panic!("a fresh patch must apply: {e}"));
+    assert!(got == new, "diff then apply did not give NEW back");
+    oxdelta::verify_bytes(&serial, None).expect("a fresh patch verifies");
+}
+
+/// Functions that write seed inputs (used by the seed generator test).
+pub mod seeds {
+    use super::*;
+
+    /// Small valid patches against [`fixed_old`] (for `parse` and `apply`).
+    pub fn patches() -> Vec<(String, Vec<u8>)> {
+        let old = fixed_old();
+        let mut new = old.to_vec();
+        new[100..110].copy_from_slice(b"0123456789");
+        new.splice(2000..2000, b"inserted text, inserted text".iter().copied());
+        new.truncate(3000);
+        new.extend_from_slice(&[0u8; 300]);
+        new.extend_from_slice(&old[..200]);
+        let mut out = Vec::new();
+        for (name, codec) in [
+            ("none", Codec::None),
+            ("lz4", Codec::Lz4),
+            ("zstd", Codec::Zstd(3)),
+        ] {
+            let opts = DiffOptions {
+                codec,
+                chunk_len: Some(1024),
+                key: None,
+            };
+            out.push((
+                format!("patch-{name}"),
+                oxdelta::diff_bytes(old, &new, &opts),
+            ));
+        }
+        let key = oxdelta_format::SecretKey([7; 32]);
+        let opts = DiffOptions {
+            codec: Codec::Lz4,
+            chunk_len: Some(2048),
+            key: Some(key),
+        };
+        out.push((
+            "patch-signed".into(),
+            oxdelta::diff_bytes(old, &new[..1500], &opts),
+        ));
+        out.push((
+            "patch-empty-new".into(),
+            oxdelta::diff_bytes(old, &[], &DiffOptions::default()),
+        ));
+        out
+    }
+
+    /// Chunk inputs from real diffs, compressed and stored (for `decode_chunk`).
+    pub fn chunks() -> Vec<(String, Vec<u8>)> {
+        let old = &fixed_old()[..600];
+        let mut new = old.to_vec();
+        new[50..60].fill(b'x');
+        new.extend_from_slice(&[0u8; 64]);
+        new.extend_from_slice(b"literal tail");
+        let mut enc = oxdelta_format::ChunkEncoder::new(old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 200 });
+        enc.push(Op::Copy { old: 200, len: 400 });
+        enc.push(Op::Zero { len: 64 });
+        enc.push(Op::Insert { len: 12 });
+        let (streams, _) = enc.finish();
+        let mut out = Vec::new();
+        for codec in 0..3u8 {
+            for flags in [FLAG_COMPRESS | FLAG_WHOLE_OLD, FLAG_WHOLE_OLD] {
+                let mut input = ChunkInput {
+                    codec,
+                    flags,
+                    new_len_m1: (new.len() - 1) as u16,
+                    ranges: vec![(0, 600)],
+                    raw_lens: [
+                        streams.ctrl.len() as u16,
+                        streams.diff.len() as u16,
+                        streams.lit.len() as u16,
+                    ],
+                    old: old.to_vec(),
+                    streams: [
+                        streams.ctrl.clone(),
+                        streams.diff.clone(),
+                        streams.lit.clone(),
+                    ],
+                };
+                if flags & FLAG_COMPRESS == 0 && codec != 0 {
+                    let c = if codec == 1 {
+                        Codec::Lz4
+                    } else {
+                        Codec::Zstd(1)
+                    };
+                    input.streams = input.streams.map(|s| c.compress(&s));
+                }
+                out.push((format!("chunk-{codec}-{flags}"), input.to_bytes()));
+            }
+        }
+        out
+    }
+
+    /// Small (OLD, NEW) pairs (for `roundtrip`).
+    pub fn pairs() -> Vec<(String, Vec<u8>)> {
+        let old = old_of_len(1500);
+        let mut new = old.clone();
+        new[700..720].fill(9);
+        new.rotate_left(300);
+        let mut out = Vec::new();
+        for codec in 0..4u8 {
+            let input = RoundtripInput {
+                codec,
+                chunk_len: 511,
+                old: old.clone(),
+                new: new.clone(),
+            };
+            out.push((format!("pair-{codec}"), input.to_bytes()));
+        }
+        let empty = RoundtripInput {
+            codec: 1,
+            chunk_len: 100,
+            old: vec![],
+            new: b"only new".to_vec(),
+        };
+        out.push(("pair-empty-old".into(), empty.to_bytes()));
+        out
+    }
+}

@@ -1,0 +1,298 @@
+//! Golden patches: patches made by format v1 encoders must keep applying.
+//!
+//! `testdata/golden/v1/` holds small OLD/NEW pairs (`PAIR.old`, `PAIR.new`)
+//! and patches named `PAIR.CODEC[.signed].oxd`, signed ones with the
+//! committed *test* key `test.key` / `test.pub`. They were written by
+//! [`regenerate_golden`] (`cargo test -p oxdelta -- --ignored
+//! regenerate_golden`); once committed they are never rewritten: a later
+//! version that cannot apply them has broken the format.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey, SignatureBlock};
+
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/v1")
+}
+
+/// One golden patch and what it must rebuild.
+pub struct Golden {
+    pub name: String,
+    pub codec: &'static str,
+    pub signed: bool,
+    pub patch: Vec<u8>,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+pub fn test_public_key() -> PublicKey {
+    PublicKey::from_text(&fs::read_to_string(dir().join("test.pub")).unwrap()).unwrap()
+}
+
+pub fn test_secret_key() -> SecretKey {
+    SecretKey::from_text(&fs::read_to_string(dir().join("test.key")).unwrap()).unwrap()
+}
+
+pub fn all() -> Vec<Golden> {
+    let mut names: Vec<String> = fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".oxd"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let parts: Vec<&str> = name.trim_end_matches(".oxd").split('.').collect();
+            let codec = match parts[1] {
+                "none" => "none",
+                "lz4" => "lz4",
+                "zstd" => "zstd",
+                c => panic!("{name}: unknown codec {c} in the file name"),
+            };
+            let read = |f: String| fs::read(dir().join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            Golden {
+                codec,
+                signed: parts.get(2) == Some(&"signed"),
+                patch: read(name.clone()),
+                old: read(format!("{}.old", parts[0])),
+                new: read(format!("{}.new", parts[0])),
+                name,
+            }
+        })
+        .collect()
+}
+
+pub fn get(name: &str) -> Golden {
+    all()
+        .into_iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no golden patch {name}"))
+}
+
+/// Every golden patch applies, in memory, to a file and from a stream, to
+/// exactly NEW, and verifies.
+#[test]
+fn golden_patches_apply() {
+    let all = all();
+    assert!(
+        all.len() >= 7,
+        "golden patches are missing: found {}",
+        all.len()
+    );
+    let tmp = crate::hostile::TempDir::new("golden");
+    for g in &all {
+        let got = oxdelta::apply_bytes(&g.old, &g.patch, &ApplyOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        assert!(got == g.new, "{}: apply_bytes did not rebuild NEW", g.name);
+        let (o, p, n) = (tmp.path("old"), tmp.path("patch"), tmp.path("new"));
+        fs::write(&o, &g.old).unwrap();
+        fs::write(&p, &g.patch).unwrap();
+        let r = oxdelta::apply_file(&o, &p, &n, &ApplyOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        assert_eq!(r.new_len, g.new.len() as u64);
+        assert_eq!(r.signed, g.signed, "{}", g.name);
+        assert!(
+            fs::read(&n).unwrap() == g.new,
+            "{}: apply_file did not rebuild NEW",
+            g.name
+        );
+        let streamed = tmp.path("streamed");
+        oxdelta::apply_reader(&o, &g.patch[..], &streamed, &ApplyOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        assert!(
+            fs::read(&streamed).unwrap() == g.new,
+            "{}: apply_reader",
+            g.name
+        );
+        oxdelta::verify_bytes(&g.patch, None).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+    }
+}
+
+/// The fields `oxdelta info` shows parse and describe the files.
+#[test]
+fn golden_info_fields() {
+    for g in all() {
+        let p = Patch::parse(&g.patch).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        let h = &p.head;
+        assert_eq!(h.version, 1, "{}", g.name);
+        assert_eq!(h.meta.old_len, g.old.len() as u64, "{}", g.name);
+        assert_eq!(h.meta.new_len, g.new.len() as u64, "{}", g.name);
+        assert_eq!(
+            &h.meta.old_hash,
+            blake3::hash(&g.old).as_bytes(),
+            "{}",
+            g.name
+        );
+        assert_eq!(
+            &h.meta.new_hash,
+            blake3::hash(&g.new).as_bytes(),
+            "{}",
+            g.name
+        );
+        assert_eq!(h.meta.engine.name(), "suffix-array", "{}", g.name);
+        assert!(!h.is_in_place(), "{}", g.name);
+        assert!(
+            h.chunks.len() > 1,
+            "{}: golden patches have several chunks",
+            g.name
+        );
+        let max = h.chunks.iter().map(|c| c.new_len).max().unwrap();
+        assert_eq!(h.max_chunk_new_len, max, "{}", g.name);
+        assert_eq!(h.patch_len(), g.patch.len() as u64, "{}", g.name);
+        for c in &h.chunks {
+            let name = c.codec.name();
+            assert!(
+                name == g.codec || name == "none",
+                "{}: chunk codec {name}",
+                g.name
+            );
+        }
+        assert!(
+            h.chunks.iter().any(|c| c.codec.name() == g.codec),
+            "{}: no chunk uses {}",
+            g.name,
+            g.codec
+        );
+        match (g.signed, p.signature.public_key()) {
+            (true, Some(k)) => assert_eq!(k, test_public_key(), "{}", g.name),
+            (false, None) => {}
+            (s, k) => panic!("{}: signed {s} but key {k:?}", g.name),
+        }
+    }
+}
+
+/// Signed golden patches verify with the test key, unsigned ones are
+/// refused when a key is required; signing is deterministic, so signing a
+/// head again gives the block in the file.
+#[test]
+fn golden_signatures() {
+    let key = test_secret_key();
+    let trusted = test_public_key();
+    assert_eq!(key.public(), trusted);
+    let mut signed = 0;
+    for g in all() {
+        let p = Patch::parse(&g.patch).unwrap();
+        let verified = oxdelta::verify_bytes(&g.patch, Some(&trusted));
+        let opts = ApplyOptions {
+            trusted_key: Some(trusted),
+            ..ApplyOptions::default()
+        };
+        let applied = oxdelta::apply_bytes(&g.old, &g.patch, &opts);
+        if g.signed {
+            signed += 1;
+            verified.unwrap_or_else(|e| panic!("{}: {e}", g.name));
+            assert!(applied.unwrap() == g.new);
+            let again = SignatureBlock::sign(p.head_bytes(), &key);
+            assert_eq!(
+                again, p.signature,
+                "{}: signing is not deterministic",
+                g.name
+            );
+        } else {
+            assert!(
+                verified.is_err() && applied.is_err(),
+                "{}: an unsigned patch passed a key check",
+                g.name
+            );
+            // Signing the same head twice gives the same bytes.
+            let a = SignatureBlock::sign(p.head_bytes(), &key).to_bytes();
+            let b = SignatureBlock::sign(p.head_bytes(), &key).to_bytes();
+            assert_eq!(a, b);
+        }
+    }
+    assert!(signed >= 1);
+}
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// A text-like file: words from a small vocabulary.
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "delta", "patch", "chunk", "stream", "copy", "insert", "zero", "apply", "old", "new",
+        "the", "of", "and", "signed", "hash", "block", "table", "head",
+    ];
+    let mut r = rng(seed);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        out.extend_from_slice(WORDS[(r() % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if r() % 9 == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
+type Pair = (&'static str, Vec<u8>, Vec<u8>);
+
+/// The pairs: text with edits, and binary-like data with moved and
+/// changed blocks, a zero run and new bytes.
+fn pairs() -> Vec<Pair> {
+    let old = text(1, 4000);
+    let mut new = old.clone();
+    new[500..520].copy_from_slice(b"EDITED EDITED EDITED");
+    new.splice(1800..1800, text(3, 700));
+    new.drain(3000..3200);
+    let t = ("text", old, new);
+
+    let mut r = rng(2);
+    let mut old: Vec<u8> = Vec::new();
+    for i in 0..6144usize {
+        old.push(match (i / 256) % 3 {
+            0 => (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[i % 4],
+            1 => (i % 251) as u8,
+            _ => r() as u8,
+        });
+    }
+    let mut new = old.clone();
+    new[1000..4000].rotate_left(700);
+    for i in (100..6000).step_by(97) {
+        new[i] = new[i].wrapping_add(3);
+    }
+    new[4200..4600].fill(0);
+    new.extend((0..300).map(|_| r() as u8));
+    let b = ("bin", old, new);
+    vec![t, b]
+}
+
+/// Rewrites testdata/golden/v1. Run only to add a golden set for a new
+/// format version (in a new directory), never to "fix" a failing test.
+#[test]
+#[ignore]
+fn regenerate_golden() {
+    let d = dir();
+    fs::create_dir_all(&d).unwrap();
+    let seed = blake3::hash(b"oxdelta golden TEST key: public, NOT SECRET, never use it");
+    let key = SecretKey(*seed.as_bytes());
+    fs::write(d.join("test.key"), key.to_text()).unwrap();
+    fs::write(d.join("test.pub"), key.public().to_text()).unwrap();
+    for (name, old, new) in pairs() {
+        fs::write(d.join(format!("{name}.old")), &old).unwrap();
+        fs::write(d.join(format!("{name}.new")), &new).unwrap();
+        let mut sets = vec![
+            ("none", Codec::None, None),
+            ("lz4", Codec::Lz4, None),
+            ("zstd", Codec::Zstd(19), None),
+        ];
+        if name == "bin" {
+            sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone())));
+        }
+        for (suffix, codec, key) in sets {
+            let opts = DiffOptions {
+                codec,
+                chunk_len: Some(1024),
+                key,
+            };
+            let patch = oxdelta::diff_bytes(&old, &new, &opts);
+            fs::write(d.join(format!("{name}.{suffix}.oxd")), patch).unwrap();
+        }
+    }
+}

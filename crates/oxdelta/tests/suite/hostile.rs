@@ -1,0 +1,467 @@
+//! Hostile input: damaged, tampered and malicious patches give an error,
+//! never a panic, a wrong NEW, a huge allocation or a touched output.
+
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use oxdelta::oxdelta_format::{
+    self, ChunkEntry, EncodedChunk, Engine, ErrorKind, Metadata, StreamLen, head,
+};
+use oxdelta::{ApplyError, ApplyOptions, Codec, Patch};
+
+use crate::golden;
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "oxdelta-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Applies `patch` in memory: a panic fails the test; success is allowed
+/// only when it gives exactly `new` (a bit nothing hashes or checks, like
+/// the informational engine id, may change). Returns whether it applied
+/// and whether `verify_bytes` (with the options' key) accepted it.
+fn apply_no_panic(
+    what: &str,
+    old: &[u8],
+    patch: &[u8],
+    new: &[u8],
+    opts: &ApplyOptions,
+) -> (bool, bool) {
+    let r = catch_unwind(AssertUnwindSafe(|| oxdelta::apply_bytes(old, patch, opts)))
+        .unwrap_or_else(|_| panic!("{what}: apply_bytes panicked"));
+    let v = catch_unwind(AssertUnwindSafe(|| {
+        oxdelta::verify_bytes(patch, opts.trusted_key.as_ref()).is_ok()
+    }))
+    .unwrap_or_else(|_| panic!("{what}: verify_bytes panicked"));
+    let _ = catch_unwind(|| oxdelta_format::head::Head::parse(patch))
+        .unwrap_or_else(|_| panic!("{what}: Head::parse panicked"));
+    match r {
+        Ok(out) => {
+            assert!(out == new, "{what}: applied to a wrong NEW");
+            assert!(v, "{what}: applies but does not verify");
+            (true, v)
+        }
+        Err(_) => (false, v),
+    }
+}
+
+/// Calls `visit` with every damaged variant of a golden patch: each
+/// truncation, one trailing byte, each single-bit flip, each byte set to
+/// 0x00 and 0xFF, each length or count field set to extreme values.
+fn each_variant(g: &golden::Golden, mut visit: impl FnMut(&str, &[u8])) {
+    let mut p = g.patch.clone();
+    for len in 0..p.len() {
+        visit(&format!("truncated to {len}"), &p[..len]);
+    }
+    let mut longer = p.clone();
+    longer.push(0);
+    visit("one trailing byte", &longer);
+    for i in 0..p.len() {
+        let orig = p[i];
+        for bit in 0..8 {
+            p[i] = orig ^ (1 << bit);
+            visit(&format!("bit {bit} of byte {i} flipped"), &p);
+        }
+        for v in [0x00, 0xff] {
+            if v != orig {
+                p[i] = v;
+                visit(&format!("byte {i} set to {v:#x}"), &p);
+            }
+        }
+        p[i] = orig;
+    }
+    for (at, width, name) in length_fields(&g.patch) {
+        for v in [0u64, 1, u64::from(u32::MAX), u64::MAX, 1 << 40] {
+            let v = if width == 8 {
+                v
+            } else {
+                v & ((1 << (8 * width)) - 1)
+            };
+            p[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+            if p[at..at + width] != g.patch[at..at + width] {
+                visit(&format!("{name} at {at} set to {v}"), &p);
+            }
+        }
+        p[at..at + width].copy_from_slice(&g.patch[at..at + width]);
+    }
+}
+
+/// Offsets, widths and names of every length and count field of a patch.
+fn length_fields(patch: &[u8]) -> Vec<(usize, usize, String)> {
+    let h = Patch::parse(patch).unwrap().head;
+    let mut v = vec![
+        (12, 4, "head length".to_string()),
+        (16, 8, "OLD length".into()),
+        (56, 8, "NEW length".into()),
+        (96, 4, "chunk count".into()),
+        (104, 8, "payload length".into()),
+        (112, 4, "largest chunk length".into()),
+    ];
+    let mut at = head::TABLE_START;
+    for (i, e) in h.chunks.iter().enumerate() {
+        v.push((at, 8, format!("chunk {i} NEW offset")));
+        v.push((at + 8, 4, format!("chunk {i} NEW length")));
+        v.push((at + 14, 2, format!("chunk {i} OLD range count")));
+        for k in 0..6 {
+            v.push((at + 16 + 4 * k, 4, format!("chunk {i} stream length {k}")));
+        }
+        for j in 0..e.old_ranges.len() {
+            let r = at + head::ENTRY_FIXED_LEN + head::RANGE_LEN * j;
+            v.push((r, 8, format!("chunk {i} OLD range {j} start")));
+            v.push((r + 8, 8, format!("chunk {i} OLD range {j} length")));
+        }
+        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+    }
+    assert_eq!(at as u64, h.head_len);
+    v
+}
+
+/// Truncations, bit flips, 0x00/0xFF bytes and extreme length fields of an
+/// unsigned patch: an error, or (for the few bits nothing checks) exactly
+/// NEW; never a panic or a wrong NEW.
+#[test]
+fn damaged_unsigned_patch_never_panics_or_lies() {
+    for name in ["bin.zstd.oxd", "text.lz4.oxd", "bin.none.oxd"] {
+        let g = golden::get(name);
+        let opts = ApplyOptions::default();
+        let (mut tried, mut applied) = (0, 0);
+        each_variant(&g, |what, p| {
+            tried += 1;
+            if apply_no_panic(&format!("{name}: {what}"), &g.old, p, &g.new, &opts).0 {
+                applied += 1;
+            }
+        });
+        // Only bits no hash covers (engine id, flags) may still apply.
+        assert!(
+            applied * 100 < tried,
+            "{name}: {applied} of {tried} damaged variants applied"
+        );
+    }
+}
+
+/// With a trusted key, every damaged variant of a signed patch is refused,
+/// by verify_bytes and by apply_bytes.
+#[test]
+fn damaged_signed_patch_always_fails() {
+    let g = golden::get("bin.zstd.signed.oxd");
+    let trusted = golden::test_public_key();
+    let opts = ApplyOptions {
+        trusted_key: Some(trusted),
+        ..ApplyOptions::default()
+    };
+    assert_eq!(
+        apply_no_panic("intact", &g.old, &g.patch, &g.new, &opts),
+        (true, true)
+    );
+    each_variant(&g, |what, p| {
+        let (applied, verified) = apply_no_panic(what, &g.old, p, &g.new, &opts);
+        assert!(!applied, "{what}: a damaged signed patch applied");
+        assert!(!verified, "{what}: a damaged signed patch verified");
+    });
+}
+
+fn is_hash_mismatch(e: &ApplyError) -> bool {
+    matches!(e, ApplyError::Patch(f) if matches!(f.kind(), ErrorKind::HashMismatch { .. }))
+}
+
+/// A changed payload byte fails its payload hash (before decoding).
+#[test]
+fn tampered_payload_fails_its_hash() {
+    let g = golden::get("bin.zstd.oxd");
+    let p = Patch::parse(&g.patch).unwrap();
+    let start = p.head.payload_start() as usize;
+    for i in start..g.patch.len() {
+        let mut t = g.patch.clone();
+        t[i] ^= 0x40;
+        let e = oxdelta::apply_bytes(&g.old, &t, &ApplyOptions::default()).unwrap_err();
+        assert!(is_hash_mismatch(&e), "byte {i}: {e}");
+        assert!(oxdelta::verify_bytes(&t, None).is_err());
+    }
+}
+
+/// File apply of damaged patches: OUT keeps its old content and no
+/// temporary file is left behind (on a sample of the variants).
+#[test]
+fn damaged_patch_file_apply_leaves_out_untouched() {
+    let g = golden::get("text.zstd.oxd");
+    let tmp = TempDir::new("hostile-file");
+    let (o, p, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&o, &g.old).unwrap();
+    let before = b"previous contents of OUT".to_vec();
+    let mut n = 0usize;
+    each_variant(&g, |what, bytes| {
+        n += 1;
+        if n % 11 != 0 {
+            return;
+        }
+        fs::write(&out, &before).unwrap();
+        fs::write(&p, bytes).unwrap();
+        let opts = ApplyOptions::default();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            oxdelta::apply_file(&o, &p, &out, &opts)
+        }))
+        .unwrap_or_else(|_| panic!("{what}: apply_file panicked"));
+        let r2 = catch_unwind(AssertUnwindSafe(|| {
+            oxdelta::apply_reader(&o, bytes, &out, &opts)
+        }))
+        .unwrap_or_else(|_| panic!("{what}: apply_reader panicked"));
+        assert_eq!(tmp.names(), ["old", "out", "patch"], "{what}: files left");
+        match (r, r2) {
+            (Err(_), Err(_)) => assert_eq!(fs::read(&out).unwrap(), before, "{what}: OUT changed"),
+            _ => assert!(
+                fs::read(&out).unwrap() == g.new,
+                "{what}: wrong NEW written"
+            ),
+        }
+    });
+    assert!(n > 1000);
+}
+
+/// OUT may be OLD itself: a failed apply leaves OLD intact.
+#[test]
+fn failed_apply_over_old_keeps_old() {
+    let g = golden::get("bin.lz4.oxd");
+    let tmp = TempDir::new("hostile-inplace");
+    let (o, p) = (tmp.path("old"), tmp.path("patch"));
+    fs::write(&o, &g.old).unwrap();
+    let mut bad = g.patch.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    fs::write(&p, &bad).unwrap();
+    assert!(oxdelta::apply_file(&o, &p, &o, &ApplyOptions::default()).is_err());
+    assert_eq!(fs::read(&o).unwrap(), g.old);
+    assert_eq!(tmp.names(), ["old", "patch"]);
+}
+
+/// A one-chunk patch around hand-made streams, with correct payload hash
+/// (so decoding is reached) and the given raw lengths.
+fn one_chunk(
+    codec: Codec,
+    new_len: u32,
+    stored: [Vec<u8>; 3],
+    raw: [u32; 3],
+    new: &[u8],
+) -> Vec<u8> {
+    let lens: Vec<StreamLen> = (0..3)
+        .map(|k| StreamLen {
+            raw: raw[k],
+            stored: stored[k].len() as u32,
+        })
+        .collect();
+    let payload = stored.concat();
+    let entry = ChunkEntry {
+        new_offset: 0,
+        new_len,
+        codec,
+        ctrl: lens[0],
+        diff: lens[1],
+        lit: lens[2],
+        payload_hash: *blake3::hash(&payload).as_bytes(),
+        new_hash: *blake3::hash(new).as_bytes(),
+        old_ranges: vec![],
+        payload_offset: 0,
+    };
+    let meta = Metadata {
+        old_len: 0,
+        old_hash: *blake3::hash(b"").as_bytes(),
+        new_len: new_len.into(),
+        new_hash: *blake3::hash(new).as_bytes(),
+        engine: Engine::Unknown,
+        flags: 0,
+    };
+    oxdelta_format::assemble(&meta, vec![EncodedChunk { entry, payload }], None)
+}
+
+fn insert_ctrl(len: u64) -> Vec<u8> {
+    let mut c = Vec::new();
+    oxdelta_format::cursor::put_varint(&mut c, (len << 2) | 2);
+    c
+}
+
+/// Sanity check of the helper: an honest one-chunk patch applies.
+#[test]
+fn hand_made_chunk_applies() {
+    let lit = b"sixteen literal bytes, more or less".to_vec();
+    let n = lit.len() as u32;
+    for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3)] {
+        let ctrl = insert_ctrl(n.into());
+        let raw = [ctrl.len() as u32, 0, n];
+        let stored = [codec.compress(&ctrl), vec![], codec.compress(&lit)];
+        let p = one_chunk(codec, n, stored, raw, &lit);
+        assert_eq!(
+            oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).unwrap(),
+            lit
+        );
+    }
+}
+
+/// Decompression bombs: a tiny stream that expands to far more than its
+/// declared raw size, a tiny stream that claims the largest raw size, and
+/// raw sizes beyond the limits, are all refused.
+#[test]
+fn decompression_bombs_are_refused() {
+    let n: u32 = 1 << 20; // the chunk's NEW length
+    let ctrl = insert_ctrl(n.into());
+    let huge = vec![0u8; 64 << 20]; // 64 MiB of zeros
+    for codec in [Codec::Lz4, Codec::Zstd(1)] {
+        let bomb = codec.compress(&huge);
+        assert!(bomb.len() < (1 << 20), "{codec:?} bomb is small");
+        // Declares 1 MiB, expands to 64 MiB.
+        let p = one_chunk(
+            codec,
+            n,
+            [codec.compress(&ctrl), vec![], bomb.clone()],
+            [ctrl.len() as u32, 0, n],
+            &huge[..n as usize],
+        );
+        let e = oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, ApplyError::Patch(f) if matches!(f.kind(), ErrorKind::Codec(_))),
+            "{codec:?}: {e}"
+        );
+        assert!(oxdelta::verify_bytes(&p, None).is_err());
+        // A raw size smaller than what the payload expands to.
+        let small = codec.compress(&huge[..4096]);
+        let p = one_chunk(
+            codec,
+            100,
+            [codec.compress(&insert_ctrl(100)), vec![], small],
+            [insert_ctrl(100).len() as u32, 0, 100],
+            &[0; 100],
+        );
+        assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+        // A tiny payload claiming the largest raw size the limits allow.
+        let max = oxdelta_format::limits::MAX_CHUNK_NEW_LEN;
+        let p = one_chunk(
+            codec,
+            max,
+            [
+                codec.compress(&insert_ctrl(max.into())),
+                vec![],
+                vec![0x1f, 0, 1, 2],
+            ],
+            [insert_ctrl(max.into()).len() as u32, 0, max],
+            &[],
+        );
+        assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+        // Raw sizes past the limits are refused by the parser.
+        for raw in [max + 1, u32::MAX] {
+            let p = one_chunk(
+                codec,
+                max,
+                [
+                    codec.compress(&insert_ctrl(max.into())),
+                    vec![],
+                    bomb.clone(),
+                ],
+                [insert_ctrl(max.into()).len() as u32, 0, raw],
+                &[],
+            );
+            assert!(Patch::parse(&p).is_err(), "raw {raw} parsed");
+            assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+        }
+    }
+}
+
+/// A small patch claiming a 1 TB NEW fails to parse (it cannot hold the
+/// chunks), and a well-formed patch of 1 TB of ZERO chunks (13 MiB of
+/// head) is refused by apply_bytes before it allocates NEW.
+#[test]
+fn terabyte_new_is_refused_before_allocating() {
+    const TB: u64 = 1 << 40;
+    let g = golden::get("bin.none.oxd");
+    let mut p = g.patch.clone();
+    p[56..64].copy_from_slice(&TB.to_le_bytes());
+    assert!(Patch::parse(&p).is_err());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+
+    let chunk = oxdelta_format::limits::MAX_CHUNK_NEW_LEN;
+    let zeros_hash = *blake3::hash(&vec![0u8; chunk as usize]).as_bytes();
+    let mut ctrl = Vec::new();
+    oxdelta_format::cursor::put_varint(&mut ctrl, (u64::from(chunk) << 2) | 3);
+    let count = TB / u64::from(chunk);
+    let chunks: Vec<EncodedChunk> = (0..count)
+        .map(|i| EncodedChunk {
+            entry: ChunkEntry {
+                new_offset: i * u64::from(chunk),
+                new_len: chunk,
+                codec: Codec::None,
+                ctrl: StreamLen {
+                    raw: ctrl.len() as u32,
+                    stored: ctrl.len() as u32,
+                },
+                diff: StreamLen::default(),
+                lit: StreamLen::default(),
+                payload_hash: *blake3::hash(&ctrl).as_bytes(),
+                new_hash: zeros_hash,
+                old_ranges: vec![],
+                payload_offset: 0,
+            },
+            payload: ctrl.clone(),
+        })
+        .collect();
+    let meta = Metadata {
+        old_len: 0,
+        old_hash: *blake3::hash(b"").as_bytes(),
+        new_len: TB,
+        new_hash: [0; 32],
+        engine: Engine::Unknown,
+        flags: 0,
+    };
+    let patch = oxdelta_format::assemble(&meta, chunks, None);
+    let parsed = Patch::parse(&patch).expect("a well-formed 1 TB patch parses");
+    assert_eq!(parsed.head.meta.new_len, TB);
+    let t = std::time::Instant::now();
+    let e = oxdelta::apply_bytes(&[], &patch, &ApplyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("NEW length"), "{e}");
+    assert!(t.elapsed().as_secs() < 30, "refusal took {:?}", t.elapsed());
+    // Even with the in-memory limit lifted, the allocation is tried
+    // fallibly, never by aborting.
+    let lifted = ApplyOptions {
+        max_in_memory_len: u64::MAX,
+        ..ApplyOptions::default()
+    };
+    if cfg!(target_pointer_width = "64") && overcommit_heuristic() {
+        assert!(oxdelta::apply_bytes(&[], &patch, &lifted).is_err());
+    }
+}
+
+/// True when Linux refuses obviously impossible allocations (mode 0 or 2),
+/// so a fallible 1 TB reservation fails instead of succeeding lazily.
+fn overcommit_heuristic() -> bool {
+    fs::read_to_string("/proc/sys/vm/overcommit_memory")
+        .map(|s| s.trim() != "1")
+        .unwrap_or(false)
+}

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use error::ApplyError;
 use error::io;
 use map::ReadMap;
+use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
 use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, SignatureBlock, head};
 use rayon::prelude::*;
@@ -58,6 +59,9 @@ pub struct ApplyOptions {
     /// few megabytes of ZERO chunks can name a terabyte. File applies write
     /// through a map and are not limited by it.
     pub max_in_memory_len: u64,
+    /// Where to report progress (phases `Verifying`, then `Applying` in
+    /// bytes of NEW). Reports nothing by default.
+    pub progress: Progress,
 }
 
 impl Default for ApplyOptions {
@@ -67,6 +71,7 @@ impl Default for ApplyOptions {
             memory_budget: 48 << 20,
             cancel: None,
             max_in_memory_len: 4 << 30,
+            progress: Progress::none(),
         }
     }
 }
@@ -95,7 +100,11 @@ fn check_signature_and_old(
     opts: &ApplyOptions,
 ) -> Result<()> {
     sig.verify(head_bytes, opts.trusted_key.as_ref())?;
-    check_old(head, old)
+    opts.progress.start(Phase::Verifying, old.len() as u64);
+    check_old(head, old)?;
+    opts.progress.advance(old.len() as u64);
+    opts.progress.start(Phase::Applying, head.meta.new_len);
+    Ok(())
 }
 
 /// Checks OLD's length and BLAKE3 against the patch.
@@ -205,8 +214,9 @@ fn apply_chunks<'p>(
             if cancelled(opts) {
                 return Err(ApplyError::Cancelled);
             }
-            oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)
-                .map_err(ApplyError::from)
+            oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)?;
+            opts.progress.advance(u64::from(chunks[i].new_len));
+            Ok(())
         })?;
     }
     Ok(())
@@ -394,6 +404,7 @@ impl FileSink<'_> {
                 buf.truncate(e.new_len as usize);
                 oxdelta_format::apply_chunk(e, payload(i), old, &mut buf, false)?;
                 write_sparse(self.file, e.new_offset, &buf).map_err(io("writing", self.path))?;
+                opts.progress.advance(u64::from(e.new_len));
                 Ok(buf)
             })
             .collect::<Result<_>>()?;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+mod progress;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use oxdelta::oxdelta_format::sign::hex;
@@ -225,10 +227,17 @@ fn run(cli: Cli) -> Result<()> {
                 codec,
                 chunk_len,
                 key,
+                ..Default::default()
+            };
+            let bar = progress::Bar::new(!out.quiet);
+            let opts = DiffOptions {
+                progress: bar.progress(),
+                ..opts
             };
             let t = Instant::now();
             let r = oxdelta::diff_files(&old, &new, &patch, &opts)?;
             let secs = t.elapsed().as_secs_f64();
+            bar.finish();
             out.info(format!(
                 "diff: {} -> {} bytes, patch {} bytes ({:.2}% of NEW), {} chunks, {} engine, {:.2} s ({:.1} MB/s of NEW){}",
                 r.old_len,
@@ -253,9 +262,11 @@ fn run(cli: Cli) -> Result<()> {
                 let c = cancel.clone();
                 let _ = ctrlc::set_handler(move || c.store(true, Ordering::Relaxed));
             }
+            let bar = progress::Bar::new(!out.quiet);
             let opts = ApplyOptions {
                 trusted_key: pubkey.as_deref().map(read_public).transpose()?,
                 cancel: Some(cancel),
+                progress: bar.progress(),
                 ..ApplyOptions::default()
             };
             let t = Instant::now();
@@ -266,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             .map_err(anyhow::Error::new)?;
             let secs = t.elapsed().as_secs_f64();
+            bar.finish();
             out.info(format!(
                 "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
                 dest.display(),

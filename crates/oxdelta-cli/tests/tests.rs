@@ -43,9 +43,14 @@ fn diff_apply_verify_info() {
     let o = run(&[p("diff"), &old, &new, &patch]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("patch"), "{}", stderr(&o));
+    // Not a terminal: exactly one summary line, no progress bar drawing.
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
     let o = run(&[p("apply"), &old, &patch, &out]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("verified"));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
     assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
     let o = run(&[p("verify"), &patch]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -25,6 +25,9 @@ pub struct DiffOptions {
     /// NEW bytes per chunk; `None` picks from NEW's length
     /// (see [`default_chunk_len`]).
     pub chunk_len: Option<u32>,
+    /// Where to report progress (`Hashing`/`Indexing`, then `Matching` in
+    /// bytes of NEW). Reports nothing by default.
+    pub progress: oxdelta_format::progress::Progress,
 }
 
 impl Default for DiffOptions {
@@ -32,6 +35,7 @@ impl Default for DiffOptions {
         DiffOptions {
             codec: Codec::Zstd(oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
             chunk_len: None,
+            progress: Default::default(),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! the current alignment cannot explain; a match is always skipped over in
 //! full, so runs and periodic data cost no more than other data.
 
+use oxdelta_format::progress::Phase;
 use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
@@ -45,10 +46,14 @@ const ZERO_RUN: usize = 32;
 
 /// Diffs `old` and `new` entirely in memory.
 pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
+    let progress = &opts.progress;
+    progress.start(Phase::Indexing, old.len() as u64);
     let (sa, (old_hash, new_hash)) = rayon::join(
         || SuffixArray::new(old),
         || rayon::join(|| hash(old), || hash(new)),
     );
+    progress.advance(old.len() as u64);
+    progress.start(Phase::Matching, new.len() as u64);
     let chunk_len = opts
         .chunk_len
         .unwrap_or_else(|| default_chunk_len(new.len() as u64));
@@ -63,7 +68,9 @@ pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
                 enc.push(op);
             }
             let (streams, old_ranges) = enc.finish();
-            encode_chunk(opts.codec, &streams, old_ranges, r.start, &new[s..e])
+            let chunk = encode_chunk(opts.codec, &streams, old_ranges, r.start, &new[s..e]);
+            progress.advance((e - s) as u64);
+            chunk
         })
         .collect();
     DiffOutput {

@@ -59,6 +59,7 @@ pub mod error;
 pub mod head;
 pub mod limits;
 pub mod ops;
+pub mod progress;
 pub mod sign;
 
 pub use codec::Codec;

@@ -542,6 +542,7 @@ fn check_roundtrip(input: &RoundtripInput) {
         codec,
         chunk_len: Some(u32::from(input.chunk_len) + 1),
         key: None,
+        ..Default::default()
     };
     let (old, new) = (&input.old[..], &input.new[..]);
     let serial = pool(1).install(|| oxdelta::diff_bytes(old, new, &opts));
@@ -576,6 +577,7 @@ pub mod seeds {
                 codec,
                 chunk_len: Some(1024),
                 key: None,
+                ..Default::default()
             };
             out.push((
                 format!("patch-{name}"),
@@ -587,6 +589,7 @@ pub mod seeds {
             codec: Codec::Lz4,
             chunk_len: Some(2048),
             key: Some(key),
+            ..Default::default()
         };
         out.push((
             "patch-signed".into(),

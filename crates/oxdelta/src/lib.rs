@@ -26,6 +26,7 @@ pub use oxdelta_apply::{
     self, ApplyError, ApplyOptions, ApplyReport, apply_bytes, apply_file, apply_reader,
 };
 pub use oxdelta_diff::{self, DiffOutput};
+pub use oxdelta_format::progress::{Event, Phase, Progress};
 pub use oxdelta_format::{self, Codec, Engine, Patch, PublicKey, SecretKey, SignatureBlock};
 
 use oxdelta_apply::map::ReadMap;
@@ -39,6 +40,9 @@ pub struct DiffOptions {
     pub chunk_len: Option<u32>,
     /// Sign the patch with this key.
     pub key: Option<SecretKey>,
+    /// Where to report progress; see [`Progress`]. Reports nothing by
+    /// default.
+    pub progress: Progress,
 }
 
 impl Default for DiffOptions {
@@ -48,6 +52,7 @@ impl Default for DiffOptions {
             codec: d.codec,
             chunk_len: d.chunk_len,
             key: None,
+            progress: Progress::none(),
         }
     }
 }
@@ -57,6 +62,7 @@ impl DiffOptions {
         oxdelta_diff::DiffOptions {
             codec: self.codec,
             chunk_len: self.chunk_len,
+            progress: self.progress.clone(),
         }
     }
 }

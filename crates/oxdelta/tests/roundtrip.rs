@@ -311,8 +311,87 @@ proptest! {
                 _ => { let e = (at + n).min(new.len()); let moved: Vec<u8> = new.drain(at..e).collect(); new.extend(moved); }
             }
         }
-        let opts = DiffOptions { chunk_len: Some(4096), codec: Codec::Lz4, key: None };
+        let opts = DiffOptions { chunk_len: Some(4096), codec: Codec::Lz4, key: None, ..Default::default() };
         let patch = diff_bytes(&old, &new, &opts);
         prop_assert_eq!(apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(), new);
     }
+}
+
+/// Per phase: (phase, announced total, bytes reported).
+type PhaseLog = std::sync::Arc<std::sync::Mutex<Vec<(oxdelta::Phase, u64, u64)>>>;
+
+/// Collects progress events and sums the bytes reported per phase.
+fn recorder() -> (oxdelta::Progress, PhaseLog) {
+    use oxdelta::Event;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    let p = oxdelta::Progress::new(move |e| {
+        let mut v = l.lock().unwrap();
+        match e {
+            Event::Start { phase, total } => v.push((phase, total, 0)),
+            Event::Advance { bytes } => v.last_mut().expect("advance after start").2 += bytes,
+        }
+    });
+    (p, log)
+}
+
+#[test]
+fn progress_reports_add_up_to_the_announced_totals() {
+    use oxdelta::Phase;
+    let old = fs::read(testdata("msgpack/old")).unwrap();
+    let new = fs::read(testdata("msgpack/new")).unwrap();
+    let (p, log) = recorder();
+    let opts = DiffOptions {
+        chunk_len: Some(256 << 10),
+        progress: p,
+        ..Default::default()
+    };
+    let patch = diff_bytes(&old, &new, &opts);
+    let phases: Vec<_> = log.lock().unwrap().clone();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Indexing, old.len() as u64, old.len() as u64),
+            (Phase::Matching, new.len() as u64, new.len() as u64),
+        ]
+    );
+
+    let (p, log) = recorder();
+    let got = apply_bytes(
+        &old,
+        &patch,
+        &ApplyOptions {
+            progress: p,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(got == new);
+    let phases: Vec<_> = log.lock().unwrap().clone();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Verifying, old.len() as u64, old.len() as u64),
+            (Phase::Applying, new.len() as u64, new.len() as u64),
+        ]
+    );
+
+    // File applies report the same way.
+    let d = tmpdir("progress");
+    let (pp, out) = (d.join("p"), d.join("out"));
+    fs::write(&pp, &patch).unwrap();
+    let (p, log) = recorder();
+    oxdelta::apply_file(
+        &testdata("msgpack/old"),
+        &pp,
+        &out,
+        &ApplyOptions {
+            progress: p,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(log.lock().unwrap().last().unwrap().2, new.len() as u64);
+    assert!(fs::read(&out).unwrap() == new);
+    let _ = fs::remove_dir_all(&d);
 }

@@ -290,6 +290,7 @@ fn regenerate_golden() {
                 codec,
                 chunk_len: Some(1024),
                 key,
+                ..Default::default()
             };
             let patch = oxdelta::diff_bytes(&old, &new, &opts);
             fs::write(d.join(format!("{name}.{suffix}.oxd")), patch).unwrap();

@@ -50,13 +50,18 @@ pub struct DiffOutput {
     pub chunks: Vec<EncodedChunk>,
 }
 
-/// The chunk length used for a NEW of `new_len` bytes: about a sixteenth of
-/// NEW (so even small files give both cores work), between 1 MiB and the
-/// format's limit, rounded to 64 KiB.
+/// The chunk length used for a NEW of `new_len` bytes: NEW split into equal
+/// chunks as large as the format allows (8 MiB), since a codec compresses a
+/// big stream better than several small ones, but at least two chunks above
+/// 1 MiB so both cores get work; rounded up to 64 KiB.
 pub fn default_chunk_len(new_len: u64) -> u32 {
     let max = u64::from(oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
-    let want = new_len.div_ceil(16).div_ceil(1 << 16) << 16;
-    want.clamp(1 << 20, max) as u32
+    let mut n = new_len.div_ceil(max).max(1);
+    if new_len > 1 << 20 {
+        n = n.max(2);
+    }
+    let want = new_len.div_ceil(n).div_ceil(1 << 16) << 16;
+    want.clamp(1 << 16, max) as u32
 }
 
 /// Splits `0..new_len` into chunk ranges of `chunk_len`.

@@ -3,24 +3,49 @@
 //! # Matching
 //!
 //! For each chunk of NEW the scanner walks forward keeping a current
-//! *alignment* (NEW position ↦ OLD position). While bytes agree under it, it
-//! runs ahead eight bytes at a time. At a disagreement it first asks whether
-//! the alignment still explains most of the next bytes (a changed pointer or
-//! constant in otherwise identical code); only if not does it query the
-//! suffix array for the longest match at this point, and it adopts the new
-//! alignment when that match beats what the current one scores there by a
-//! margin. Each alignment change is a *seed*.
+//! *alignment* (NEW position ↦ OLD position, stored as the offset
+//! `old − new`). While bytes agree under it, it skips the whole agreeing run
+//! at once. At a disagreement it first checks whether the alignment still
+//! explains the next eight bytes (a changed pointer or constant in otherwise
+//! identical code); only if not does it query the suffix array for the
+//! longest match there. It adopts the match's alignment — a *seed* — when
+//! the match is at least [`MatchParams::min_seed`] long and beats the bytes
+//! the current alignment gets right over the same stretch by
+//! [`MatchParams::seed_margin`] (bsdiff's rule). A match is always skipped in
+//! full, so runs and periodic data cost no more than other data: no input
+//! makes the scan quadratic.
 //!
 //! Between consecutive seeds, bsdiff's approximate extension decides where
-//! the old alignment's ADD region ends and where the next one's begins
-//! (extending backwards), maximising agreeing bytes minus half the region;
-//! what neither covers becomes literal bytes. ADD regions whose diff bytes
-//! are zero over a long stretch become COPY, zero runs in NEW become ZERO.
+//! one alignment's region ends and the next one's begins (extending
+//! backwards); what neither covers becomes literal bytes. The extension
+//! keeps a prefix while `ext_num·agreeing − ext_den·length` grows, which
+//! with the defaults (2, 1) is bsdiff's "at least half the bytes agree".
 //!
-//! Work is linear in NEW plus one suffix-array query per disagreement that
-//! the current alignment cannot explain; a match is always skipped over in
-//! full, so runs and periodic data cost no more than other data.
+//! # Emission
+//!
+//! Each region is then cut by cost, not just by alignment:
+//! * stretches of [`MatchParams::copy_split`] agreeing bytes become COPY
+//!   (no diff bytes at all), the rest ADD;
+//! * zero runs in NEW of [`MatchParams::zero_run`] bytes become ZERO, inside
+//!   or outside regions;
+//! * dense clusters of disagreeing bytes (mismatches less than
+//!   [`MatchParams::cluster_gap`] apart, spanning at least
+//!   [`MatchParams::lit_split`] bytes) become INSERT: changed text or code
+//!   compresses better as literals than as noise in the diff stream.
+//!
+//! Per chunk the OLD ranges read are coalesced to at most
+//! [`MAX_RANGES`]: each costs 16 bytes of uncompressed head.
+//!
+//! # Costs
+//!
+//! Time: linear in NEW for scanning, extension and emission, plus one
+//! suffix-array query (O(m + log n) for a match of length m) per
+//! disagreement the current alignment cannot explain. Memory: the suffix
+//! array (4 bytes per OLD byte below 2 GiB) plus, per chunk in flight, its
+//! ops and streams (at most about twice the chunk's NEW length) and the
+//! codec's context.
 
+use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::progress::Phase;
 use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk};
 use oxdelta_sa::{SuffixArray, common_prefix};
@@ -28,24 +53,60 @@ use rayon::prelude::*;
 
 use crate::{DiffOptions, DiffOutput, chunk_ranges, default_chunk_len, hash};
 
-/// Shortest exact match that can start a new alignment.
-const MIN_SEED: usize = 20;
-/// How much longer than the current alignment's score a match must be to
-/// replace it.
-const SEED_MARGIN: usize = 8;
-/// Window (bytes) over which the current alignment is judged at a
-/// disagreement, and the agreeing bytes needed to keep it.
-const KEEP_WINDOW: usize = 16;
-const KEEP_MIN: usize = 8;
+/// OLD ranges declared per chunk: fewer, wider ranges keep the head small.
+pub const MAX_RANGES: usize = 16;
+
 /// Longest pattern handed to the suffix array in one query.
 const MAX_QUERY: usize = 1 << 16;
-/// Zero diff bytes in a row that turn part of an ADD into a COPY.
-const COPY_SPLIT: usize = 64;
-/// Zero NEW bytes in a row that become a ZERO op.
-const ZERO_RUN: usize = 32;
+
+/// Tuning of [`match_chunk_with`]. [`MatchParams::default`] is what
+/// [`diff`] and [`match_chunk`] use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchParams {
+    /// Shortest exact match that can start a new alignment.
+    pub min_seed: usize,
+    /// How many more bytes a match must explain than the current alignment
+    /// to replace it.
+    pub seed_margin: usize,
+    /// Extension keeps a prefix while `ext_num·agreeing − ext_den·length` grows.
+    pub ext_num: isize,
+    /// See [`MatchParams::ext_num`].
+    pub ext_den: isize,
+    /// Gaps up to this long between two seeds of one alignment are joined.
+    pub join_gap: usize,
+    /// Agreeing bytes in a row that become a COPY inside a region.
+    pub copy_split: usize,
+    /// Zero bytes in a row in NEW that become a ZERO op.
+    pub zero_run: usize,
+    /// Mismatches at most this far apart belong to one cluster.
+    pub cluster_gap: usize,
+    /// A mismatch cluster at least this long becomes INSERT.
+    pub lit_split: usize,
+}
+
+impl Default for MatchParams {
+    fn default() -> MatchParams {
+        MatchParams {
+            min_seed: 9,
+            seed_margin: 8,
+            ext_num: 2,
+            ext_den: 1,
+            join_gap: 32,
+            copy_split: 512,
+            zero_run: 64,
+            cluster_gap: 4,
+            lit_split: 1 << 16,
+        }
+    }
+}
 
 /// Diffs `old` and `new` entirely in memory.
 pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
+    diff_with(old, new, opts, &MatchParams::default())
+}
+
+/// [`diff`] with explicit matcher tuning.
+pub fn diff_with(old: &[u8], new: &[u8], opts: &DiffOptions, params: &MatchParams) -> DiffOutput {
     let progress = &opts.progress;
     progress.start(Phase::Indexing, old.len() as u64);
     let (sa, (old_hash, new_hash)) = rayon::join(
@@ -62,12 +123,13 @@ pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
         .into_par_iter()
         .map(|r| {
             let (s, e) = (r.start as usize, r.end as usize);
-            let ops = match_chunk(&sa, new, s, e);
+            let ops = match_chunk_with(&sa, new, s, e, params);
             let mut enc = ChunkEncoder::new(old, new, r.start);
             for op in ops {
                 enc.push(op);
             }
             let (streams, old_ranges) = enc.finish();
+            let old_ranges = coalesce_ranges(old_ranges, MAX_RANGES);
             let chunk = encode_chunk(opts.codec, &streams, old_ranges, r.start, &new[s..e]);
             progress.advance((e - s) as u64);
             chunk
@@ -97,30 +159,44 @@ struct Seed {
 }
 
 /// Matches `new[start..end]` against the suffix array of OLD and returns
-/// the ops that produce it.
+/// the ops that produce it; OLD positions are absolute in `sa.text()`.
 pub fn match_chunk(sa: &SuffixArray<'_>, new: &[u8], start: usize, end: usize) -> Vec<Op> {
+    match_chunk_with(sa, new, start, end, &MatchParams::default())
+}
+
+/// [`match_chunk`] with explicit tuning.
+pub fn match_chunk_with(
+    sa: &SuffixArray<'_>,
+    new: &[u8],
+    start: usize,
+    end: usize,
+    p: &MatchParams,
+) -> Vec<Op> {
     let old = sa.text();
-    let seeds = find_seeds(sa, new, start, end);
-    let mut ops = Vec::new();
+    let seeds = join_seeds(old, new, find_seeds(sa, new, start, end, p), p);
+    let mut out = Emitter {
+        old,
+        new,
+        p,
+        ops: Vec::new(),
+    };
     // `pos` is the first NEW byte not yet given an op.
     let mut pos = start;
     for (k, seed) in seeds.iter().enumerate() {
         let next_new = seeds.get(k + 1).map_or(end, |s| s.new);
-        // Backward extension of this seed into [pos, seed.new).
-        let back = extend_back(old, new, pos, seed.new, seed.off);
+        let back = extend_back(old, new, pos, seed.new, seed.off, p);
         let add_start = seed.new - back;
-        emit_literal(&mut ops, new, pos, add_start);
-        // Forward extension from the end of the exact match up to the next seed.
+        out.literal(pos, add_start);
         let exact_end = seed.new + seed.len;
         let fwd_end = if exact_end >= next_new {
             next_new
         } else {
-            let fwd = extend_fwd(old, new, exact_end, next_new, seed.off);
+            let fwd = extend_fwd(old, new, exact_end, next_new, seed.off, p);
             // The next seed may also extend backwards into this gap: split
             // where the two alignments' agreeing bytes favour each.
             match seeds.get(k + 1) {
                 Some(n) => {
-                    let nb = extend_back(old, new, exact_end, n.new, n.off);
+                    let nb = extend_back(old, new, exact_end, n.new, n.off, p);
                     let (a_end, b_start) = (exact_end + fwd, n.new - nb);
                     if a_end > b_start {
                         best_split(old, new, b_start, a_end, seed.off, n.off)
@@ -131,12 +207,11 @@ pub fn match_chunk(sa: &SuffixArray<'_>, new: &[u8], start: usize, end: usize) -
                 None => exact_end + fwd,
             }
         };
-        emit_add(&mut ops, old, new, add_start, fwd_end, seed.off);
+        out.region(add_start, fwd_end, seed.off);
         pos = fwd_end;
-        // The next seed's backward extension must not reach before `pos`.
     }
-    emit_literal(&mut ops, new, pos, end);
-    ops
+    out.literal(pos, end);
+    out.ops
 }
 
 #[inline]
@@ -144,10 +219,22 @@ fn old_at(off: isize, i: usize) -> usize {
     (i as isize + off) as usize
 }
 
-/// Agreeing bytes of alignment `off` over NEW `[a, b)` (bytes outside OLD disagree).
-fn score(old: &[u8], new: &[u8], a: usize, b: usize, off: isize) -> usize {
-    let lo = a.max((-off).max(0) as usize);
+#[inline]
+fn agrees(old: &[u8], new: &[u8], off: isize, i: usize) -> bool {
+    let o = i as isize + off;
+    o >= 0 && (o as usize) < old.len() && old[o as usize] == new[i]
+}
+
+/// The NEW range `[a, b)` clipped to where alignment `off` stays inside OLD.
+fn clip(old: &[u8], a: usize, b: usize, off: isize) -> (usize, usize) {
+    let lo = a.max((-off).max(0) as usize).min(b);
     let hi = b.min((old.len() as isize - off).max(0) as usize);
+    (lo, hi.max(lo))
+}
+
+/// Agreeing bytes of alignment `off` over NEW `[a, b)`.
+fn score(old: &[u8], new: &[u8], a: usize, b: usize, off: isize) -> usize {
+    let (lo, hi) = clip(old, a, b, off);
     if lo >= hi {
         return 0;
     }
@@ -158,73 +245,128 @@ fn score(old: &[u8], new: &[u8], a: usize, b: usize, off: isize) -> usize {
         .count()
 }
 
-fn in_old(old: &[u8], off: isize, i: usize) -> bool {
-    let o = i as isize + off;
-    o >= 0 && (o as usize) < old.len()
+/// Agreeing bytes in a row from NEW position `i` under `off`, up to `end`.
+fn run_at(old: &[u8], new: &[u8], i: usize, end: usize, off: isize) -> usize {
+    let (lo, hi) = clip(old, i, end, off);
+    if lo != i || lo >= hi {
+        return 0;
+    }
+    common_prefix(&old[old_at(off, lo)..old_at(off, hi)], &new[lo..hi])
 }
 
-fn find_seeds(sa: &SuffixArray<'_>, new: &[u8], start: usize, end: usize) -> Vec<Seed> {
+fn find_seeds(
+    sa: &SuffixArray<'_>,
+    new: &[u8],
+    start: usize,
+    end: usize,
+    p: &MatchParams,
+) -> Vec<Seed> {
     let old = sa.text();
     let mut seeds: Vec<Seed> = Vec::new();
     let mut cur: Option<isize> = None;
     let mut i = start;
     while i < end {
         if let Some(off) = cur {
-            if in_old(old, off, i) && old[old_at(off, i)] == new[i] {
-                let o = old_at(off, i);
-                i += common_prefix(&old[o..], &new[i..end]).max(1);
+            let r = run_at(old, new, i, end, off);
+            if r > 0 {
+                // A long agreeing run after differences re-anchors the
+                // alignment, so a bad stretch in between can become literal
+                // instead of cutting the alignment's region short.
+                if r >= p.min_seed && seeds.last().is_some_and(|s| s.new + s.len < i) {
+                    seeds.push(Seed {
+                        new: i,
+                        off,
+                        len: r,
+                    });
+                }
+                i += r;
                 continue;
             }
-            let w_end = (i + 1 + KEEP_WINDOW).min(end);
-            if w_end > i + 1 && score(old, new, i + 1, w_end, off) >= KEEP_MIN.min(w_end - i - 1) {
+            // An isolated difference: the alignment explains the next
+            // eight bytes, so no other alignment can win here.
+            if i + 9 <= end && run_at(old, new, i + 1, end, off) >= 8 {
                 i += 1;
                 continue;
             }
         }
-        // Zero runs in NEW are handled as ZERO ops; do not seed inside them.
+        // Zero runs in NEW become ZERO ops; do not seed inside them.
         if new[i] == 0 {
             let z = new[i..end].iter().take_while(|&&b| b == 0).count();
-            if z >= ZERO_RUN {
+            if z >= p.zero_run {
                 i += z;
                 cur = None;
                 continue;
             }
         }
         let m = sa.longest_match(&new[i..end.min(i + MAX_QUERY)]);
-        if m.len >= MIN_SEED {
+        if m.len >= p.min_seed {
             let off = m.pos as isize - i as isize;
             let current = cur.map_or(0, |c| score(old, new, i, i + m.len, c));
-            if cur != Some(off) && m.len >= current + SEED_MARGIN {
+            if cur != Some(off) && m.len >= current + p.seed_margin {
                 seeds.push(Seed {
                     new: i,
                     off,
                     len: m.len,
                 });
                 cur = Some(off);
+                i += m.len;
+                continue;
             }
-            i += m.len;
-        } else {
-            i += 1;
         }
+        i += 1;
     }
     seeds
 }
 
-/// How far alignment `off` extends backwards from `to` (exclusive) towards
-/// `from`, bsdiff's criterion: maximise `2·agreeing − length`.
-fn extend_back(old: &[u8], new: &[u8], from: usize, to: usize, off: isize) -> usize {
-    let (mut s, mut best, mut best_len) = (0isize, 0isize, 0usize);
+/// Joins consecutive seeds of the same alignment into one when the gap
+/// between them is short or at least half agreeing: one ADD across it is
+/// cheaper than two ops and a literal.
+fn join_seeds(old: &[u8], new: &[u8], seeds: Vec<Seed>, p: &MatchParams) -> Vec<Seed> {
+    let mut out: Vec<Seed> = Vec::with_capacity(seeds.len());
+    for s in seeds {
+        if let Some(last) = out.last_mut() {
+            let last_end = last.new + last.len;
+            if last.off == s.off && s.new >= last_end {
+                let gap = s.new - last_end;
+                let joinable = gap <= p.join_gap
+                    || p.ext_num * score(old, new, last_end, s.new, s.off) as isize
+                        >= p.ext_den * gap as isize;
+                if joinable {
+                    last.len = s.new + s.len - last.new;
+                    continue;
+                }
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// How far behind `to` the region of alignment `off` should start, looking
+/// no further back than `from` (exclusive of `to`).
+fn extend_back(
+    old: &[u8],
+    new: &[u8],
+    from: usize,
+    to: usize,
+    off: isize,
+    p: &MatchParams,
+) -> usize {
+    let (lo, _) = clip(old, from, to, off);
+    if lo >= to {
+        return 0;
+    }
+    let mut s = 0isize;
+    let (mut best, mut best_len) = (0isize, 0usize);
+    let slack = 64 * p.ext_den;
     let mut i = 1;
-    while i <= to - from && in_old(old, off, to - i) {
-        if old[old_at(off, to - i)] == new[to - i] {
-            s += 1;
-        }
-        if 2 * s - i as isize > 2 * best - best_len as isize {
-            best = s;
+    while i <= to - lo {
+        s += agrees(old, new, off, to - i) as isize;
+        let v = p.ext_num * s - p.ext_den * i as isize;
+        if v > best {
+            best = v;
             best_len = i;
-        }
-        // Stop once the score cannot recover.
-        if (i as isize) - 2 * s > 64 + (best_len as isize - 2 * best).max(0) {
+        } else if v < best - slack {
             break;
         }
         i += 1;
@@ -232,20 +374,34 @@ fn extend_back(old: &[u8], new: &[u8], from: usize, to: usize, off: isize) -> us
     best_len
 }
 
-/// How far alignment `off` extends forwards from `from` towards `to`.
-fn extend_fwd(old: &[u8], new: &[u8], from: usize, to: usize, off: isize) -> usize {
-    let (mut s, mut best, mut best_len) = (0isize, 0isize, 0usize);
-    let mut i = 0;
-    while from + i < to && in_old(old, off, from + i) {
-        if old[old_at(off, from + i)] == new[from + i] {
-            s += 1;
+/// How far past `from` the region of alignment `off` should reach, up to `to`.
+fn extend_fwd(
+    old: &[u8],
+    new: &[u8],
+    from: usize,
+    to: usize,
+    off: isize,
+    p: &MatchParams,
+) -> usize {
+    let (_, hi) = clip(old, from, to, off);
+    let mut s = 0isize;
+    let (mut best, mut best_len) = (0isize, 0usize);
+    let slack = 64 * p.ext_den;
+    let mut i = from;
+    while i < hi {
+        // Agreeing runs are taken whole.
+        let r = run_at(old, new, i, hi, off);
+        if r > 0 {
+            s += r as isize;
+            i += r;
+        } else {
+            i += 1;
         }
-        i += 1;
-        if 2 * s - i as isize > 2 * best - best_len as isize {
-            best = s;
-            best_len = i;
-        }
-        if (i as isize) - 2 * s > 64 + (best_len as isize - 2 * best).max(0) {
+        let v = p.ext_num * s - p.ext_den * (i - from) as isize;
+        if v > best {
+            best = v;
+            best_len = i - from;
+        } else if v < best - slack {
             break;
         }
     }
@@ -257,9 +413,7 @@ fn extend_fwd(old: &[u8], new: &[u8], from: usize, to: usize, off: isize) -> usi
 fn best_split(old: &[u8], new: &[u8], a: usize, b: usize, off1: isize, off2: isize) -> usize {
     let (mut s, mut best, mut at) = (0isize, 0isize, a);
     for i in a..b {
-        let m1 = in_old(old, off1, i) && old[old_at(off1, i)] == new[i];
-        let m2 = in_old(old, off2, i) && old[old_at(off2, i)] == new[i];
-        s += m1 as isize - m2 as isize;
+        s += agrees(old, new, off1, i) as isize - agrees(old, new, off2, i) as isize;
         if s > best {
             best = s;
             at = i + 1;
@@ -268,68 +422,106 @@ fn best_split(old: &[u8], new: &[u8], a: usize, b: usize, off1: isize, off2: isi
     at
 }
 
-fn emit_literal(ops: &mut Vec<Op>, new: &[u8], a: usize, b: usize) {
-    let mut i = a;
-    while i < b {
-        // Literal bytes up to the next long zero run, then the run as ZERO.
-        let mut j = i;
-        let mut zero_at = b;
-        while j < b {
-            if new[j] == 0 {
-                let z = new[j..b].iter().take_while(|&&x| x == 0).count();
-                if z >= ZERO_RUN {
-                    zero_at = j;
-                    break;
-                }
-                j += z;
-            } else {
-                j += 1;
-            }
-        }
-        if zero_at > i {
-            ops.push(Op::Insert {
-                len: (zero_at - i) as u64,
-            });
-        }
-        if zero_at < b {
-            let z = new[zero_at..b].iter().take_while(|&&x| x == 0).count();
-            ops.push(Op::Zero { len: z as u64 });
-            i = zero_at + z;
-        } else {
-            i = b;
-        }
-    }
+/// Turns regions into ops.
+struct Emitter<'a> {
+    old: &'a [u8],
+    new: &'a [u8],
+    p: &'a MatchParams,
+    ops: Vec<Op>,
 }
 
-fn emit_add(ops: &mut Vec<Op>, old: &[u8], new: &[u8], a: usize, b: usize, off: isize) {
-    // Split into COPY where OLD and NEW agree for long, ADD elsewhere.
-    let mut i = a;
-    let mut add_from = a;
-    while i < b {
-        let o = old_at(off, i);
-        let same = common_prefix(&old[o..o + (b - i)], &new[i..b]);
-        if same >= COPY_SPLIT {
-            if i > add_from {
-                ops.push(Op::Add {
-                    old: old_at(off, add_from) as u64,
-                    len: (i - add_from) as u64,
-                });
+impl Emitter<'_> {
+    /// Literal bytes `[a, b)`, with long zero runs as ZERO.
+    fn literal(&mut self, a: usize, b: usize) {
+        let new = self.new;
+        let mut lit_from = a;
+        let mut i = a;
+        while i < b {
+            if new[i] != 0 {
+                i += 1;
+                continue;
             }
-            ops.push(Op::Copy {
-                old: o as u64,
-                len: same as u64,
+            let z = new[i..b].iter().take_while(|&&x| x == 0).count();
+            if z >= self.p.zero_run {
+                if i > lit_from {
+                    self.ops.push(Op::Insert {
+                        len: (i - lit_from) as u64,
+                    });
+                }
+                self.ops.push(Op::Zero { len: z as u64 });
+                lit_from = i + z;
+            }
+            i += z;
+        }
+        if b > lit_from {
+            self.ops.push(Op::Insert {
+                len: (b - lit_from) as u64,
             });
-            i += same;
-            add_from = i;
-        } else {
-            i += same + 1;
         }
     }
-    let i = i.min(b);
-    if i > add_from {
-        ops.push(Op::Add {
-            old: old_at(off, add_from) as u64,
-            len: (i - add_from) as u64,
-        });
+
+    fn add(&mut self, a: usize, b: usize, off: isize) {
+        if b > a {
+            self.ops.push(Op::Add {
+                old: old_at(off, a) as u64,
+                len: (b - a) as u64,
+            });
+        }
+    }
+
+    /// NEW `[a, b)` under alignment `off` (inside OLD throughout): COPY for
+    /// long agreeing runs, ZERO for zero runs, INSERT for dense mismatch
+    /// clusters, ADD for the rest.
+    fn region(&mut self, a: usize, b: usize, off: isize) {
+        let (old, new, p) = (self.old, self.new, self.p);
+        let mut add_from = a;
+        let mut i = a;
+        while i < b {
+            let same = run_at(old, new, i, b, off);
+            if same >= p.copy_split {
+                self.add(add_from, i, off);
+                self.ops.push(Op::Copy {
+                    old: old_at(off, i) as u64,
+                    len: same as u64,
+                });
+                i += same;
+                add_from = i;
+                continue;
+            }
+            i += same;
+            if i >= b {
+                break;
+            }
+            // A disagreement at `i`.
+            if new[i] == 0 {
+                let z = new[i..b].iter().take_while(|&&x| x == 0).count();
+                if z >= p.zero_run {
+                    self.add(add_from, i, off);
+                    self.ops.push(Op::Zero { len: z as u64 });
+                    i += z;
+                    add_from = i;
+                    continue;
+                }
+            }
+            // The mismatch cluster starting here.
+            let mut j = i + 1;
+            let mut last_miss = i;
+            while j < b && j - last_miss <= p.cluster_gap {
+                if !agrees(old, new, off, j) {
+                    last_miss = j;
+                }
+                j += 1;
+            }
+            let cluster_end = last_miss + 1;
+            if cluster_end - i >= p.lit_split {
+                self.add(add_from, i, off);
+                self.ops.push(Op::Insert {
+                    len: (cluster_end - i) as u64,
+                });
+                add_from = cluster_end;
+            }
+            i = cluster_end;
+        }
+        self.add(add_from, b, off);
     }
 }

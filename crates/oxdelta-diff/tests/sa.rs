@@ -1,0 +1,333 @@
+//! Tests of the suffix-array engine.
+
+use std::time::{Duration, Instant};
+
+use oxdelta_apply::{ApplyOptions, apply_bytes};
+use oxdelta_diff::DiffOptions;
+use oxdelta_diff::sa::{MatchParams, diff, match_chunk, match_chunk_with};
+use oxdelta_format::{Codec, Op, assemble};
+use oxdelta_sa::SuffixArray;
+use proptest::prelude::*;
+
+fn patch(old: &[u8], new: &[u8], opts: &DiffOptions) -> Vec<u8> {
+    let out = diff(old, new, opts);
+    assemble(&out.meta, out.chunks, None)
+}
+
+fn roundtrip(old: &[u8], new: &[u8], opts: &DiffOptions) -> usize {
+    let p = patch(old, new, opts);
+    let got = apply_bytes(old, &p, &ApplyOptions::default()).expect("own patch applies");
+    assert!(got == new, "round trip differs");
+    p.len()
+}
+
+// Set field by field: other engines add options with defaults.
+#[allow(clippy::field_reassign_with_default)]
+fn opts(codec: Codec, chunk_len: Option<u32>) -> DiffOptions {
+    let mut o = DiffOptions::default();
+    o.codec = codec;
+    o.chunk_len = chunk_len;
+    o
+}
+
+/// Rebuilds `new[start..end]` from ops the way an applier does.
+fn replay(old: &[u8], new: &[u8], start: usize, ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in ops {
+        let at = start + out.len();
+        let len = op.len() as usize;
+        match *op {
+            Op::Copy { old: o, .. } => out.extend_from_slice(&old[o as usize..o as usize + len]),
+            Op::Add { old: o, .. } => {
+                // The encoder derives diff bytes from NEW: only the read range matters.
+                assert!(o as usize + len <= old.len(), "ADD reads past OLD");
+                out.extend_from_slice(&new[at..at + len]);
+            }
+            Op::Insert { .. } => out.extend_from_slice(&new[at..at + len]),
+            Op::Zero { .. } => out.extend(std::iter::repeat_n(0u8, len)),
+        }
+    }
+    out
+}
+
+/// A deterministic byte generator (xorshift), so failures repeat.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Code-like data: a few hundred distinct 16-byte "instructions", with
+/// 4-byte fields that differ.
+fn codeish(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let words: Vec<Vec<u8>> = (0..300).map(|_| rng.bytes(12)).collect();
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        out.extend_from_slice(&words[rng.next() as usize % words.len()]);
+        out.extend_from_slice(&(rng.next() as u32 % 4096).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// NEW from OLD: shifted blocks, changed pointers, insertions, deletions.
+fn edit(rng: &mut Rng, old: &[u8]) -> Vec<u8> {
+    let mut new = Vec::with_capacity(old.len() + old.len() / 8);
+    let mut i = 0;
+    while i < old.len() {
+        let take = (rng.next() as usize % 4000 + 1).min(old.len() - i);
+        let mut block = old[i..i + take].to_vec();
+        for _ in 0..take / 200 {
+            let at = rng.next() as usize % block.len();
+            block[at] = block[at].wrapping_add(rng.next() as u8 % 7 + 1);
+        }
+        new.extend_from_slice(&block);
+        match rng.next() % 4 {
+            0 => {
+                let n = rng.next() as usize % 300;
+                new.extend(rng.bytes(n));
+            }
+            1 => i += rng.next() as usize % 300,
+            _ => {}
+        }
+        i += take;
+    }
+    new
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_edits_round_trip(
+        old in proptest::collection::vec(any::<u8>(), 0..3000),
+        edits in proptest::collection::vec((any::<u16>(), 0usize..64, any::<u8>(), 0u8..3), 0..12),
+    ) {
+        let mut new = old.clone();
+        for (at, len, b, kind) in edits {
+            let at = if new.is_empty() { 0 } else { at as usize % new.len() };
+            match kind {
+                0 => { new.splice(at..at, std::iter::repeat_n(b, len)); }
+                1 => { let e = (at + len).min(new.len()); new.drain(at..e); }
+                _ => { for x in new.iter_mut().skip(at).take(len) { *x = x.wrapping_add(b); } }
+            }
+        }
+        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3)] {
+            roundtrip(&old, &new, &opts(codec, Some(1024)));
+        }
+    }
+
+    #[test]
+    fn ops_rebuild_the_range(seed in 1u64.., start_frac in 0.0f64..1.0) {
+        let mut rng = Rng(seed);
+        let old = codeish(&mut rng, 20_000);
+        let new = edit(&mut rng, &old);
+        let sa = SuffixArray::new(&old);
+        let start = (new.len() as f64 * start_frac) as usize;
+        let ops = match_chunk(&sa, &new, start, new.len());
+        prop_assert_eq!(ops.iter().map(Op::len).sum::<u64>() as usize, new.len() - start);
+        prop_assert!(replay(&old, &new, start, &ops) == new[start..].to_vec());
+        // COPY ops are exact, ZERO ops produce zeros.
+        let mut at = start;
+        for op in &ops {
+            let len = op.len() as usize;
+            match *op {
+                Op::Copy { old: o, .. } => prop_assert!(old[o as usize..o as usize + len] == new[at..at + len]),
+                Op::Zero { .. } => prop_assert!(new[at..at + len].iter().all(|&b| b == 0)),
+                _ => {}
+            }
+            at += len;
+        }
+    }
+}
+
+/// Oracle: every NEW byte left as a literal lies in no match of `min_seed`
+/// bytes or more that a naive quadratic search finds in OLD, unless a
+/// neighbouring alignment already covers most of it. On random data with
+/// planted copies the matcher must cover every planted block.
+#[test]
+fn planted_blocks_are_found_like_a_naive_search() {
+    let mut rng = Rng(7);
+    let old = rng.bytes(50_000);
+    let mut new = Vec::new();
+    let mut planted = Vec::new();
+    for _ in 0..40 {
+        let n = rng.next() as usize % 200;
+        new.extend(rng.bytes(n));
+        let len = 40 + rng.next() as usize % 500;
+        let at = rng.next() as usize % (old.len() - len);
+        planted.push((new.len(), at, len));
+        new.extend_from_slice(&old[at..at + len]);
+    }
+    // Naive check of the plant: each block is the unique occurrence.
+    for &(n, o, len) in &planted {
+        let hits = old.windows(len).filter(|w| *w == &new[n..n + len]).count();
+        assert_eq!(hits, 1, "planted block at {o} occurs once");
+    }
+    let sa = SuffixArray::new(&old);
+    let ops = match_chunk(&sa, &new, 0, new.len());
+    assert!(replay(&old, &new, 0, &ops) == new);
+    // Which NEW bytes come from OLD, and from where.
+    let mut src = vec![None; new.len()];
+    let mut at = 0;
+    for op in &ops {
+        if let Op::Copy { old: o, len } | Op::Add { old: o, len } = *op {
+            for k in 0..len as usize {
+                src[at + k] = Some(o as usize + k);
+            }
+        }
+        at += op.len() as usize;
+    }
+    for &(n, o, len) in &planted {
+        for k in 0..len {
+            assert_eq!(
+                src[n + k],
+                Some(o + k),
+                "byte {k} of the block planted at NEW {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn serial_equals_parallel() {
+    let mut rng = Rng(99);
+    let old = codeish(&mut rng, 600_000);
+    let new = edit(&mut rng, &old);
+    let o = opts(Codec::Zstd(3), Some(64 << 10));
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| patch(&old, &new, &o))
+    };
+    let one = run(1);
+    assert!(one == run(4), "1 and 4 threads give different patches");
+    assert!(one == run(2));
+}
+
+fn quick(old: &[u8], new: &[u8]) -> (usize, Duration) {
+    let t = Instant::now();
+    let n = roundtrip(old, new, &opts(Codec::Zstd(3), None));
+    (n, t.elapsed())
+}
+
+#[test]
+fn repetitive_data_is_fast_and_small() {
+    const N: usize = 4 << 20;
+    let limit = Duration::from_secs(20);
+    // Long zero runs on both sides.
+    let (n, t) = quick(&vec![0u8; N], &vec![0u8; N + 12345]);
+    assert!(t < limit && n < 4096, "zeros: {n} bytes in {t:?}");
+    // Zeros in NEW against random OLD: ZERO ops, not diff bytes.
+    let mut rng = Rng(3);
+    let (n, t) = quick(&rng.bytes(N), &vec![0u8; N]);
+    assert!(t < limit && n < 4096, "zeros vs random: {n} bytes in {t:?}");
+    // Periodic data with a different period on each side.
+    let old: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+    let new: Vec<u8> = (0..N).map(|i| (i % 253) as u8).collect();
+    let (n, t) = quick(&old, &new);
+    assert!(t < limit && n < 64 << 10, "periodic: {n} bytes in {t:?}");
+    // A short period repeated, with sparse changes.
+    let old: Vec<u8> = b"abcabcabd".iter().cycle().take(N).copied().collect();
+    let mut new = old.clone();
+    for k in (0..N).step_by(4099) {
+        new[k] ^= 0x55;
+    }
+    let (n, t) = quick(&old, &new);
+    assert!(
+        t < limit && n < 64 << 10,
+        "short period: {n} bytes in {t:?}"
+    );
+}
+
+#[test]
+fn sparse_pointer_changes_become_adds_not_literals() {
+    let mut rng = Rng(11);
+    let old = codeish(&mut rng, 1 << 20);
+    let mut new = old.clone();
+    for k in (0..new.len()).step_by(48) {
+        new[k] = new[k].wrapping_add(4);
+    }
+    let sa = SuffixArray::new(&old);
+    let ops = match_chunk(&sa, &new, 0, new.len());
+    let lit: u64 = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Insert { .. }))
+        .map(Op::len)
+        .sum();
+    assert!(lit < 1024, "{lit} literal bytes for pointer changes");
+    assert!(ops.len() < 64, "{} ops", ops.len());
+}
+
+#[test]
+fn params_change_ops_but_not_output() {
+    let mut rng = Rng(5);
+    let old = codeish(&mut rng, 100_000);
+    let new = edit(&mut rng, &old);
+    let sa = SuffixArray::new(&old);
+    for p in [
+        MatchParams::default(),
+        MatchParams {
+            min_seed: 32,
+            join_gap: 0,
+            copy_split: 16,
+            lit_split: 8,
+            ..MatchParams::default()
+        },
+        MatchParams {
+            ext_num: 4,
+            ext_den: 3,
+            zero_run: 1,
+            cluster_gap: 1,
+            ..MatchParams::default()
+        },
+    ] {
+        let ops = match_chunk_with(&sa, &new, 0, new.len(), &p);
+        assert!(replay(&old, &new, 0, &ops) == new, "{p:?}");
+    }
+}
+
+#[test]
+fn edge_sizes_round_trip() {
+    let mut rng = Rng(21);
+    let base = rng.bytes(70_000);
+    for (o, n) in [
+        (0, 0),
+        (0, 10),
+        (10, 0),
+        (1, 1),
+        (15, 16),
+        (16, 17),
+        (65_535, 65_537),
+    ] {
+        let old = base[..o].to_vec();
+        let mut new = base[base.len() - n..].to_vec();
+        new.iter_mut().step_by(97).for_each(|b| *b ^= 1);
+        for chunk in [None, Some(1 << 16)] {
+            roundtrip(&old, &new, &opts(Codec::Zstd(1), chunk));
+        }
+    }
+}
+
+#[test]
+fn msgpack_round_trips() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/msgpack");
+    let old = std::fs::read(format!("{dir}/old")).unwrap();
+    let new = std::fs::read(format!("{dir}/new")).unwrap();
+    let n = roundtrip(&old, &new, &DiffOptions::default());
+    assert!(
+        n < new.len() / 4,
+        "patch {n} bytes for {} NEW bytes",
+        new.len()
+    );
+    roundtrip(&old, &new, &opts(Codec::Lz4, Some(1 << 16)));
+}

@@ -10,9 +10,10 @@
 //! UTF-8, about the same length — a speed comparison, not a usable index of
 //! binary data).
 //!
-//! Construction is single-threaded by design (see the crate docs); with
-//! `--threads N` the example builds N arrays of the file at once, which shows
-//! how construction scales across cores (each build still runs on one).
+//! With `--threads N` the example builds N arrays of the file at once, which
+//! shows how construction scales across cores (each build on one). With
+//! `--omp N` a single build uses N OpenMP threads inside libsais (build the
+//! example with `--features oxdelta-sa/openmp`; without it N is ignored).
 
 use std::time::Instant;
 
@@ -31,10 +32,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut file = None;
     let (mut lcp, mut threads, mut imp) = (false, 1usize, String::from("oxdelta"));
+    let mut omp = 1usize;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--lcp" => lcp = true,
             "--impl" => imp = args.next().expect("--impl NAME"),
+            "--omp" => omp = args.next().and_then(|v| v.parse().ok()).expect("--omp N"),
             "--threads" => {
                 threads = args
                     .next()
@@ -51,7 +54,7 @@ fn main() {
     let t = Instant::now();
     let heap: usize = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads.max(1))
-            .map(|_| s.spawn(|| build(&imp, &text)))
+            .map(|_| s.spawn(|| build(&imp, &text, omp)))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).sum()
     });
@@ -89,10 +92,10 @@ fn main() {
 }
 
 /// Builds with the named implementation; returns the heap bytes it holds.
-fn build(imp: &str, text: &[u8]) -> usize {
+fn build(imp: &str, text: &[u8], omp: usize) -> usize {
     match imp {
         "oxdelta" => {
-            let sa = oxdelta_sa::SuffixArray::new(text);
+            let sa = oxdelta_sa::SuffixArray::with_threads(text, omp);
             std::hint::black_box(sa.len());
             sa.heap_bytes()
         }

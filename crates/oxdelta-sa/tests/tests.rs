@@ -138,3 +138,28 @@ proptest! {
         check_queries(&text, &[pat]);
     }
 }
+
+/// The 64-bit index path (texts of 2 GiB and more) and multi-threaded
+/// construction give the same array and the same query answers as the
+/// default build.
+#[test]
+fn wide_indices_and_threads_agree_with_the_default_build() {
+    for (seed, n, alphabet) in [(1u64, 5000usize, 255u8), (2, 20_000, 2), (3, 300_000, 4)] {
+        let text = lcg(seed, n, alphabet);
+        let base = SuffixArray::new(&text);
+        let wide = SuffixArray::new_wide(&text);
+        let threaded = SuffixArray::with_threads(&text, 2);
+        assert_eq!(sa_vec(&wide), sa_vec(&base));
+        assert_eq!(sa_vec(&threaded), sa_vec(&base));
+        assert_eq!(wide.lcp(), base.lcp());
+        for start in [0, n / 3, n - 40] {
+            let pat = &text[start..start + 32];
+            assert_eq!(wide.longest_match(pat), base.longest_match(pat));
+        }
+    }
+    let zeros = vec![0u8; 100_000];
+    assert_eq!(
+        sa_vec(&SuffixArray::new_wide(&zeros)),
+        naive_suffix_array(&zeros)
+    );
+}

@@ -25,6 +25,22 @@ pub enum ApplyError {
     },
     /// The apply was cancelled (for example by Ctrl-C).
     Cancelled,
+    /// The in-place target is neither OLD, nor NEW, nor a partly patched
+    /// OLD of this patch (it was left untouched), or the patch cannot be
+    /// applied in place within the limits.
+    WrongTarget {
+        /// What does not match.
+        detail: String,
+    },
+    /// An in-place journal cannot be used.
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The patch was not made for in-place apply (`diff --in-place`).
+    NotInPlace,
 }
 
 impl fmt::Display for ApplyError {
@@ -38,6 +54,14 @@ impl fmt::Display for ApplyError {
             ApplyError::Patch(e) => write!(f, "bad patch: {e}"),
             ApplyError::WrongOld { detail } => write!(f, "OLD does not match the patch: {detail}"),
             ApplyError::Cancelled => write!(f, "cancelled"),
+            ApplyError::WrongTarget { detail } => write!(f, "refusing the target: {detail}"),
+            ApplyError::Journal { path, detail } => {
+                write!(f, "journal {}: {detail}", path.display())
+            }
+            ApplyError::NotInPlace => write!(
+                f,
+                "the patch was not made for in-place apply (make it with diff --in-place)"
+            ),
         }
     }
 }

@@ -25,6 +25,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(unix)]
+pub mod inplace;
 pub mod map;
 
 use std::fs::{self, File, OpenOptions};

@@ -61,6 +61,13 @@ enum Cmd {
         /// Sign the patch with this secret key (from `oxdelta keygen`).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+        /// Make a patch that `apply --in-place` can apply inside OLD's own storage.
+        #[arg(long)]
+        in_place: bool,
+        /// With --in-place: most OLD bytes the applier may have to save in its journal
+        /// (default 16M); conflicts beyond it become literal bytes in the patch.
+        #[arg(long, value_parser = parse_size, requires = "in_place")]
+        stash_limit: Option<u64>,
     },
     /// Rebuild NEW from OLD and a patch; OUT is replaced atomically.
     #[command(
@@ -70,15 +77,27 @@ enum Cmd {
                             curl -s URL | oxdelta apply --pubkey release.pub old.bin - new.bin"
     )]
     Apply {
-        /// The file the patch was made from.
+        /// The file the patch was made from (with --in-place: the TARGET rewritten in place).
         old: PathBuf,
         /// The patch, or '-' for standard input.
         patch: PathBuf,
-        /// Where to write NEW.
-        out: PathBuf,
+        /// Where to write NEW (not with --in-place).
+        #[arg(required_unless_present = "in_place")]
+        out: Option<PathBuf>,
         /// Refuse the patch unless it is signed by this public key.
         #[arg(long, value_name = "PUB")]
         pubkey: Option<PathBuf>,
+        /// Rewrite TARGET (a file or a block device) from OLD to NEW inside its own
+        /// storage, crash-safe: re-run the same command after a kill or power loss to resume.
+        #[arg(long, conflicts_with = "out")]
+        in_place: bool,
+        /// With --in-place: the journal (default TARGET.oxdelta-journal; required for block devices).
+        #[arg(long, value_name = "PATH", requires = "in_place")]
+        journal: Option<PathBuf>,
+        /// With --in-place: NEW bytes rebuilt per batch (default 32M); bounds memory and
+        /// the journal's scratch area.
+        #[arg(long, value_parser = parse_size, requires = "in_place")]
+        batch_size: Option<u64>,
     },
     /// Check a patch's structure, hashes and signature without OLD.
     Verify {
@@ -212,6 +231,8 @@ fn run(cli: Cli) -> Result<()> {
             codec,
             chunk_size,
             sign,
+            in_place,
+            stash_limit,
         } => {
             let key = sign.as_deref().map(read_secret).transpose()?;
             let chunk_len = chunk_size
@@ -235,7 +256,26 @@ fn run(cli: Cli) -> Result<()> {
                 ..opts
             };
             let t = Instant::now();
-            let r = oxdelta::diff_files(&old, &new, &patch, &opts)?;
+            let r = if in_place {
+                let mut ip = oxdelta::InPlaceDiffOptions::default();
+                if let Some(l) = stash_limit {
+                    ip.stash_limit = l;
+                }
+                let (r, st) = oxdelta::diff_files_in_place(&old, &new, &patch, &opts, &ip)?;
+                out.info(format!(
+                    "in-place: {} steps, {} conflict edges, {} cyclic groups (largest {}), \
+                     {} bytes to stash at apply time, {} bytes turned into literals",
+                    st.steps,
+                    st.edges,
+                    st.cyclic_components,
+                    st.largest_component,
+                    st.stash_bytes,
+                    st.converted_bytes
+                ));
+                r
+            } else {
+                oxdelta::diff_files(&old, &new, &patch, &opts)?
+            };
             let secs = t.elapsed().as_secs_f64();
             bar.finish();
             out.info(format!(
@@ -256,12 +296,61 @@ fn run(cli: Cli) -> Result<()> {
             patch,
             out: dest,
             pubkey,
+            in_place,
+            journal,
+            batch_size,
         } => {
             let cancel = Arc::new(AtomicBool::new(false));
             {
                 let c = cancel.clone();
                 let _ = ctrlc::set_handler(move || c.store(true, Ordering::Relaxed));
             }
+            if in_place {
+                if patch == Path::new("-") {
+                    bail!("--in-place needs the patch as a file, not standard input");
+                }
+                let opts = oxdelta::InPlaceApplyOptions {
+                    trusted_key: pubkey.as_deref().map(read_public).transpose()?,
+                    journal,
+                    cancel: Some(cancel),
+                    ..oxdelta::InPlaceApplyOptions::default()
+                };
+                let opts = oxdelta::InPlaceApplyOptions {
+                    batch_budget: batch_size.unwrap_or(opts.batch_budget).max(1),
+                    ..opts
+                };
+                let t = Instant::now();
+                let r = oxdelta::apply_in_place(&old, &patch, &opts)
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("{}", old.display()))?;
+                let secs = t.elapsed().as_secs_f64();
+                match r.outcome {
+                    oxdelta::InPlaceOutcome::AlreadyUpToDate => out.info(format!(
+                        "apply: {} is already up to date (it holds NEW; nothing written)",
+                        old.display()
+                    )),
+                    oxdelta::InPlaceOutcome::Patched => out.info(format!(
+                        "apply: patched {} in place{} ({} bytes, {} steps, {} already done, \
+                         {} bytes written, {} bytes stashed{}), verified BLAKE3, {:.2} s",
+                        old.display(),
+                        if r.resumed {
+                            ", resumed from the journal"
+                        } else {
+                            ""
+                        },
+                        r.new_len,
+                        r.steps,
+                        r.steps_skipped,
+                        r.bytes_written,
+                        r.stash_bytes,
+                        if r.signed { ", signature verified" } else { "" },
+                        secs
+                    )),
+                }
+                out.detail("done");
+                return Ok(());
+            }
+            let dest = dest.expect("clap requires OUT without --in-place");
             let bar = progress::Bar::new(!out.quiet);
             let opts = ApplyOptions {
                 trusted_key: pubkey.as_deref().map(read_public).transpose()?,

@@ -263,3 +263,51 @@ fn completions_and_man_page() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains(".TH") && s.contains("apply"));
 }
+
+#[test]
+fn in_place_diff_apply_resume_message_and_refusal() {
+    let d = tmpdir("inplace");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("ip.oxd");
+    let o = run(&[
+        p("diff"),
+        p("--in-place"),
+        p("--chunk-size"),
+        p("8K"),
+        &old,
+        &new,
+        &patch,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in-place:"), "{}", stderr(&o));
+    let o = run(&[p("info"), p("--json"), &patch]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["in_place"], true);
+
+    let target = d.join("target");
+    fs::copy(&old, &target).unwrap();
+    let o = run(&[p("apply"), p("--in-place"), &target, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("patched"), "{}", stderr(&o));
+    assert_eq!(fs::read(&target).unwrap(), fs::read(&new).unwrap());
+    let o = run(&[p("apply"), p("--in-place"), &target, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already up to date"), "{}", stderr(&o));
+
+    // A target that is neither OLD nor NEW: exit 1, clear message, untouched.
+    fs::write(&target, b"something else entirely").unwrap();
+    let o = run(&[p("apply"), p("--in-place"), &target, &patch]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("neither OLD"), "{}", stderr(&o));
+    assert_eq!(fs::read(&target).unwrap(), b"something else entirely");
+
+    // A plain patch is refused for in-place apply; OUT and --in-place conflict.
+    let plain = d.join("plain.oxd");
+    assert!(run(&[p("diff"), &old, &new, &plain]).status.success());
+    fs::copy(&old, &target).unwrap();
+    let o = run(&[p("apply"), p("--in-place"), &target, &plain]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("diff --in-place"), "{}", stderr(&o));
+    let o = run(&[p("apply"), p("--in-place"), &target, &patch, &d.join("x")]);
+    assert_eq!(o.status.code(), Some(2));
+}

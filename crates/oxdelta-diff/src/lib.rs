@@ -13,6 +13,7 @@
 //! bytes never depend on the number of threads.
 #![deny(missing_docs)]
 
+pub mod inplace;
 pub mod sa;
 
 use oxdelta_format::{Codec, EncodedChunk, Metadata};

@@ -21,8 +21,9 @@ pub const ENTRY_FIXED_LEN: usize = 104;
 /// Bytes of one OLD range in a chunk-table entry.
 pub const RANGE_LEN: usize = 16;
 
-/// Header flag: the chunk order is safe for in-place apply (no chunk
-/// overwrites OLD bytes that a later chunk reads).
+/// Header flag: the chunk table is in the order an in-place applier runs
+/// the chunks; OLD bytes a chunk reads after an earlier chunk overwrote
+/// them are stashed first ([`crate::inplace::stash_ranges`]).
 pub const FLAG_IN_PLACE: u16 = 1;
 const KNOWN_FLAGS: u16 = FLAG_IN_PLACE;
 

@@ -57,6 +57,7 @@ pub mod codec;
 pub mod cursor;
 pub mod error;
 pub mod head;
+pub mod inplace;
 pub mod limits;
 pub mod ops;
 pub mod progress;

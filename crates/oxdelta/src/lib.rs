@@ -22,9 +22,14 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
+pub use oxdelta_apply::inplace::{
+    InPlaceOptions as InPlaceApplyOptions, InPlaceOutcome, InPlaceReport,
+};
 pub use oxdelta_apply::{
     self, ApplyError, ApplyOptions, ApplyReport, apply_bytes, apply_file, apply_reader,
 };
+pub use oxdelta_diff::inplace::{InPlaceOptions as InPlaceDiffOptions, InPlaceStats};
 pub use oxdelta_diff::{self, DiffOutput};
 pub use oxdelta_format::progress::{Event, Phase, Progress};
 pub use oxdelta_format::{self, Codec, Engine, Patch, PublicKey, SecretKey, SignatureBlock};
@@ -150,11 +155,49 @@ pub struct DiffReport {
 /// Makes a patch from the file `old` to the file `new` and writes it to
 /// `patch` atomically (a temporary file renamed into place).
 pub fn diff_files(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> Result<DiffReport> {
+    let (om, nm) = map_pair(old, new)?;
+    let out = oxdelta_diff::sa::diff(&om.1, &nm.1, &opts.engine_options());
+    write_patch(patch, &out, opts)
+}
+
+/// Makes an in-place patch (see [`oxdelta_diff::inplace`]) from `old` to
+/// `new`, in memory. Returns the patch and what the planning did.
+pub fn diff_bytes_in_place(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    ip: &InPlaceDiffOptions,
+) -> (Vec<u8>, InPlaceStats) {
+    let (out, stats) = oxdelta_diff::inplace::diff(old, new, &opts.engine_options(), ip);
+    (
+        oxdelta_format::assemble(&out.meta, out.chunks, opts.key.as_ref()),
+        stats,
+    )
+}
+
+/// Makes an in-place patch from the file `old` to the file `new` and writes
+/// it to `patch` atomically.
+pub fn diff_files_in_place(
+    old: &Path,
+    new: &Path,
+    patch: &Path,
+    opts: &DiffOptions,
+    ip: &InPlaceDiffOptions,
+) -> Result<(DiffReport, InPlaceStats)> {
+    let (om, nm) = map_pair(old, new)?;
+    let (out, stats) = oxdelta_diff::inplace::diff(&om.1, &nm.1, &opts.engine_options(), ip);
+    Ok((write_patch(patch, &out, opts)?, stats))
+}
+
+fn map_pair(old: &Path, new: &Path) -> Result<((File, ReadMap), (File, ReadMap))> {
     let of = File::open(old).map_err(io("opening OLD", old))?;
     let om = ReadMap::new(&of).map_err(io("mapping OLD", old))?;
     let nf = File::open(new).map_err(io("opening NEW", new))?;
     let nm = ReadMap::new(&nf).map_err(io("mapping NEW", new))?;
-    let out = oxdelta_diff::sa::diff(&om, &nm, &opts.engine_options());
+    Ok(((of, om), (nf, nm)))
+}
+
+fn write_patch(patch: &Path, out: &DiffOutput, opts: &DiffOptions) -> Result<DiffReport> {
     let entries: Vec<_> = out.chunks.iter().map(|c| c.entry.clone()).collect();
     let head = oxdelta_format::encode_head(&out.meta, &entries, opts.key.as_ref());
     let mut len = head.len() as u64;
@@ -173,6 +216,20 @@ pub fn diff_files(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> R
         chunks: out.chunks.len(),
         engine: out.meta.engine,
     })
+}
+
+/// Rewrites `target` (a regular file or a block device) from OLD to NEW in
+/// place with the in-place patch at `patch`, resuming an interrupted apply
+/// from its journal. See [`oxdelta_apply::inplace`].
+#[cfg(unix)]
+pub fn apply_in_place(
+    target: &Path,
+    patch: &Path,
+    opts: &InPlaceApplyOptions,
+) -> Result<InPlaceReport> {
+    let f = File::open(patch).map_err(io("opening patch", patch))?;
+    let m = ReadMap::new(&f).map_err(io("mapping patch", patch))?;
+    Ok(oxdelta_apply::inplace::apply_in_place(target, &m, opts)?)
 }
 
 /// Writes a file through `f` into a temporary file beside `path`, syncs

@@ -1,0 +1,1203 @@
+//! Crash-safe in-place apply: rewrite a file or block device from OLD to
+//! NEW inside its own storage, resumable after a kill or power loss at any
+//! instant.
+//!
+//! # Design
+//!
+//! The patch must carry [`oxdelta_format::head::FLAG_IN_PLACE`]: its chunks (*steps*) are in apply
+//! order. OLD and NEW share the target's address space.
+//!
+//! * **Stash.** Before writing anything the applier copies into a journal
+//!   every OLD byte that a step reads after an earlier step has overwritten
+//!   it ([`oxdelta_format::inplace::stash_ranges`], computed from the table
+//!   alone and bounded by [`InPlaceOptions::max_stash`]).
+//! * **Batches.** Steps run in batches of consecutive steps (bounded by
+//!   [`InPlaceOptions::batch_budget`]). A batch's steps read their inputs
+//!   and rebuild their outputs in parallel, then the outputs are written.
+//!   Only 4 KiB blocks whose bytes change are written.
+//! * **Scratch.** A torn write could destroy OLD bytes that a step of the
+//!   same batch still has to read on a re-run (its own input, when data did
+//!   not move). Those bytes — declared reads of the batch that fall inside
+//!   blocks the batch writes — are saved in the journal's scratch area
+//!   first, and the batch is marked *staged*.
+//! * **Progress slots.** Two slots, written alternately, each with a
+//!   sequence number and a BLAKE3 checksum: a torn slot write leaves the
+//!   other, older slot valid. A slot says how many steps are done and
+//!   whether the next batch is staged.
+//!
+//! Durability order (every arrow is an fsync):
+//!
+//! 1. journal header + stash written to a temporary file → renamed to the
+//!    journal path → directory synced; only then is the target touched;
+//! 2. a growing file is extended → synced;
+//! 3. per batch: scratch → staged slot → target writes → done slot;
+//! 4. a shrinking file is cut → synced; the whole NEW is hashed; the
+//!    journal is removed → directory synced.
+//!
+//! On a re-run the journal is matched to the patch (its id is BLAKE3 of the
+//! head and signature block), the done steps are recognised by their NEW
+//! hashes, and every remaining step's input (read from the target through
+//! the stash and scratch) is checked against the BLAKE3 recorded when the
+//! journal was made — before a byte is written. A target that is neither
+//! OLD, nor NEW, nor a partly patched OLD of this patch is refused and left
+//! untouched.
+//!
+//! # Bounds
+//!
+//! Memory: the stash (≤ `max_stash`), plus per batch its outputs, inputs
+//! and scratch (about 3 × `batch_budget`; one step alone may exceed the
+//! budget, by at most 8 MiB of output and [`MAX_STEP_READ`] of input).
+//! Journal size: a header of 32 bytes per step, the stash, 8 KiB of slots
+//! and one batch's scratch.
+//!
+//! # Assumptions
+//!
+//! A write interrupted by power loss changes at most the bytes it
+//! addresses, and fsync makes earlier writes durable. Writes are 4 KiB
+//! aligned blocks of the target.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use oxdelta_format::inplace::{IntervalSet, stash_ranges, total_len};
+use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
+use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, decode_chunk, ops::Op};
+use rayon::prelude::*;
+
+use crate::error::io;
+use crate::{ApplyError, Result};
+
+/// Most bytes of declared OLD ranges one step may have (larger patches are
+/// refused: an in-place applier holds a step's input in memory).
+pub const MAX_STEP_READ: u64 = 64 << 20;
+
+/// Block size of target writes and change detection.
+const BLOCK: u64 = 4096;
+
+/// The journal path used when none is given: `TARGET.oxdelta-journal`.
+pub fn default_journal_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(".oxdelta-journal");
+    PathBuf::from(s)
+}
+
+/// How to apply in place.
+#[derive(Clone, Debug)]
+pub struct InPlaceOptions {
+    /// When set, the patch must carry a valid signature by this key.
+    pub trusted_key: Option<PublicKey>,
+    /// The journal; `None` means [`default_journal_path`] (required for
+    /// block devices, whose directory is not durable storage).
+    pub journal: Option<PathBuf>,
+    /// Set to true from elsewhere to stop between batches; the apply then
+    /// fails with [`ApplyError::Cancelled`] and can be resumed.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Most stash bytes accepted (default 64 MiB).
+    pub max_stash: u64,
+    /// NEW bytes per batch (default 32 MiB).
+    pub batch_budget: u64,
+    /// Test hook: fail after this many writes (target and journal writes,
+    /// renames and length changes each count one). The failing write is
+    /// torn: only its first half reaches the file.
+    pub fail_after_writes: Option<u64>,
+    /// Sync (fsync) at every ordering point (default true). Without it a
+    /// power loss can lose the journal's guarantees; only tests that
+    /// simulate crashes inside one process turn it off, for speed.
+    pub durable: bool,
+}
+
+impl Default for InPlaceOptions {
+    fn default() -> InPlaceOptions {
+        InPlaceOptions {
+            trusted_key: None,
+            journal: None,
+            cancel: None,
+            max_stash: 64 << 20,
+            batch_budget: 32 << 20,
+            fail_after_writes: None,
+            durable: true,
+        }
+    }
+}
+
+/// How an in-place apply ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlaceOutcome {
+    /// The target now holds NEW.
+    Patched,
+    /// The target already held NEW; nothing was written.
+    AlreadyUpToDate,
+}
+
+/// What an in-place apply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InPlaceReport {
+    /// How it ended.
+    pub outcome: InPlaceOutcome,
+    /// Whether an interrupted apply was resumed from its journal.
+    pub resumed: bool,
+    /// Steps (chunks) in the patch.
+    pub steps: usize,
+    /// Steps found already done (by hash) or skipped as resumed.
+    pub steps_skipped: usize,
+    /// Bytes written to the target.
+    pub bytes_written: u64,
+    /// OLD bytes stashed in the journal.
+    pub stash_bytes: u64,
+    /// Batches run.
+    pub batches: usize,
+    /// Whether the patch was signed (and the signature verified).
+    pub signed: bool,
+    /// NEW bytes.
+    pub new_len: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Fault hook
+
+struct Faults {
+    left: Option<AtomicU64>,
+}
+
+impl Faults {
+    /// Accounts one write of `len` bytes: `Ok(None)` to write it all,
+    /// `Ok(Some(n))` to write only `n` bytes and then fail.
+    fn tick(&self, len: usize) -> Option<usize> {
+        let left = self.left.as_ref()?;
+        let was = left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+            .unwrap_or(0);
+        (was == 0).then_some(len / 2)
+    }
+}
+
+fn injected() -> std::io::Error {
+    std::io::Error::other("injected fault (test hook)")
+}
+
+// ---------------------------------------------------------------------------
+// Journal layout
+
+const JOURNAL_MAGIC: [u8; 8] = *b"OXDJRNL\x01";
+const SLOT_MAGIC: [u8; 8] = *b"OXDSLOT\x01";
+const JOURNAL_FIXED: usize = 120;
+const SLOT_LEN: usize = 96;
+const SLOT_SPACING: u64 = 4096;
+/// Most steps a journal header records (the format's chunk limit).
+const MAX_JOURNAL_STEPS: u64 = oxdelta_format::limits::MAX_CHUNKS as u64;
+const MAX_STASH_RANGES: u64 = 1 << 24;
+
+fn align_up(v: u64) -> u64 {
+    v.div_ceil(SLOT_SPACING) * SLOT_SPACING
+}
+
+/// The journal's header: what it was made for and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct JournalHead {
+    patch_id: [u8; 32],
+    old_len: u64,
+    new_len: u64,
+    start_len: u64,
+    stash: Vec<(u64, u64)>,
+    stash_hash: [u8; 32],
+    read_hashes: Vec<[u8; 32]>,
+}
+
+impl JournalHead {
+    fn encoded_len(&self) -> u64 {
+        JOURNAL_FIXED as u64
+            + 16 * self.stash.len() as u64
+            + 32 * self.read_hashes.len() as u64
+            + 32
+    }
+    fn stash_len(&self) -> u64 {
+        total_len(&self.stash)
+    }
+    fn data_off(&self) -> u64 {
+        align_up(self.encoded_len())
+    }
+    fn slots_off(&self) -> u64 {
+        align_up(self.data_off() + self.stash_len())
+    }
+    fn scratch_off(&self) -> u64 {
+        self.slots_off() + 2 * SLOT_SPACING
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::with_capacity(self.encoded_len() as usize);
+        o.extend_from_slice(&JOURNAL_MAGIC);
+        o.extend_from_slice(&1u32.to_le_bytes());
+        o.extend_from_slice(&0u32.to_le_bytes());
+        o.extend_from_slice(&self.patch_id);
+        o.extend_from_slice(&self.old_len.to_le_bytes());
+        o.extend_from_slice(&self.new_len.to_le_bytes());
+        o.extend_from_slice(&self.start_len.to_le_bytes());
+        o.extend_from_slice(&(self.read_hashes.len() as u32).to_le_bytes());
+        o.extend_from_slice(&(self.stash.len() as u32).to_le_bytes());
+        o.extend_from_slice(&self.stash_len().to_le_bytes());
+        o.extend_from_slice(&self.stash_hash);
+        debug_assert_eq!(o.len(), JOURNAL_FIXED);
+        for &(s, l) in &self.stash {
+            o.extend_from_slice(&s.to_le_bytes());
+            o.extend_from_slice(&l.to_le_bytes());
+        }
+        for h in &self.read_hashes {
+            o.extend_from_slice(h);
+        }
+        let sum = *blake3::hash(&o).as_bytes();
+        o.extend_from_slice(&sum);
+        o
+    }
+
+    /// Parses a journal header from the start of `f`; `None` when it is
+    /// not a complete, intact journal of this version.
+    fn read(f: &File, file_len: u64) -> Option<JournalHead> {
+        let mut fixed = [0u8; JOURNAL_FIXED];
+        f.read_exact_at(&mut fixed, 0).ok()?;
+        if fixed[..8] != JOURNAL_MAGIC || u32_at(&fixed, 8) != 1 || u32_at(&fixed, 12) != 0 {
+            return None;
+        }
+        let steps = u64::from(u32_at(&fixed, 72));
+        let ranges = u64::from(u32_at(&fixed, 76));
+        if steps > MAX_JOURNAL_STEPS || ranges > MAX_STASH_RANGES {
+            return None;
+        }
+        let len = JOURNAL_FIXED as u64 + 16 * ranges + 32 * steps + 32;
+        if len > file_len {
+            return None;
+        }
+        let mut all = vec![0u8; len as usize];
+        f.read_exact_at(&mut all, 0).ok()?;
+        let (body, sum) = all.split_at(all.len() - 32);
+        if blake3::hash(body).as_bytes() != sum {
+            return None;
+        }
+        let mut p = JOURNAL_FIXED;
+        let mut stash = Vec::with_capacity(ranges as usize);
+        for _ in 0..ranges {
+            stash.push((u64_at(body, p), u64_at(body, p + 8)));
+            p += 16;
+        }
+        let mut read_hashes = Vec::with_capacity(steps as usize);
+        for _ in 0..steps {
+            read_hashes.push(body[p..p + 32].try_into().ok()?);
+            p += 32;
+        }
+        let head = JournalHead {
+            patch_id: body[16..48].try_into().ok()?,
+            old_len: u64_at(body, 48),
+            new_len: u64_at(body, 56),
+            start_len: u64_at(body, 64),
+            stash,
+            stash_hash: body[88..120].try_into().ok()?,
+            read_hashes,
+        };
+        (head.stash_len() == u64_at(body, 80)).then_some(head)
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// One progress slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    seq: u64,
+    /// Steps `0..next` are done.
+    next: u32,
+    /// When greater than `next`, steps `next..batch_end` are staged: their
+    /// scratch (`scratch_len` bytes, BLAKE3 `scratch_hash`) is durable.
+    batch_end: u32,
+    scratch_len: u64,
+    scratch_hash: [u8; 32],
+}
+
+impl Slot {
+    fn encode(&self) -> [u8; SLOT_LEN] {
+        let mut o = [0u8; SLOT_LEN];
+        o[..8].copy_from_slice(&SLOT_MAGIC);
+        o[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        o[16..20].copy_from_slice(&self.next.to_le_bytes());
+        o[20..24].copy_from_slice(&self.batch_end.to_le_bytes());
+        o[24..32].copy_from_slice(&self.scratch_len.to_le_bytes());
+        o[32..64].copy_from_slice(&self.scratch_hash);
+        let sum = *blake3::hash(&o[..64]).as_bytes();
+        o[64..].copy_from_slice(&sum);
+        o
+    }
+
+    fn decode(b: &[u8; SLOT_LEN]) -> Option<Slot> {
+        if b[..8] != SLOT_MAGIC || blake3::hash(&b[..64]).as_bytes() != &b[64..] {
+            return None;
+        }
+        Some(Slot {
+            seq: u64_at(b, 8),
+            next: u32_at(b, 16),
+            batch_end: u32_at(b, 20),
+            scratch_len: u64_at(b, 24),
+            scratch_hash: b[32..64].try_into().ok()?,
+        })
+    }
+
+    fn staged(&self) -> bool {
+        self.batch_end > self.next
+    }
+}
+
+/// Saved OLD bytes: sorted, disjoint ranges and their data, back to back.
+#[derive(Clone, Debug, Default)]
+struct Saved {
+    ranges: Vec<(u64, u64)>,
+    /// Offset of each range's data in `data`.
+    offs: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl Saved {
+    fn new(ranges: Vec<(u64, u64)>, data: Vec<u8>) -> Saved {
+        let mut offs = Vec::with_capacity(ranges.len());
+        let mut o = 0usize;
+        for r in &ranges {
+            offs.push(o);
+            o += r.1 as usize;
+        }
+        debug_assert_eq!(o, data.len());
+        Saved { ranges, offs, data }
+    }
+
+    /// Copies the saved bytes inside `[at, at + buf.len())` into `buf`.
+    fn overlay(&self, at: u64, buf: &mut [u8]) {
+        let end = at + buf.len() as u64;
+        let first = self.ranges.partition_point(|&(s, l)| s + l <= at);
+        for (k, &(s, l)) in self.ranges.iter().enumerate().skip(first) {
+            if s >= end {
+                break;
+            }
+            let (a, b) = (s.max(at), (s + l).min(end));
+            let src = self.offs[k] + (a - s) as usize;
+            buf[(a - at) as usize..(b - at) as usize]
+                .copy_from_slice(&self.data[src..src + (b - a) as usize]);
+        }
+    }
+
+    /// The scratch blob: count, ranges, data.
+    fn blob(&self) -> Vec<u8> {
+        let mut o = Vec::with_capacity(4 + 16 * self.ranges.len() + self.data.len());
+        o.extend_from_slice(&(self.ranges.len() as u32).to_le_bytes());
+        for &(s, l) in &self.ranges {
+            o.extend_from_slice(&s.to_le_bytes());
+            o.extend_from_slice(&l.to_le_bytes());
+        }
+        o.extend_from_slice(&self.data);
+        o
+    }
+
+    fn from_blob(b: &[u8]) -> Option<Saved> {
+        let n = u32_at(b.get(..4)?, 0) as usize;
+        let table = b.get(4..4usize.checked_add(n.checked_mul(16)?)?)?;
+        let ranges: Vec<(u64, u64)> = table
+            .chunks_exact(16)
+            .map(|r| (u64_at(r, 0), u64_at(r, 8)))
+            .collect();
+        let data = b[4 + 16 * n..].to_vec();
+        (total_len(&ranges) == data.len() as u64).then(|| Saved::new(ranges, data))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The target and the journal
+
+struct Target {
+    file: File,
+    path: PathBuf,
+    block_device: bool,
+}
+
+impl Target {
+    fn len(&self) -> Result<u64> {
+        if self.block_device {
+            use std::io::{Seek, SeekFrom};
+            let mut f = &self.file;
+            f.seek(SeekFrom::End(0))
+                .map_err(io("finding the size of", &self.path))
+        } else {
+            Ok(self
+                .file
+                .metadata()
+                .map_err(io("reading the size of", &self.path))?
+                .len())
+        }
+    }
+
+    fn read(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, at)
+            .map_err(io("reading", &self.path))
+    }
+
+    /// BLAKE3 of bytes `0..len`, read in 4 MiB pieces.
+    fn hash_prefix(&self, len: u64) -> Result<[u8; 32]> {
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 4 << 20];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64) as usize;
+            self.read(&mut buf[..n], at)?;
+            h.update_rayon(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(*h.finalize().as_bytes())
+    }
+}
+
+struct Run<'a> {
+    target: Target,
+    journal_path: PathBuf,
+    faults: Faults,
+    opts: &'a InPlaceOptions,
+}
+
+impl Run<'_> {
+    fn write(&self, file: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
+        match self.faults.tick(buf.len()) {
+            None => file.write_all_at(buf, at).map_err(io("writing", path)),
+            Some(n) => {
+                let _ = file.write_all_at(&buf[..n], at);
+                Err(io("writing", path)(injected()))
+            }
+        }
+    }
+
+    fn write_target(&self, buf: &[u8], at: u64) -> Result<()> {
+        self.write(&self.target.file, &self.target.path, buf, at)
+    }
+
+    fn sync_target(&self) -> Result<()> {
+        self.sync(&self.target.file, &self.target.path)
+    }
+
+    fn sync(&self, f: &File, path: &Path) -> Result<()> {
+        if self.opts.durable {
+            f.sync_data().map_err(io("syncing", path))?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        if self.opts.durable {
+            sync_dir(path)?;
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        if self.faults.tick(0).is_some() {
+            return Err(io("resizing", &self.target.path)(injected()));
+        }
+        self.target
+            .file
+            .set_len(len)
+            .map_err(io("resizing", &self.target.path))?;
+        if self.opts.durable {
+            self.target
+                .file
+                .sync_all()
+                .map_err(io("syncing", &self.target.path))?;
+        }
+        Ok(())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing directory", &dir))
+}
+
+struct Journal {
+    file: File,
+    head: JournalHead,
+    stash: Saved,
+    slots: [Option<Slot>; 2],
+}
+
+impl Journal {
+    fn current(&self) -> Option<Slot> {
+        self.slots.iter().flatten().max_by_key(|s| s.seq).copied()
+    }
+
+    /// Writes `slot` over the older of the two slots and syncs.
+    fn put_slot(&mut self, run: &Run<'_>, mut slot: Slot) -> Result<()> {
+        let cur = self.current();
+        slot.seq = cur.map_or(1, |c| c.seq + 1);
+        let idx = match (self.slots[0], self.slots[1]) {
+            (Some(a), Some(b)) => usize::from(a.seq > b.seq),
+            (Some(_), None) => 1,
+            _ => 0,
+        };
+        let at = self.head.slots_off() + idx as u64 * SLOT_SPACING;
+        run.write(&self.file, &run.journal_path, &slot.encode(), at)?;
+        run.sync(&self.file, &run.journal_path)?;
+        self.slots[idx] = Some(slot);
+        Ok(())
+    }
+
+    fn open(path: &Path, patch_id: &[u8; 32]) -> Result<Option<Journal>> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("opening journal", path)(e)),
+        };
+        let len = file.metadata().map_err(io("reading journal", path))?.len();
+        let Some(head) = JournalHead::read(&file, len) else {
+            return Err(ApplyError::Journal {
+                path: path.to_path_buf(),
+                detail: "it is damaged or not an oxdelta journal; remove it only if the target is untouched OLD".into(),
+            });
+        };
+        if &head.patch_id != patch_id {
+            return Err(ApplyError::Journal {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "it belongs to another patch (id {}…); finish that patch first or remove the journal",
+                    &hex(&head.patch_id)[..16]
+                ),
+            });
+        }
+        let stash_len = head.stash_len();
+        if head.slots_off() + SLOT_SPACING + SLOT_LEN as u64 > len {
+            return Err(ApplyError::Journal {
+                path: path.to_path_buf(),
+                detail: "it is truncated".into(),
+            });
+        }
+        let mut data = vec![0u8; stash_len as usize];
+        file.read_exact_at(&mut data, head.data_off())
+            .map_err(io("reading journal", path))?;
+        if blake3::hash(&data).as_bytes() != &head.stash_hash {
+            return Err(ApplyError::Journal {
+                path: path.to_path_buf(),
+                detail: "its stashed OLD data is damaged".into(),
+            });
+        }
+        let mut slots = [None, None];
+        for (i, s) in slots.iter_mut().enumerate() {
+            let mut b = [0u8; SLOT_LEN];
+            file.read_exact_at(&mut b, head.slots_off() + i as u64 * SLOT_SPACING)
+                .map_err(io("reading journal", path))?;
+            *s = Slot::decode(&b);
+        }
+        let stash = Saved::new(head.stash.clone(), data);
+        Ok(Some(Journal {
+            file,
+            head,
+            stash,
+            slots,
+        }))
+    }
+
+    fn read_scratch(&self, run: &Run<'_>, slot: &Slot) -> Result<Saved> {
+        let damaged = || ApplyError::Journal {
+            path: run.journal_path.clone(),
+            detail: "its scratch area is damaged".into(),
+        };
+        let len = self
+            .file
+            .metadata()
+            .map_err(io("reading journal", &run.journal_path))?
+            .len();
+        if self.head.scratch_off() + slot.scratch_len > len {
+            return Err(damaged());
+        }
+        let mut b = vec![0u8; slot.scratch_len as usize];
+        self.file
+            .read_exact_at(&mut b, self.head.scratch_off())
+            .map_err(io("reading journal", &run.journal_path))?;
+        if blake3::hash(&b).as_bytes() != &slot.scratch_hash {
+            return Err(damaged());
+        }
+        Saved::from_blob(&b).ok_or_else(damaged)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Steps
+
+/// Reads a step's declared OLD ranges, back to back, through the saved
+/// layers (stash, then scratch) over the target.
+fn gather(
+    target: &Target,
+    e: &ChunkEntry,
+    stash: &Saved,
+    scratch: Option<&Saved>,
+) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; total_len(&e.old_ranges) as usize];
+    let mut o = 0usize;
+    for &(s, l) in &e.old_ranges {
+        let dst = &mut buf[o..o + l as usize];
+        target.read(dst, s)?;
+        if let Some(sc) = scratch {
+            sc.overlay(s, dst);
+        }
+        stash.overlay(s, dst);
+        o += l as usize;
+    }
+    Ok(buf)
+}
+
+/// Rebuilds a step's NEW bytes from its payload and its gathered input,
+/// checking the payload hash before and the NEW hash after.
+fn build(e: &ChunkEntry, payload: &[u8], input: &[u8], old_len: u64) -> Result<Vec<u8>> {
+    let streams = decode_chunk(e, payload)?;
+    let mut starts = Vec::with_capacity(e.old_ranges.len());
+    let mut o = 0usize;
+    for &(s, l) in &e.old_ranges {
+        starts.push((s, o));
+        o += l as usize;
+    }
+    let src = |old: u64, len: usize| -> &[u8] {
+        // The decoder checked that [old, old+len) lies inside one declared range.
+        let k = starts.partition_point(|&(s, _)| s <= old) - 1;
+        let at = starts[k].1 + (old - starts[k].0) as usize;
+        &input[at..at + len]
+    };
+    let mut out = vec![0u8; e.new_len as usize];
+    let dec = OpDecoder::new(
+        &streams.ctrl,
+        e.new_offset,
+        u64::from(e.new_len),
+        streams.diff.len() as u64,
+        streams.lit.len() as u64,
+        old_len,
+        &e.old_ranges,
+    );
+    let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
+    for op in dec {
+        let op = op?;
+        let len = op.len() as usize;
+        let dst = &mut out[pos..pos + len];
+        match op {
+            Op::Copy { old, .. } => dst.copy_from_slice(src(old, len)),
+            Op::Add { old, .. } => {
+                let diff = &streams.diff[dpos..dpos + len];
+                for ((d, s), x) in dst.iter_mut().zip(src(old, len)).zip(diff) {
+                    *d = s.wrapping_add(*x);
+                }
+                dpos += len;
+            }
+            Op::Insert { .. } => {
+                dst.copy_from_slice(&streams.lit[lpos..lpos + len]);
+                lpos += len;
+            }
+            Op::Zero { .. } => {}
+        }
+        pos += len;
+    }
+    if blake3::hash(&out).as_bytes() != &e.new_hash {
+        return Err(ApplyError::WrongTarget {
+            detail: format!(
+                "NEW bytes {}..{} do not hash as the patch says (damaged patch or target)",
+                e.new_offset,
+                e.new_offset + u64::from(e.new_len)
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// The `[start, end)` runs of 4 KiB blocks (clipped to the step) where
+/// `want` differs from `have`; both start at target offset `at`.
+fn changed_runs(at: u64, want: &[u8], have: &[u8]) -> Vec<(u64, u64)> {
+    let end = at + want.len() as u64;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut b = at;
+    while b < end {
+        let be = ((b / BLOCK + 1) * BLOCK).min(end);
+        let (i, j) = ((b - at) as usize, (be - at) as usize);
+        if want[i..j] != have[i..j] {
+            match runs.last_mut() {
+                Some(r) if r.1 == b => r.1 = be,
+                _ => runs.push((b, be)),
+            }
+        }
+        b = be;
+    }
+    runs
+}
+
+// ---------------------------------------------------------------------------
+// The apply
+
+/// Applies the in-place `patch` to `target` (a regular file or a block
+/// device), resuming from its journal if an earlier run was interrupted.
+pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Result<InPlaceReport> {
+    let p = Patch::parse(patch)?;
+    p.verify_signature(opts.trusted_key.as_ref())?;
+    let head = &p.head;
+    if !head.is_in_place() {
+        return Err(ApplyError::NotInPlace);
+    }
+    for (i, e) in head.chunks.iter().enumerate() {
+        if total_len(&e.old_ranges) > MAX_STEP_READ {
+            return Err(ApplyError::WrongTarget {
+                detail: format!(
+                    "step {i} declares more than {MAX_STEP_READ} bytes of OLD input; too much for in-place apply"
+                ),
+            });
+        }
+    }
+    let patch_id = *blake3::hash(&patch[..head.head_len as usize + SIGNATURE_BLOCK_LEN]).as_bytes();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(target)
+        .map_err(io("opening target", target))?;
+    let block_device = file
+        .metadata()
+        .map_err(io("reading", target))?
+        .file_type()
+        .is_block_device();
+    let journal_path = match (&opts.journal, block_device) {
+        (Some(j), _) => j.clone(),
+        (None, false) => default_journal_path(target),
+        (None, true) => {
+            return Err(ApplyError::Journal {
+                path: target.to_path_buf(),
+                detail: "a block device needs --journal PATH on durable storage".into(),
+            });
+        }
+    };
+    let run = Run {
+        target: Target {
+            file,
+            path: target.to_path_buf(),
+            block_device,
+        },
+        journal_path,
+        faults: Faults {
+            left: opts.fail_after_writes.map(AtomicU64::new),
+        },
+        opts,
+    };
+    let mut report = InPlaceReport {
+        outcome: InPlaceOutcome::Patched,
+        resumed: false,
+        steps: head.chunks.len(),
+        steps_skipped: 0,
+        bytes_written: 0,
+        stash_bytes: 0,
+        batches: 0,
+        signed: p.signature.public_key().is_some(),
+        new_len: head.meta.new_len,
+    };
+    let len = run.target.len()?;
+    let mut journal = match Journal::open(&run.journal_path, &patch_id)? {
+        Some(j) => {
+            report.resumed = true;
+            check_resume(&run, &p, &j)?;
+            j
+        }
+        None => {
+            let (old_len, new_len) = (head.meta.old_len, head.meta.new_len);
+            let fits = |l: u64| if block_device { l <= len } else { l == len };
+            let new_h = fits(new_len)
+                .then(|| run.target.hash_prefix(new_len))
+                .transpose()?;
+            if new_h == Some(head.meta.new_hash) {
+                report.outcome = InPlaceOutcome::AlreadyUpToDate;
+                report.steps_skipped = report.steps;
+                return Ok(report);
+            }
+            let old_h = match (fits(old_len), new_h) {
+                (true, Some(h)) if old_len == new_len => Some(h),
+                (true, _) => Some(run.target.hash_prefix(old_len)?),
+                (false, _) => None,
+            };
+            if old_h != Some(head.meta.old_hash) {
+                return Err(ApplyError::WrongTarget {
+                    detail: format!(
+                        "{} is neither OLD ({old_len} bytes, BLAKE3 {}…) nor NEW, and there is no journal {} of an interrupted apply",
+                        target.display(),
+                        &hex(&head.meta.old_hash)[..16],
+                        run.journal_path.display()
+                    ),
+                });
+            }
+            create_journal(&run, &p, patch_id, len)?
+        }
+    };
+    report.stash_bytes = journal.head.stash_len();
+    if !block_device && run.target.len()? < head.meta.new_len {
+        run.set_len(head.meta.new_len)?;
+    }
+    run_batches(&run, &p, &mut journal, &mut report)?;
+    if !block_device && run.target.len()? > head.meta.new_len {
+        run.set_len(head.meta.new_len)?;
+    }
+    if run.target.hash_prefix(head.meta.new_len)? != head.meta.new_hash {
+        return Err(ApplyError::WrongTarget {
+            detail: "the whole NEW does not hash as the patch says after applying".into(),
+        });
+    }
+    drop(journal);
+    if run.faults.tick(0).is_some() {
+        return Err(io("removing journal", &run.journal_path)(injected()));
+    }
+    fs::remove_file(&run.journal_path).map_err(io("removing journal", &run.journal_path))?;
+    run.sync_dir(&run.journal_path)?;
+    Ok(report)
+}
+
+/// Validates the patch against OLD (payload hashes, every step's input),
+/// stashes, and durably creates the journal. Writes nothing to the target.
+fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) -> Result<Journal> {
+    let head = &p.head;
+    let stash = stash_ranges(&head.chunks);
+    let stash_len = total_len(&stash);
+    if stash_len > run.opts.max_stash {
+        return Err(ApplyError::WrongTarget {
+            detail: format!(
+                "the patch needs {stash_len} bytes of OLD stashed, above the limit of {}",
+                run.opts.max_stash
+            ),
+        });
+    }
+    let mut data = vec![0u8; stash_len as usize];
+    let mut o = 0usize;
+    for &(s, l) in &stash {
+        run.target.read(&mut data[o..o + l as usize], s)?;
+        o += l as usize;
+    }
+    // Every payload must be intact before anything is written; record
+    // what each step reads.
+    let read_hashes = (0..head.chunks.len())
+        .into_par_iter()
+        .map(|i| {
+            let e = &head.chunks[i];
+            decode_chunk(e, p.payload(i))?;
+            let input = gather(&run.target, e, &Saved::default(), None)?;
+            Ok(*blake3::hash(&input).as_bytes())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let jh = JournalHead {
+        patch_id,
+        old_len: head.meta.old_len,
+        new_len: head.meta.new_len,
+        start_len: len,
+        stash_hash: *blake3::hash(&data).as_bytes(),
+        stash,
+        read_hashes,
+    };
+    let tmp = {
+        let mut s = run.journal_path.as_os_str().to_owned();
+        s.push(".tmp");
+        PathBuf::from(s)
+    };
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io("creating journal", &tmp))?;
+    let first = Slot {
+        seq: 1,
+        next: 0,
+        batch_end: 0,
+        scratch_len: 0,
+        scratch_hash: [0; 32],
+    };
+    let mut body = jh.encode();
+    body.resize(jh.data_off() as usize, 0);
+    body.extend_from_slice(&data);
+    body.resize(jh.slots_off() as usize, 0);
+    body.extend_from_slice(&first.encode());
+    body.resize((jh.slots_off() + 2 * SLOT_SPACING) as usize, 0);
+    run.write(&f, &tmp, &body, 0)?;
+    if run.opts.durable {
+        f.sync_all().map_err(io("syncing journal", &tmp))?;
+    }
+    if run.faults.tick(0).is_some() {
+        return Err(io("renaming journal", &tmp)(injected()));
+    }
+    fs::rename(&tmp, &run.journal_path).map_err(io("renaming journal", &run.journal_path))?;
+    run.sync_dir(&run.journal_path)?;
+    Ok(Journal {
+        file: f,
+        head: jh,
+        stash: Saved::new(stash_ranges(&head.chunks), data),
+        slots: [Some(first), None],
+    })
+}
+
+/// Checks that the target is a partly patched OLD of this patch, as the
+/// journal describes, before anything is written.
+fn check_resume(run: &Run<'_>, p: &Patch<'_>, j: &Journal) -> Result<()> {
+    let head = &p.head;
+    let bad = |detail: String| ApplyError::WrongTarget { detail };
+    if j.head.old_len != head.meta.old_len
+        || j.head.new_len != head.meta.new_len
+        || j.head.read_hashes.len() != head.chunks.len()
+        || j.head.stash != stash_ranges(&head.chunks)
+    {
+        return Err(ApplyError::Journal {
+            path: run.journal_path.clone(),
+            detail: "it does not describe this patch".into(),
+        });
+    }
+    let Some(slot) = j.current() else {
+        return Err(ApplyError::Journal {
+            path: run.journal_path.clone(),
+            detail: "both progress slots are damaged".into(),
+        });
+    };
+    let n = head.chunks.len();
+    if slot.next as usize > n || slot.batch_end as usize > n {
+        return Err(ApplyError::Journal {
+            path: run.journal_path.clone(),
+            detail: "its progress slot points past the last step".into(),
+        });
+    }
+    let len = run.target.len()?;
+    // A file is cut to NEW's length only once every step is done.
+    let min_len = if (slot.next as usize) < n {
+        head.meta.old_len
+    } else {
+        head.meta.new_len
+    };
+    if len < min_len {
+        return Err(bad(format!(
+            "{} is shorter ({len} bytes) than the partly patched OLD can be",
+            run.target.path.display()
+        )));
+    }
+    let scratch = slot
+        .staged()
+        .then(|| j.read_scratch(run, &slot))
+        .transpose()?;
+    (0..n)
+        .into_par_iter()
+        .try_for_each(|i| -> Result<()> {
+            let e = &head.chunks[i];
+            if i < slot.next as usize {
+                let mut b = vec![0u8; e.new_len as usize];
+                run.target.read(&mut b, e.new_offset)?;
+                if blake3::hash(&b).as_bytes() != &e.new_hash {
+                    return Err(bad(format!(
+                        "step {i} (NEW {}..{}) is recorded as done but its bytes differ; the target was changed since the interrupted apply",
+                        e.new_offset,
+                        e.new_offset + u64::from(e.new_len)
+                    )));
+                }
+            } else {
+                let sc = if (i as u32) < slot.batch_end {
+                    scratch.as_ref()
+                } else {
+                    None
+                };
+                let input = gather(&run.target, e, &j.stash, sc)?;
+                if blake3::hash(&input).as_bytes() != &j.head.read_hashes[i] {
+                    return Err(bad(format!(
+                        "the OLD input of step {i} changed; {} is not a partly patched OLD of this patch",
+                        run.target.path.display()
+                    )));
+                }
+            }
+            Ok(())
+        })
+}
+
+/// One step's rebuilt NEW bytes and the block runs where they differ
+/// from the target.
+struct Built {
+    out: Vec<u8>,
+    runs: Vec<(u64, u64)>,
+}
+
+fn run_batches(
+    run: &Run<'_>,
+    p: &Patch<'_>,
+    j: &mut Journal,
+    report: &mut InPlaceReport,
+) -> Result<()> {
+    let head = &p.head;
+    let chunks = &head.chunks;
+    let n = chunks.len();
+    let cur = j.current().expect("a journal has a valid slot");
+    report.steps_skipped += cur.next as usize;
+    let mut scratch = cur
+        .staged()
+        .then(|| j.read_scratch(run, &cur))
+        .transpose()?;
+    let mut next = cur.next as usize;
+    let mut staged_end = cur.staged().then_some(cur.batch_end as usize);
+    while next < n {
+        if run.cancelled() {
+            return Err(ApplyError::Cancelled);
+        }
+        let end = staged_end.unwrap_or_else(|| {
+            let mut e = next;
+            let mut bytes = 0u64;
+            while e < n
+                && (e == next || bytes + u64::from(chunks[e].new_len) <= run.opts.batch_budget)
+            {
+                bytes += u64::from(chunks[e].new_len);
+                e += 1;
+            }
+            e
+        });
+        // Inputs and outputs of the batch, in parallel.
+        let built: Vec<Built> = (next..end)
+            .into_par_iter()
+            .map(|i| {
+                let e = &chunks[i];
+                let input = gather(&run.target, e, &j.stash, scratch.as_ref())?;
+                let out = build(e, p.payload(i), &input, head.meta.old_len)?;
+                let mut have = vec![0u8; out.len()];
+                run.target.read(&mut have, e.new_offset)?;
+                let runs = changed_runs(e.new_offset, &out, &have);
+                Ok(Built { out, runs })
+            })
+            .collect::<Result<_>>()?;
+        if staged_end.is_none() {
+            // Save what a torn write of this batch could destroy and a
+            // re-run would still read.
+            let mut writes = IntervalSet::new();
+            for b in &built {
+                for &(a, b) in &b.runs {
+                    writes.insert(a, b);
+                }
+            }
+            let mut need = IntervalSet::new();
+            for c in &chunks[next..end] {
+                for &(s, l) in &c.old_ranges {
+                    for (a, b) in writes.intersect(s, s + l) {
+                        need.insert(a, b);
+                    }
+                }
+            }
+            // Bytes already in the stash are read from there.
+            let mut ranges = Vec::new();
+            let mut data = Vec::new();
+            for (a, b) in need.iter() {
+                let mut buf = vec![0u8; (b - a) as usize];
+                run.target.read(&mut buf, a)?;
+                j.stash.overlay(a, &mut buf);
+                ranges.push((a, b - a));
+                data.extend_from_slice(&buf);
+            }
+            if !ranges.is_empty() {
+                let blob = Saved::new(ranges, data).blob();
+                run.write(&j.file, &run.journal_path, &blob, j.head.scratch_off())?;
+                run.sync(&j.file, &run.journal_path)?;
+                j.put_slot(
+                    run,
+                    Slot {
+                        seq: 0,
+                        next: next as u32,
+                        batch_end: end as u32,
+                        scratch_len: blob.len() as u64,
+                        scratch_hash: *blake3::hash(&blob).as_bytes(),
+                    },
+                )?;
+            }
+        }
+        let mut wrote_any = false;
+        for (b, e) in built.iter().zip(&chunks[next..end]) {
+            if b.runs.is_empty() {
+                report.steps_skipped += 1;
+            }
+            for &(from, to) in &b.runs {
+                let s = (from - e.new_offset) as usize;
+                run.write_target(&b.out[s..s + (to - from) as usize], from)?;
+                report.bytes_written += to - from;
+                wrote_any = true;
+            }
+        }
+        if wrote_any {
+            run.sync_target()?;
+        }
+        j.put_slot(
+            run,
+            Slot {
+                seq: 0,
+                next: end as u32,
+                batch_end: end as u32,
+                scratch_len: 0,
+                scratch_hash: [0; 32],
+            },
+        )?;
+        report.batches += 1;
+        scratch = None;
+        staged_end = None;
+        next = end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_round_trip_and_detect_damage() {
+        let s = Slot {
+            seq: 7,
+            next: 3,
+            batch_end: 5,
+            scratch_len: 99,
+            scratch_hash: [4; 32],
+        };
+        let mut b = s.encode();
+        assert_eq!(Slot::decode(&b), Some(s));
+        b[17] ^= 1;
+        assert_eq!(Slot::decode(&b), None);
+    }
+
+    #[test]
+    fn saved_overlay_and_blob() {
+        let s = Saved::new(vec![(10, 4), (20, 2)], vec![1, 2, 3, 4, 5, 6]);
+        let mut buf = [0u8; 16];
+        s.overlay(8, &mut buf);
+        assert_eq!(&buf[..], &[0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6, 0, 0]);
+        let t = Saved::from_blob(&s.blob()).unwrap();
+        assert_eq!((t.ranges, t.data), (s.ranges, s.data));
+        assert!(Saved::from_blob(&[9, 0, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn changed_runs_are_block_aligned() {
+        let have = vec![0u8; 10000];
+        let mut want = have.clone();
+        want[5000] = 1;
+        want[9999] = 1;
+        // The step starts at target offset 100: blocks are aligned to the target.
+        assert_eq!(changed_runs(100, &want, &have), vec![(4096, 10100)]);
+        want[0] = 1;
+        assert_eq!(changed_runs(100, &want, &have), vec![(100, 10100)]);
+        want[5000] = 0;
+        assert_eq!(
+            changed_runs(100, &want, &have),
+            vec![(100, 4096), (8192, 10100)]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the applier.
+
+#[cfg(unix)]
+mod inplace;

@@ -115,6 +115,7 @@ fn make_patch(old: &[u8], new: &[u8], step: u32, stash_limit: u64) -> (Vec<u8>, 
     let opts = DiffOptions {
         codec: Codec::Zstd(3),
         chunk_len: Some(step),
+        ..DiffOptions::default()
     };
     let (out, stats) = diff(old, new, &opts, &DiffInPlace { stash_limit });
     (assemble(&out.meta, out.chunks, None), stats)
@@ -339,6 +340,7 @@ fn signed_patches_need_the_trusted_key() {
     let opts_d = DiffOptions {
         codec: Codec::Zstd(3),
         chunk_len: Some(16 << 10),
+        ..DiffOptions::default()
     };
     let (out, _) = diff(&old, &new, &opts_d, &DiffInPlace::default());
     let signed = assemble(&out.meta, out.chunks.clone(), Some(&key));

@@ -16,10 +16,41 @@
 //! let rebuilt = oxdelta::apply_bytes(&old, &patch, &oxdelta::ApplyOptions::default()).unwrap();
 //! assert_eq!(rebuilt, new);
 //! ```
+//!
+//! # Entry points
+//!
+//! | between | diff | apply |
+//! |---|---|---|
+//! | slices | [`diff_bytes`] | [`apply_bytes`] |
+//! | files (mapped, written atomically) | [`diff_files`] | [`apply_file`] |
+//! | readers and writers | [`diff_readers`] | [`apply_to_writer`]; [`apply_reader`] streams a patch into a file in bounded memory |
+//!
+//! Options have defaults ([`DiffOptions::default`], [`ApplyOptions::default`]);
+//! errors are typed ([`Error`], [`ApplyError`], [`oxdelta_format::Error`]
+//! with the byte offset of a fault in a patch). Long work reports through a
+//! [`Progress`] callback:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//! let done = Arc::new(AtomicU64::new(0));
+//! let d = done.clone();
+//! let opts = oxdelta::DiffOptions {
+//!     progress: oxdelta::Progress::new(move |e| {
+//!         if let oxdelta::Event::Advance { bytes } = e {
+//!             d.fetch_add(bytes, Ordering::Relaxed);
+//!         }
+//!     }),
+//!     ..Default::default()
+//! };
+//! let old = vec![1u8; 10_000];
+//! oxdelta::diff_bytes(&old, &old, &opts);
+//! assert_eq!(done.load(Ordering::Relaxed), 20_000); // OLD indexed, NEW matched
+//! ```
 #![deny(missing_docs)]
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 #[cfg(unix)]
@@ -135,6 +166,77 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub fn diff_bytes(old: &[u8], new: &[u8], opts: &DiffOptions) -> Vec<u8> {
     let out = oxdelta_diff::sa::diff(old, new, &opts.engine_options());
     oxdelta_format::assemble(&out.meta, out.chunks, opts.key.as_ref())
+}
+
+/// Makes a patch from two readers (sockets, decompressors, anything that
+/// yields bytes) and writes it to `out`; returns the patch length.
+///
+/// Both inputs are read whole into memory, since the in-memory engine
+/// needs random access to OLD and NEW; for files prefer [`diff_files`],
+/// which maps them instead.
+///
+/// ```
+/// let old = vec![7u8; 50_000];
+/// let mut new = old.clone();
+/// new[25_000..25_010].copy_from_slice(b"0123456789");
+/// let mut patch = Vec::new();
+/// let n = oxdelta::diff_readers(&old[..], &new[..], &mut patch, &Default::default()).unwrap();
+/// assert_eq!(n, patch.len() as u64);
+/// let mut rebuilt = Vec::new();
+/// oxdelta::apply_to_writer(&old, &patch[..], &mut rebuilt, &Default::default()).unwrap();
+/// assert_eq!(rebuilt, new);
+/// ```
+pub fn diff_readers(
+    mut old: impl Read,
+    mut new: impl Read,
+    mut out: impl Write,
+    opts: &DiffOptions,
+) -> Result<u64> {
+    let (mut o, mut n) = (Vec::new(), Vec::new());
+    old.read_to_end(&mut o)
+        .map_err(io("reading OLD from", Path::new("<reader>")))?;
+    new.read_to_end(&mut n)
+        .map_err(io("reading NEW from", Path::new("<reader>")))?;
+    let patch = diff_bytes(&o, &n, opts);
+    out.write_all(&patch)
+        .and_then(|()| out.flush())
+        .map_err(io("writing the patch to", Path::new("<writer>")))?;
+    Ok(patch.len() as u64)
+}
+
+/// Applies a patch read from `patch` to OLD held in memory and writes NEW
+/// to `out`; returns NEW's length.
+///
+/// NEW is rebuilt and checked against every hash in the patch before the
+/// first byte goes to `out`, so a writer never receives unverified data.
+/// The patch is read whole (refused beyond
+/// [`ApplyOptions::max_in_memory_len`]); to apply a patch as it arrives and
+/// write a file, use [`apply_reader`].
+pub fn apply_to_writer(
+    old: &[u8],
+    patch: impl Read,
+    mut out: impl Write,
+    opts: &ApplyOptions,
+) -> Result<u64> {
+    let mut p = Vec::new();
+    let limit = opts.max_in_memory_len;
+    patch
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut p)
+        .map_err(io("reading the patch from", Path::new("<reader>")))?;
+    if p.len() as u64 > limit {
+        return Err(Error::Format(oxdelta_format::Error::invalid(
+            "patch length",
+            format!("at most {limit} bytes to read into memory (ApplyOptions::max_in_memory_len)"),
+            "more",
+            0,
+        )));
+    }
+    let new = apply_bytes(old, &p, opts)?;
+    out.write_all(&new)
+        .and_then(|()| out.flush())
+        .map_err(io("writing NEW to", Path::new("<writer>")))?;
+    Ok(new.len() as u64)
 }
 
 /// What [`diff_files`] did.

@@ -21,7 +21,7 @@ sanitizer=${FUZZ_SANITIZER:-none}
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
-    targets=(parse decode_chunk apply roundtrip)
+    targets=(parse decode_chunk apply roundtrip inplace)
 fi
 export RUSTC_BOOTSTRAP=1
 

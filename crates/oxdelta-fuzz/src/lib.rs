@@ -12,6 +12,7 @@
 //! | [`decode_chunk`] | a [`ChunkInput`]              | codecs round-trip; the op applier equals a naive interpreter; a patch built around it applies to exactly that |
 //! | [`apply`]        | bytes as a patch against [`fixed_old`] | a clean error, or NEW with the length and BLAKE3 the head names; with its hashes fixed up, it applies to what the chunks decode to |
 //! | [`roundtrip`]    | a [`RoundtripInput`]          | diff → apply gives NEW back; the patch does not depend on the thread count |
+//! | [`inplace`]      | an [`InPlaceInput`]           | an in-place apply interrupted after any number of writes (and again while resuming) resumes to exactly NEW, then reports up to date |
 //!
 //! Structured inputs implement [`arbitrary::Arbitrary`] and have a
 //! `to_bytes` inverse, so seed files can be written from values.
@@ -35,6 +36,7 @@ pub const TARGETS: &[Target] = &[
     ("decode_chunk", decode_chunk),
     ("apply", apply),
     ("roundtrip", roundtrip),
+    ("inplace", inplace),
 ];
 
 /// Largest NEW the fuzz targets let the applier build (hostile patches can
@@ -554,6 +556,119 @@ fn check_roundtrip(input: &RoundtripInput) {
     oxdelta::verify_bytes(&serial, None).expect("a fresh patch verifies");
 }
 
+/// Input of the `inplace` target: a pair and two interruption points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InPlaceInput {
+    /// Writes (target and journal writes, renames, length changes) before
+    /// the first apply is stopped.
+    pub cut: u16,
+    /// Writes before the resume is stopped too; 0 lets it run.
+    pub cut_resume: u16,
+    /// NEW bytes per chunk, minus one.
+    pub chunk_len: u16,
+    /// OLD.
+    pub old: Vec<u8>,
+    /// NEW.
+    pub new: Vec<u8>,
+}
+
+impl<'a> Arbitrary<'a> for InPlaceInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let cut = take_u16(u)?;
+        let cut_resume = take_u16(u)?;
+        let chunk_len = take_u16(u)?;
+        let old_len = usize::from(take_u16(u)?).min(u.len());
+        let old = u.bytes(old_len)?.to_vec();
+        let new = u.bytes(u.len())?.to_vec();
+        Ok(InPlaceInput {
+            cut,
+            cut_resume,
+            chunk_len,
+            old,
+            new,
+        })
+    }
+}
+
+impl InPlaceInput {
+    /// The bytes that [`Arbitrary`] turns back into this value.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [
+            self.cut,
+            self.cut_resume,
+            self.chunk_len,
+            self.old.len() as u16,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.old);
+        out.extend_from_slice(&self.new);
+        out
+    }
+}
+
+/// A scratch directory for this process and thread, made once.
+fn scratch_dir() -> std::path::PathBuf {
+    thread_local! {
+        static DIR: std::path::PathBuf = {
+            let d = std::env::temp_dir().join(format!(
+                "oxdelta-fuzz-inplace-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::create_dir_all(&d).expect("scratch directory");
+            d
+        };
+    }
+    DIR.with(|d| d.clone())
+}
+
+/// `inplace`: make an in-place patch for (OLD, NEW), apply it to a file
+/// holding OLD but stop after `cut` writes (the stopping write is torn),
+/// optionally stop the resume too, then resume to the end: the file must
+/// hold exactly NEW, and one more run must report it up to date.
+pub fn inplace(data: &[u8]) {
+    if let Ok(input) = InPlaceInput::arbitrary_take_rest(Unstructured::new(data)) {
+        check_inplace(&input);
+    }
+}
+
+fn check_inplace(input: &InPlaceInput) {
+    use oxdelta::{InPlaceApplyOptions, InPlaceOutcome};
+    let opts = DiffOptions {
+        codec: Codec::Lz4,
+        chunk_len: Some(u32::from(input.chunk_len) + 1),
+        ..Default::default()
+    };
+    let (patch, _) =
+        oxdelta::diff_bytes_in_place(&input.old, &input.new, &opts, &Default::default());
+    let dir = scratch_dir();
+    let (target, journal) = (dir.join("target"), dir.join("journal"));
+    let _ = std::fs::remove_file(&journal);
+    std::fs::write(&target, &input.old).expect("write the target");
+    let run = |cut: Option<u64>| {
+        let o = InPlaceApplyOptions {
+            journal: Some(journal.clone()),
+            fail_after_writes: cut,
+            durable: false,
+            ..Default::default()
+        };
+        oxdelta_apply::inplace::apply_in_place(&target, &patch, &o)
+    };
+    // Interrupted runs may fail (that is the point) or finish early.
+    let _ = run(Some(u64::from(input.cut)));
+    if input.cut_resume > 0 {
+        let _ = run(Some(u64::from(input.cut_resume)));
+    }
+    let r = run(None).unwrap_or_else(|e| panic!("resuming must finish: {e}"));
+    let got = std::fs::read(&target).expect("read the target");
+    assert!(got == input.new, "in-place apply did not give NEW back");
+    let _ = r;
+    let again = run(None).unwrap_or_else(|e| panic!("a finished target must be accepted: {e}"));
+    assert_eq!(again.outcome, InPlaceOutcome::AlreadyUpToDate);
+}
+
 /// Functions that write seed inputs (used by the seed generator test).
 pub mod seeds {
     use super::*;
@@ -672,6 +787,38 @@ pub mod seeds {
             new: b"only new".to_vec(),
         };
         out.push(("pair-empty-old".into(), empty.to_bytes()));
+        out
+    }
+
+    /// (OLD, NEW) pairs with interruption points (for `inplace`): a swap
+    /// of two blocks (a conflict cycle), a shift, growth and shrinkage.
+    pub fn inplace_pairs() -> Vec<(String, Vec<u8>)> {
+        let old = old_of_len(2048);
+        let mut swapped = old.clone();
+        let (a, b) = swapped.split_at_mut(1024);
+        a.swap_with_slice(b);
+        let mut shifted = vec![5u8; 100];
+        shifted.extend_from_slice(&old);
+        let mut out = Vec::new();
+        for (name, new) in [
+            ("swap", swapped),
+            ("shift", shifted),
+            ("shrink", old[300..1700].to_vec()),
+        ] {
+            for (cut, cut_resume) in [(0u16, 0u16), (3, 0), (7, 2)] {
+                let input = InPlaceInput {
+                    cut,
+                    cut_resume,
+                    chunk_len: 511,
+                    old: old.clone(),
+                    new: new.clone(),
+                };
+                out.push((
+                    format!("inplace-{name}-{cut}-{cut_resume}"),
+                    input.to_bytes(),
+                ));
+            }
+        }
         out
     }
 }

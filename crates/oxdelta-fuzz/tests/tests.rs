@@ -61,6 +61,15 @@ fn seeds_are_valid_inputs() {
         );
         oxdelta_fuzz::roundtrip(&data);
     }
+    for (_, data) in oxdelta_fuzz::seeds::inplace_pairs() {
+        let v = oxdelta_fuzz::InPlaceInput::arbitrary_take_rest(Unstructured::new(&data)).unwrap();
+        assert_eq!(
+            v.to_bytes(),
+            data,
+            "InPlaceInput::to_bytes inverts arbitrary"
+        );
+        oxdelta_fuzz::inplace(&data);
+    }
 }
 
 /// Rewrites fuzz/corpus/* from the generators:
@@ -73,6 +82,7 @@ fn write_seed_corpus() {
         ("apply", oxdelta_fuzz::seeds::patches()),
         ("decode_chunk", oxdelta_fuzz::seeds::chunks()),
         ("roundtrip", oxdelta_fuzz::seeds::pairs()),
+        ("inplace", oxdelta_fuzz::seeds::inplace_pairs()),
     ];
     for (target, seeds) in sets {
         let dir = fuzz_dir().join("corpus").join(target);

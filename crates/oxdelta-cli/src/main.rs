@@ -43,6 +43,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  oxdelta diff old.bin new.bin update.patch\n  \
                             oxdelta diff --codec lz4 old.img new.img img.patch\n  \
+                            oxdelta diff --memory 256M disk-1.img disk-2.img disk.patch\n  \
                             oxdelta diff --sign release.key old new signed.patch"
     )]
     Diff {
@@ -52,9 +53,16 @@ enum Cmd {
         new: PathBuf,
         /// Where to write the patch (written atomically).
         patch: PathBuf,
-        /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest; default zstd:19).
-        #[arg(long, default_value = "zstd", value_parser = Codec::parse)]
-        codec: Codec,
+        /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest;
+        /// default zstd:19, or zstd:12 with the streaming engine).
+        #[arg(long, value_parser = Codec::parse)]
+        codec: Option<Codec>,
+        /// Use the streaming engine within this memory budget, e.g. 256M (for
+        /// inputs larger than RAM). Default: the in-memory engine when OLD and NEW
+        /// fit comfortably in available memory, else streaming with 256M.
+        /// (In-place patches always use the in-memory engine.)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "in_place")]
+        memory: Option<u64>,
         /// NEW bytes per chunk, e.g. 4M (default: from NEW's size, 1M to 8M).
         #[arg(long, value_parser = parse_size)]
         chunk_size: Option<u64>,
@@ -137,6 +145,50 @@ enum Cmd {
         /// The patch.
         patch: PathBuf,
     },
+}
+
+/// Without `--memory`: the in-memory engine if its estimated peak (5 bytes
+/// per OLD byte for the text and suffix array, 1.25 per NEW byte for NEW
+/// and the patch being built) is within 80% of the memory available now,
+/// else the streaming engine with its default budget (or half the available
+/// memory, if that is less). Says which it chose.
+fn choose_engine(old: &Path, new: &Path, out: &Out) -> Result<Option<u64>> {
+    let len = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .with_context(|| format!("reading {}", p.display()))
+    };
+    let (o, n) = (len(old)?, len(new)?);
+    let need = 5 * o + n + n / 4;
+    let avail = mem_available();
+    let fits = avail.is_none_or(|a| need <= a / 5 * 4);
+    if fits {
+        // The summary line names the engine; the reason is detail.
+        out.detail(format!(
+            "engine: suffix-array (needs about {} MiB{})",
+            need >> 20,
+            avail.map_or(String::new(), |a| format!(", {} MiB available", a >> 20))
+        ));
+        return Ok(None);
+    }
+    let budget = oxdelta::oxdelta_diff::stream::DEFAULT_BUDGET
+        .min(avail.unwrap_or(u64::MAX) / 2)
+        .max(oxdelta::oxdelta_diff::stream::MIN_BUDGET);
+    out.info(format!(
+        "engine: streaming with a {} MiB budget (the in-memory engine would need about {} MiB, {} MiB available; set --memory to choose)",
+        budget >> 20,
+        need >> 20,
+        avail.unwrap_or(0) >> 20
+    ));
+    Ok(Some(budget))
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes (None where there is none).
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
@@ -229,6 +281,7 @@ fn run(cli: Cli) -> Result<()> {
             new,
             patch,
             codec,
+            memory,
             chunk_size,
             sign,
             in_place,
@@ -244,10 +297,28 @@ fn run(cli: Cli) -> Result<()> {
                     Ok(c as u32)
                 })
                 .transpose()?;
+            let memory = match memory {
+                Some(m) => {
+                    if m < oxdelta::oxdelta_diff::stream::MIN_BUDGET {
+                        bail!(
+                            "--memory must be at least {} KiB",
+                            oxdelta::oxdelta_diff::stream::MIN_BUDGET >> 10
+                        );
+                    }
+                    Some(m)
+                }
+                None if in_place => None,
+                None => choose_engine(&old, &new, &out)?,
+            };
+            let codec = codec.unwrap_or(match memory {
+                Some(_) => Codec::Zstd(oxdelta::oxdelta_diff::stream::DEFAULT_ZSTD_LEVEL),
+                None => Codec::Zstd(oxdelta::oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
+            });
             let opts = DiffOptions {
                 codec,
                 chunk_len,
                 key,
+                memory,
                 ..Default::default()
             };
             let bar = progress::Bar::new(!out.quiet);

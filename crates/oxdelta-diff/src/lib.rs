@@ -7,6 +7,12 @@
 //! * [`sa`]: the in-memory, bsdiff-style matcher over a suffix array of OLD.
 //!   Best patches; memory about 5 bytes per byte of OLD (the text plus
 //!   32-bit suffix indices) plus NEW and the patch.
+//! * [`stream`]: the bounded-memory engine for inputs larger than RAM (disk
+//!   images). Its own allocations stay within a budget the caller sets
+//!   (see [`stream::Plan`]); it indexes OLD by a rolling hash over blocks,
+//!   and refines what lies between long matches with the suffix-array
+//!   matcher over small windows of OLD. Encoded chunks go to a sink in
+//!   order instead of being collected.
 //!
 //! NEW is cut into chunks whose size depends only on NEW's length, and the
 //! chunks are matched and compressed in parallel with rayon. The patch
@@ -15,6 +21,7 @@
 
 pub mod inplace;
 pub mod sa;
+pub mod stream;
 
 use oxdelta_format::{Codec, EncodedChunk, Metadata};
 

@@ -1,4 +1,6 @@
 //! The differs' tests: round trips (property, repetitive and real data),
-//! a naive-matcher oracle for the ops, serial == parallel output.
+//! a naive-matcher oracle for the ops, serial == parallel output; the
+//! streaming engine under tiny budgets.
 
 mod sa;
+mod stream;

@@ -50,7 +50,7 @@
 #![deny(missing_docs)]
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 #[cfg(unix)]
@@ -79,6 +79,12 @@ pub struct DiffOptions {
     /// Where to report progress; see [`Progress`]. Reports nothing by
     /// default.
     pub progress: Progress,
+    /// Use the streaming engine with this memory budget in bytes (its own
+    /// allocations stay within it whatever the input sizes; see
+    /// [`oxdelta_diff::stream`]). `None` uses the in-memory suffix-array
+    /// engine, which needs about 5 bytes per byte of OLD plus NEW. In-place
+    /// patches are always made by the in-memory engine.
+    pub memory: Option<u64>,
 }
 
 impl Default for DiffOptions {
@@ -89,6 +95,7 @@ impl Default for DiffOptions {
             chunk_len: d.chunk_len,
             key: None,
             progress: Progress::none(),
+            memory: None,
         }
     }
 }
@@ -162,8 +169,19 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Makes a patch from `old` to `new`, in memory.
+/// Makes a patch from `old` to `new`, in memory (with
+/// [`DiffOptions::memory`] set, the streaming engine makes it and only the
+/// patch itself is held beyond the budget).
 pub fn diff_bytes(old: &[u8], new: &[u8], opts: &DiffOptions) -> Vec<u8> {
+    if let Some(budget) = opts.memory {
+        let mut chunks = Vec::new();
+        let meta = oxdelta_diff::stream::diff(old, new, &opts.engine_options(), budget, |c| {
+            chunks.push(c);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(meta) = meta;
+        return oxdelta_format::assemble(&meta, chunks, opts.key.as_ref());
+    }
     let out = oxdelta_diff::sa::diff(old, new, &opts.engine_options());
     oxdelta_format::assemble(&out.meta, out.chunks, opts.key.as_ref())
 }
@@ -258,6 +276,9 @@ pub struct DiffReport {
 /// `patch` atomically (a temporary file renamed into place).
 pub fn diff_files(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> Result<DiffReport> {
     let (om, nm) = map_pair(old, new)?;
+    if let Some(budget) = opts.memory {
+        return diff_streaming(&om.1, &nm.1, patch, opts, budget);
+    }
     let out = oxdelta_diff::sa::diff(&om.1, &nm.1, &opts.engine_options());
     write_patch(patch, &out, opts)
 }
@@ -332,6 +353,89 @@ pub fn apply_in_place(
     let f = File::open(patch).map_err(io("opening patch", patch))?;
     let m = ReadMap::new(&f).map_err(io("mapping patch", patch))?;
     Ok(oxdelta_apply::inplace::apply_in_place(target, &m, opts)?)
+}
+
+/// The streaming engine's path of [`diff_files`]: encoded chunks are
+/// spilled to an unlinked temporary file beside `patch` as they are made
+/// (only the chunk table stays in memory), then the head and the spilled
+/// payloads are written to `patch` atomically.
+fn diff_streaming(
+    old: &[u8],
+    new: &[u8],
+    patch: &Path,
+    opts: &DiffOptions,
+    budget: u64,
+) -> Result<DiffReport> {
+    let spill_path = temp_beside(patch, "spill");
+    let spill = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&spill_path)
+        .map_err(io("creating", &spill_path))?;
+    // Unlinked at once where the system allows it, so nothing is left
+    // behind even if the process dies; otherwise removed at the end.
+    let unlinked = fs::remove_file(&spill_path).is_ok();
+    let result = (|| {
+        let mut entries = Vec::new();
+        let mut payload_len = 0u64;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &spill);
+        let meta = oxdelta_diff::stream::diff(old, new, &opts.engine_options(), budget, |c| {
+            w.write_all(&c.payload)?;
+            payload_len += c.payload.len() as u64;
+            entries.push(c.entry);
+            Ok(())
+        })
+        .and_then(|m| w.flush().map(|()| m))
+        .map_err(io("writing", &spill_path))?;
+        drop(w);
+        let head = oxdelta_format::encode_head(&meta, &entries, opts.key.as_ref());
+        let mut reader = &spill;
+        reader
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(io("reading", &spill_path))?;
+        write_atomically(patch, |w| {
+            w.write_all(&head)?;
+            let copied = std::io::copy(&mut reader.take(payload_len), w)?;
+            if copied != payload_len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "temporary payload file is short",
+                ));
+            }
+            Ok(())
+        })?;
+        Ok(DiffReport {
+            old_len: meta.old_len,
+            new_len: meta.new_len,
+            patch_len: head.len() as u64 + payload_len,
+            chunks: entries.len(),
+            engine: meta.engine,
+        })
+    })();
+    if !unlinked {
+        drop(spill);
+        let _ = fs::remove_file(&spill_path);
+    }
+    result
+}
+
+/// A fresh temporary name in `path`'s directory.
+fn temp_beside(path: &Path, what: &str) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut rnd = [0u8; 6];
+    let _ = getrandom::fill(&mut rnd);
+    dir.join(format!(
+        ".{name}.oxdelta-{}.{what}",
+        oxdelta_format::sign::hex(&rnd)
+    ))
 }
 
 /// Writes a file through `f` into a temporary file beside `path`, syncs

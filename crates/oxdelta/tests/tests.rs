@@ -7,3 +7,5 @@ mod roundtrip;
 mod golden;
 #[path = "suite/hostile.rs"]
 mod hostile;
+#[path = "suite/streaming.rs"]
+mod streaming;

@@ -1,0 +1,878 @@
+//! The streaming engine: OLD and NEW of any size in a fixed memory budget.
+//!
+//! The suffix-array engine needs about five bytes per byte of OLD, which
+//! rules out disk images larger than RAM. This engine keeps its own
+//! allocations under a budget the caller chooses, whatever the input sizes;
+//! OLD and NEW are borrowed slices (the facade maps the files, so their
+//! pages are the kernel's page cache, not the engine's memory).
+//!
+//! # Matching
+//!
+//! 1. **Index.** OLD is cut into blocks of `B` bytes; every non-zero block's
+//!    rolling hash goes into an open-addressing table of `u32` entries (the
+//!    block number plus a few tag bits of the hash, up to [`PROBES`] slots
+//!    per hash, duplicates beyond that dropped). The table takes a quarter
+//!    of the budget, and `B` is the smallest power of two whose non-zero
+//!    blocks fill it at most 5/8: small budgets and big OLDs get coarser
+//!    blocks. Zero blocks are neither hashed nor matched.
+//! 2. **Scan.** For each chunk of NEW a rolling hash runs over every byte
+//!    not yet explained. Candidates are verified against OLD and extended
+//!    byte by byte both ways; long exact matches become COPY *anchors*,
+//!    zero runs in NEW become ZERO, and a verified match is skipped in full,
+//!    so unchanged or moved data costs a memcmp, not a table lookup per byte.
+//! 3. **Refinement.** What lies between anchors (a *region*) is matched the
+//!    way the suffix-array engine matches a whole file: the OLD windows that
+//!    the surrounding anchors and the short matches inside the region point
+//!    to are gathered (each match owns the NEW bytes up to half-way to its
+//!    neighbours, and projects them into OLD with a margin), a suffix array
+//!    is built over just those windows, and [`crate::sa::match_chunk`] makes
+//!    the region's ops there — bsdiff quality within a bounded window. A
+//!    short gap between two anchors of the same alignment is one ADD.
+//! 4. **Parallelism.** Chunks are processed by up to [`Plan::workers`]
+//!    threads; finished chunks are handed to the caller's sink strictly in
+//!    order. Everything a chunk's ops depend on comes from the [`Plan`],
+//!    which depends on the budget and input sizes only, so the patch is
+//!    byte-identical for any thread count.
+//!
+//! # Memory bound
+//!
+//! With budget `M` (see [`Plan::new`]): the index is at most `M/4`; each
+//! worker holds at most one refinement window of [`Plan::window`] bytes
+//! plus its suffix array (4 bytes per window byte) and the buffers of one
+//! chunk of [`Plan::chunk_len`] NEW bytes (estimated at four times the
+//! chunk); finished chunks wait for the sink at most [`Plan::workers`] at a
+//! time. [`Plan::estimate`] adds these up and stays at or below `M` for
+//! budgets from about 16 MiB; below that the floors (4 KiB windows, 4 KiB
+//! chunks) win. Thread stacks, the zstd library's own context and the
+//! caller's sink come on top. The chunk table (a few hundred bytes per
+//! chunk) stays in memory until the patch is assembled.
+//!
+//! # Example
+//!
+//! ```
+//! use oxdelta_diff::{DiffOptions, stream};
+//! let old: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+//! let mut new = old.clone();
+//! new[1000..1010].copy_from_slice(b"0123456789");
+//! let mut chunks = Vec::new();
+//! let meta = stream::diff(&old, &new, &DiffOptions::default(), 1 << 20, |c| {
+//!     chunks.push(c);
+//!     Ok::<(), ()>(())
+//! })
+//! .unwrap();
+//! let patch = oxdelta_format::assemble(&meta, chunks, None);
+//! assert!(patch.len() < new.len() / 50);
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use oxdelta_format::ops::coalesce_ranges;
+use oxdelta_format::progress::Phase;
+use oxdelta_format::{ChunkEncoder, EncodedChunk, Engine, Metadata, Op, encode_chunk, limits};
+use oxdelta_sa::{SuffixArray, common_prefix};
+use rayon::prelude::*;
+
+use crate::{DiffOptions, chunk_ranges, hash};
+
+/// Budget used when the caller asks for streaming without naming one.
+pub const DEFAULT_BUDGET: u64 = 256 << 20;
+/// Smallest budget accepted (smaller ones are raised to it).
+pub const MIN_BUDGET: u64 = 64 << 10;
+/// zstd level the command line uses for this engine unless told otherwise:
+/// the streams of a big image are large, and level 19 costs several times
+/// the matching time for a few percent.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 12;
+
+/// Slots probed per hash in the index.
+pub const PROBES: usize = 4;
+const MIN_BLOCK: usize = 32;
+const MAX_BLOCK_LOG: u32 = 20;
+const MIN_BLOCK_LOG: u32 = 5;
+/// Zero bytes in a row in NEW that become a ZERO op during the scan.
+const ZERO_MIN: usize = 256;
+/// Exact matches at least this long are anchors (emitted as COPY as is).
+const ANCHOR_MIN: usize = 1024;
+/// Gaps up to this long between anchors of one alignment become one ADD.
+const SMALL_GAP: usize = 4096;
+/// How far a match's projection reaches beyond the match itself.
+const SPAN_CAP: usize = 256 << 10;
+/// OLD windows closer than this are merged.
+const MERGE_GAP: usize = 4096;
+/// Working memory per chunk, as a multiple of its NEW length: ops, raw
+/// streams, compressed payload and compressor state.
+const CHUNK_COST_FACTOR: u64 = 4;
+/// Suffix-array bucket table and other fixed per-worker state.
+const WORKER_FIXED: u64 = 600 << 10;
+
+/// How the engine divides its budget; depends only on the budget, OLD's
+/// content and NEW's length (never on the thread count).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The budget in bytes.
+    pub budget: u64,
+    /// Block size of the OLD index (a power of two).
+    pub block: usize,
+    /// log2 of the index's slot count (4 bytes per slot).
+    pub slot_bits: u32,
+    /// NEW bytes per chunk.
+    pub chunk_len: u32,
+    /// Largest refinement window (OLD bytes under one suffix array).
+    pub window: usize,
+    /// Chunks in flight at once that the budget allows.
+    pub workers: usize,
+}
+
+impl Plan {
+    /// Plans for `old` (it is read once to count non-zero blocks), a NEW of
+    /// `new_len` bytes and a budget of `budget` bytes (at least
+    /// [`MIN_BUDGET`]). `chunk_len` overrides the chunk length.
+    pub fn new(old: &[u8], new_len: u64, budget: u64, chunk_len: Option<u32>) -> Plan {
+        Plan::from_counts(
+            old.len() as u64,
+            &nonzero_blocks(old),
+            new_len,
+            budget,
+            chunk_len,
+        )
+    }
+
+    /// [`Plan::new`] from OLD's length and its non-zero block counts for
+    /// block sizes 32, 64, … 1 MiB (`counts[0]` is for 32 bytes).
+    pub fn from_counts(
+        old_len: u64,
+        counts: &[u64],
+        new_len: u64,
+        budget: u64,
+        chunk_len: Option<u32>,
+    ) -> Plan {
+        let budget = budget.max(MIN_BUDGET);
+        let index_bytes = prev_pow2(budget / 4).max(4096);
+        let slot_bits = (index_bytes / 4).trailing_zeros();
+        let slots = 1u64 << slot_bits;
+        let chunk_len = chunk_len.unwrap_or_else(|| {
+            let by_budget = (budget / 16) & !4095;
+            crate::default_chunk_len(new_len)
+                .min(by_budget.clamp(4096, u64::from(limits::MAX_CHUNK_NEW_LEN)) as u32)
+        });
+        let chunk_cost = CHUNK_COST_FACTOR * u64::from(chunk_len);
+        let rest = budget.saturating_sub(index_bytes);
+        let window =
+            ((rest / 2).saturating_sub(chunk_cost + WORKER_FIXED) / 5).clamp(4096, 64 << 20);
+        let per_worker = 5 * window + chunk_cost + WORKER_FIXED;
+        let workers = (rest / per_worker).max(1) as usize;
+        // Block size: the smallest whose non-zero blocks fill at most 5/8
+        // of the table and whose count fits the entry's index bits.
+        let mut log = MIN_BLOCK_LOG;
+        while log < MAX_BLOCK_LOG
+            && (counts
+                .get((log - MIN_BLOCK_LOG) as usize)
+                .copied()
+                .unwrap_or(old_len)
+                > slots * 5 / 8
+                || (old_len >> log) >= 1 << 31)
+        {
+            log += 1;
+        }
+        Plan {
+            budget,
+            block: 1 << log,
+            slot_bits,
+            chunk_len,
+            window: window as usize,
+            workers,
+        }
+    }
+
+    /// Estimated peak of the engine's own allocations with `workers`
+    /// chunks in flight (see the module docs).
+    pub fn estimate(&self, workers: usize) -> u64 {
+        let w = workers.min(self.workers) as u64;
+        let per = 5 * self.window as u64 + CHUNK_COST_FACTOR * u64::from(self.chunk_len);
+        (4u64 << self.slot_bits) + w * (per + WORKER_FIXED)
+    }
+}
+
+fn prev_pow2(x: u64) -> u64 {
+    if x == 0 {
+        0
+    } else {
+        1 << (63 - x.leading_zeros())
+    }
+}
+
+/// Non-zero blocks of OLD for block sizes 32, 64, … 1 MiB (index 0 is 32).
+pub fn nonzero_blocks(old: &[u8]) -> Vec<u64> {
+    let levels = (MAX_BLOCK_LOG - MIN_BLOCK_LOG + 1) as usize;
+    old.par_chunks(1 << MAX_BLOCK_LOG)
+        .map(|seg| {
+            let mut flags: Vec<bool> = seg.chunks(MIN_BLOCK).map(|b| !is_zero(b)).collect();
+            let mut counts = vec![0u64; levels];
+            for c in counts.iter_mut() {
+                *c = flags.iter().filter(|&&f| f).count() as u64;
+                flags = flags.chunks(2).map(|p| p.iter().any(|&f| f)).collect();
+            }
+            counts
+        })
+        .reduce(
+            || vec![0u64; levels],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+/// True when every byte of `b` is zero.
+fn is_zero(b: &[u8]) -> bool {
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    tail.iter().all(|&x| x == 0) && words.into_iter().all(|w| w == [0u8; 8])
+}
+
+/// Length of the run of zero bytes starting at `new[i]`, up to `end`.
+fn zero_run(new: &[u8], i: usize, end: usize) -> usize {
+    let mut j = i;
+    while j + 8 <= end && u64::from_ne_bytes(new[j..j + 8].try_into().unwrap()) == 0 {
+        j += 8;
+    }
+    while j < end && new[j] == 0 {
+        j += 1;
+    }
+    j - i
+}
+
+/// Length of the common suffix of `a` and `b`.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut k = 0;
+    while k + 8 <= n {
+        let x = u64::from_le_bytes(a[n - k - 8..n - k].try_into().unwrap());
+        let y = u64::from_le_bytes(b[n - k - 8..n - k].try_into().unwrap());
+        if x != y {
+            return k + ((x ^ y).leading_zeros() / 8) as usize;
+        }
+        k += 8;
+    }
+    while k < n && a[n - k - 1] == b[n - k - 1] {
+        k += 1;
+    }
+    k
+}
+
+// ---------------------------------------------------------------- index
+
+/// Multiplier of the polynomial rolling hash (odd).
+const POLY: u64 = 0x100_0000_01b3;
+
+fn poly(data: &[u8]) -> u64 {
+    data.iter().fold(0u64, |h, &x| {
+        h.wrapping_mul(POLY).wrapping_add(u64::from(x) + 1)
+    })
+}
+
+fn mix(h: u64) -> u64 {
+    let h = (h ^ (h >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+/// The OLD index: an open-addressing table of `tag | block + 1` entries.
+struct Index {
+    table: Vec<u32>,
+    slot_bits: u32,
+    idx_bits: u32,
+    block: usize,
+    /// `POLY^(block-1)`, to roll the hash.
+    top: u64,
+}
+
+impl Index {
+    fn build(old: &[u8], plan: &Plan) -> Index {
+        let block = plan.block;
+        let nblocks = old.len() / block;
+        let idx_bits = (64 - (nblocks as u64 + 1).leading_zeros()).max(1);
+        let mut ix = Index {
+            table: vec![0u32; 1 << plan.slot_bits],
+            slot_bits: plan.slot_bits,
+            idx_bits,
+            block,
+            top: (1..block).fold(1u64, |p, _| p.wrapping_mul(POLY)),
+        };
+        // Hash in parallel, insert in order (deterministic).
+        const SEG: usize = 4096;
+        let segs = nblocks.div_ceil(SEG);
+        let batch = 64;
+        for first in (0..segs).step_by(batch) {
+            let hashed: Vec<Vec<(u32, u64)>> = (first..(first + batch).min(segs))
+                .into_par_iter()
+                .map(|s| {
+                    (s * SEG..((s + 1) * SEG).min(nblocks))
+                        .filter_map(|b| {
+                            let d = &old[b * block..(b + 1) * block];
+                            (!is_zero(d)).then(|| (b as u32, mix(poly(d))))
+                        })
+                        .collect()
+                })
+                .collect();
+            for (b, m) in hashed.into_iter().flatten() {
+                ix.insert(b, m);
+            }
+        }
+        ix
+    }
+
+    fn slot_tag(&self, m: u64) -> (usize, u32) {
+        let slot = (m >> (64 - self.slot_bits)) as usize;
+        let tag_bits = 32 - self.idx_bits;
+        let tag = ((m as u32) as u64 & ((1u64 << tag_bits) - 1)) as u32;
+        (slot, tag)
+    }
+
+    fn entry(&self, tag: u32, blk: u32) -> u32 {
+        ((u64::from(tag) << self.idx_bits) | (u64::from(blk) + 1)) as u32
+    }
+
+    fn insert(&mut self, blk: u32, m: u64) {
+        let (slot, tag) = self.slot_tag(m);
+        let mask = self.table.len() - 1;
+        let e = self.entry(tag, blk);
+        for k in 0..PROBES {
+            let s = &mut self.table[(slot + k) & mask];
+            if *s == 0 {
+                *s = e;
+                return;
+            }
+        }
+    }
+
+    /// Blocks whose entry matches hash `m` (candidates, to be verified).
+    fn lookup(&self, m: u64, out: &mut [u32; PROBES]) -> usize {
+        let (slot, tag) = self.slot_tag(m);
+        let mask = self.table.len() - 1;
+        let idx_mask = ((1u64 << self.idx_bits) - 1) as u32;
+        let mut n = 0;
+        for k in 0..PROBES {
+            let e = self.table[(slot + k) & mask];
+            if e == 0 {
+                break;
+            }
+            if (u64::from(e) >> self.idx_bits) as u32 == tag {
+                out[n] = (e & idx_mask) - 1;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+// ---------------------------------------------------------------- scan
+
+/// An exact match found by the scan.
+#[derive(Clone, Copy, Debug)]
+struct Match {
+    new: usize,
+    old: usize,
+    len: usize,
+}
+
+impl Match {
+    fn off(&self) -> isize {
+        self.old as isize - self.new as isize
+    }
+}
+
+#[derive(Debug)]
+enum Item {
+    Copy(Match),
+    Zero { len: usize },
+    Region(Region),
+}
+
+#[derive(Debug)]
+struct Region {
+    start: usize,
+    end: usize,
+    /// Alignments pointing into the region: (NEW start, NEW end, offset),
+    /// the neighbouring anchors included as empty spans at the ends.
+    points: Vec<(usize, usize, isize)>,
+}
+
+/// Scans NEW `[s, e)`: exact matches (in NEW order, disjoint) and zero runs.
+fn scan(ix: &Index, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Item> {
+    let b = ix.block;
+    let mut items = Vec::new();
+    let mut found: Vec<Match> = Vec::new();
+    // NEW bytes before `covered` belong to a match or a zero run already.
+    let mut covered = s;
+    let mut i = s;
+    let mut h: Option<u64> = None;
+    let mut zero_checked = s;
+    let mut cand = [0u32; PROBES];
+    let flush = |items: &mut Vec<Item>, found: &mut Vec<Match>, upto: usize, from: &mut usize| {
+        // Everything in [from, upto) goes out as anchors and regions.
+        regions_and_anchors(items, found, *from, upto);
+        found.clear();
+        *from = upto;
+    };
+    let mut region_from = s;
+    while i + b <= e {
+        if i >= zero_checked && new[i] == 0 {
+            let z = zero_run(new, i, e);
+            if z >= ZERO_MIN {
+                flush(&mut items, &mut found, i, &mut region_from);
+                items.push(Item::Zero { len: z });
+                i += z;
+                covered = i;
+                region_from = i;
+                h = None;
+                continue;
+            }
+            zero_checked = i + z;
+        }
+        let hv = match h {
+            Some(v) => v,
+            None => poly(&new[i..i + b]),
+        };
+        let n = ix.lookup(mix(hv), &mut cand);
+        let mut best: Option<Match> = None;
+        for &blk in &cand[..n] {
+            let p = blk as usize * b;
+            if old[p..p + b] != new[i..i + b] {
+                continue;
+            }
+            let fwd = common_prefix(&old[p + b..], &new[i + b..e]);
+            let back = common_suffix(&old[..p], &new[covered..i]);
+            let m = Match {
+                new: i - back,
+                old: p - back,
+                len: back + b + fwd,
+            };
+            if best.is_none_or(|x| m.len > x.len) {
+                best = Some(m);
+            }
+        }
+        if let Some(m) = best {
+            found.push(m);
+            i = m.new + m.len;
+            covered = i;
+            h = None;
+            continue;
+        }
+        h = (i + b < e).then(|| {
+            hv.wrapping_sub((u64::from(new[i]) + 1).wrapping_mul(ix.top))
+                .wrapping_mul(POLY)
+                .wrapping_add(u64::from(new[i + b]) + 1)
+        });
+        i += 1;
+    }
+    flush(&mut items, &mut found, e, &mut region_from);
+    items
+}
+
+/// Turns the matches found in `[from, to)` into anchors and the regions
+/// between them.
+fn regions_and_anchors(items: &mut Vec<Item>, found: &[Match], from: usize, to: usize) {
+    let mut pos = from;
+    let mut left: Option<isize> = match items.last() {
+        Some(Item::Copy(m)) if m.new + m.len == from => Some(m.off()),
+        _ => None,
+    };
+    let mut inner: Vec<(usize, usize, isize)> = Vec::new();
+    let close = |items: &mut Vec<Item>,
+                 inner: &mut Vec<(usize, usize, isize)>,
+                 left: Option<isize>,
+                 right: Option<isize>,
+                 a: usize,
+                 z: usize| {
+        if a < z {
+            let mut points = Vec::with_capacity(inner.len() + 2);
+            points.extend(left.map(|o| (a, a, o)));
+            points.append(inner);
+            points.extend(right.map(|o| (z, z, o)));
+            items.push(Item::Region(Region {
+                start: a,
+                end: z,
+                points,
+            }));
+        }
+        inner.clear();
+    };
+    for m in found {
+        if m.len >= ANCHOR_MIN {
+            close(items, &mut inner, left, Some(m.off()), pos, m.new);
+            items.push(Item::Copy(*m));
+            pos = m.new + m.len;
+            left = Some(m.off());
+        } else {
+            inner.push((m.new, m.new + m.len, m.off()));
+        }
+    }
+    close(items, &mut inner, left, None, pos, to);
+}
+
+// ---------------------------------------------------------------- refinement
+
+/// OLD intervals `(start, len, weight)` a region's points project to.
+fn region_windows(r: &Region, old_len: usize) -> Vec<(usize, usize, u64)> {
+    let p = &r.points;
+    let mut out = Vec::with_capacity(p.len());
+    for (j, &(q0, q1, off)) in p.iter().enumerate() {
+        let lo = if j == 0 {
+            r.start
+        } else {
+            (p[j - 1].1 + q0) / 2
+        };
+        let hi = if j + 1 == p.len() {
+            r.end
+        } else {
+            (q1 + p[j + 1].0) / 2
+        };
+        let lo = lo.max(q0.saturating_sub(SPAN_CAP)).min(q0);
+        let hi = hi.min(q1 + SPAN_CAP).max(q1);
+        let pad = (256 + (hi - lo) / 16) as isize;
+        let a = (lo as isize + off - pad).clamp(0, old_len as isize) as usize;
+        let z = (hi as isize + off + pad).clamp(0, old_len as isize) as usize;
+        if z > a {
+            out.push((a, z - a, (hi - lo + q1 - q0) as u64 + 1));
+        }
+    }
+    out
+}
+
+/// Sorts and merges windows; when they exceed `cap` bytes, keeps the
+/// heaviest per byte that fit.
+fn merge_windows(mut w: Vec<(usize, usize, u64)>, cap: usize) -> Vec<(usize, usize)> {
+    w.sort_unstable();
+    let mut merged: Vec<(usize, usize, u64)> = Vec::with_capacity(w.len());
+    for (s, l, wt) in w {
+        if let Some(last) = merged.last_mut() {
+            if s <= last.0 + last.1 + MERGE_GAP {
+                last.1 = last.1.max(s + l - last.0);
+                last.2 += wt;
+                continue;
+            }
+        }
+        merged.push((s, l, wt));
+    }
+    let total: usize = merged.iter().map(|m| m.1).sum();
+    if total > cap {
+        // Heaviest per byte first; ties by position (deterministic).
+        merged.sort_by(|a, b| {
+            (b.2 as u128 * a.1 as u128)
+                .cmp(&(a.2 as u128 * b.1 as u128))
+                .then(a.0.cmp(&b.0))
+        });
+        let mut used = 0;
+        let mut keep = Vec::new();
+        for (s, l, _) in merged {
+            if used + l <= cap {
+                used += l;
+                keep.push((s, l));
+            } else if used < cap && keep.is_empty() {
+                keep.push((s, cap - used));
+                used = cap;
+            }
+        }
+        keep.sort_unstable();
+        return keep;
+    }
+    merged.into_iter().map(|(s, l, _)| (s, l)).collect()
+}
+
+/// Pushes `op` (whose OLD position is in the window text) onto `out` with
+/// absolute OLD positions, split where the windows are not contiguous.
+fn translate(op: Op, windows: &[(usize, usize)], starts: &[usize], out: &mut Vec<Op>) {
+    let (mut x, mut left, copy) = match op {
+        Op::Copy { old, len } => (old as usize, len as usize, true),
+        Op::Add { old, len } => (old as usize, len as usize, false),
+        other => {
+            out.push(other);
+            return;
+        }
+    };
+    while left > 0 {
+        let k = starts.partition_point(|&t| t <= x) - 1;
+        let take = (starts[k] + windows[k].1 - x).min(left);
+        let old = (windows[k].0 + x - starts[k]) as u64;
+        let len = take as u64;
+        out.push(if copy {
+            Op::Copy { old, len }
+        } else {
+            Op::Add { old, len }
+        });
+        x += take;
+        left -= take;
+    }
+}
+
+/// Literal bytes of NEW `[a, b)`, with long zero runs as ZERO.
+fn literal(new: &[u8], a: usize, b: usize, out: &mut Vec<Op>) {
+    let mut i = a;
+    let mut lit = a;
+    while i < b {
+        if new[i] == 0 {
+            let z = zero_run(new, i, b);
+            if z >= 32 {
+                if i > lit {
+                    out.push(Op::Insert {
+                        len: (i - lit) as u64,
+                    });
+                }
+                out.push(Op::Zero { len: z as u64 });
+                lit = i + z;
+            }
+            i += z;
+        } else {
+            i += 1;
+        }
+    }
+    if b > lit {
+        out.push(Op::Insert {
+            len: (b - lit) as u64,
+        });
+    }
+}
+
+/// The ops of one chunk.
+fn chunk_ops(ix: &Index, plan: &Plan, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Op> {
+    let items = scan(ix, old, new, s, e);
+    // Decide how each region is made; collect those to refine.
+    let mut region_ops: Vec<Option<Vec<Op>>> = Vec::new();
+    let mut to_refine: Vec<usize> = Vec::new();
+    let mut regions: Vec<&Region> = Vec::new();
+    for it in &items {
+        if let Item::Region(r) = it {
+            let k = regions.len();
+            regions.push(r);
+            let len = r.end - r.start;
+            let one_off = r.points.first().map(|p| p.2).filter(|&o| {
+                r.points.iter().all(|p| p.2 == o)
+                    && r.start as isize + o >= 0
+                    && r.end as isize + o <= old.len() as isize
+            });
+            let mut ops = Vec::new();
+            if r.points.is_empty() {
+                literal(new, r.start, r.end, &mut ops);
+            } else if let (Some(o), true) = (one_off, len <= SMALL_GAP) {
+                ops.push(Op::Add {
+                    old: (r.start as isize + o) as u64,
+                    len: len as u64,
+                });
+            } else {
+                to_refine.push(k);
+                region_ops.push(None);
+                continue;
+            }
+            region_ops.push(Some(ops));
+        }
+    }
+    // Refine in groups whose windows fit one suffix array.
+    let mut g = 0;
+    while g < to_refine.len() {
+        let mut wins: Vec<(usize, usize, u64)> = Vec::new();
+        let mut size = 0;
+        let mut h = g;
+        while h < to_refine.len() {
+            let rw = region_windows(regions[to_refine[h]], old.len());
+            let rs: usize = rw.iter().map(|w| w.1).sum();
+            if h > g && size + rs > plan.window {
+                break;
+            }
+            size += rs;
+            wins.extend(rw);
+            h += 1;
+        }
+        let windows = merge_windows(wins, plan.window);
+        let mut starts = Vec::with_capacity(windows.len());
+        let mut text = Vec::with_capacity(windows.iter().map(|w| w.1).sum());
+        for &(a, l) in &windows {
+            starts.push(text.len());
+            text.extend_from_slice(&old[a..a + l]);
+        }
+        let sa = SuffixArray::new(&text);
+        for &k in &to_refine[g..h] {
+            let r = regions[k];
+            let mut ops = Vec::new();
+            if text.is_empty() {
+                literal(new, r.start, r.end, &mut ops);
+            } else {
+                for op in crate::sa::match_chunk(&sa, new, r.start, r.end) {
+                    translate(op, &windows, &starts, &mut ops);
+                }
+            }
+            region_ops[k] = Some(ops);
+        }
+        g = h;
+    }
+    let mut ops = Vec::new();
+    let mut k = 0;
+    for it in items {
+        match it {
+            Item::Copy(m) => ops.push(Op::Copy {
+                old: m.old as u64,
+                len: m.len as u64,
+            }),
+            Item::Zero { len } => ops.push(Op::Zero { len: len as u64 }),
+            Item::Region(_) => {
+                ops.append(region_ops[k].as_mut().expect("every region has ops"));
+                k += 1;
+            }
+        }
+    }
+    ops
+}
+
+// ---------------------------------------------------------------- driver
+
+/// Diffs `old` and `new` within `budget` bytes and hands the encoded chunks
+/// to `sink` in apply order; returns the metadata for the head. Uses up to
+/// the current rayon pool's thread count (capped by the budget).
+pub fn diff<E>(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    budget: u64,
+    sink: impl FnMut(EncodedChunk) -> Result<(), E>,
+) -> Result<Metadata, E> {
+    opts.progress.start(Phase::Indexing, old.len() as u64);
+    let plan = Plan::new(old, new.len() as u64, budget, opts.chunk_len);
+    diff_with_plan(old, new, opts, &plan, rayon::current_num_threads(), sink)
+}
+
+/// [`diff`] with an explicit plan and number of worker threads (the patch
+/// does not depend on `threads`; `opts.chunk_len` is ignored, the plan's
+/// is used).
+pub fn diff_with_plan<E>(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    plan: &Plan,
+    threads: usize,
+    mut sink: impl FnMut(EncodedChunk) -> Result<(), E>,
+) -> Result<Metadata, E> {
+    let (codec, progress) = (opts.codec, &opts.progress);
+    let ix = Index::build(old, plan);
+    let (old_hash, new_hash) = rayon::join(|| hash(old), || hash(new));
+    progress.advance(old.len() as u64);
+    progress.start(Phase::Matching, new.len() as u64);
+    let mut sink = |c: EncodedChunk| {
+        progress.advance(u64::from(c.entry.new_len));
+        sink(c)
+    };
+    let ranges = chunk_ranges(new.len() as u64, plan.chunk_len);
+    let make = |k: usize| {
+        let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
+        let ops = chunk_ops(&ix, plan, old, new, s, e);
+        let mut enc = ChunkEncoder::new(old, new, s as u64);
+        for op in ops {
+            enc.push(op);
+        }
+        let (streams, old_ranges) = enc.finish();
+        // Few, wide OLD ranges: each costs 16 bytes of head.
+        let old_ranges = coalesce_ranges(old_ranges, crate::sa::MAX_RANGES);
+        encode_chunk(codec, &streams, old_ranges, s as u64, &new[s..e])
+    };
+    let workers = threads.min(plan.workers).max(1);
+    if workers == 1 {
+        for k in 0..ranges.len() {
+            sink(make(k))?;
+        }
+    } else {
+        in_order(ranges.len(), workers, make, &mut sink)?;
+    }
+    Ok(Metadata {
+        old_len: old.len() as u64,
+        old_hash,
+        new_len: new.len() as u64,
+        new_hash,
+        engine: Engine::Streaming,
+        flags: 0,
+    })
+}
+
+struct Shared {
+    /// Next chunk a worker may take.
+    next: usize,
+    /// Chunks handed to the sink so far.
+    done: usize,
+    ready: BTreeMap<usize, EncodedChunk>,
+}
+
+/// Runs `make(0..n)` on `workers` threads, at most `workers` chunks ahead
+/// of the sink, and feeds the sink in order.
+fn in_order<E>(
+    n: usize,
+    workers: usize,
+    make: impl Fn(usize) -> EncodedChunk + Sync,
+    sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
+) -> Result<(), E> {
+    let state = Mutex::new(Shared {
+        next: 0,
+        done: 0,
+        ready: BTreeMap::new(),
+    });
+    let cv = Condvar::new();
+    let stop = AtomicBool::new(false);
+    // Sets `stop` if a worker unwinds, so the sink loop does not wait forever.
+    struct OnPanic<'a>(&'a AtomicBool, &'a Condvar);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::SeqCst);
+                self.1.notify_all();
+            }
+        }
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let _guard = OnPanic(&stop, &cv);
+                loop {
+                    let k = {
+                        let mut st = state.lock().unwrap();
+                        while st.next >= st.done + workers && !stop.load(Ordering::SeqCst) {
+                            st = cv.wait(st).unwrap();
+                        }
+                        if stop.load(Ordering::SeqCst) || st.next >= n {
+                            return;
+                        }
+                        st.next += 1;
+                        st.next - 1
+                    };
+                    let c = make(k);
+                    state.lock().unwrap().ready.insert(k, c);
+                    cv.notify_all();
+                }
+            });
+        }
+        let mut result = Ok(());
+        for k in 0..n {
+            let c = {
+                let mut st = state.lock().unwrap();
+                loop {
+                    if let Some(c) = st.ready.remove(&k) {
+                        break Some(c);
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        break None;
+                    }
+                    st = cv.wait(st).unwrap();
+                }
+            };
+            let Some(c) = c else { break };
+            if let Err(e) = sink(c) {
+                result = Err(e);
+                break;
+            }
+            state.lock().unwrap().done += 1;
+            cv.notify_all();
+        }
+        if result.is_err() {
+            stop.store(true, Ordering::SeqCst);
+            cv.notify_all();
+        }
+        result
+    })
+}

@@ -1,0 +1,332 @@
+//! The streaming engine: round trips under tiny budgets, inputs larger than
+//! the budget, sparse images, moved blocks, thread-count independence and
+//! the budget arithmetic.
+
+use oxdelta_diff::stream::{self, Plan};
+use oxdelta_diff::{DiffOptions, sa};
+use oxdelta_format::{Codec, EncodedChunk, Patch, assemble};
+
+/// A deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Code-like data: records drawn from a small vocabulary with numbers in
+/// them, so there are many short and some long repeats.
+fn code_like(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let words: Vec<Vec<u8>> = (0..64)
+        .map(|_| {
+            let l = 3 + rng.below(12);
+            rng.bytes(l)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n + 32);
+    while out.len() < n {
+        out.extend_from_slice(&words[rng.below(words.len())]);
+        out.extend_from_slice(&(rng.next() as u32 % 5000).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// NEW made from OLD by small edits, insertions and deletions.
+fn edit(rng: &mut Rng, old: &[u8], edits: usize) -> Vec<u8> {
+    let mut new = old.to_vec();
+    for _ in 0..edits {
+        let at = rng.below(new.len().max(1));
+        match rng.below(3) {
+            0 => {
+                let l = (1 + rng.below(8)).min(new.len() - at);
+                for b in &mut new[at..at + l] {
+                    *b = b.wrapping_add(1);
+                }
+            }
+            1 => {
+                let l = 1 + rng.below(64);
+                let ins = rng.bytes(l);
+                new.splice(at..at, ins);
+            }
+            _ => {
+                let l = (1 + rng.below(64)).min(new.len() - at);
+                new.drain(at..at + l);
+            }
+        }
+    }
+    new
+}
+
+fn diff_plan(old: &[u8], new: &[u8], plan: &Plan, threads: usize) -> Vec<u8> {
+    let mut chunks: Vec<EncodedChunk> = Vec::new();
+    let opts = DiffOptions {
+        codec: Codec::Zstd(3),
+        ..DiffOptions::default()
+    };
+    let meta = stream::diff_with_plan(old, new, &opts, plan, threads, |c| {
+        chunks.push(c);
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_eq!(meta.engine, oxdelta_format::Engine::Streaming);
+    assemble(&meta, chunks, None)
+}
+
+fn diff_budget(old: &[u8], new: &[u8], budget: u64, chunk: Option<u32>) -> (Vec<u8>, Plan) {
+    let plan = Plan::new(old, new.len() as u64, budget, chunk);
+    (diff_plan(old, new, &plan, 2), plan)
+}
+
+fn apply(old: &[u8], patch: &[u8]) -> Vec<u8> {
+    let p = Patch::parse(patch).unwrap();
+    let mut out = vec![0u8; p.head.meta.new_len as usize];
+    for (i, e) in p.head.chunks.iter().enumerate() {
+        let s = e.new_offset as usize;
+        p.apply_chunk(i, old, &mut out[s..s + e.new_len as usize], false)
+            .unwrap();
+    }
+    out
+}
+
+fn roundtrip(old: &[u8], new: &[u8], budget: u64, chunk: Option<u32>) -> usize {
+    let (patch, _) = diff_budget(old, new, budget, chunk);
+    assert!(apply(old, &patch) == new, "round trip failed");
+    patch.len()
+}
+
+#[test]
+fn tiny_budget_edits_round_trip() {
+    let mut rng = Rng(1);
+    let old = code_like(&mut rng, 300_000);
+    let new = edit(&mut rng, &old, 200);
+    let plan = Plan::new(&old, new.len() as u64, stream::MIN_BUDGET, Some(16 << 10));
+    // The window logic is exercised: windows are far smaller than OLD.
+    assert!(plan.window < old.len() / 10, "{plan:?}");
+    let len = roundtrip(&old, &new, stream::MIN_BUDGET, Some(16 << 10));
+    assert!(len < new.len() / 4, "patch {len} for {} bytes", new.len());
+}
+
+#[test]
+fn larger_than_budget() {
+    let mut rng = Rng(2);
+    let old = code_like(&mut rng, 3 << 20);
+    let new = edit(&mut rng, &old, 500);
+    let budget = 256 << 10;
+    let plan = Plan::new(&old, new.len() as u64, budget, None);
+    assert!((old.len() as u64) > 10 * budget);
+    assert!(plan.block >= 64, "{plan:?}");
+    let len = roundtrip(&old, &new, budget, None);
+    assert!(len < new.len() / 10, "patch {len}");
+}
+
+#[test]
+fn empty_and_degenerate_inputs() {
+    let mut rng = Rng(3);
+    let data = rng.bytes(5000);
+    for (old, new) in [
+        (&[][..], &[][..]),
+        (&data[..], &[][..]),
+        (&[][..], &data[..]),
+        (&data[..1], &data[..]),
+        (&data[..], &data[..1]),
+        (&data[..], &data[..]),
+    ] {
+        roundtrip(old, new, stream::MIN_BUDGET, Some(4096));
+    }
+}
+
+#[test]
+fn lengths_around_block_and_chunk_sizes() {
+    let mut rng = Rng(4);
+    let base = code_like(&mut rng, 40_000);
+    let plan = Plan::new(&base, base.len() as u64, stream::MIN_BUDGET, Some(8192));
+    let b = plan.block;
+    for n in [
+        b - 1,
+        b,
+        b + 1,
+        2 * b - 1,
+        2 * b + 1,
+        8191,
+        8192,
+        8193,
+        3 * 8192 + 7,
+    ] {
+        let old = &base[..n.min(base.len())];
+        let mut new = base[5..(n + 5).min(base.len())].to_vec();
+        if let Some(x) = new.get_mut(n / 2) {
+            *x ^= 0x55;
+        }
+        roundtrip(old, &new, stream::MIN_BUDGET, Some(8192));
+    }
+}
+
+#[test]
+fn sparse_zero_heavy_images() {
+    let mut rng = Rng(5);
+    let n = 8 << 20;
+    let mut old = vec![0u8; n];
+    let mut new = vec![0u8; n];
+    // Islands of data in 32 KiB slots, some moved, some changed.
+    let mut slots: Vec<usize> = (1..n / 32768).collect();
+    for i in (1..slots.len()).rev() {
+        slots.swap(i, rng.below(i + 1));
+    }
+    for k in 0..40 {
+        let len = 4096 * (1 + rng.below(8));
+        let at = slots[k] * 32768;
+        let data = code_like(&mut rng, len);
+        old[at..at + len].copy_from_slice(&data);
+        let to = if k % 3 == 0 {
+            slots[40 + k] * 32768
+        } else {
+            at
+        };
+        new[to..to + len].copy_from_slice(&data);
+        if k % 4 == 1 {
+            new[to + len / 2] ^= 1;
+        }
+    }
+    let fresh = rng.bytes(10_000);
+    new[100..100 + fresh.len()].copy_from_slice(&fresh);
+    // Chunks of 1 MiB: at smaller ones the chunk table would dominate.
+    let len = roundtrip(&old, &new, 1 << 20, Some(1 << 20));
+    let out = sa::diff(&old, &new, &DiffOptions::default());
+    let in_mem = assemble(&out.meta, out.chunks, None).len();
+    assert!(
+        len * 4 <= in_mem * 5,
+        "streaming {len} vs in-memory {in_mem}"
+    );
+    // The fresh random bytes dominate; everything else is nearly free.
+    let p = oxdelta_format::Patch::parse(&diff_budget(&old, &new, 1 << 20, Some(1 << 20)).0)
+        .unwrap()
+        .head;
+    // Zero runs are ZERO ops, not literals.
+    let lit: u64 = p.chunks.iter().map(|c| u64::from(c.lit.raw)).sum();
+    assert!(lit < 2 * fresh.len() as u64, "literal bytes {lit}");
+    assert!(len < fresh.len() + 8000, "patch {len}");
+}
+
+#[test]
+fn moved_blocks_are_found() {
+    let mut rng = Rng(6);
+    let nblocks = 1024;
+    let old = rng.bytes(nblocks * 4096);
+    // NEW: OLD's 4 KiB blocks in another order, as after a file-system
+    // reallocation, plus a 1 KiB shift in the second half.
+    let mut order: Vec<usize> = (0..nblocks).collect();
+    for i in (1..nblocks).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut new = Vec::with_capacity(old.len() + 1024);
+    for (j, &b) in order.iter().enumerate() {
+        if j == nblocks / 2 {
+            new.extend_from_slice(&rng.bytes(1024));
+        }
+        new.extend_from_slice(&old[b * 4096..(b + 1) * 4096]);
+    }
+    let len = roundtrip(&old, &new, 1 << 20, None);
+    assert!(len < 40_000, "patch {len} for {} bytes", new.len());
+}
+
+#[test]
+fn patch_does_not_depend_on_thread_count() {
+    let mut rng = Rng(7);
+    let old = code_like(&mut rng, 1 << 20);
+    let new = edit(&mut rng, &old, 300);
+    let plan = Plan::new(&old, new.len() as u64, 512 << 10, Some(32 << 10));
+    assert!(plan.workers >= 1);
+    let one = diff_plan(&old, &new, &plan, 1);
+    for t in [2, 3, 8] {
+        let mut p = plan.clone();
+        p.workers = 8;
+        assert!(diff_plan(&old, &new, &p, t) == one, "{t} threads differ");
+    }
+    assert!(apply(&old, &one) == new);
+}
+
+#[test]
+fn close_to_the_in_memory_engine() {
+    let mut rng = Rng(8);
+    let old = code_like(&mut rng, 2 << 20);
+    let new = edit(&mut rng, &old, 400);
+    let out = sa::diff(&old, &new, &DiffOptions::default());
+    let in_mem = assemble(&out.meta, out.chunks, None).len();
+    let mut chunks = Vec::new();
+    // Same chunk length as the in-memory engine (each chunk costs a table
+    // entry of a few hundred bytes).
+    let opts = DiffOptions {
+        chunk_len: Some(1 << 20),
+        ..DiffOptions::default()
+    };
+    let meta = stream::diff(&old, &new, &opts, 4 << 20, |c| {
+        chunks.push(c);
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    let streamed = assemble(&meta, chunks, None);
+    assert!(apply(&old, &streamed) == new);
+    assert!(
+        streamed.len() * 20 <= in_mem * 21,
+        "streaming {} vs in-memory {in_mem}",
+        streamed.len()
+    );
+}
+
+#[test]
+fn sink_errors_stop_the_diff() {
+    let mut rng = Rng(9);
+    let old = code_like(&mut rng, 1 << 20);
+    let new = edit(&mut rng, &old, 50);
+    let mut plan = Plan::new(&old, new.len() as u64, 1 << 20, Some(16 << 10));
+    plan.workers = 4;
+    let mut seen = 0;
+    let opts = DiffOptions {
+        codec: Codec::Lz4,
+        ..DiffOptions::default()
+    };
+    let r = stream::diff_with_plan(&old, &new, &opts, &plan, 4, |_| {
+        seen += 1;
+        if seen == 3 { Err("disk full") } else { Ok(()) }
+    });
+    assert_eq!(r.unwrap_err(), "disk full");
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn plan_stays_within_budget() {
+    // A 100 GiB OLD with every block non-zero, and a sparse one.
+    let old_len = 100u64 << 30;
+    let dense: Vec<u64> = (0..16).map(|l| old_len >> (5 + l)).collect();
+    let sparse: Vec<u64> = dense.iter().map(|c| c / 20).collect();
+    for counts in [&dense, &sparse] {
+        for budget in [16u64 << 20, 64 << 20, 256 << 20, 1 << 30, 4 << 30] {
+            let p = Plan::from_counts(old_len, counts, old_len, budget, None);
+            assert!(
+                p.estimate(64) <= budget,
+                "{budget}: estimate {} {p:?}",
+                p.estimate(64)
+            );
+            assert!(p.workers >= 2, "{p:?}");
+            assert!(p.block.is_power_of_two() && p.block >= 32);
+            // Every non-zero block has a slot to spare.
+            let level = p.block.trailing_zeros() as usize - 5;
+            assert!(counts[level] <= (1u64 << p.slot_bits) * 5 / 8, "{p:?}");
+        }
+    }
+    // Smaller budgets give coarser blocks.
+    let a = Plan::from_counts(old_len, &dense, old_len, 64 << 20, None);
+    let b = Plan::from_counts(old_len, &dense, old_len, 1 << 30, None);
+    assert!(a.block > b.block);
+}

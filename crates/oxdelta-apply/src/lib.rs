@@ -28,6 +28,7 @@ mod error;
 #[cfg(unix)]
 pub mod inplace;
 pub mod map;
+pub mod sparse;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -99,11 +100,12 @@ fn check_signature_and_old(
     sig: &SignatureBlock,
     head: &Head,
     old: &[u8],
+    old_file: Option<&File>,
     opts: &ApplyOptions,
 ) -> Result<()> {
     sig.verify(head_bytes, opts.trusted_key.as_ref())?;
     opts.progress.start(Phase::Verifying, old.len() as u64);
-    check_old(head, old)?;
+    check_old_in(head, old, old_file)?;
     opts.progress.advance(old.len() as u64);
     opts.progress.start(Phase::Applying, head.meta.new_len);
     Ok(())
@@ -111,6 +113,12 @@ fn check_signature_and_old(
 
 /// Checks OLD's length and BLAKE3 against the patch.
 pub fn check_old(head: &Head, old: &[u8]) -> Result<()> {
+    check_old_in(head, old, None)
+}
+
+/// [`check_old`], hashing through [`sparse::hash_file`] when OLD's file is
+/// at hand (its holes are then not read).
+fn check_old_in(head: &Head, old: &[u8], file: Option<&File>) -> Result<()> {
     if old.len() as u64 != head.meta.old_len {
         return Err(ApplyError::WrongOld {
             detail: format!(
@@ -120,7 +128,10 @@ pub fn check_old(head: &Head, old: &[u8]) -> Result<()> {
             ),
         });
     }
-    let h = hash(old);
+    let h = match file {
+        Some(f) => sparse::hash_file(f, old),
+        None => hash(old),
+    };
     if h != head.meta.old_hash {
         return Err(ApplyError::WrongOld {
             detail: format!(
@@ -229,7 +240,7 @@ fn apply_chunks<'p>(
 /// fuzzing.
 pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>> {
     let p = Patch::parse(patch)?;
-    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, old, opts)?;
+    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, old, None, opts)?;
     let too_big = || {
         ApplyError::Patch(oxdelta_format::Error::invalid(
             "NEW length",
@@ -515,8 +526,8 @@ pub fn apply_file(
     let pf = File::open(patch).map_err(io("opening patch", patch))?;
     let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
     let p = Patch::parse(&pm)?;
-    let (_of, om) = open_old(old)?;
-    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
+    let (of, om) = open_old(old)?;
+    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;
     let n = p.head.chunks.len();
     write_atomically(out, &p.head, |sink| {
         for batch in batches(&p.head.chunks, 0..n, opts.memory_budget, true) {
@@ -555,8 +566,8 @@ pub fn apply_reader(
     let head = Head::parse(&head_bytes)?;
     let sig_at = head.head_len as usize;
     let sig = SignatureBlock::parse(head_bytes.get(sig_at..).unwrap_or(&[]), sig_at as u64)?;
-    let (_of, om) = open_old(old)?;
-    check_signature_and_old(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
+    let (of, om) = open_old(old)?;
+    check_signature_and_old(&head_bytes[..sig_at], &sig, &head, &om, Some(&of), opts)?;
     let mut offset = head.payload_start();
     write_atomically(out, &head, |sink| {
         for batch in batches(&head.chunks, 0..head.chunks.len(), opts.memory_budget, true) {

@@ -28,17 +28,17 @@ pub fn data_segments(file: &File, len: u64) -> Vec<Range<u64>> {
                 Ok(s) => s,
                 // ENXIO: no data at or after `pos`.
                 Err(rustix::io::Errno::NXIO) => break,
-                Err(_) => return vec![0..len],
+                Err(_) => return whole(len),
             };
             if start >= len {
                 break;
             }
             let end = match seek(file, SeekFrom::Hole(start)) {
                 Ok(e) => e.min(len),
-                Err(_) => return vec![0..len],
+                Err(_) => return whole(len),
             };
             if end <= start {
-                return vec![0..len];
+                return whole(len);
             }
             out.push(start..end);
             pos = end;
@@ -48,8 +48,13 @@ pub fn data_segments(file: &File, len: u64) -> Vec<Range<u64>> {
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     {
         let _ = file;
-        vec![0..len]
+        whole(len)
     }
+}
+
+/// One segment covering the whole file.
+fn whole(len: u64) -> Vec<Range<u64>> {
+    std::iter::once(0..len).collect()
 }
 
 /// BLAKE3 of `map` (the contents of `file`), reading only its data

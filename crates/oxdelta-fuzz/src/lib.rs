@@ -11,7 +11,7 @@
 //! | [`parse`]        | bytes as a patch              | the parsers never panic; a parsed head re-encodes to the same bytes |
 //! | [`decode_chunk`] | a [`ChunkInput`]              | codecs round-trip; the op applier equals a naive interpreter; a patch built around it applies to exactly that |
 //! | [`apply`]        | bytes as a patch against [`fixed_old`] | a clean error, or NEW with the length and BLAKE3 the head names; with its hashes fixed up, it applies to what the chunks decode to |
-//! | [`roundtrip`]    | a [`RoundtripInput`]          | diff → apply gives NEW back; the patch does not depend on the thread count |
+//! | [`roundtrip`]    | a [`RoundtripInput`]          | diff → apply gives NEW back with both engines (suffix array, and streaming at its smallest budget); the patch does not depend on the thread count |
 //! | [`inplace`]      | an [`InPlaceInput`]           | an in-place apply interrupted after any number of writes (and again while resuming) resumes to exactly NEW, then reports up to date |
 //!
 //! Structured inputs implement [`arbitrary::Arbitrary`] and have a
@@ -525,9 +525,9 @@ fn pool(threads: usize) -> &'static rayon::ThreadPool {
     })
 }
 
-/// `roundtrip`: diff (OLD, NEW) and apply the patch: NEW comes back, the
-/// patch verifies, and diffing in a 1-thread pool and in a 3-thread pool
-/// gives identical bytes.
+/// `roundtrip`: diff (OLD, NEW) with each engine and apply the patch: NEW
+/// comes back, the patch verifies, and diffing in a 1-thread pool and in a
+/// 3-thread pool gives identical bytes.
 pub fn roundtrip(data: &[u8]) {
     if let Ok(input) = RoundtripInput::arbitrary_take_rest(Unstructured::new(data)) {
         check_roundtrip(&input);
@@ -558,6 +558,25 @@ fn check_roundtrip(input: &RoundtripInput) {
         .unwrap_or_else(|e| panic!("a fresh patch must apply: {e}"));
     assert!(got == new, "diff then apply did not give NEW back");
     oxdelta::verify_bytes(&serial, None).expect("a fresh patch verifies");
+
+    // The streaming engine, at its smallest budget so its windows are
+    // exercised on small inputs: same properties.
+    let opts = DiffOptions {
+        memory: Some(oxdelta::oxdelta_diff::stream::MIN_BUDGET),
+        ..opts
+    };
+    let serial = pool(1).install(|| oxdelta::diff_bytes(old, new, &opts));
+    let parallel = pool(3).install(|| oxdelta::diff_bytes(old, new, &opts));
+    assert!(
+        serial == parallel,
+        "the streaming patch depends on the thread count"
+    );
+    let got = oxdelta::apply_bytes(old, &serial, &ApplyOptions::default())
+        .unwrap_or_else(|e| panic!("a fresh streaming patch must apply: {e}"));
+    assert!(
+        got == new,
+        "streaming diff then apply did not give NEW back"
+    );
 }
 
 /// Input of the `inplace` target: a pair and two interruption points.

@@ -19,7 +19,24 @@ fn env(name: &str, v: &mut usize) {
     }
 }
 
-fn params() -> MatchParams {
+/// Explicit tuning when FIXED=1 or any tuning variable is set; otherwise
+/// the per-chunk choice of `diff`.
+fn params() -> Option<MatchParams> {
+    let names = [
+        "FIXED",
+        "MIN_SEED",
+        "SEED_MARGIN",
+        "COPY_SPLIT",
+        "JOIN_GAP",
+        "ZERO_RUN",
+        "CLUSTER_GAP",
+        "LIT_SPLIT",
+        "EXT_NUM",
+        "EXT_DEN",
+    ];
+    if !names.iter().any(|n| std::env::var(n).is_ok()) {
+        return None;
+    }
     let mut p = MatchParams::default();
     env("MIN_SEED", &mut p.min_seed);
     env("SEED_MARGIN", &mut p.seed_margin);
@@ -32,7 +49,7 @@ fn params() -> MatchParams {
     env("EXT_NUM", &mut num);
     env("EXT_DEN", &mut den);
     (p.ext_num, p.ext_den) = (num as isize, den as isize);
-    p
+    Some(p)
 }
 
 #[allow(clippy::field_reassign_with_default)] // other engines add options
@@ -53,7 +70,7 @@ fn main() {
     opts.chunk_len = args.get(3).map(|c| c.parse().expect("chunk length"));
     let p = params();
     let t = Instant::now();
-    let DiffOutput { meta, chunks } = diff_with(&old, &new, &opts, &p);
+    let DiffOutput { meta, chunks } = diff_with(&old, &new, &opts, p.as_ref());
     let secs = t.elapsed().as_secs_f64();
     let dump = std::env::var("DUMP").ok();
     let (mut raw, mut stored) = ([0u64; 3], [0u64; 3]);

@@ -47,7 +47,7 @@
 
 use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk};
+use oxdelta_format::{ChunkEncoder, Codec, Engine, Metadata, Op, encode_chunk};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
 
@@ -100,13 +100,62 @@ impl Default for MatchParams {
     }
 }
 
-/// Diffs `old` and `new` entirely in memory.
-pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
-    diff_with(old, new, opts, &MatchParams::default())
+impl MatchParams {
+    /// Tuning for NEW data like `data`, chosen by how well it compresses.
+    ///
+    /// Every op costs a few control bytes, and what it saves is the
+    /// literal bytes it replaces, which cost what they compress to. Data
+    /// that compresses well (text, source) makes short matches a loss: it
+    /// gets longer seeds (32 bytes), a stricter extension (two thirds of
+    /// the bytes agree, not half) and turns changed stretches of 24 bytes
+    /// or more into literals. Code and other dense data keep bsdiff's
+    /// settings. The estimate is zstd level 1 on eight 64 KiB samples;
+    /// measured on the corpus, binaries compress to 0.45 and source
+    /// tarballs to below 0.30 at that level; the split is at 0.36.
+    pub fn for_data(data: &[u8]) -> MatchParams {
+        const SAMPLE: usize = 64 << 10;
+        const SAMPLES: usize = 8;
+        let mut raw = 0usize;
+        let mut packed = 0usize;
+        if data.len() <= SAMPLE * SAMPLES {
+            raw = data.len();
+            packed = Codec::Zstd(1).compress(data).len();
+        } else {
+            let step = (data.len() - SAMPLE) / (SAMPLES - 1);
+            for k in 0..SAMPLES {
+                let s = &data[k * step..k * step + SAMPLE];
+                raw += s.len();
+                packed += Codec::Zstd(1).compress(s).len();
+            }
+        }
+        if raw >= 4096 && packed * 100 < raw * 36 {
+            MatchParams {
+                min_seed: 32,
+                ext_num: 3,
+                ext_den: 2,
+                cluster_gap: 8,
+                lit_split: 24,
+                ..MatchParams::default()
+            }
+        } else {
+            MatchParams::default()
+        }
+    }
 }
 
-/// [`diff`] with explicit matcher tuning.
-pub fn diff_with(old: &[u8], new: &[u8], opts: &DiffOptions, params: &MatchParams) -> DiffOutput {
+/// Diffs `old` and `new` entirely in memory.
+pub fn diff(old: &[u8], new: &[u8], opts: &DiffOptions) -> DiffOutput {
+    diff_with(old, new, opts, None)
+}
+
+/// [`diff`] with explicit matcher tuning; `None` picks it per chunk with
+/// [`MatchParams::for_data`].
+pub fn diff_with(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    params: Option<&MatchParams>,
+) -> DiffOutput {
     let progress = &opts.progress;
     progress.start(Phase::Indexing, old.len() as u64);
     let (sa, (old_hash, new_hash)) = rayon::join(
@@ -123,7 +172,10 @@ pub fn diff_with(old: &[u8], new: &[u8], opts: &DiffOptions, params: &MatchParam
         .into_par_iter()
         .map(|r| {
             let (s, e) = (r.start as usize, r.end as usize);
-            let ops = match_chunk_with(&sa, new, s, e, params);
+            let p = params
+                .copied()
+                .unwrap_or_else(|| MatchParams::for_data(&new[s..e]));
+            let ops = match_chunk_with(&sa, new, s, e, &p);
             let mut enc = ChunkEncoder::new(old, new, r.start);
             for op in ops {
                 enc.push(op);
@@ -160,8 +212,10 @@ struct Seed {
 
 /// Matches `new[start..end]` against the suffix array of OLD and returns
 /// the ops that produce it; OLD positions are absolute in `sa.text()`.
+/// Tuning is [`MatchParams::for_data`] of that range.
 pub fn match_chunk(sa: &SuffixArray<'_>, new: &[u8], start: usize, end: usize) -> Vec<Op> {
-    match_chunk_with(sa, new, start, end, &MatchParams::default())
+    let p = MatchParams::for_data(&new[start..end]);
+    match_chunk_with(sa, new, start, end, &p)
 }
 
 /// [`match_chunk`] with explicit tuning.

@@ -331,3 +331,18 @@ fn msgpack_round_trips() {
     );
     roundtrip(&old, &new, &opts(Codec::Lz4, Some(1 << 16)));
 }
+
+#[test]
+fn tuning_follows_compressibility() {
+    let mut rng = Rng(8);
+    let text: Vec<u8> = b"fn main() { println!(\"hello, world\"); }\n// a comment line\n"
+        .iter()
+        .cycle()
+        .take(1 << 20)
+        .copied()
+        .collect();
+    assert!(MatchParams::for_data(&text).min_seed > MatchParams::default().min_seed);
+    let dense = rng.bytes(1 << 20);
+    assert_eq!(MatchParams::for_data(&dense), MatchParams::default());
+    assert_eq!(MatchParams::for_data(&[]), MatchParams::default());
+}

@@ -9,15 +9,16 @@
 //!
 //! * **Stash.** Before writing anything the applier copies into a journal
 //!   every OLD byte that a step reads after an earlier step has overwritten
-//!   it ([`oxdelta_format::inplace::stash_ranges`], computed from the table
-//!   alone and bounded by [`InPlaceOptions::max_stash`]).
+//!   it ([`oxdelta_format::inplace::StashPlanner`], computed from the
+//!   patch alone — the OLD bytes each step's ops read — and bounded by
+//!   [`InPlaceOptions::max_stash`]).
 //! * **Batches.** Steps run in batches of consecutive steps (bounded by
 //!   [`InPlaceOptions::batch_budget`]). A batch's steps read their inputs
 //!   and rebuild their outputs in parallel, then the outputs are written.
 //!   Only 4 KiB blocks whose bytes change are written.
 //! * **Scratch.** A torn write could destroy OLD bytes that a step of the
 //!   same batch still has to read on a re-run (its own input, when data did
-//!   not move). Those bytes — declared reads of the batch that fall inside
+//!   not move). Those bytes — reads of the batch's ops that fall inside
 //!   blocks the batch writes — are saved in the journal's scratch area
 //!   first, and the batch is marked *staged*.
 //! * **Progress slots.** Two slots, written alternately, each with a
@@ -44,9 +45,10 @@
 //!
 //! # Bounds
 //!
-//! Memory: the stash (≤ `max_stash`), plus per batch its outputs, inputs
-//! and scratch (about 3 × `batch_budget`; one step alone may exceed the
-//! budget, by at most 8 MiB of output and [`MAX_STEP_READ`] of input).
+//! Memory: the stash (≤ `max_stash`), plus per batch its outputs, inputs,
+//! current target bytes, decoded streams and scratch (about 5 ×
+//! `batch_budget`; a step reads at most as many OLD bytes as it writes, and
+//! one step alone may exceed the budget by at most the format's 8 MiB).
 //! Journal size: a header of 32 bytes per step, the stash, 8 KiB of slots
 //! and one batch's scratch.
 //!
@@ -62,17 +64,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use oxdelta_format::inplace::{IntervalSet, stash_ranges, total_len};
+use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
-use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, decode_chunk, ops::Op};
+use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, Streams, decode_chunk, ops::Op};
 use rayon::prelude::*;
 
 use crate::error::io;
 use crate::{ApplyError, Result};
-
-/// Most bytes of declared OLD ranges one step may have (larger patches are
-/// refused: an in-place applier holds a step's input in memory).
-pub const MAX_STEP_READ: u64 = 64 << 20;
 
 /// Block size of target writes and change detection.
 const BLOCK: u64 = 4096;
@@ -642,44 +640,59 @@ impl Journal {
 // ---------------------------------------------------------------------------
 // Steps
 
-/// Reads a step's declared OLD ranges, back to back, through the saved
-/// layers (stash, then scratch) over the target.
+/// A step's decoded streams and the OLD intervals `[start, end)` its ops
+/// read (sorted, merged; at most the step's NEW length in all).
+struct StepInput {
+    streams: Streams,
+    reads: Vec<(u64, u64)>,
+}
+
+/// Decodes step `i` (payload hash checked first) and its ops' reads.
+fn decode_step(p: &Patch<'_>, i: usize) -> Result<StepInput> {
+    let e = &p.head.chunks[i];
+    let streams = decode_chunk(e, p.payload(i))?;
+    let reads = op_reads(e, &streams, p.head.meta.old_len)?;
+    Ok(StepInput { streams, reads })
+}
+
+/// Reads `reads` back to back through the saved layers (stash, then
+/// scratch) over the target.
 fn gather(
     target: &Target,
-    e: &ChunkEntry,
+    reads: &[(u64, u64)],
     stash: &Saved,
     scratch: Option<&Saved>,
 ) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; total_len(&e.old_ranges) as usize];
+    let mut buf = vec![0u8; reads.iter().map(|r| r.1 - r.0).sum::<u64>() as usize];
     let mut o = 0usize;
-    for &(s, l) in &e.old_ranges {
-        let dst = &mut buf[o..o + l as usize];
+    for &(s, e) in reads {
+        let dst = &mut buf[o..o + (e - s) as usize];
         target.read(dst, s)?;
         if let Some(sc) = scratch {
             sc.overlay(s, dst);
         }
         stash.overlay(s, dst);
-        o += l as usize;
+        o += (e - s) as usize;
     }
     Ok(buf)
 }
 
-/// Rebuilds a step's NEW bytes from its payload and its gathered input,
-/// checking the payload hash before and the NEW hash after.
-fn build(e: &ChunkEntry, payload: &[u8], input: &[u8], old_len: u64) -> Result<Vec<u8>> {
-    let streams = decode_chunk(e, payload)?;
-    let mut starts = Vec::with_capacity(e.old_ranges.len());
+/// Rebuilds a step's NEW bytes from its streams and gathered input,
+/// checking the NEW hash.
+fn build(e: &ChunkEntry, st: &StepInput, input: &[u8], old_len: u64) -> Result<Vec<u8>> {
+    let mut starts = Vec::with_capacity(st.reads.len());
     let mut o = 0usize;
-    for &(s, l) in &e.old_ranges {
+    for &(s, end) in &st.reads {
         starts.push((s, o));
-        o += l as usize;
+        o += (end - s) as usize;
     }
     let src = |old: u64, len: usize| -> &[u8] {
-        // The decoder checked that [old, old+len) lies inside one declared range.
+        // Every op read lies inside one merged read interval.
         let k = starts.partition_point(|&(s, _)| s <= old) - 1;
         let at = starts[k].1 + (old - starts[k].0) as usize;
         &input[at..at + len]
     };
+    let streams = &st.streams;
     let mut out = vec![0u8; e.new_len as usize];
     let dec = OpDecoder::new(
         &streams.ctrl,
@@ -724,6 +737,18 @@ fn build(e: &ChunkEntry, payload: &[u8], input: &[u8], old_len: u64) -> Result<V
     Ok(out)
 }
 
+/// The end of the batch that starts at step `from`: consecutive steps of
+/// at most `budget` NEW bytes (at least one step).
+fn batch_end(chunks: &[ChunkEntry], from: usize, budget: u64) -> usize {
+    let mut e = from;
+    let mut bytes = 0u64;
+    while e < chunks.len() && (e == from || bytes + u64::from(chunks[e].new_len) <= budget) {
+        bytes += u64::from(chunks[e].new_len);
+        e += 1;
+    }
+    e
+}
+
 /// The `[start, end)` runs of 4 KiB blocks (clipped to the step) where
 /// `want` differs from `have`; both start at target offset `at`.
 fn changed_runs(at: u64, want: &[u8], have: &[u8]) -> Vec<(u64, u64)> {
@@ -755,15 +780,6 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
     let head = &p.head;
     if !head.is_in_place() {
         return Err(ApplyError::NotInPlace);
-    }
-    for (i, e) in head.chunks.iter().enumerate() {
-        if total_len(&e.old_ranges) > MAX_STEP_READ {
-            return Err(ApplyError::WrongTarget {
-                detail: format!(
-                    "step {i} declares more than {MAX_STEP_READ} bytes of OLD input; too much for in-place apply"
-                ),
-            });
-        }
     }
     let patch_id = *blake3::hash(&patch[..head.head_len as usize + SIGNATURE_BLOCK_LEN]).as_bytes();
     let file = OpenOptions::new()
@@ -871,33 +887,45 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
 /// stashes, and durably creates the journal. Writes nothing to the target.
 fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) -> Result<Journal> {
     let head = &p.head;
-    let stash = stash_ranges(&head.chunks);
-    let stash_len = total_len(&stash);
-    if stash_len > run.opts.max_stash {
-        return Err(ApplyError::WrongTarget {
-            detail: format!(
-                "the patch needs {stash_len} bytes of OLD stashed, above the limit of {}",
-                run.opts.max_stash
-            ),
-        });
+    let chunks = &head.chunks;
+    // Every payload must be intact and every step's ops valid before
+    // anything is written; plan the stash and record what each step reads.
+    let mut planner = StashPlanner::new();
+    let mut read_hashes = Vec::with_capacity(chunks.len());
+    let mut from = 0;
+    while from < chunks.len() {
+        let end = batch_end(chunks, from, run.opts.batch_budget);
+        let steps = (from..end)
+            .into_par_iter()
+            .map(|i| {
+                let st = decode_step(p, i)?;
+                let input = gather(&run.target, &st.reads, &Saved::default(), None)?;
+                Ok((st.reads, *blake3::hash(&input).as_bytes()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for ((reads, h), e) in steps.into_iter().zip(&chunks[from..end]) {
+            planner.step(&reads, e.new_offset, u64::from(e.new_len));
+            read_hashes.push(h);
+        }
+        if planner.stashed() > run.opts.max_stash || planner.ranges() as u64 > MAX_STASH_RANGES {
+            return Err(ApplyError::WrongTarget {
+                detail: format!(
+                    "the patch needs more than {} bytes (or {MAX_STASH_RANGES} ranges) of OLD stashed; \
+                     make it with a lower --stash-limit",
+                    run.opts.max_stash
+                ),
+            });
+        }
+        from = end;
     }
-    let mut data = vec![0u8; stash_len as usize];
+    let stash = planner.finish();
+    let mut data = vec![0u8; total_len(&stash) as usize];
     let mut o = 0usize;
     for &(s, l) in &stash {
         run.target.read(&mut data[o..o + l as usize], s)?;
         o += l as usize;
     }
-    // Every payload must be intact before anything is written; record
-    // what each step reads.
-    let read_hashes = (0..head.chunks.len())
-        .into_par_iter()
-        .map(|i| {
-            let e = &head.chunks[i];
-            decode_chunk(e, p.payload(i))?;
-            let input = gather(&run.target, e, &Saved::default(), None)?;
-            Ok(*blake3::hash(&input).as_bytes())
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let stash_copy = stash.clone();
     let jh = JournalHead {
         patch_id,
         old_len: head.meta.old_len,
@@ -944,7 +972,7 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
     Ok(Journal {
         file: f,
         head: jh,
-        stash: Saved::new(stash_ranges(&head.chunks), data),
+        stash: Saved::new(stash_copy, data),
         slots: [Some(first), None],
     })
 }
@@ -957,7 +985,6 @@ fn check_resume(run: &Run<'_>, p: &Patch<'_>, j: &Journal) -> Result<()> {
     if j.head.old_len != head.meta.old_len
         || j.head.new_len != head.meta.new_len
         || j.head.read_hashes.len() != head.chunks.len()
-        || j.head.stash != stash_ranges(&head.chunks)
     {
         return Err(ApplyError::Journal {
             path: run.journal_path.clone(),
@@ -1014,7 +1041,8 @@ fn check_resume(run: &Run<'_>, p: &Patch<'_>, j: &Journal) -> Result<()> {
                 } else {
                     None
                 };
-                let input = gather(&run.target, e, &j.stash, sc)?;
+                let st = decode_step(p, i)?;
+                let input = gather(&run.target, &st.reads, &j.stash, sc)?;
                 if blake3::hash(&input).as_bytes() != &j.head.read_hashes[i] {
                     return Err(bad(format!(
                         "the OLD input of step {i} changed; {} is not a partly patched OLD of this patch",
@@ -1031,6 +1059,7 @@ fn check_resume(run: &Run<'_>, p: &Patch<'_>, j: &Journal) -> Result<()> {
 struct Built {
     out: Vec<u8>,
     runs: Vec<(u64, u64)>,
+    reads: Vec<(u64, u64)>,
 }
 
 fn run_batches(
@@ -1070,12 +1099,17 @@ fn run_batches(
             .into_par_iter()
             .map(|i| {
                 let e = &chunks[i];
-                let input = gather(&run.target, e, &j.stash, scratch.as_ref())?;
-                let out = build(e, p.payload(i), &input, head.meta.old_len)?;
+                let st = decode_step(p, i)?;
+                let input = gather(&run.target, &st.reads, &j.stash, scratch.as_ref())?;
+                let out = build(e, &st, &input, head.meta.old_len)?;
                 let mut have = vec![0u8; out.len()];
                 run.target.read(&mut have, e.new_offset)?;
                 let runs = changed_runs(e.new_offset, &out, &have);
-                Ok(Built { out, runs })
+                Ok(Built {
+                    out,
+                    runs,
+                    reads: st.reads,
+                })
             })
             .collect::<Result<_>>()?;
         if staged_end.is_none() {
@@ -1088,9 +1122,9 @@ fn run_batches(
                 }
             }
             let mut need = IntervalSet::new();
-            for c in &chunks[next..end] {
-                for &(s, l) in &c.old_ranges {
-                    for (a, b) in writes.intersect(s, s + l) {
+            for b in &built {
+                for &(s, e) in &b.reads {
+                    for (a, b) in writes.intersect(s, e) {
                         need.insert(a, b);
                     }
                 }

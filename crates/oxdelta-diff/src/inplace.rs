@@ -23,7 +23,8 @@
 //!
 //! A broken edge costs no patch bytes: the applier stashes those OLD bytes
 //! in its journal before it writes anything ([`oxdelta_format::inplace`]
-//! computes the stash from the chunk table alone). Only when the stash
+//! computes the stash from the patch alone, and the chunks declare their
+//! OLD ranges as coarsely as normal patches do, so the head is no bigger). Only when the stash
 //! would exceed [`InPlaceOptions::stash_limit`] does the differ turn the
 //! overlapping parts of conflicting COPY/ADD ops into literal bytes,
 //! largest pieces first, until it fits.
@@ -36,7 +37,8 @@
 
 use std::collections::HashMap;
 
-use oxdelta_format::inplace::{IntervalSet, stash_ranges, total_len};
+use oxdelta_format::inplace::{IntervalSet, StashPlanner, merge};
+use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk, head::FLAG_IN_PLACE};
 use oxdelta_sa::SuffixArray;
 use rayon::prelude::*;
@@ -146,6 +148,11 @@ pub fn diff(
         }
     }
 
+    let mut planner = StashPlanner::new();
+    for &i in &order {
+        planner.step(&op_reads(&ops[i]), writes[i].0, writes[i].1 - writes[i].0);
+    }
+    stats.stash_bytes = planner.stashed();
     let chunks: Vec<_> = order
         .par_iter()
         .map(|&i| {
@@ -158,14 +165,12 @@ pub fn diff(
             encode_chunk(
                 opts.codec,
                 &streams,
-                old_ranges,
+                coalesce_ranges(old_ranges, sa::MAX_RANGES),
                 r.start,
                 &new[r.start as usize..r.end as usize],
             )
         })
         .collect();
-    let entries: Vec<_> = chunks.iter().map(|c| c.entry.clone()).collect();
-    stats.stash_bytes = total_len(&stash_ranges(&entries));
     (
         DiffOutput {
             meta: Metadata {
@@ -184,20 +189,12 @@ pub fn diff(
 
 /// The OLD intervals `[start, end)` the ops read, sorted and merged.
 fn op_reads(ops: &[Op]) -> Vec<(u64, u64)> {
-    let mut r: Vec<(u64, u64)> = ops
-        .iter()
-        .filter_map(|op| op.old_range())
-        .map(|(s, l)| (s, s + l))
-        .collect();
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-    for (s, e) in r {
-        match out.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => out.push((s, e)),
-        }
-    }
-    out
+    merge(
+        ops.iter()
+            .filter_map(|op| op.old_range())
+            .map(|(s, l)| (s, s + l))
+            .collect(),
+    )
 }
 
 /// Edges `a → (b, bytes)`: step `a` reads `bytes` OLD bytes that step `b`

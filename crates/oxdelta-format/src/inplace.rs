@@ -8,19 +8,21 @@
 //! would read NEW bytes instead, so the applier first copies those OLD bytes
 //! — the **stash** — into its journal, and reads them from there.
 //!
-//! The stash is a pure function of the chunk table (each chunk's NEW range
-//! and declared OLD ranges, in table order), so the differ and the applier
-//! compute the same thing and the patch needs no extra field: a differ
-//! orders the chunks (and turns reads into literals where it must) to keep
-//! the stash under a bound, and the applier refuses a patch whose stash is
-//! above its own bound.
+//! The stash is a pure function of the patch (each chunk's NEW range and the
+//! OLD bytes its ops read, in table order), so the differ and the applier
+//! compute the same thing with [`StashPlanner`] and the patch needs no extra
+//! field or head bytes: a differ orders the chunks (and turns reads into
+//! literals where it must) to keep the stash under a bound, and the applier
+//! refuses a patch whose stash is above its own bound.
 //!
-//! Cost: `O(R log R)` time for `R` declared OLD ranges, memory for the
-//! merged written set (at most one interval per chunk) and the result.
+//! Cost: `O(R log R)` time for `R` read intervals, memory for the merged
+//! written set (at most one interval per chunk) and the stash.
 
 use std::collections::BTreeMap;
 
+use crate::error::Result;
 use crate::head::ChunkEntry;
+use crate::ops::{OpDecoder, Streams};
 
 /// A set of disjoint byte intervals `[start, end)`, merged on insert.
 #[derive(Clone, Debug, Default)]
@@ -92,22 +94,82 @@ impl IntervalSet {
     }
 }
 
-/// The OLD ranges `(start, len)` an in-place applier must stash before it
-/// writes anything, for `chunks` run in table order: every declared OLD
-/// byte of a chunk that an earlier chunk's NEW range covers. Sorted,
-/// disjoint and not touching.
-pub fn stash_ranges(chunks: &[ChunkEntry]) -> Vec<(u64, u64)> {
-    let mut written = IntervalSet::new();
-    let mut stash = IntervalSet::new();
-    for c in chunks {
-        for &(s, l) in &c.old_ranges {
-            for (a, b) in written.intersect(s, s.saturating_add(l)) {
-                stash.insert(a, b);
+/// Computes the stash of an in-place apply, one step at a time in table
+/// order: every OLD byte a step's ops read (COPY and ADD) that the NEW range
+/// of an earlier step covers.
+#[derive(Clone, Debug, Default)]
+pub struct StashPlanner {
+    written: IntervalSet,
+    stash: IntervalSet,
+}
+
+impl StashPlanner {
+    /// A planner before the first step.
+    pub fn new() -> StashPlanner {
+        StashPlanner::default()
+    }
+
+    /// Adds the next step: the OLD intervals `[start, end)` its ops read,
+    /// and the NEW range it writes.
+    pub fn step(&mut self, reads: &[(u64, u64)], new_offset: u64, new_len: u64) {
+        for &(s, e) in reads {
+            for (a, b) in self.written.intersect(s, e) {
+                self.stash.insert(a, b);
             }
         }
-        written.insert(c.new_offset, c.new_offset + u64::from(c.new_len));
+        self.written.insert(new_offset, new_offset + new_len);
     }
-    stash.iter().map(|(s, e)| (s, e - s)).collect()
+
+    /// Bytes stashed so far.
+    pub fn stashed(&self) -> u64 {
+        self.stash.covered()
+    }
+
+    /// Disjoint ranges stashed so far.
+    pub fn ranges(&self) -> usize {
+        self.stash.map.len()
+    }
+
+    /// The stash as sorted, disjoint, non-touching `(start, len)` ranges.
+    pub fn finish(self) -> Vec<(u64, u64)> {
+        self.stash.iter().map(|(s, e)| (s, e - s)).collect()
+    }
+}
+
+/// The OLD intervals `[start, end)` that a chunk's ops read (COPY and ADD),
+/// sorted and merged, from its decoded streams. The ops are checked as an
+/// applier checks them (inside OLD and the declared ranges, streams
+/// consumed exactly).
+pub fn op_reads(entry: &ChunkEntry, streams: &Streams, old_len: u64) -> Result<Vec<(u64, u64)>> {
+    let dec = OpDecoder::new(
+        &streams.ctrl,
+        entry.new_offset,
+        u64::from(entry.new_len),
+        streams.diff.len() as u64,
+        streams.lit.len() as u64,
+        old_len,
+        &entry.old_ranges,
+    );
+    let mut r = Vec::new();
+    for op in dec {
+        if let Some((s, l)) = op?.old_range() {
+            r.push((s, s + l));
+        }
+    }
+    Ok(merge(r))
+}
+
+/// Sorts `[start, end)` intervals and merges overlapping or touching ones.
+pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+    for (s, e) in r {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
 }
 
 /// Total bytes of `ranges` (`(start, len)` pairs).

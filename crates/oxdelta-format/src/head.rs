@@ -23,7 +23,7 @@ pub const RANGE_LEN: usize = 16;
 
 /// Header flag: the chunk table is in the order an in-place applier runs
 /// the chunks; OLD bytes a chunk reads after an earlier chunk overwrote
-/// them are stashed first ([`crate::inplace::stash_ranges`]).
+/// them are stashed first ([`crate::inplace::StashPlanner`]).
 pub const FLAG_IN_PLACE: u16 = 1;
 const KNOWN_FLAGS: u16 = FLAG_IN_PLACE;
 

@@ -311,3 +311,113 @@ fn in_place_diff_apply_resume_message_and_refusal() {
     let o = run(&[p("apply"), p("--in-place"), &target, &patch, &d.join("x")]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `apply --in-place` killed with SIGKILL at random moments, over and over
+/// (so resumes are killed too), always ends with the exact NEW once a run
+/// is allowed to finish.
+#[cfg(unix)]
+#[test]
+fn in_place_apply_survives_sigkill() {
+    use std::time::{Duration, Instant};
+    let d = tmpdir("sigkill");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut x = seed;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // OLD: 48 blocks of 64 KiB; NEW: blocks shuffled (cycles), edited, an
+    // insertion, and longer.
+    let blocks: Vec<Vec<u8>> = (0..48)
+        .map(|b| {
+            (0..65536u32)
+                .map(|i| ((i * 31 + b * 7) ^ (i >> 5)) as u8)
+                .collect()
+        })
+        .collect();
+    let old: Vec<u8> = blocks.concat();
+    let mut new: Vec<u8> = (0..48)
+        .map(|i| blocks[(i * 17 + 5) % 48].clone())
+        .collect::<Vec<_>>()
+        .concat();
+    for k in 0..400 {
+        let i = (k * 7919 + 13) % new.len();
+        new[i] = new[i].wrapping_add(1);
+    }
+    new.splice(100_000..100_000, (0..20_000u32).map(|i| (i * 13) as u8));
+    let (oldp, newp, patch) = (d.join("old"), d.join("new"), d.join("p.oxd"));
+    fs::write(&oldp, &old).unwrap();
+    fs::write(&newp, &new).unwrap();
+    let o = run(&[
+        p("diff"),
+        p("--in-place"),
+        p("--chunk-size"),
+        p("64K"),
+        &oldp,
+        &newp,
+        &patch,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let target = d.join("target");
+    let journal = d.join("target.oxdelta-journal");
+    let apply = || {
+        bin()
+            .args([
+                p("apply"),
+                p("--in-place"),
+                p("--batch-size"),
+                p("128K"),
+                &target,
+                &patch,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // How long an uninterrupted apply takes here.
+    fs::write(&target, &old).unwrap();
+    let t = Instant::now();
+    assert!(apply().wait().unwrap().success());
+    let full = t.elapsed().as_micros().max(1000) as u64;
+    assert_eq!(fs::read(&target).unwrap(), new);
+
+    fs::write(&target, &old).unwrap();
+    let (mut killed, mut finished) = (0, 0);
+    for round in 0..40 {
+        let mut child = apply();
+        std::thread::sleep(Duration::from_micros(rnd() % (full * 3 / 4)));
+        let was_running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if was_running && !status.success() {
+            killed += 1;
+        } else {
+            assert!(status.success(), "round {round} (seed {seed})");
+            assert_eq!(
+                fs::read(&target).unwrap(),
+                new,
+                "round {round} (seed {seed})"
+            );
+            assert!(!journal.exists());
+            finished += 1;
+            fs::write(&target, &old).unwrap();
+        }
+    }
+    let out = apply().wait_with_output().unwrap();
+    assert!(out.status.success(), "seed {seed}: {}", stderr(&out));
+    assert_eq!(fs::read(&target).unwrap(), new, "seed {seed}");
+    assert!(!journal.exists());
+    eprintln!("{killed} runs killed mid-apply, {finished} finished");
+    assert!(
+        killed >= 10,
+        "only {killed} kills landed mid-apply (seed {seed})"
+    );
+}

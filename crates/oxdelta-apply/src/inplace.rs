@@ -98,9 +98,14 @@ pub struct InPlaceOptions {
     /// NEW bytes per batch (default 32 MiB).
     pub batch_budget: u64,
     /// Test hook: fail after this many writes (target and journal writes,
-    /// renames and length changes each count one). The failing write is
+    /// syncs, renames and length changes each count one). The failing write is
     /// torn: only its first half reaches the file.
     pub fail_after_writes: Option<u64>,
+    /// Test hook, with `fail_after_writes`: the fault is a simulated power
+    /// loss — each write not yet synced is kept or undone at random from
+    /// this seed (undone writes restore the bytes they replaced), which
+    /// checks that every ordering point really has its sync.
+    pub crash_seed: Option<u64>,
     /// Sync (fsync) at every ordering point (default true). Without it a
     /// power loss can lose the journal's guarantees; only tests that
     /// simulate crashes inside one process turn it off, for speed.
@@ -116,6 +121,7 @@ impl Default for InPlaceOptions {
             max_stash: 64 << 20,
             batch_budget: 32 << 20,
             fail_after_writes: None,
+            crash_seed: None,
             durable: true,
         }
     }
@@ -158,9 +164,96 @@ pub struct InPlaceReport {
 
 struct Faults {
     left: Option<AtomicU64>,
+    /// With [`InPlaceOptions::crash_seed`]: writes not yet synced, oldest
+    /// first, with the bytes each replaced.
+    unsynced: Option<std::sync::Mutex<Vec<Unsynced>>>,
+    seed: u64,
+}
+
+/// A write that a power loss could still undo.
+struct Unsynced {
+    file: File,
+    key: (u64, u64),
+    at: u64,
+    old: Vec<u8>,
+}
+
+fn file_key(f: &File) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().map_or((0, 0), |m| (m.dev(), m.ino()))
 }
 
 impl Faults {
+    /// Before a write: remembers what it replaces.
+    fn before_write(&self, f: &File, buf_len: usize, at: u64) {
+        let Some(log) = &self.unsynced else { return };
+        let mut old = vec![0u8; buf_len];
+        let mut got = 0;
+        while got < buf_len {
+            match f.read_at(&mut old[got..], at + got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        if let (Ok(file), Ok(mut log)) = (f.try_clone(), log.lock()) {
+            log.push(Unsynced {
+                file,
+                key: file_key(f),
+                at,
+                old,
+            });
+        }
+    }
+
+    /// After a sync of `f`: its writes are durable.
+    fn synced(&self, f: &File) {
+        if let Some(log) = &self.unsynced {
+            let key = file_key(f);
+            if let Ok(mut log) = log.lock() {
+                log.retain(|u| u.key != key);
+            }
+        }
+    }
+
+    /// The simulated power loss: each unsynced write is kept or undone at
+    /// random (seeded); an undone write restores only bytes that no kept
+    /// later write covers.
+    fn lose_unsynced(&self) {
+        let Some(log) = &self.unsynced else { return };
+        let Ok(mut log) = log.lock() else { return };
+        let mut x = self.seed | 1;
+        let mut kept: Vec<((u64, u64), IntervalSet)> = Vec::new();
+        for u in log.drain(..).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let end = u.at + u.old.len() as u64;
+            let pos = match kept.iter().position(|k| k.0 == u.key) {
+                Some(p) => p,
+                None => {
+                    kept.push((u.key, IntervalSet::new()));
+                    kept.len() - 1
+                }
+            };
+            if x % 2 == 0 {
+                kept[pos].1.insert(u.at, end);
+                continue;
+            }
+            let mut free = vec![(u.at, end)];
+            for (a, b) in kept[pos].1.intersect(u.at, end) {
+                free = free
+                    .into_iter()
+                    .flat_map(|(s, e)| [(s, e.min(a)), (s.max(b), e)])
+                    .filter(|(s, e)| s < e)
+                    .collect();
+            }
+            for (s, e) in free {
+                let o = (s - u.at) as usize;
+                let _ = u.file.write_all_at(&u.old[o..o + (e - s) as usize], s);
+            }
+        }
+    }
+
     /// Accounts one write of `len` bytes: `Ok(None)` to write it all,
     /// `Ok(Some(n))` to write only `n` bytes and then fail.
     fn tick(&self, len: usize) -> Option<usize> {
@@ -465,13 +558,21 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn write(&self, file: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
+        self.faults.before_write(file, buf.len(), at);
         match self.faults.tick(buf.len()) {
             None => file.write_all_at(buf, at).map_err(io("writing", path)),
             Some(n) => {
                 let _ = file.write_all_at(&buf[..n], at);
-                Err(io("writing", path)(injected()))
+                Err(self.crash("writing", path))
             }
         }
+    }
+
+    /// The injected fault: with a crash seed, unsynced writes are partly
+    /// lost too.
+    fn crash(&self, action: &'static str, path: &Path) -> ApplyError {
+        self.faults.lose_unsynced();
+        io(action, path)(injected())
     }
 
     fn write_target(&self, buf: &[u8], at: u64) -> Result<()> {
@@ -483,9 +584,14 @@ impl Run<'_> {
     }
 
     fn sync(&self, f: &File, path: &Path) -> Result<()> {
+        // A crash while syncing: any part of the unsynced writes may be lost.
+        if self.faults.tick(0).is_some() {
+            return Err(self.crash("syncing", path));
+        }
         if self.opts.durable {
             f.sync_data().map_err(io("syncing", path))?;
         }
+        self.faults.synced(f);
         Ok(())
     }
 
@@ -498,7 +604,7 @@ impl Run<'_> {
 
     fn set_len(&self, len: u64) -> Result<()> {
         if self.faults.tick(0).is_some() {
-            return Err(io("resizing", &self.target.path)(injected()));
+            return Err(self.crash("resizing", &self.target.path));
         }
         self.target
             .file
@@ -510,6 +616,7 @@ impl Run<'_> {
                 .sync_all()
                 .map_err(io("syncing", &self.target.path))?;
         }
+        self.faults.synced(&self.target.file);
         Ok(())
     }
 
@@ -811,6 +918,11 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
         journal_path,
         faults: Faults {
             left: opts.fail_after_writes.map(AtomicU64::new),
+            unsynced: opts
+                .crash_seed
+                .filter(|_| opts.fail_after_writes.is_some())
+                .map(|_| std::sync::Mutex::new(Vec::new())),
+            seed: opts.crash_seed.unwrap_or(0),
         },
         opts,
     };
@@ -876,7 +988,7 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
     }
     drop(journal);
     if run.faults.tick(0).is_some() {
-        return Err(io("removing journal", &run.journal_path)(injected()));
+        return Err(run.crash("removing journal", &run.journal_path));
     }
     fs::remove_file(&run.journal_path).map_err(io("removing journal", &run.journal_path))?;
     run.sync_dir(&run.journal_path)?;
@@ -964,8 +1076,9 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
     if run.opts.durable {
         f.sync_all().map_err(io("syncing journal", &tmp))?;
     }
+    run.faults.synced(&f);
     if run.faults.tick(0).is_some() {
-        return Err(io("renaming journal", &tmp)(injected()));
+        return Err(run.crash("renaming journal", &tmp));
     }
     fs::rename(&tmp, &run.journal_path).map_err(io("renaming journal", &run.journal_path))?;
     run.sync_dir(&run.journal_path)?;

@@ -183,11 +183,20 @@ fn the_stash_limit_turns_conflicts_into_literals() {
     assert!(small.len() > big.len());
 }
 
+/// Options for an interrupted run: fail after `k` writes, and with
+/// `power_loss` also lose a seeded random part of the unsynced writes.
+fn faulty(k: u64, power_loss: bool) -> InPlaceOptions {
+    InPlaceOptions {
+        crash_seed: power_loss.then_some(k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x55),
+        ..opts(48 << 10, Some(k))
+    }
+}
+
 /// Stops the apply after every possible number of writes, then resumes
-/// (sometimes interrupting the resume too) and checks the result.
-#[test]
-fn interrupted_at_every_write_then_resumed() {
-    let d = tmpdir("fault");
+/// (sometimes interrupting the resume too) and checks the result. Returns
+/// the interruption points of first runs and of resumes.
+fn sweep(power_loss: bool) -> (usize, usize) {
+    let d = tmpdir(if power_loss { "power" } else { "fault" });
     let mut points = 0usize;
     let mut resume_points = 0usize;
     for (ci, (name, old, new)) in cases().into_iter().enumerate() {
@@ -198,7 +207,7 @@ fn interrupted_at_every_write_then_resumed() {
         for k in 0.. {
             fs::write(&t, &old).unwrap();
             let _ = fs::remove_file(&j);
-            match apply_in_place(&t, &patch, &opts(48 << 10, Some(k))) {
+            match apply_in_place(&t, &patch, &faulty(k, power_loss)) {
                 Ok(r) => {
                     assert_eq!(r.outcome, InPlaceOutcome::Patched);
                     assert_eq!(fs::read(&t).unwrap(), new, "{name} k={k}");
@@ -210,7 +219,7 @@ fn interrupted_at_every_write_then_resumed() {
             // Interrupt the resume as well, a few times.
             let mut k2 = k % 4;
             for _ in 0..(k % 3) {
-                match apply_in_place(&t, &patch, &opts(48 << 10, Some(k2))) {
+                match apply_in_place(&t, &patch, &faulty(k2, power_loss)) {
                     Ok(_) => break,
                     Err(e) => assert!(is_injected(&e), "{name} k={k} k2={k2}: {e}"),
                 }
@@ -230,7 +239,23 @@ fn interrupted_at_every_write_then_resumed() {
             assert!(!j.exists(), "{name}: journal left behind");
         }
     }
+    (points, resume_points)
+}
+
+#[test]
+fn interrupted_at_every_write_then_resumed() {
+    let (points, resume_points) = sweep(false);
     eprintln!("interruption points: {points} first-run, {resume_points} during resume");
+    assert!(points >= 300, "only {points} interruption points");
+}
+
+/// As above, but each interruption is a power loss that also undoes a
+/// random part of the writes not yet synced: every ordering point of the
+/// journal protocol must have its sync.
+#[test]
+fn power_loss_at_every_write_then_resumed() {
+    let (points, resume_points) = sweep(true);
+    eprintln!("power-loss points: {points} first-run, {resume_points} during resume");
     assert!(points >= 300, "only {points} interruption points");
 }
 

@@ -65,6 +65,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
+use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
 use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, Streams, decode_chunk, ops::Op};
 use rayon::prelude::*;
@@ -106,6 +107,9 @@ pub struct InPlaceOptions {
     /// this seed (undone writes restore the bytes they replaced), which
     /// checks that every ordering point really has its sync.
     pub crash_seed: Option<u64>,
+    /// Where to report progress: [`Phase::Verifying`] while the target and
+    /// the patch are checked, [`Phase::Applying`] as batches are written.
+    pub progress: Progress,
     /// Sync (fsync) at every ordering point (default true). Without it a
     /// power loss can lose the journal's guarantees; only tests that
     /// simulate crashes inside one process turn it off, for speed.
@@ -122,6 +126,7 @@ impl Default for InPlaceOptions {
             batch_budget: 32 << 20,
             fail_after_writes: None,
             crash_seed: None,
+            progress: Progress::none(),
             durable: true,
         }
     }
@@ -305,7 +310,10 @@ impl JournalHead {
             + 32
     }
     fn stash_len(&self) -> u64 {
-        total_len(&self.stash)
+        self.stash
+            .iter()
+            .fold(0u64, |a, r| a.saturating_add(r.1))
+            .min(u64::MAX >> 2)
     }
     fn data_off(&self) -> u64 {
         align_up(self.encoded_len())
@@ -689,7 +697,7 @@ impl Journal {
             });
         }
         let stash_len = head.stash_len();
-        if head.slots_off() + SLOT_SPACING + SLOT_LEN as u64 > len {
+        if stash_len > len || head.slots_off() + SLOT_SPACING + SLOT_LEN as u64 > len {
             return Err(ApplyError::Journal {
                 path: path.to_path_buf(),
                 detail: "it is truncated".into(),
@@ -1004,6 +1012,7 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
     // anything is written; plan the stash and record what each step reads.
     let mut planner = StashPlanner::new();
     let mut read_hashes = Vec::with_capacity(chunks.len());
+    run.opts.progress.start(Phase::Verifying, head.meta.new_len);
     let mut from = 0;
     while from < chunks.len() {
         let end = batch_end(chunks, from, run.opts.batch_budget);
@@ -1018,6 +1027,7 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         for ((reads, h), e) in steps.into_iter().zip(&chunks[from..end]) {
             planner.step(&reads, e.new_offset, u64::from(e.new_len));
             read_hashes.push(h);
+            run.opts.progress.advance(u64::from(e.new_len));
         }
         if planner.stashed() > run.opts.max_stash || planner.ranges() as u64 > MAX_STASH_RANGES {
             return Err(ApplyError::WrongTarget {
@@ -1192,6 +1202,10 @@ fn run_batches(
         .transpose()?;
     let mut next = cur.next as usize;
     let mut staged_end = cur.staged().then_some(cur.batch_end as usize);
+    let done: u64 = chunks[..next].iter().map(|c| u64::from(c.new_len)).sum();
+    run.opts
+        .progress
+        .start(Phase::Applying, head.meta.new_len - done);
     while next < n {
         if run.cancelled() {
             return Err(ApplyError::Cancelled);
@@ -1294,6 +1308,9 @@ fn run_batches(
             },
         )?;
         report.batches += 1;
+        run.opts
+            .progress
+            .advance(chunks[next..end].iter().map(|c| u64::from(c.new_len)).sum());
         scratch = None;
         staged_end = None;
         next = end;

@@ -102,6 +102,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     // Unrelated data (all literals) and empty NEW.
     out.push(("unrelated", r.text(50 << 10), r.bytes(40 << 10)));
     out.push(("to-empty", r.text(10 << 10), Vec::new()));
+    out.push(("from-empty", Vec::new(), r.text(20 << 10)));
     // A real pair.
     out.push((
         "msgpack",

@@ -390,11 +390,22 @@ fn run(cli: Cli) -> Result<()> {
                     batch_budget: batch_size.unwrap_or(opts.batch_budget).max(1),
                     ..opts
                 };
+                let bar = progress::Bar::new(!out.quiet);
+                let opts = oxdelta::InPlaceApplyOptions {
+                    progress: bar.progress(),
+                    ..opts
+                };
                 let t = Instant::now();
                 let r = oxdelta::apply_in_place(&old, &patch, &opts)
-                    .map_err(anyhow::Error::new)
+                    .map_err(|e| match e {
+                        oxdelta::Error::Apply(oxdelta::ApplyError::Cancelled) => anyhow::anyhow!(
+                            "cancelled; the journal keeps the progress: run the same command again to resume"
+                        ),
+                        e => anyhow::Error::new(e),
+                    })
                     .with_context(|| format!("{}", old.display()))?;
                 let secs = t.elapsed().as_secs_f64();
+                bar.finish();
                 match r.outcome {
                     oxdelta::InPlaceOutcome::AlreadyUpToDate => out.info(format!(
                         "apply: {} is already up to date (it holds NEW; nothing written)",

@@ -39,6 +39,7 @@ use std::collections::HashMap;
 
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, merge};
 use oxdelta_format::ops::coalesce_ranges;
+use oxdelta_format::progress::Phase;
 use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk, head::FLAG_IN_PLACE};
 use oxdelta_sa::SuffixArray;
 use rayon::prelude::*;
@@ -91,17 +92,25 @@ pub fn diff(
     opts: &DiffOptions,
     ip: &InPlaceOptions,
 ) -> (DiffOutput, InPlaceStats) {
+    let progress = &opts.progress;
+    progress.start(Phase::Indexing, old.len() as u64);
     let (sa, (old_hash, new_hash)) = rayon::join(
         || SuffixArray::new(old),
         || rayon::join(|| hash(old), || hash(new)),
     );
+    progress.advance(old.len() as u64);
+    progress.start(Phase::Matching, 2 * new.len() as u64);
     let chunk_len = opts
         .chunk_len
         .unwrap_or_else(|| default_chunk_len(new.len() as u64));
     let ranges = chunk_ranges(new.len() as u64, chunk_len);
     let mut ops: Vec<Vec<Op>> = ranges
         .par_iter()
-        .map(|r| sa::match_chunk(&sa, new, r.start as usize, r.end as usize))
+        .map(|r| {
+            let ops = sa::match_chunk(&sa, new, r.start as usize, r.end as usize);
+            progress.advance(r.end - r.start);
+            ops
+        })
         .collect();
     let writes: Vec<(u64, u64)> = ranges.iter().map(|r| (r.start, r.end)).collect();
     let reads: Vec<Vec<(u64, u64)>> = ops.iter().map(|o| op_reads(o)).collect();
@@ -162,13 +171,15 @@ pub fn diff(
                 enc.push(op);
             }
             let (streams, old_ranges) = enc.finish();
-            encode_chunk(
+            let chunk = encode_chunk(
                 opts.codec,
                 &streams,
                 coalesce_ranges(old_ranges, sa::MAX_RANGES),
                 r.start,
                 &new[r.start as usize..r.end as usize],
-            )
+            );
+            progress.advance(r.end - r.start);
+            chunk
         })
         .collect();
     (

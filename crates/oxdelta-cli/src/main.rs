@@ -54,7 +54,7 @@ enum Cmd {
         /// Where to write the patch (written atomically).
         patch: PathBuf,
         /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest;
-        /// default zstd:19, or zstd:12 with the streaming engine).
+        /// default zstd:19, or zstd:16 with the streaming engine).
         #[arg(long, value_parser = Codec::parse)]
         codec: Option<Codec>,
         /// Use the streaming engine within this memory budget, e.g. 256M (for

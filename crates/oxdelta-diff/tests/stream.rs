@@ -265,12 +265,13 @@ fn close_to_the_in_memory_engine() {
     let in_mem = assemble(&out.meta, out.chunks, None).len();
     let mut chunks = Vec::new();
     // Same chunk length as the in-memory engine (each chunk costs a table
-    // entry of a few hundred bytes).
+    // entry of a few hundred bytes), and a budget that leaves real windows
+    // for chunks that size (OLD is still larger than the index's share).
     let opts = DiffOptions {
         chunk_len: Some(1 << 20),
         ..DiffOptions::default()
     };
-    let meta = stream::diff(&old, &new, &opts, 4 << 20, |c| {
+    let meta = stream::diff(&old, &new, &opts, 32 << 20, |c| {
         chunks.push(c);
         Ok::<(), ()>(())
     })

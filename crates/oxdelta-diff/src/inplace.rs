@@ -149,11 +149,19 @@ pub fn diff(
             left -= e - s;
             stats.converted_bytes += e - s;
         }
-        for (i, mut av) in avoid.into_iter().enumerate() {
+        // Convert in apply order, so each step knows what is still intact:
+        // converted bytes are first looked for again in OLD that no
+        // earlier step has overwritten, and only what is not found there
+        // becomes literal bytes.
+        let mut written = IntervalSet::new();
+        for &i in &order {
+            let mut av = std::mem::take(&mut avoid[i]);
             if !av.is_empty() {
                 av.sort_unstable();
-                ops[i] = convert_to_literals(&ops[i], &av);
+                let fill = |npos: u64, len: u64| refind(&sa, new, npos, len, &written);
+                ops[i] = convert_to_literals(&ops[i], &av, ranges[i].start, fill);
             }
+            written.insert(writes[i].0, writes[i].1);
         }
     }
 
@@ -485,11 +493,20 @@ fn improve(adj: &[Vec<(usize, u64)>], order: Vec<usize>) -> Vec<usize> {
     ord.into_iter().map(|x| comp[x]).collect()
 }
 
-/// `ops` with every OLD byte inside `avoid` (sorted, disjoint `[s, e)`)
-/// produced as a literal instead of read.
-fn convert_to_literals(ops: &[Op], avoid: &[(u64, u64)]) -> Vec<Op> {
+/// `ops` (of the chunk starting at NEW offset `start`) with every OLD byte
+/// inside `avoid` (sorted, disjoint `[s, e)`) no longer read: the NEW bytes
+/// it produced come from `fill(new_pos, len)` instead.
+fn convert_to_literals(
+    ops: &[Op],
+    avoid: &[(u64, u64)],
+    start: u64,
+    fill: impl Fn(u64, u64) -> Vec<Op>,
+) -> Vec<Op> {
     let mut out = Vec::with_capacity(ops.len());
+    let mut npos = start;
     for &op in ops {
+        let at = npos;
+        npos += op.len();
         let (o, len, add) = match op {
             Op::Copy { old, len } => (old, len, false),
             Op::Add { old, len } => (old, len, true),
@@ -510,13 +527,51 @@ fn convert_to_literals(ops: &[Op], avoid: &[(u64, u64)]) -> Vec<Op> {
                 out.push(read_op(add, pos, s - pos));
             }
             if e > s {
-                out.push(Op::Insert { len: e - s });
+                out.extend(fill(at + (s - o), e - s));
             }
             pos = pos.max(e);
         }
         if pos < end {
             out.push(read_op(add, pos, end - pos));
         }
+    }
+    out
+}
+
+/// Ops producing NEW `[npos, npos + len)` from OLD bytes outside `written`
+/// where the suffix array finds them (COPY of at least 32 bytes), literal
+/// bytes elsewhere.
+fn refind(sa: &SuffixArray<'_>, new: &[u8], npos: u64, len: u64, written: &IntervalSet) -> Vec<Op> {
+    const MIN: u64 = 32;
+    let mut out = Vec::new();
+    let (mut p, end) = (npos as usize, (npos + len) as usize);
+    let mut lit = 0u64;
+    while p < end {
+        let m = sa.longest_match(&new[p..end]);
+        let (o, l) = (m.pos as u64, m.len as u64);
+        // Use the part of the match before the first overwritten byte.
+        let usable = written
+            .intersect(o, o + l)
+            .first()
+            .map_or(l, |&(a, _)| a - o);
+        if usable >= MIN {
+            if lit > 0 {
+                out.push(Op::Insert { len: lit });
+                lit = 0;
+            }
+            out.push(Op::Copy {
+                old: o,
+                len: usable,
+            });
+            p += usable as usize;
+        } else {
+            let step = (end - p).min(16) as u64;
+            lit += step;
+            p += step as usize;
+        }
+    }
+    if lit > 0 {
+        out.push(Op::Insert { len: lit });
     }
     out
 }
@@ -600,7 +655,9 @@ mod tests {
     #[test]
     fn conversion_splits_only_the_overlap() {
         let ops = vec![Op::Copy { old: 100, len: 50 }, Op::Add { old: 10, len: 20 }];
-        let got = convert_to_literals(&ops, &[(110, 120), (140, 200)]);
+        let got = convert_to_literals(&ops, &[(110, 120), (140, 200)], 0, |_, len| {
+            vec![Op::Insert { len }]
+        });
         assert_eq!(
             got,
             vec![

@@ -24,10 +24,12 @@
 //! A broken edge costs no patch bytes: the applier stashes those OLD bytes
 //! in its journal before it writes anything ([`oxdelta_format::inplace`]
 //! computes the stash from the patch alone, and the chunks declare their
-//! OLD ranges as coarsely as normal patches do, so the head is no bigger). Only when the stash
-//! would exceed [`InPlaceOptions::stash_limit`] does the differ turn the
-//! overlapping parts of conflicting COPY/ADD ops into literal bytes,
-//! largest pieces first, until it fits.
+//! OLD ranges as coarsely as normal patches do, so the head is no bigger).
+//! Only when the stash would exceed [`InPlaceOptions::stash_limit`] does the
+//! differ rewrite the overlapping parts of conflicting COPY/ADD ops, largest
+//! pieces first, until it fits: their NEW bytes are looked for again (suffix
+//! array) in OLD that no earlier step has overwritten, and become literal
+//! bytes only where they are not found there.
 //!
 //! Cost over [`crate::sa::diff`]: the conflict graph (one entry per pair of
 //! steps that overlap), the ordering (`O(2^k·k²)` for an exact component of

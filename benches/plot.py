@@ -4,7 +4,7 @@
 One panel per corpus pair; each tool is a point (log-log), oxdelta in bold.
 Reads the per-pair tables that `benches/compare` writes (sections headed
 `## PAIR: ...` with rows `| tool | patch bytes | diff s | ...`) and writes a
-PNG (default docs/benchmarks.png).
+PNG (default docs/BENCHMARKS.png).
 
 Usage: benches/plot.py [BENCHMARKS.md] [OUT.png]     (needs matplotlib)
 """
@@ -46,7 +46,7 @@ def parse(path):
 
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else "docs/BENCHMARKS.md"
-    out = sys.argv[2] if len(sys.argv) > 2 else "docs/benchmarks.png"
+    out = sys.argv[2] if len(sys.argv) > 2 else "docs/BENCHMARKS.png"
     data = parse(src)
     if not data:
         sys.exit(f"no benchmark tables found in {src}")

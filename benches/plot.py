@@ -24,6 +24,11 @@ def parse(path):
                 pair, cols = m.group(1), None
                 pairs.setdefault(pair, [])
                 continue
+            if line.startswith("#"):
+                # Any other heading ends the pair's section (e.g. the
+                # streaming engine's, which has tables of its own).
+                pair, cols = None, None
+                continue
             if pair is None or not line.startswith("|"):
                 continue
             cells = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -444,20 +444,7 @@ pub fn write_atomically(
     path: &Path,
     f: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut rnd = [0u8; 6];
-    let _ = getrandom::fill(&mut rnd);
-    let tmp = dir.join(format!(
-        ".{name}.oxdelta-{}.tmp",
-        oxdelta_format::sign::hex(&rnd)
-    ));
+    let tmp = temp_beside(path, "tmp");
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -284,16 +284,19 @@ fn chunk_hash(out: &[u8]) -> [u8; 32] {
     if !all_zero || out.len() < 1 << 16 {
         return *blake3::hash(out).as_bytes();
     }
-    if let Ok(cache) = ZERO_HASHES.lock()
-        && let Some(&(_, h)) = cache.iter().find(|(n, _)| *n == out.len())
-    {
+    // (No let-chains: the crate builds on Rust 1.85.)
+    let cached = ZERO_HASHES
+        .lock()
+        .ok()
+        .and_then(|cache| cache.iter().find(|(n, _)| *n == out.len()).map(|&(_, h)| h));
+    if let Some(h) = cached {
         return h;
     }
     let h = *blake3::hash(out).as_bytes();
-    if let Ok(mut cache) = ZERO_HASHES.lock()
-        && cache.len() < CACHED_LENGTHS
-    {
-        cache.push((out.len(), h));
+    if let Ok(mut cache) = ZERO_HASHES.lock() {
+        if cache.len() < CACHED_LENGTHS {
+            cache.push((out.len(), h));
+        }
     }
     h
 }

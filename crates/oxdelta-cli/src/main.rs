@@ -577,6 +577,9 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
     let mut codecs: Vec<&str> = h.chunks.iter().map(|c| c.codec.name()).collect();
     codecs.sort_unstable();
     codecs.dedup();
+    let mut filters: Vec<&str> = h.chunks.iter().map(|c| c.diff_filter.name()).collect();
+    filters.sort_unstable();
+    filters.dedup();
     let key = p.signature.public_key();
     let v = serde_json::json!({
         "format_version": h.version,
@@ -587,6 +590,7 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         "new_blake3": hex(&h.meta.new_hash),
         "engine": h.meta.engine.name(),
         "codecs": codecs,
+        "diff_filters": filters,
         "chunks": h.chunks.len(),
         "largest_chunk_bytes": h.max_chunk_new_len,
         "in_place": h.is_in_place(),
@@ -617,6 +621,7 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         )?;
         writeln!(so, "engine          {}", h.meta.engine.name())?;
         writeln!(so, "codec           {}", codecs.join(", "))?;
+        writeln!(so, "diff filter     {}", filters.join(", "))?;
         writeln!(
             so,
             "chunks          {} (largest {} bytes)",

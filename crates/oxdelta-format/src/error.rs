@@ -115,7 +115,8 @@ impl fmt::Display for Error {
             ErrorKind::BadMagic => write!(f, "not an oxdelta patch (bad magic bytes)")?,
             ErrorKind::UnsupportedVersion(v) => write!(
                 f,
-                "unsupported patch format version {v} (this build reads version {})",
+                "unsupported patch format version {v} (this build reads versions 1 to {}; \
+                 a newer oxdelta made this patch)",
                 crate::FORMAT_VERSION
             )?,
             ErrorKind::HashMismatch { what } => write!(f, "hash mismatch: {what}")?,

@@ -8,6 +8,7 @@
 use crate::codec::Codec;
 use crate::cursor::Cursor;
 use crate::error::{Error, ErrorKind, Result};
+use crate::filter::{self, DiffFilter};
 use crate::limits;
 
 /// The eight magic bytes that open every patch.
@@ -98,6 +99,9 @@ pub struct ChunkEntry {
     pub new_len: u32,
     /// Codec of its three streams.
     pub codec: Codec,
+    /// Layout of its diff stream before compression (format version 2;
+    /// always [`DiffFilter::None`] in version 1).
+    pub diff_filter: DiffFilter,
     /// Control stream lengths.
     pub ctrl: StreamLen,
     /// Diff stream lengths.
@@ -124,10 +128,14 @@ impl ChunkEntry {
     /// Most bytes decoding this chunk holds in memory (see
     /// [`limits::chunk_buffer_bound`]).
     pub fn buffer_bound(&self) -> u64 {
+        let unfiltered = match self.diff_filter {
+            DiffFilter::None => 0,
+            _ => u64::from(self.new_len),
+        };
         limits::chunk_buffer_bound(
             self.payload_len(),
             self.ctrl.raw.into(),
-            self.diff.raw.into(),
+            u64::from(self.diff.raw) + unfiltered,
             self.lit.raw.into(),
         )
     }
@@ -170,7 +178,7 @@ fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
         return Err(Error::at(ErrorKind::BadMagic, 0));
     }
     let version = c.u16("format version")?;
-    if version != crate::FORMAT_VERSION {
+    if !(1..=crate::FORMAT_VERSION).contains(&version) {
         return Err(Error::at(ErrorKind::UnsupportedVersion(version), 8));
     }
     let flags = c.u16("flags")?;
@@ -262,7 +270,7 @@ impl Head {
         let mut payload_offset = 0u64;
         let mut seen_max = 0u32;
         for i in 0..chunk_count {
-            let e = parse_entry(&mut c, i, old_len, payload_offset)?;
+            let e = parse_entry(&mut c, i, version, old_len, payload_offset)?;
             payload_offset += e.payload_len();
             seen_max = seen_max.max(e.new_len);
             chunks.push(e);
@@ -319,7 +327,14 @@ impl Head {
         let head_len = TABLE_START + table_len;
         let mut out = Vec::with_capacity(head_len);
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+        // The lowest version that can express the chunks, so patches that
+        // need no version-2 feature still apply on version-1 appliers.
+        let version: u16 = if chunks.iter().any(|e| e.diff_filter != DiffFilter::None) {
+            2
+        } else {
+            1
+        };
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&meta.flags.to_le_bytes());
         out.extend_from_slice(
             &u32::try_from(head_len)
@@ -342,7 +357,7 @@ impl Head {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
             out.push(e.codec.id());
-            out.push(0);
+            out.push(e.diff_filter.id());
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
                 out.extend_from_slice(&s.raw.to_le_bytes());
@@ -390,6 +405,7 @@ fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
 fn parse_entry(
     c: &mut Cursor<'_>,
     i: u32,
+    version: u16,
     old_len: u64,
     payload_offset: u64,
 ) -> Result<ChunkEntry> {
@@ -416,7 +432,25 @@ fn parse_entry(
             at,
         )
     })?;
-    c.reserved_zero(1, "reserved chunk byte")?;
+    let diff_filter = if version >= 2 {
+        let at = c.offset();
+        let id = c.u8("diff filter")?;
+        let f = DiffFilter::from_id(id).ok_or_else(|| {
+            Error::invalid("diff filter", format!("0, 1 or 2 (chunk {i})"), id, at)
+        })?;
+        if f != DiffFilter::None && codec == Codec::None {
+            return Err(Error::invalid(
+                "diff filter",
+                format!("0 for a chunk stored with codec none (chunk {i})"),
+                id,
+                at,
+            ));
+        }
+        f
+    } else {
+        c.reserved_zero(1, "reserved chunk byte")?;
+        DiffFilter::None
+    };
     let at = c.offset();
     let range_count = c.u16("OLD range count")?;
     if u32::from(range_count) > limits::MAX_OLD_RANGES_PER_CHUNK {
@@ -462,10 +496,18 @@ fn parse_entry(
             start + 16,
         ));
     }
-    if u64::from(diff.raw) + u64::from(lit.raw) > u64::from(new_len) {
+    let diff_ok = match diff_filter {
+        DiffFilter::None => u64::from(diff.raw) + u64::from(lit.raw) <= u64::from(new_len),
+        _ => u64::from(diff.raw) <= filter::max_filtered_len(new_len.into()) && lit.raw <= new_len,
+    };
+    if !diff_ok {
         return Err(Error::invalid(
             "diff and literal lengths",
-            format!("at most the chunk's {new_len} NEW bytes together (chunk {i})"),
+            format!(
+                "at most the chunk's {new_len} NEW bytes together, or with a diff filter \
+                 at most {} filtered diff bytes and {new_len} literal bytes (chunk {i})",
+                filter::max_filtered_len(new_len.into())
+            ),
             format!("{} + {}", diff.raw, lit.raw),
             start + 24,
         ));
@@ -498,6 +540,7 @@ fn parse_entry(
         new_offset,
         new_len,
         codec,
+        diff_filter,
         ctrl,
         diff,
         lit,

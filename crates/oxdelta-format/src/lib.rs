@@ -56,6 +56,7 @@
 pub mod codec;
 pub mod cursor;
 pub mod error;
+pub mod filter;
 pub mod head;
 pub mod inplace;
 pub mod limits;
@@ -65,12 +66,15 @@ pub mod sign;
 
 pub use codec::Codec;
 pub use error::{Error, ErrorKind, Result};
+pub use filter::DiffFilter;
 pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
 pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this crate writes and reads. It reads every
+/// version from 1 up, and writes the lowest version that can express a
+/// patch (version 2 only when a chunk uses a [`DiffFilter`]).
+pub const FORMAT_VERSION: u16 = 2;
 
 /// A chunk ready to be written: its table entry and its payload.
 #[derive(Clone, Debug)]
@@ -84,8 +88,9 @@ pub struct EncodedChunk {
 /// Compresses a chunk's streams with `codec` and builds its table entry.
 /// `new_chunk` is the NEW bytes the chunk produces.
 ///
-/// A stream that `codec` would make larger is still stored compressed; the
-/// codec is per chunk, so a chunk whose streams all grow is stored with
+/// With a compressing codec the diff stream is tried in the run layouts of
+/// [`DiffFilter`] (and as is, when its bytes are dense) and the smallest
+/// result is kept. A chunk whose streams would grow overall is stored with
 /// [`Codec::None`].
 pub fn encode_chunk(
     codec: Codec,
@@ -95,19 +100,32 @@ pub fn encode_chunk(
     new_chunk: &[u8],
 ) -> EncodedChunk {
     let raw = [&streams.ctrl, &streams.diff, &streams.lit];
-    let mut stored: Vec<Vec<u8>> = raw.iter().map(|s| codec.compress(s)).collect();
-    let mut codec = codec;
     let raw_total: usize = raw.iter().map(|s| s.len()).sum();
-    let stored_total: usize = stored.iter().map(Vec::len).sum();
-    if codec != Codec::None && stored_total >= raw_total {
-        codec = Codec::None;
+    let mut codec = codec;
+    let mut layout = DiffLayout::plain(&streams.diff);
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    if codec != Codec::None {
+        layout = DiffLayout::best(codec, &streams.diff);
+        stored = vec![
+            codec.compress(&streams.ctrl),
+            std::mem::take(&mut layout.stored),
+            codec.compress(&streams.lit),
+        ];
+        if stored.iter().map(Vec::len).sum::<usize>() >= raw_total {
+            codec = Codec::None;
+        }
+    }
+    if codec == Codec::None {
+        layout = DiffLayout::plain(&streams.diff);
         stored = raw.iter().map(|s| s.to_vec()).collect();
     }
-    let lens: Vec<StreamLen> = raw
+    let diff_filter = layout.filter;
+    let raw_lens = [streams.ctrl.len(), layout.filtered_len, streams.lit.len()];
+    let lens: Vec<StreamLen> = raw_lens
         .iter()
         .zip(&stored)
-        .map(|(r, s)| StreamLen {
-            raw: r.len() as u32,
+        .map(|(&r, s)| StreamLen {
+            raw: r as u32,
             stored: s.len() as u32,
         })
         .collect();
@@ -117,6 +135,7 @@ pub fn encode_chunk(
             new_offset,
             new_len: u32::try_from(new_chunk.len()).expect("chunk length fits in u32"),
             codec,
+            diff_filter,
             ctrl: lens[0],
             diff: lens[1],
             lit: lens[2],
@@ -126,6 +145,55 @@ pub fn encode_chunk(
             payload_offset: 0,
         },
         payload,
+    }
+}
+
+/// A diff stream's chosen layout: its filter, the filtered (raw) length and
+/// the compressed bytes.
+struct DiffLayout {
+    filter: DiffFilter,
+    filtered_len: usize,
+    stored: Vec<u8>,
+}
+
+impl DiffLayout {
+    fn plain(diff: &[u8]) -> DiffLayout {
+        DiffLayout {
+            filter: DiffFilter::None,
+            filtered_len: diff.len(),
+            stored: Vec::new(),
+        }
+    }
+
+    /// Compresses `diff` in each run layout, and as is when its bytes are
+    /// dense or few (compressing long zero runs as is costs the most time:
+    /// zstd 19 is ~30 times slower on a sparse diff stream than on its run
+    /// layout), and keeps the smallest.
+    fn best(codec: Codec, diff: &[u8]) -> DiffLayout {
+        if diff.is_empty() {
+            return DiffLayout::plain(diff);
+        }
+        let mut best: Option<DiffLayout> = None;
+        let mut consider = |filter: DiffFilter, filtered: &[u8]| {
+            let stored = codec.compress(filtered);
+            if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
+                best = Some(DiffLayout {
+                    filter,
+                    filtered_len: filtered.len(),
+                    stored,
+                });
+            }
+        };
+        let tokens = DiffFilter::Tokens.encode(diff);
+        // Dense, or small enough that trying costs little (tiny streams
+        // also pay the filters' run lengths with nothing to win back).
+        let plain_too = tokens.len() > diff.len() / 2 || diff.len() <= 64 << 10;
+        consider(DiffFilter::Tokens, &tokens);
+        consider(DiffFilter::Runs, &DiffFilter::Runs.encode(diff));
+        if plain_too {
+            consider(DiffFilter::None, diff);
+        }
+        best.expect("at least one layout")
     }
 }
 
@@ -177,9 +245,15 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
         ctrl: entry
             .codec
             .decompress(c, entry.ctrl.raw as usize, "control stream")?,
-        diff: entry
-            .codec
-            .decompress(d, entry.diff.raw as usize, "diff stream")?,
+        diff: {
+            let filtered = entry
+                .codec
+                .decompress(d, entry.diff.raw as usize, "diff stream")?;
+            match entry.diff_filter {
+                DiffFilter::None => filtered,
+                f => f.decode(&filtered, entry.new_len as usize - entry.lit.raw as usize)?,
+            }
+        },
         lit: entry
             .codec
             .decompress(l, entry.lit.raw as usize, "literal stream")?,

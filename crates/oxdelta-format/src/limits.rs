@@ -9,7 +9,8 @@
 /// Largest number of NEW bytes one chunk may produce (8 MiB).
 ///
 /// Together with the stream bounds below this caps what one chunk can make
-/// an applier allocate at about 6 × 8 MiB.
+/// an applier allocate at about 6 × 8 MiB, or 11 × 8 MiB with a diff filter
+/// (format version 2; see [`crate::filter::max_filtered_len`]).
 pub const MAX_CHUNK_NEW_LEN: u32 = 8 << 20;
 
 /// Largest number of chunks in one patch.

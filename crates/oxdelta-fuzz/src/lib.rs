@@ -25,7 +25,9 @@ use oxdelta::{ApplyOptions, DiffOptions};
 use oxdelta_format::head::{self, Head};
 use oxdelta_format::ops::{OpDecoder, apply_ops};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, SignatureBlock};
-use oxdelta_format::{ChunkEntry, Codec, Engine, Metadata, Op, Patch, StreamLen, Streams};
+use oxdelta_format::{
+    ChunkEntry, Codec, DiffFilter, Engine, Metadata, Op, Patch, StreamLen, Streams,
+};
 
 /// A target: its name (as in `fuzz/fuzz_targets/NAME.rs`) and its property.
 pub type Target = (&'static str, fn(&[u8]));
@@ -115,8 +117,12 @@ pub fn parse(data: &[u8]) {
             assert_eq!(payload.len() as u64, e.payload_len());
             if let Ok(s) = oxdelta_format::decode_chunk(e, payload) {
                 assert_eq!(s.ctrl.len(), e.ctrl.raw as usize);
-                assert_eq!(s.diff.len(), e.diff.raw as usize);
+                if e.diff_filter == DiffFilter::None {
+                    assert_eq!(s.diff.len(), e.diff.raw as usize);
+                }
                 assert_eq!(s.lit.len(), e.lit.raw as usize);
+                // A filtered diff stream never decodes past the chunk.
+                assert!(s.diff.len() + s.lit.len() <= e.new_len as usize);
             }
         }
     }
@@ -307,17 +313,27 @@ fn check_chunk(input: &ChunkInput) {
         1 => Codec::Lz4,
         _ => Codec::Zstd(1),
     };
+    // Diff filters come with compressing codecs only (the parser refuses
+    // the rest); an uncompressed input is fed to the filter decoder as is.
+    let diff_filter = match codec {
+        Codec::None => DiffFilter::None,
+        _ => DiffFilter::ALL[usize::from(input.codec / 3) % 3],
+    };
     let compress = input.flags & FLAG_COMPRESS != 0;
     let old = &input.old[..];
+    let mut raw_streams = input.streams.clone();
+    if compress {
+        raw_streams[1] = diff_filter.encode(&input.streams[1]);
+    }
     let stored: Vec<Vec<u8>> = if compress {
-        input.streams.iter().map(|s| codec.compress(s)).collect()
+        raw_streams.iter().map(|s| codec.compress(s)).collect()
     } else {
-        input.streams.to_vec()
+        raw_streams.to_vec()
     };
     let lens: Vec<StreamLen> = (0..3)
         .map(|k| StreamLen {
             raw: if compress || codec == Codec::None {
-                input.streams[k].len() as u32
+                raw_streams[k].len() as u32
             } else {
                 input.raw_lens[k].into()
             },
@@ -342,6 +358,7 @@ fn check_chunk(input: &ChunkInput) {
         new_offset: 0,
         new_len: u32::from(input.new_len_m1) + 1,
         codec,
+        diff_filter,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -737,6 +754,22 @@ pub mod seeds {
             "patch-empty-new".into(),
             oxdelta::diff_bytes(old, &[], &DiffOptions::default()),
         ));
+        // Sparse changes (as in relocated code): ADD with run-filtered diff
+        // streams, so the parser and applier see format version 2.
+        let mut sparse = old.to_vec();
+        for i in (5..sparse.len()).step_by(37) {
+            sparse[i] = sparse[i].wrapping_add(1);
+        }
+        for (name, codec) in [("lz4", Codec::Lz4), ("zstd", Codec::Zstd(3))] {
+            let opts = DiffOptions {
+                codec,
+                chunk_len: Some(1024),
+                ..Default::default()
+            };
+            let p = oxdelta::diff_bytes(old, &sparse, &opts);
+            assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(2));
+            out.push((format!("patch-filtered-{name}"), p));
+        }
         out
     }
 

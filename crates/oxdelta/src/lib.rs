@@ -63,7 +63,9 @@ pub use oxdelta_apply::{
 pub use oxdelta_diff::inplace::{InPlaceOptions as InPlaceDiffOptions, InPlaceStats};
 pub use oxdelta_diff::{self, DiffOutput};
 pub use oxdelta_format::progress::{Event, Phase, Progress};
-pub use oxdelta_format::{self, Codec, Engine, Patch, PublicKey, SecretKey, SignatureBlock};
+pub use oxdelta_format::{
+    self, Codec, DiffFilter, Engine, FORMAT_VERSION, Patch, PublicKey, SecretKey, SignatureBlock,
+};
 
 use oxdelta_apply::map::ReadMap;
 

@@ -1,24 +1,37 @@
-//! Golden patches: patches made by format v1 encoders must keep applying.
+//! Golden patches: patches made by every released format version's encoder
+//! must keep applying.
 //!
-//! `testdata/golden/v1/` holds small OLD/NEW pairs (`PAIR.old`, `PAIR.new`)
-//! and patches named `PAIR.CODEC[.signed].oxd`, signed ones with the
-//! committed *test* key `test.key` / `test.pub`. They were written by
-//! [`regenerate_golden`] (`cargo test -p oxdelta -- --ignored
-//! regenerate_golden`); once committed they are never rewritten: a later
-//! version that cannot apply them has broken the format.
+//! `testdata/golden/vN/` holds small OLD/NEW pairs (`PAIR.old`, `PAIR.new`)
+//! and patches named `PAIR.CODEC[.signed].oxd` of format version N, signed
+//! ones with the committed *test* key `test.key` / `test.pub`. They were
+//! written by [`regenerate_golden`] (`cargo test -p oxdelta -- --ignored
+//! regenerate_golden`, which writes the current version's directory); once
+//! committed they are never rewritten: a later version that cannot apply
+//! them has broken the format.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey, SignatureBlock};
+use oxdelta::{
+    ApplyOptions, Codec, DiffFilter, DiffOptions, Patch, PublicKey, SecretKey, SignatureBlock,
+};
 
+/// The golden directory of format version `version`.
+pub fn version_dir(version: u16) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../testdata/golden/v{version}"))
+}
+
+/// Version 1's directory, which also holds the test key.
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/v1")
+    version_dir(1)
 }
 
 /// One golden patch and what it must rebuild.
 pub struct Golden {
+    /// `FILE` for version 1, `vN/FILE` for later versions.
     pub name: String,
+    /// The format version of the directory it is in.
+    pub version: u16,
     pub codec: &'static str,
     pub signed: bool,
     pub patch: Vec<u8>,
@@ -35,8 +48,15 @@ pub fn test_secret_key() -> SecretKey {
 }
 
 pub fn all() -> Vec<Golden> {
-    let mut names: Vec<String> = fs::read_dir(dir())
-        .unwrap()
+    (1..=oxdelta::FORMAT_VERSION)
+        .flat_map(|v| in_version(v).into_iter())
+        .collect()
+}
+
+fn in_version(version: u16) -> Vec<Golden> {
+    let d = version_dir(version);
+    let mut names: Vec<String> = fs::read_dir(&d)
+        .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".oxd"))
         .collect();
@@ -51,14 +71,19 @@ pub fn all() -> Vec<Golden> {
                 "zstd" => "zstd",
                 c => panic!("{name}: unknown codec {c} in the file name"),
             };
-            let read = |f: String| fs::read(dir().join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let read = |f: String| fs::read(d.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             Golden {
                 codec,
+                version,
                 signed: parts.get(2) == Some(&"signed"),
                 patch: read(name.clone()),
                 old: read(format!("{}.old", parts[0])),
                 new: read(format!("{}.new", parts[0])),
-                name,
+                name: if version == 1 {
+                    name
+                } else {
+                    format!("v{version}/{name}")
+                },
             }
         })
         .collect()
@@ -76,11 +101,10 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    assert!(
-        all.len() >= 7,
-        "golden patches are missing: found {}",
-        all.len()
-    );
+    for (v, want) in [(1, 7), (2, 5)] {
+        let n = all.iter().filter(|g| g.version == v).count();
+        assert!(n >= want, "golden v{v} patches are missing: found {n}");
+    }
     let tmp = crate::hostile::TempDir::new("golden");
     for g in &all {
         let got = oxdelta::apply_bytes(&g.old, &g.patch, &ApplyOptions::default())
@@ -116,7 +140,14 @@ fn golden_info_fields() {
     for g in all() {
         let p = Patch::parse(&g.patch).unwrap_or_else(|e| panic!("{}: {e}", g.name));
         let h = &p.head;
-        assert_eq!(h.version, 1, "{}", g.name);
+        assert_eq!(h.version, g.version, "{}", g.name);
+        // Version 1 has no diff filters; every later golden patch uses one.
+        assert_eq!(
+            h.chunks.iter().any(|c| c.diff_filter != DiffFilter::None),
+            g.version >= 2,
+            "{}",
+            g.name
+        );
         assert_eq!(h.meta.old_len, g.old.len() as u64, "{}", g.name);
         assert_eq!(h.meta.new_len, g.new.len() as u64, "{}", g.name);
         assert_eq!(
@@ -263,20 +294,24 @@ fn pairs() -> Vec<Pair> {
     vec![t, b]
 }
 
-/// Rewrites testdata/golden/v1. Run only to add a golden set for a new
-/// format version (in a new directory), never to "fix" a failing test.
+/// Writes testdata/golden/vN for the current format version N: only the
+/// patches that come out in version N (a patch needing no version-N feature
+/// is written in an older version and belongs in that version's set). Run
+/// only to add a golden set for a new format version, never to "fix" a
+/// failing test.
 #[test]
 #[ignore]
 fn regenerate_golden() {
-    let d = dir();
+    let version = oxdelta::FORMAT_VERSION;
+    let d = version_dir(version);
     fs::create_dir_all(&d).unwrap();
     let seed = blake3::hash(b"oxdelta golden TEST key: public, NOT SECRET, never use it");
     let key = SecretKey(*seed.as_bytes());
-    fs::write(d.join("test.key"), key.to_text()).unwrap();
-    fs::write(d.join("test.pub"), key.public().to_text()).unwrap();
+    if version == 1 {
+        fs::write(d.join("test.key"), key.to_text()).unwrap();
+        fs::write(d.join("test.pub"), key.public().to_text()).unwrap();
+    }
     for (name, old, new) in pairs() {
-        fs::write(d.join(format!("{name}.old")), &old).unwrap();
-        fs::write(d.join(format!("{name}.new")), &new).unwrap();
         let mut sets = vec![
             ("none", Codec::None, None),
             ("lz4", Codec::Lz4, None),
@@ -285,6 +320,7 @@ fn regenerate_golden() {
         if name == "bin" {
             sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone())));
         }
+        let mut wrote = false;
         for (suffix, codec, key) in sets {
             let opts = DiffOptions {
                 codec,
@@ -293,7 +329,14 @@ fn regenerate_golden() {
                 ..Default::default()
             };
             let patch = oxdelta::diff_bytes(&old, &new, &opts);
-            fs::write(d.join(format!("{name}.{suffix}.oxd")), patch).unwrap();
+            if Patch::parse(&patch).unwrap().head.version == version {
+                fs::write(d.join(format!("{name}.{suffix}.oxd")), patch).unwrap();
+                wrote = true;
+            }
+        }
+        if wrote {
+            fs::write(d.join(format!("{name}.old")), &old).unwrap();
+            fs::write(d.join(format!("{name}.new")), &new).unwrap();
         }
     }
 }

@@ -153,7 +153,13 @@ fn length_fields(patch: &[u8]) -> Vec<(usize, usize, String)> {
 /// NEW; never a panic or a wrong NEW.
 #[test]
 fn damaged_unsigned_patch_never_panics_or_lies() {
-    for name in ["bin.zstd.oxd", "text.lz4.oxd", "bin.none.oxd"] {
+    for name in [
+        "bin.zstd.oxd",
+        "text.lz4.oxd",
+        "bin.none.oxd",
+        "v2/bin.zstd.oxd",
+        "v2/text.lz4.oxd",
+    ] {
         let g = golden::get(name);
         let opts = ApplyOptions::default();
         let (mut tried, mut applied) = (0, 0);
@@ -285,6 +291,7 @@ fn one_chunk(
         new_offset: 0,
         new_len,
         codec,
+        diff_filter: oxdelta_format::DiffFilter::None,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -418,6 +425,7 @@ fn terabyte_new_is_refused_before_allocating() {
                 new_offset: i * u64::from(chunk),
                 new_len: chunk,
                 codec: Codec::None,
+                diff_filter: oxdelta_format::DiffFilter::None,
                 ctrl: StreamLen {
                     raw: ctrl.len() as u32,
                     stored: ctrl.len() as u32,
@@ -464,4 +472,41 @@ fn overcommit_heuristic() -> bool {
     fs::read_to_string("/proc/sys/vm/overcommit_memory")
         .map(|s| s.trim() != "1")
         .unwrap_or(false)
+}
+
+/// Version 2's diff-filter byte: unknown ids, a filter on a chunk stored
+/// with codec none, a filter in a patch that says version 1, and versions
+/// this build does not know are refused by the parser with a message
+/// naming the field.
+#[test]
+fn diff_filter_fields_are_checked() {
+    let g = golden::get("v2/bin.zstd.oxd");
+    let h = Patch::parse(&g.patch).unwrap().head;
+    let mut at = head::TABLE_START;
+    let mut filtered = None;
+    for e in &h.chunks {
+        if e.diff_filter != oxdelta_format::DiffFilter::None {
+            filtered = Some(at);
+            break;
+        }
+        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+    }
+    let at = filtered.expect("a v2 golden patch has a filtered chunk");
+    let refused = |p: &[u8], want: &str| {
+        let e = Patch::parse(p).expect_err(want).to_string();
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+    };
+    let mut p = g.patch.clone();
+    p[at + 13] = 3;
+    refused(&p, "diff filter");
+    let mut p = g.patch.clone();
+    p[at + 12] = 0;
+    refused(&p, "diff filter");
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&1u16.to_le_bytes());
+    refused(&p, "reserved chunk byte");
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&3u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 3");
 }

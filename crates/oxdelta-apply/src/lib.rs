@@ -10,8 +10,17 @@
 //!   temporary file of NEW's length mapped read-write. Chunks are decoded
 //!   in parallel (rayon), each writing only its own range, each checked
 //!   against its NEW hash. ZERO ops leave holes, so images stay sparse.
+//! * **Chunk hashes verify NEW.** The chunk table (covered by the head
+//!   hash and the signature) fixes each chunk's NEW hash, and the chunks
+//!   tile NEW exactly, so once every chunk verifies all of NEW does. The
+//!   metadata's whole-NEW hash is what the differ computed; appliers do not
+//!   recompute it (that pass was a third of apply's hashing). Every path
+//!   here — [`apply_bytes`], [`apply_file`], [`apply_reader`] — therefore
+//!   accepts and refuses the same patches. [`check_file`] rebuilds NEW
+//!   without writing it and also compares the whole-NEW hash, for tools
+//!   that want to audit a patch's metadata.
 //! * **Atomic commit.** The temporary file lives in OUT's directory; once
-//!   every chunk and the whole-NEW hash verify it is flushed, synced and
+//!   every chunk verifies it is flushed, synced and
 //!   renamed over OUT, and the directory is synced. On any error or
 //!   cancellation the temporary file is removed and OUT is as it was. OUT
 //!   may be OLD itself.
@@ -275,16 +284,15 @@ pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<
         &mut slots,
         opts,
     )?;
-    if hash(&out) != p.head.meta.new_hash {
-        return Err(new_hash_mismatch());
-    }
+    // Every chunk's NEW hash verified and the chunks tile NEW: no whole-NEW
+    // pass (see the crate docs).
     Ok(out)
 }
 
 fn new_hash_mismatch() -> ApplyError {
     ApplyError::Patch(oxdelta_format::Error::new(
         oxdelta_format::ErrorKind::HashMismatch {
-            what: "the rebuilt NEW does not have the BLAKE3 the patch names".into(),
+            what: "the rebuilt NEW does not have the whole-NEW BLAKE3 of the patch metadata (its chunks all verify)".into(),
         },
     ))
 }
@@ -370,8 +378,7 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 /// Where file applies put NEW: chunks are rebuilt in pooled heap buffers
 /// (where their hash is checked while hot in cache) and written with
 /// positioned writes, skipping 4 KiB blocks that are all zero so the fresh
-/// output stays sparse. The whole-NEW BLAKE3 is computed as batches
-/// complete when the table is in NEW order, else by re-reading the file.
+/// output stays sparse.
 ///
 /// Writing through a shared writable map was measured first: on a fresh
 /// sparse file every first touch of a page makes the kernel zero a page
@@ -380,7 +387,6 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 struct FileSink<'f> {
     file: &'f File,
     path: &'f Path,
-    hasher: Option<blake3::Hasher>,
     pool: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
@@ -421,15 +427,6 @@ impl FileSink<'_> {
                 Ok(buf)
             })
             .collect::<Result<_>>()?;
-        if let Some(h) = self.hasher.as_mut() {
-            for b in &outs {
-                if b.len() >= 1 << 20 {
-                    h.update_rayon(b);
-                } else {
-                    h.update(b);
-                }
-            }
-        }
         if let Ok(mut p) = self.pool.lock() {
             p.extend(outs);
         }
@@ -483,8 +480,8 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
     Ok(())
 }
 
-/// Writes NEW through `fill` into a temporary file beside `out`, checks the
-/// whole-NEW hash, and renames it over `out`.
+/// Writes NEW through `fill` (which verifies every chunk) into a temporary
+/// file beside `out`, and renames it over `out`.
 fn write_atomically(
     out: &Path,
     head: &Head,
@@ -494,24 +491,12 @@ fn write_atomically(
     tmp.file()
         .set_len(head.meta.new_len)
         .map_err(io("sizing the temporary output for", out))?;
-    let in_order = head
-        .chunks
-        .windows(2)
-        .all(|w| w[0].new_offset < w[1].new_offset);
     let mut sink = FileSink {
         file: tmp.file(),
         path: out,
-        hasher: in_order.then(blake3::Hasher::new),
         pool: std::sync::Mutex::new(Vec::new()),
     };
     fill(&mut sink)?;
-    let got = match sink.hasher.take() {
-        Some(h) => *h.finalize().as_bytes(),
-        None => hash(&ReadMap::new(tmp.file()).map_err(io("re-reading", out))?),
-    };
-    if got != head.meta.new_hash {
-        return Err(new_hash_mismatch());
-    }
     tmp.commit(out)
 }
 
@@ -599,6 +584,68 @@ pub fn apply_reader(
         patch_len: offset,
         chunks: head.chunks.len(),
         signed: sig != SignatureBlock::Unsigned,
+    })
+}
+
+/// Checks that the patch file `patch` applies to `old`, writing nothing:
+/// every check an apply makes, and also that the rebuilt NEW has the
+/// whole-NEW BLAKE3 of the patch metadata, which appliers do not recompute
+/// (see the crate docs). Chunks are rebuilt in NEW order, in parallel
+/// batches under [`ApplyOptions::memory_budget`] (plus their outputs), and
+/// hashed as they complete; nothing sized by NEW is held.
+pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let pf = File::open(patch).map_err(io("opening patch", patch))?;
+    let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
+    let p = Patch::parse(&pm)?;
+    let (of, om) = open_old(old)?;
+    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;
+    let chunks = &p.head.chunks;
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_unstable_by_key(|&i| chunks[i].new_offset);
+    let mut hasher = blake3::Hasher::new();
+    let mut at = 0;
+    while at < order.len() {
+        let (mut end, mut sum) = (at, 0u64);
+        while end < order.len() {
+            let e = &chunks[order[end]];
+            let b = e.buffer_bound() + u64::from(e.new_len);
+            if end > at && sum + b > opts.memory_budget {
+                break;
+            }
+            sum += b;
+            end += 1;
+        }
+        if cancelled(opts) {
+            return Err(ApplyError::Cancelled);
+        }
+        let outs: Vec<Vec<u8>> = order[at..end]
+            .par_iter()
+            .map(|&i| {
+                let e = &chunks[i];
+                let mut buf = vec![0u8; e.new_len as usize];
+                oxdelta_format::apply_chunk(e, p.payload(i), &om, &mut buf, true)?;
+                opts.progress.advance(u64::from(e.new_len));
+                Ok(buf)
+            })
+            .collect::<Result<_>>()?;
+        for b in &outs {
+            if b.len() >= 1 << 20 {
+                hasher.update_rayon(b);
+            } else {
+                hasher.update(b);
+            }
+        }
+        at = end;
+    }
+    if *hasher.finalize().as_bytes() != p.head.meta.new_hash {
+        return Err(new_hash_mismatch());
+    }
+    Ok(ApplyReport {
+        old_len: p.head.meta.old_len,
+        new_len: p.head.meta.new_len,
+        patch_len: pm.len() as u64,
+        chunks: chunks.len(),
+        signed: p.signature != SignatureBlock::Unsigned,
     })
 }
 

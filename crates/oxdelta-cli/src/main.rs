@@ -107,13 +107,18 @@ enum Cmd {
         #[arg(long, value_parser = parse_size, requires = "in_place")]
         batch_size: Option<u64>,
     },
-    /// Check a patch's structure, hashes and signature without OLD.
+    /// Check a patch's structure, hashes and signature; with --old, also
+    /// rebuild NEW (writing nothing) and check it against the whole-NEW hash.
     Verify {
         /// The patch.
         patch: PathBuf,
         /// Require a signature by this public key.
         #[arg(long, value_name = "PUB")]
         pubkey: Option<PathBuf>,
+        /// Also check the patch against this OLD: every chunk rebuilt and verified, and
+        /// the rebuilt NEW against the metadata's NEW hash (which apply does not recompute).
+        #[arg(long, value_name = "OLD")]
+        old: Option<PathBuf>,
     },
     /// Show what a patch contains.
     Info {
@@ -459,13 +464,26 @@ fn run(cli: Cli) -> Result<()> {
                 r.new_len as f64 / 1e6 / secs.max(1e-9)
             ));
         }
-        Cmd::Verify { patch, pubkey } => {
+        Cmd::Verify { patch, pubkey, old } => {
             let trusted = pubkey.as_deref().map(read_public).transpose()?;
             let bytes = oxdelta::read_patch(&patch)?;
             let p = oxdelta::verify_bytes(&bytes, trusted.as_ref())
                 .with_context(|| format!("{}", patch.display()))?;
+            let against = match &old {
+                Some(old) => {
+                    let opts = ApplyOptions {
+                        trusted_key: trusted,
+                        ..ApplyOptions::default()
+                    };
+                    oxdelta::check_file(old, &patch, &opts).with_context(|| {
+                        format!("{} against {}", patch.display(), old.display())
+                    })?;
+                    format!(", applies to {} giving the NEW it names", old.display())
+                }
+                None => String::new(),
+            };
             out.info(format!(
-                "{}: OK ({} chunks, every payload hash verified, {})",
+                "{}: OK ({} chunks, every payload hash verified{against}, {})",
                 patch.display(),
                 p.head.chunks.len(),
                 match p.signature.public_key() {

@@ -55,6 +55,13 @@ fn diff_apply_verify_info() {
     let o = run(&[p("verify"), &patch]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("OK"));
+    // With OLD: NEW rebuilt (nothing written) and checked whole.
+    let o = run(&[p("verify"), p("--old"), &old, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("applies to"), "{}", stderr(&o));
+    let o = run(&[p("verify"), p("--old"), &new, &patch]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("OLD does not match"), "{}", stderr(&o));
 
     let o = run(&[p("info"), p("--json"), &patch]);
     assert!(o.status.success());

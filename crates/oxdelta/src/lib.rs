@@ -58,7 +58,7 @@ pub use oxdelta_apply::inplace::{
     InPlaceOptions as InPlaceApplyOptions, InPlaceOutcome, InPlaceReport,
 };
 pub use oxdelta_apply::{
-    self, ApplyError, ApplyOptions, ApplyReport, apply_bytes, apply_file, apply_reader,
+    self, ApplyError, ApplyOptions, ApplyReport, apply_bytes, apply_file, apply_reader, check_file,
 };
 pub use oxdelta_diff::inplace::{InPlaceOptions as InPlaceDiffOptions, InPlaceStats};
 pub use oxdelta_diff::{self, DiffOutput};
@@ -227,8 +227,10 @@ pub fn diff_readers(
 /// Applies a patch read from `patch` to OLD held in memory and writes NEW
 /// to `out`; returns NEW's length.
 ///
-/// NEW is rebuilt and checked against every hash in the patch before the
-/// first byte goes to `out`, so a writer never receives unverified data.
+/// NEW is rebuilt and every chunk checked against its hash in the patch
+/// before the first byte goes to `out`, so a writer never receives
+/// unverified data. (The chunks tile NEW, so this verifies all of it; the
+/// metadata's whole-NEW hash is not recomputed — [`check_file`] does that.)
 /// The patch is read whole (refused beyond
 /// [`ApplyOptions::max_in_memory_len`]); to apply a patch as it arrives and
 /// write a file, use [`apply_reader`].

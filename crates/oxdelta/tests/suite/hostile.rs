@@ -163,13 +163,29 @@ fn damaged_unsigned_patch_never_panics_or_lies() {
         let g = golden::get(name);
         let opts = ApplyOptions::default();
         let (mut tried, mut applied) = (0, 0);
+        // The metadata's whole-NEW hash (bytes 64..96) is informative: the
+        // chunk hashes are the check, so a patch damaged only there applies
+        // to exactly NEW (apply_no_panic checks that).
+        let only_new_hash = |p: &[u8]| {
+            p.len() == g.patch.len()
+                && (0..p.len()).all(|i| p[i] == g.patch[i] || (64..96).contains(&i))
+        };
+        let mut new_hash_variants = 0;
         each_variant(&g, |what, p| {
+            let ok = apply_no_panic(&format!("{name}: {what}"), &g.old, p, &g.new, &opts).0;
+            if only_new_hash(p) {
+                assert!(ok, "{name}: {what}: refused for its metadata NEW hash");
+                new_hash_variants += 1;
+                return;
+            }
             tried += 1;
-            if apply_no_panic(&format!("{name}: {what}"), &g.old, p, &g.new, &opts).0 {
+            if ok {
                 applied += 1;
             }
         });
-        // Only bits no hash covers (engine id, flags) may still apply.
+        assert!(new_hash_variants >= 32 * 8);
+        // Otherwise only bits no hash covers (engine id, flags) may still
+        // apply.
         assert!(
             applied * 100 < tried,
             "{name}: {applied} of {tried} damaged variants applied"
@@ -509,4 +525,110 @@ fn diff_filter_fields_are_checked() {
     let mut p = g.patch.clone();
     p[8..10].copy_from_slice(&3u16.to_le_bytes());
     refused(&p, "unsupported patch format version 3");
+}
+
+/// The patch with its head rebuilt from `meta` and `entries` (layout
+/// independent) and the payloads of `good`.
+fn rehead(good: &[u8], meta: &Metadata, entries: &[ChunkEntry]) -> Vec<u8> {
+    let p = Patch::parse(good).unwrap();
+    let mut out = oxdelta_format::encode_head(meta, entries, None);
+    out.extend_from_slice(&good[p.head.payload_start() as usize..]);
+    out
+}
+
+/// Chunk hashes are the check (docs/FORMAT.md, "Checks an applier makes"):
+/// a patch whose chunks verify but whose metadata NEW hash is wrong is
+/// applied to the same NEW by every path (only `check_file` reports the
+/// metadata), and a corrupted chunk in the middle — payload byte or chunk
+/// NEW hash — is refused by every path, OUT untouched and no temporary
+/// left behind.
+#[test]
+fn chunk_hashes_are_the_check_on_every_path() {
+    let old: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut new = old.clone();
+    for i in (0..new.len()).step_by(997) {
+        new[i] ^= 0x5a;
+    }
+    new[100_000..180_000].fill(0);
+    new.extend_from_slice(b"tail");
+    let dopts = oxdelta::DiffOptions {
+        chunk_len: Some(64 << 10),
+        codec: Codec::Lz4,
+        ..oxdelta::DiffOptions::default()
+    };
+    let good = oxdelta::diff_bytes(&old, &new, &dopts);
+    let p = Patch::parse(&good).unwrap();
+    let n = p.head.chunks.len();
+    assert!(n >= 4, "{n} chunks");
+    let mid = n / 2;
+
+    let mut meta = p.head.meta.clone();
+    meta.new_hash[0] ^= 1;
+    let meta_off = rehead(&good, &meta, &p.head.chunks);
+    let mut entries = p.head.chunks.clone();
+    entries[mid].new_hash[5] ^= 1;
+    let chunk_hash_off = rehead(&good, &p.head.meta, &entries);
+    let mut payload_off = good.clone();
+    let at = p.head.payload_start() + p.head.chunks[mid].payload_offset + 3;
+    payload_off[at as usize] ^= 0x40;
+
+    let tmp = TempDir::new("chunk-check");
+    let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&o, &old).unwrap();
+    let before = b"OUT before".to_vec();
+    let opts = ApplyOptions::default();
+    // Every apply path: NEW or an error, OUT as it was on error.
+    let every_path = |patch: &[u8]| -> Vec<Result<Vec<u8>, String>> {
+        fs::write(&pp, patch).unwrap();
+        let mut got = Vec::new();
+        got.push(oxdelta::apply_bytes(&old, patch, &opts).map_err(|e| e.to_string()));
+        let mut w = Vec::new();
+        got.push(
+            oxdelta::apply_to_writer(&old, patch, &mut w, &opts)
+                .map(|_| w)
+                .map_err(|e| e.to_string()),
+        );
+        for streamed in [false, true] {
+            fs::write(&out, &before).unwrap();
+            let r = if streamed {
+                oxdelta::apply_reader(&o, patch, &out, &opts).map(|_| ())
+            } else {
+                oxdelta::apply_file(&o, &pp, &out, &opts).map(|_| ())
+            };
+            let now = fs::read(&out).unwrap();
+            assert_eq!(tmp.names(), ["old", "out", "patch"], "files left");
+            got.push(match r {
+                Ok(()) => Ok(now),
+                Err(e) => {
+                    assert_eq!(now, before, "OUT changed by a failed apply: {e}");
+                    Err(e.to_string())
+                }
+            });
+        }
+        got
+    };
+
+    for (what, patch) in [("intact", &good), ("metadata NEW hash", &meta_off)] {
+        for r in every_path(patch) {
+            assert_eq!(r.as_deref(), Ok(&new[..]), "{what}");
+        }
+    }
+    assert!(oxdelta::check_file(&o, &pp, &opts).is_err(), "check_file");
+    fs::write(&pp, &good).unwrap();
+    assert_eq!(
+        oxdelta::check_file(&o, &pp, &opts).unwrap().new_len,
+        new.len() as u64
+    );
+    for (what, patch) in [
+        ("chunk NEW hash", &chunk_hash_off),
+        ("payload byte", &payload_off),
+    ] {
+        for r in every_path(patch) {
+            let e = r.expect_err(what);
+            assert!(e.contains("hash"), "{what}: {e}");
+        }
+        assert!(oxdelta::check_file(&o, &pp, &opts).is_err(), "{what}");
+    }
 }

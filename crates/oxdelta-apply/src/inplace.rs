@@ -828,9 +828,8 @@ fn build(e: &ChunkEntry, st: &StepInput, input: &[u8], old_len: u64) -> Result<V
             Op::Copy { old, .. } => dst.copy_from_slice(src(old, len)),
             Op::Add { old, .. } => {
                 let diff = &streams.diff[dpos..dpos + len];
-                for ((d, s), x) in dst.iter_mut().zip(src(old, len)).zip(diff) {
-                    *d = s.wrapping_add(*x);
-                }
+                let at = e.new_offset + pos as u64;
+                streams.add.add(dst, src(old, len), diff, at);
                 dpos += len;
             }
             Op::Insert { .. } => {

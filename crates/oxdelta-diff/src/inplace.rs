@@ -40,9 +40,8 @@
 use std::collections::HashMap;
 
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, merge};
-use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk, head::FLAG_IN_PLACE};
+use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, head::FLAG_IN_PLACE};
 use oxdelta_sa::SuffixArray;
 use rayon::prelude::*;
 
@@ -180,14 +179,7 @@ pub fn diff(
             for &op in &ops[i] {
                 enc.push(op);
             }
-            let (streams, old_ranges) = enc.finish();
-            let chunk = encode_chunk(
-                opts.codec,
-                &streams,
-                coalesce_ranges(old_ranges, sa::MAX_RANGES),
-                r.start,
-                &new[r.start as usize..r.end as usize],
-            );
+            let chunk = enc.encode(opts.codec, sa::MAX_RANGES);
             progress.advance(r.end - r.start);
             chunk
         })

@@ -71,9 +71,8 @@
 //! (the facade maps them). Measured peak on the corpus: under 6 bytes per
 //! OLD byte plus NEW (`benches/compare`).
 
-use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, encode_chunk};
+use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
 
@@ -202,9 +201,7 @@ pub fn diff_with(
             for op in ops {
                 enc.push(op);
             }
-            let (streams, old_ranges) = enc.finish();
-            let old_ranges = coalesce_ranges(old_ranges, MAX_RANGES);
-            let chunk = encode_chunk(opts.codec, &streams, old_ranges, r.start, &new[s..e]);
+            let chunk = enc.encode(opts.codec, MAX_RANGES);
             progress.advance((e - s) as u64);
             chunk
         })

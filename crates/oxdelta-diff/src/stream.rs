@@ -76,9 +76,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use oxdelta_format::ops::coalesce_ranges;
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, EncodedChunk, Engine, Metadata, Op, encode_chunk, limits};
+use oxdelta_format::{ChunkEncoder, EncodedChunk, Engine, Metadata, Op, limits};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
 
@@ -887,10 +886,8 @@ pub fn diff_with_plan<E>(
         for op in ops {
             enc.push(op);
         }
-        let (streams, old_ranges) = enc.finish();
         // Few, wide OLD ranges: each costs 16 bytes of head.
-        let old_ranges = coalesce_ranges(old_ranges, crate::sa::MAX_RANGES);
-        encode_chunk(codec, &streams, old_ranges, s as u64, &new[s..e])
+        enc.encode(codec, crate::sa::MAX_RANGES)
     };
     let workers = threads.min(plan.workers).max(1);
     if workers == 1 {

@@ -1,5 +1,18 @@
-//! Diff-stream filters (format version 2): zero runs out of the diff bytes.
+//! How a chunk's diff stream is coded (format version 2): the arithmetic
+//! ADD uses ([`AddMode`]) and the run layout of the diff bytes
+//! ([`DiffFilter`]).
 //!
+//! **Arithmetic.** Version 1's ADD adds each diff byte to its OLD byte.
+//! When code or data moves, stored addresses and offsets change by the same
+//! amount, but per byte that constant becomes a varying pattern (a carry
+//! reaches the next byte in some words and not in others). With
+//! [`AddMode::Words32`] ADD adds 32-bit little-endian words aligned on NEW
+//! offsets, so a table of shifted pointers yields one repeated word. On the
+//! so-lib corpus pair (a shared library) this made the compressed diff
+//! stream 11% smaller; on executables' code bytes it is larger, so the
+//! differ chooses per chunk.
+//!
+//! **Layout.**
 //! ADD's diff bytes are mostly zero with sparse changes (relocated addresses
 //! in moved code, shifted offsets in tables). A general-purpose compressor
 //! spends most of its time and a good part of its output on the zero runs:
@@ -25,6 +38,107 @@
 
 use crate::cursor::{Cursor, put_varint};
 use crate::error::{Error, ErrorKind, Result};
+
+/// How ADD combines OLD bytes with diff bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AddMode {
+    /// Byte by byte, modulo 256 (the only mode of format version 1).
+    #[default]
+    Bytes,
+    /// 32-bit little-endian words modulo 2^32, for every word that lies
+    /// wholly inside the op and starts at a NEW offset that is a multiple of
+    /// 4; the op's other bytes (at most 3 at each end) byte by byte.
+    Words32,
+}
+
+impl AddMode {
+    /// Both modes, in id order.
+    pub const ALL: [AddMode; 2] = [AddMode::Bytes, AddMode::Words32];
+
+    /// The mode's id (the high four bits of the chunk table's byte 13).
+    pub fn id(self) -> u8 {
+        match self {
+            AddMode::Bytes => 0,
+            AddMode::Words32 => 1,
+        }
+    }
+
+    /// The mode with id `id`.
+    pub fn from_id(id: u8) -> Option<AddMode> {
+        AddMode::ALL.into_iter().find(|m| m.id() == id)
+    }
+
+    /// Name, as shown by tools.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddMode::Bytes => "bytes",
+            AddMode::Words32 => "words32",
+        }
+    }
+
+    /// Where the word-aligned middle of an op of `len` bytes starting at
+    /// NEW offset `new_pos` lies: `(head, body)` bytes.
+    fn split(new_pos: u64, len: usize) -> (usize, usize) {
+        let head = ((4 - new_pos % 4) % 4) as usize;
+        let head = head.min(len);
+        (head, (len - head) / 4 * 4)
+    }
+
+    /// `dst = src + diff` for an ADD whose first NEW byte is at `new_pos`.
+    /// The three slices have the same length.
+    pub fn add(self, dst: &mut [u8], src: &[u8], diff: &[u8], new_pos: u64) {
+        let bytes = |dst: &mut [u8], src: &[u8], diff: &[u8]| {
+            for ((d, s), x) in dst.iter_mut().zip(src).zip(diff) {
+                *d = s.wrapping_add(*x);
+            }
+        };
+        match self {
+            AddMode::Bytes => bytes(dst, src, diff),
+            AddMode::Words32 => {
+                let (head, body) = Self::split(new_pos, dst.len());
+                let (dh, rest) = dst.split_at_mut(head);
+                let (db, dt) = rest.split_at_mut(body);
+                bytes(dh, &src[..head], &diff[..head]);
+                let (sb, xb) = (&src[head..head + body], &diff[head..head + body]);
+                for ((d, s), x) in db
+                    .chunks_exact_mut(4)
+                    .zip(sb.chunks_exact(4))
+                    .zip(xb.chunks_exact(4))
+                {
+                    let w = u32::from_le_bytes([s[0], s[1], s[2], s[3]])
+                        .wrapping_add(u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+                    d.copy_from_slice(&w.to_le_bytes());
+                }
+                bytes(dt, &src[head + body..], &diff[head + body..]);
+            }
+        }
+    }
+
+    /// Appends the diff bytes that make `new` from `old` (same length) for
+    /// an ADD whose first NEW byte is at `new_pos`: the inverse of
+    /// [`AddMode::add`].
+    pub fn sub(self, out: &mut Vec<u8>, new: &[u8], old: &[u8], new_pos: u64) {
+        let bytes = |out: &mut Vec<u8>, new: &[u8], old: &[u8]| {
+            out.extend(new.iter().zip(old).map(|(n, o)| n.wrapping_sub(*o)));
+        };
+        match self {
+            AddMode::Bytes => bytes(out, new, old),
+            AddMode::Words32 => {
+                let (head, body) = Self::split(new_pos, new.len());
+                bytes(out, &new[..head], &old[..head]);
+                for (n, o) in new[head..head + body]
+                    .chunks_exact(4)
+                    .zip(old[head..head + body].chunks_exact(4))
+                {
+                    let w = u32::from_le_bytes([n[0], n[1], n[2], n[3]])
+                        .wrapping_sub(u32::from_le_bytes([o[0], o[1], o[2], o[3]]));
+                    out.extend_from_slice(&w.to_le_bytes());
+                }
+                bytes(out, &new[head + body..], &old[head + body..]);
+            }
+        }
+    }
+}
 
 /// How a chunk's diff stream is laid out before compression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -199,6 +313,39 @@ fn runs(diff: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_inverts_sub_at_every_alignment() {
+        let old: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        let new: Vec<u8> = (0..64u32).map(|i| (i * 91 + 200) as u8).collect();
+        for mode in AddMode::ALL {
+            for pos in 0..8u64 {
+                for len in 0..20usize {
+                    let mut d = Vec::new();
+                    mode.sub(&mut d, &new[..len], &old[..len], pos);
+                    assert_eq!(d.len(), len);
+                    let mut out = vec![0u8; len];
+                    mode.add(&mut out, &old[..len], &d, pos);
+                    assert_eq!(out, new[..len], "{mode:?} pos {pos} len {len}");
+                }
+            }
+        }
+        // A pointer shifted by 0x20 is one repeated word in Words32 mode.
+        let old: Vec<u8> = [0x1000_00f0u32, 0x1000_0100, 0x1000_01f8]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let new: Vec<u8> = [0x1000_0110u32, 0x1000_0120, 0x1000_0218]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let mut d = Vec::new();
+        AddMode::Words32.sub(&mut d, &new, &old, 8);
+        assert_eq!(d, [0x20, 0, 0, 0].repeat(3));
+        let mut b = Vec::new();
+        AddMode::Bytes.sub(&mut b, &new, &old, 8);
+        assert_ne!(b, d, "bytewise, carries make the pattern vary");
+    }
 
     fn samples() -> Vec<Vec<u8>> {
         let mut v = vec![

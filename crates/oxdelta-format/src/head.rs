@@ -8,7 +8,7 @@
 use crate::codec::Codec;
 use crate::cursor::Cursor;
 use crate::error::{Error, ErrorKind, Result};
-use crate::filter::{self, DiffFilter};
+use crate::filter::{self, AddMode, DiffFilter};
 use crate::limits;
 
 /// The eight magic bytes that open every patch.
@@ -102,6 +102,9 @@ pub struct ChunkEntry {
     /// Layout of its diff stream before compression (format version 2;
     /// always [`DiffFilter::None`] in version 1).
     pub diff_filter: DiffFilter,
+    /// How ADD combines its diff bytes with OLD (format version 2; always
+    /// [`AddMode::Bytes`] in version 1).
+    pub add_mode: AddMode,
     /// Control stream lengths.
     pub ctrl: StreamLen,
     /// Diff stream lengths.
@@ -329,7 +332,10 @@ impl Head {
         out.extend_from_slice(&MAGIC);
         // The lowest version that can express the chunks, so patches that
         // need no version-2 feature still apply on version-1 appliers.
-        let version: u16 = if chunks.iter().any(|e| e.diff_filter != DiffFilter::None) {
+        let version: u16 = if chunks
+            .iter()
+            .any(|e| e.diff_filter != DiffFilter::None || e.add_mode != AddMode::Bytes)
+        {
             2
         } else {
             1
@@ -357,7 +363,7 @@ impl Head {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
             out.push(e.codec.id());
-            out.push(e.diff_filter.id());
+            out.push(e.diff_filter.id() | e.add_mode.id() << 4);
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
                 out.extend_from_slice(&s.raw.to_le_bytes());
@@ -432,11 +438,25 @@ fn parse_entry(
             at,
         )
     })?;
-    let diff_filter = if version >= 2 {
+    let (diff_filter, add_mode) = if version >= 2 {
+        // Low four bits: the diff stream's layout; high four: ADD's mode.
         let at = c.offset();
-        let id = c.u8("diff filter")?;
-        let f = DiffFilter::from_id(id).ok_or_else(|| {
-            Error::invalid("diff filter", format!("0, 1 or 2 (chunk {i})"), id, at)
+        let id = c.u8("diff coding")?;
+        let f = DiffFilter::from_id(id & 0x0f).ok_or_else(|| {
+            Error::invalid(
+                "diff filter",
+                format!("0, 1 or 2 in the low four bits (chunk {i})"),
+                id,
+                at,
+            )
+        })?;
+        let m = AddMode::from_id(id >> 4).ok_or_else(|| {
+            Error::invalid(
+                "ADD mode",
+                format!("0 or 1 in the high four bits (chunk {i})"),
+                id,
+                at,
+            )
         })?;
         if f != DiffFilter::None && codec == Codec::None {
             return Err(Error::invalid(
@@ -446,10 +466,10 @@ fn parse_entry(
                 at,
             ));
         }
-        f
+        (f, m)
     } else {
         c.reserved_zero(1, "reserved chunk byte")?;
-        DiffFilter::None
+        (DiffFilter::None, AddMode::Bytes)
     };
     let at = c.offset();
     let range_count = c.u16("OLD range count")?;
@@ -541,6 +561,7 @@ fn parse_entry(
         new_len,
         codec,
         diff_filter,
+        add_mode,
         ctrl,
         diff,
         lit,

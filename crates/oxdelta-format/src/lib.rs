@@ -66,7 +66,7 @@ pub mod sign;
 
 pub use codec::Codec;
 pub use error::{Error, ErrorKind, Result};
-pub use filter::DiffFilter;
+pub use filter::{AddMode, DiffFilter};
 pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
 pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
@@ -89,9 +89,10 @@ pub struct EncodedChunk {
 /// `new_chunk` is the NEW bytes the chunk produces.
 ///
 /// With a compressing codec the diff stream is tried in the run layouts of
-/// [`DiffFilter`] (and as is, when its bytes are dense) and the smallest
-/// result is kept. A chunk whose streams would grow overall is stored with
-/// [`Codec::None`].
+/// [`DiffFilter`] (and as is, when its bytes are dense or few) and the
+/// smallest result is kept. A chunk whose streams would grow overall is
+/// stored with [`Codec::None`]. [`ChunkEncoder::encode`] also tries the
+/// other [`AddMode`]s, which need OLD.
 pub fn encode_chunk(
     codec: Codec,
     streams: &Streams,
@@ -99,13 +100,27 @@ pub fn encode_chunk(
     new_offset: u64,
     new_chunk: &[u8],
 ) -> EncodedChunk {
-    let raw = [&streams.ctrl, &streams.diff, &streams.lit];
-    let raw_total: usize = raw.iter().map(|s| s.len()).sum();
+    encode_chunk_with(codec, streams, &[], old_ranges, new_offset, new_chunk)
+}
+
+/// [`encode_chunk`], with `alternatives`: the same ops' diff stream in other
+/// add modes, also tried.
+pub(crate) fn encode_chunk_with(
+    codec: Codec,
+    streams: &Streams,
+    alternatives: &[(AddMode, Vec<u8>)],
+    old_ranges: Vec<(u64, u64)>,
+    new_offset: u64,
+    new_chunk: &[u8],
+) -> EncodedChunk {
+    let raw_total = streams.ctrl.len() + streams.diff.len() + streams.lit.len();
     let mut codec = codec;
-    let mut layout = DiffLayout::plain(&streams.diff);
+    let mut layout = DiffLayout::plain(streams.add, &streams.diff);
     let mut stored: Vec<Vec<u8>> = Vec::new();
     if codec != Codec::None {
-        layout = DiffLayout::best(codec, &streams.diff);
+        let mut diffs = vec![(streams.add, &streams.diff[..])];
+        diffs.extend(alternatives.iter().map(|(m, d)| (*m, &d[..])));
+        layout = DiffLayout::best(codec, &diffs);
         stored = vec![
             codec.compress(&streams.ctrl),
             std::mem::take(&mut layout.stored),
@@ -116,10 +131,13 @@ pub fn encode_chunk(
         }
     }
     if codec == Codec::None {
-        layout = DiffLayout::plain(&streams.diff);
-        stored = raw.iter().map(|s| s.to_vec()).collect();
+        layout = DiffLayout::plain(streams.add, &streams.diff);
+        stored = vec![
+            streams.ctrl.clone(),
+            streams.diff.clone(),
+            streams.lit.clone(),
+        ];
     }
-    let diff_filter = layout.filter;
     let raw_lens = [streams.ctrl.len(), layout.filtered_len, streams.lit.len()];
     let lens: Vec<StreamLen> = raw_lens
         .iter()
@@ -135,7 +153,8 @@ pub fn encode_chunk(
             new_offset,
             new_len: u32::try_from(new_chunk.len()).expect("chunk length fits in u32"),
             codec,
-            diff_filter,
+            diff_filter: layout.filter,
+            add_mode: layout.add,
             ctrl: lens[0],
             diff: lens[1],
             lit: lens[2],
@@ -148,52 +167,79 @@ pub fn encode_chunk(
     }
 }
 
-/// A diff stream's chosen layout: its filter, the filtered (raw) length and
-/// the compressed bytes.
+/// A diff stream's chosen coding: add mode, layout, the filtered (raw)
+/// length and the compressed bytes.
 struct DiffLayout {
+    add: AddMode,
     filter: DiffFilter,
     filtered_len: usize,
     stored: Vec<u8>,
 }
 
 impl DiffLayout {
-    fn plain(diff: &[u8]) -> DiffLayout {
+    fn plain(add: AddMode, diff: &[u8]) -> DiffLayout {
         DiffLayout {
+            add,
             filter: DiffFilter::None,
             filtered_len: diff.len(),
             stored: Vec::new(),
         }
     }
 
-    /// Compresses `diff` in each run layout, and as is when its bytes are
-    /// dense or few (compressing long zero runs as is costs the most time:
-    /// zstd 19 is ~30 times slower on a sparse diff stream than on its run
-    /// layout), and keeps the smallest.
-    fn best(codec: Codec, diff: &[u8]) -> DiffLayout {
-        if diff.is_empty() {
-            return DiffLayout::plain(diff);
+    /// Tries each diff stream (one per add mode) in each run layout, and as
+    /// is when its bytes are dense or few (compressing long zero runs as is
+    /// costs the most time: zstd 19 is ~30 times slower on a sparse diff
+    /// stream than on its run layout), and keeps the smallest.
+    ///
+    /// Candidates are ranked with a fast level of the codec (zstd 3) and
+    /// only the best, and any within 3% of it, are compressed at the
+    /// codec's own level: on the corpus pairs the layouts and modes differ
+    /// by 5–50%, and a strong level costs ~20× a fast one.
+    fn best(codec: Codec, diffs: &[(AddMode, &[u8])]) -> DiffLayout {
+        let (add, first) = diffs[0];
+        if first.is_empty() {
+            return DiffLayout::plain(add, first);
         }
+        let mut cands: Vec<(AddMode, DiffFilter, Vec<u8>)> = Vec::new();
+        for &(add, diff) in diffs {
+            let tokens = DiffFilter::Tokens.encode(diff);
+            // Dense, or small enough that trying costs little (tiny streams
+            // also pay the filters' run lengths with nothing to win back).
+            let plain_too = tokens.len() > diff.len() / 2 || diff.len() <= 64 << 10;
+            cands.push((add, DiffFilter::Runs, DiffFilter::Runs.encode(diff)));
+            cands.push((add, DiffFilter::Tokens, tokens));
+            if plain_too {
+                cands.push((add, DiffFilter::None, diff.to_vec()));
+            }
+        }
+        let quick = match codec {
+            Codec::Zstd(level) if level > 3 => Some(Codec::Zstd(3)),
+            _ => None,
+        };
+        let finalists: Vec<usize> = match quick {
+            None => (0..cands.len()).collect(),
+            Some(q) => {
+                let sizes: Vec<usize> = cands.iter().map(|c| q.compress(&c.2).len()).collect();
+                let min = *sizes.iter().min().expect("candidates");
+                (0..cands.len())
+                    .filter(|&i| sizes[i] * 100 <= min * 103)
+                    .collect()
+            }
+        };
         let mut best: Option<DiffLayout> = None;
-        let mut consider = |filter: DiffFilter, filtered: &[u8]| {
+        for i in finalists {
+            let (add, filter, filtered) = &cands[i];
             let stored = codec.compress(filtered);
             if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
                 best = Some(DiffLayout {
-                    filter,
+                    add: *add,
+                    filter: *filter,
                     filtered_len: filtered.len(),
                     stored,
                 });
             }
-        };
-        let tokens = DiffFilter::Tokens.encode(diff);
-        // Dense, or small enough that trying costs little (tiny streams
-        // also pay the filters' run lengths with nothing to win back).
-        let plain_too = tokens.len() > diff.len() / 2 || diff.len() <= 64 << 10;
-        consider(DiffFilter::Tokens, &tokens);
-        consider(DiffFilter::Runs, &DiffFilter::Runs.encode(diff));
-        if plain_too {
-            consider(DiffFilter::None, diff);
         }
-        best.expect("at least one layout")
+        best.expect("at least one candidate")
     }
 }
 
@@ -257,6 +303,7 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
         lit: entry
             .codec
             .decompress(l, entry.lit.raw as usize, "literal stream")?,
+        add: entry.add_mode,
     })
 }
 

@@ -11,8 +11,10 @@
 //! chunk's NEW offset (so data that did not move costs a zero) and after a
 //! COPY or ADD points just past the OLD bytes it read.
 
+use crate::codec::Codec;
 use crate::cursor::{Cursor, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
+use crate::filter::AddMode;
 use crate::limits;
 
 /// One operation, producing `len` NEW bytes.
@@ -82,6 +84,8 @@ pub struct Streams {
     pub diff: Vec<u8>,
     /// Literal bytes consumed by INSERT.
     pub lit: Vec<u8>,
+    /// How ADD combines `diff` with OLD.
+    pub add: AddMode,
 }
 
 /// Builds the streams of one chunk from ops and the data they need.
@@ -94,6 +98,7 @@ pub struct Streams {
 pub struct ChunkEncoder<'a> {
     old: &'a [u8],
     new: &'a [u8],
+    start: u64,
     new_pos: u64,
     old_cursor: u64,
     pending: Option<Op>,
@@ -108,6 +113,7 @@ impl<'a> ChunkEncoder<'a> {
         ChunkEncoder {
             old,
             new,
+            start: new_start,
             new_pos: new_start,
             old_cursor: new_start,
             pending: None,
@@ -218,6 +224,66 @@ impl<'a> ChunkEncoder<'a> {
         let ranges = coalesce_ranges(self.ranges, limits::MAX_OLD_RANGES_PER_CHUNK as usize);
         (self.streams, ranges)
     }
+
+    /// Finishes the chunk and encodes it with `codec` (see
+    /// [`crate::encode_chunk`]), declaring at most `max_ranges` OLD ranges.
+    /// With a compressing codec the diff stream is also tried in
+    /// [`AddMode::Words32`], which needs OLD and NEW: the reason this is a
+    /// method of the encoder.
+    pub fn encode(self, codec: Codec, max_ranges: usize) -> crate::EncodedChunk {
+        let (old, new, start, end) = (self.old, self.new, self.start, self.new_pos);
+        let (streams, ranges) = self.finish();
+        let ranges = coalesce_ranges(ranges, max_ranges);
+        let new_chunk = &new[start as usize..end as usize];
+        let words = if codec != Codec::None && !streams.diff.is_empty() {
+            vec![(
+                AddMode::Words32,
+                diff_stream(AddMode::Words32, &streams, old, new_chunk, start),
+            )]
+        } else {
+            Vec::new()
+        };
+        crate::encode_chunk_with(codec, &streams, &words, ranges, start, new_chunk)
+    }
+}
+
+/// The diff stream of the ADD ops in `streams.ctrl`, in `mode`, for the
+/// chunk `new_chunk` of NEW, which starts at NEW offset `new_start`; `old`
+/// is all of OLD. `streams` must be an encoder's own output (its ops are
+/// trusted).
+pub fn diff_stream(
+    mode: AddMode,
+    streams: &Streams,
+    old: &[u8],
+    new_chunk: &[u8],
+    new_start: u64,
+) -> Vec<u8> {
+    let whole = [(0, old.len() as u64)];
+    let dec = OpDecoder::new(
+        &streams.ctrl,
+        new_start,
+        new_chunk.len() as u64,
+        streams.diff.len() as u64,
+        streams.lit.len() as u64,
+        old.len() as u64,
+        if old.is_empty() { &[] } else { &whole },
+    );
+    let mut out = Vec::with_capacity(streams.diff.len());
+    let mut pos = 0u64;
+    for op in dec {
+        let op = op.expect("the encoder's own ops decode");
+        if let Op::Add { old: o, len } = op {
+            let (o, n, l) = (o as usize, pos as usize, len as usize);
+            mode.sub(
+                &mut out,
+                &new_chunk[n..n + l],
+                &old[o..o + l],
+                new_start + pos,
+            );
+        }
+        pos += op.len();
+    }
+    out
 }
 
 /// Sorts and merges `(start, len)` ranges, then joins the closest
@@ -447,9 +513,7 @@ pub fn apply_ops(
             Op::Add { old: o, .. } => {
                 let src = &old[o as usize..o as usize + len];
                 let diff = &streams.diff[dpos..dpos + len];
-                for ((d, s), x) in dst.iter_mut().zip(src).zip(diff) {
-                    *d = s.wrapping_add(*x);
-                }
+                streams.add.add(dst, src, diff, new_start + pos as u64);
                 dpos += len;
             }
             Op::Insert { .. } => {

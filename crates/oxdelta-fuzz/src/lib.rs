@@ -26,7 +26,7 @@ use oxdelta_format::head::{self, Head};
 use oxdelta_format::ops::{OpDecoder, apply_ops};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, SignatureBlock};
 use oxdelta_format::{
-    ChunkEntry, Codec, DiffFilter, Engine, Metadata, Op, Patch, StreamLen, Streams,
+    AddMode, ChunkEntry, Codec, DiffFilter, Engine, Metadata, Op, Patch, StreamLen, Streams,
 };
 
 /// A target: its name (as in `fuzz/fuzz_targets/NAME.rs`) and its property.
@@ -266,9 +266,23 @@ fn naive_apply(
                 }
             }
             Op::Add { old: o, len } => {
-                for k in 0..len as usize {
-                    out.push(old[o as usize + k].wrapping_add(s.diff[d]));
-                    d += 1;
+                // Words32: whole 4-byte words at NEW offsets divisible by 4
+                // are added as little-endian u32, the rest byte by byte.
+                let at = new_start + out.len() as u64;
+                let mut k = 0usize;
+                while k < len as usize {
+                    let p = at + k as u64;
+                    let word = s.add == AddMode::Words32 && p % 4 == 0 && k + 4 <= len as usize;
+                    if word {
+                        let b = o as usize + k;
+                        let ow = u32::from_le_bytes(old[b..b + 4].try_into().unwrap());
+                        let dw = u32::from_le_bytes(s.diff[d..d + 4].try_into().unwrap());
+                        out.extend_from_slice(&ow.wrapping_add(dw).to_le_bytes());
+                        (k, d) = (k + 4, d + 4);
+                    } else {
+                        out.push(old[o as usize + k].wrapping_add(s.diff[d]));
+                        (k, d) = (k + 1, d + 1);
+                    }
                 }
             }
             Op::Insert { len } => {
@@ -319,6 +333,7 @@ fn check_chunk(input: &ChunkInput) {
         Codec::None => DiffFilter::None,
         _ => DiffFilter::ALL[usize::from(input.codec / 3) % 3],
     };
+    let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 2];
     let compress = input.flags & FLAG_COMPRESS != 0;
     let old = &input.old[..];
     let mut raw_streams = input.streams.clone();
@@ -359,6 +374,7 @@ fn check_chunk(input: &ChunkInput) {
         new_len: u32::from(input.new_len_m1) + 1,
         codec,
         diff_filter,
+        add_mode,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],

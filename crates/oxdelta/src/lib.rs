@@ -64,7 +64,8 @@ pub use oxdelta_diff::inplace::{InPlaceOptions as InPlaceDiffOptions, InPlaceSta
 pub use oxdelta_diff::{self, DiffOutput};
 pub use oxdelta_format::progress::{Event, Phase, Progress};
 pub use oxdelta_format::{
-    self, Codec, DiffFilter, Engine, FORMAT_VERSION, Patch, PublicKey, SecretKey, SignatureBlock,
+    self, AddMode, Codec, DiffFilter, Engine, FORMAT_VERSION, Patch, PublicKey, SecretKey,
+    SignatureBlock,
 };
 
 use oxdelta_apply::map::ReadMap;

@@ -13,7 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oxdelta::{
-    ApplyOptions, Codec, DiffFilter, DiffOptions, Patch, PublicKey, SecretKey, SignatureBlock,
+    AddMode, ApplyOptions, Codec, DiffFilter, DiffOptions, Patch, PublicKey, SecretKey,
+    SignatureBlock,
 };
 
 /// The golden directory of format version `version`.
@@ -101,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 5)] {
+    for (v, want) in [(1, 7), (2, 7)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -141,9 +142,12 @@ fn golden_info_fields() {
         let p = Patch::parse(&g.patch).unwrap_or_else(|e| panic!("{}: {e}", g.name));
         let h = &p.head;
         assert_eq!(h.version, g.version, "{}", g.name);
-        // Version 1 has no diff filters; every later golden patch uses one.
+        // Version 1 has no diff coding choices; every later golden patch
+        // uses one.
         assert_eq!(
-            h.chunks.iter().any(|c| c.diff_filter != DiffFilter::None),
+            h.chunks
+                .iter()
+                .any(|c| c.diff_filter != DiffFilter::None || c.add_mode != AddMode::Bytes),
             g.version >= 2,
             "{}",
             g.name
@@ -291,14 +295,30 @@ fn pairs() -> Vec<Pair> {
     new[4200..4600].fill(0);
     new.extend((0..300).map(|_| r() as u8));
     let b = ("bin", old, new);
-    vec![t, b]
+
+    // A table of 32-bit pointers into moved data, between code-like bytes:
+    // the pointers shift by a constant, which ADD's Words32 mode codes as
+    // one repeated word (format version 2).
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for i in 0..1024u32 {
+        let p = 0x0040_0000 + i * 24 + (r() % 16) as u32;
+        old.extend_from_slice(&p.to_le_bytes());
+        new.extend_from_slice(&(p + 0x1f0).to_le_bytes());
+        // The rest of a 24-byte record (like ELF's `Elf64_Rela`), unchanged.
+        let filler: Vec<u8> = (0..5).flat_map(|_| (r() as u32).to_le_bytes()).collect();
+        old.extend_from_slice(&filler);
+        new.extend_from_slice(&filler);
+    }
+    let w = ("table", old, new);
+    vec![t, b, w]
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the
 /// patches that come out in version N (a patch needing no version-N feature
-/// is written in an older version and belongs in that version's set). Run
-/// only to add a golden set for a new format version, never to "fix" a
-/// failing test.
+/// is written in an older version and belongs in that version's set), and
+/// only files that do not exist yet. Run only to add golden patches for a
+/// new format version or a new pair, never to "fix" a failing test.
 #[test]
 #[ignore]
 fn regenerate_golden() {
@@ -329,14 +349,17 @@ fn regenerate_golden() {
                 ..Default::default()
             };
             let patch = oxdelta::diff_bytes(&old, &new, &opts);
-            if Patch::parse(&patch).unwrap().head.version == version {
-                fs::write(d.join(format!("{name}.{suffix}.oxd")), patch).unwrap();
+            let file = d.join(format!("{name}.{suffix}.oxd"));
+            if Patch::parse(&patch).unwrap().head.version == version && !file.exists() {
+                fs::write(file, patch).unwrap();
                 wrote = true;
             }
         }
-        if wrote {
-            fs::write(d.join(format!("{name}.old")), &old).unwrap();
-            fs::write(d.join(format!("{name}.new")), &new).unwrap();
+        for (side, bytes) in [("old", &old), ("new", &new)] {
+            let file = d.join(format!("{name}.{side}"));
+            if wrote && !file.exists() {
+                fs::write(file, bytes).unwrap();
+            }
         }
     }
 }

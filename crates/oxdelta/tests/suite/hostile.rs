@@ -159,6 +159,7 @@ fn damaged_unsigned_patch_never_panics_or_lies() {
         "bin.none.oxd",
         "v2/bin.zstd.oxd",
         "v2/text.lz4.oxd",
+        "v2/table.zstd.oxd",
     ] {
         let g = golden::get(name);
         let opts = ApplyOptions::default();
@@ -308,6 +309,7 @@ fn one_chunk(
         new_len,
         codec,
         diff_filter: oxdelta_format::DiffFilter::None,
+        add_mode: oxdelta_format::AddMode::Bytes,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -442,6 +444,7 @@ fn terabyte_new_is_refused_before_allocating() {
                 new_len: chunk,
                 codec: Codec::None,
                 diff_filter: oxdelta_format::DiffFilter::None,
+                add_mode: oxdelta_format::AddMode::Bytes,
                 ctrl: StreamLen {
                     raw: ctrl.len() as u32,
                     stored: ctrl.len() as u32,
@@ -490,8 +493,8 @@ fn overcommit_heuristic() -> bool {
         .unwrap_or(false)
 }
 
-/// Version 2's diff-filter byte: unknown ids, a filter on a chunk stored
-/// with codec none, a filter in a patch that says version 1, and versions
+/// Version 2's diff-coding byte: unknown filter and ADD mode ids, a filter
+/// on a chunk stored with codec none, a filter in a patch that says version 1, and versions
 /// this build does not know are refused by the parser with a message
 /// naming the field.
 #[test]
@@ -519,6 +522,9 @@ fn diff_filter_fields_are_checked() {
     let mut p = g.patch.clone();
     p[at + 12] = 0;
     refused(&p, "diff filter");
+    let mut p = g.patch.clone();
+    p[at + 13] |= 0x20;
+    refused(&p, "ADD mode");
     let mut p = g.patch.clone();
     p[8..10].copy_from_slice(&1u16.to_le_bytes());
     refused(&p, "reserved chunk byte");

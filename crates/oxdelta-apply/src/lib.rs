@@ -5,7 +5,12 @@
 //!
 //! * **Check before writing.** The head and signature are checked first
 //!   (with a trusted key, an unsigned or foreign patch is refused), then
-//!   OLD's length and BLAKE3. Only then is an output created.
+//!   OLD's length. OLD's BLAKE3 (every byte of OLD: a large part of an
+//!   apply's work on disk images) is computed on the thread pool *while*
+//!   the file appliers rebuild NEW into their temporary file; the file is
+//!   renamed over OUT only once OLD's hash matched, and removed (the error
+//!   being [`ApplyError::WrongOld`]) when it did not. OUT is never written
+//!   before OLD is verified. [`apply_bytes`] checks OLD first.
 //! * **Parallel chunks.** OLD is mapped read-only and the output is a
 //!   temporary file of NEW's length mapped read-write. Chunks are decoded
 //!   in parallel (rayon), each writing only its own range, each checked
@@ -71,8 +76,9 @@ pub struct ApplyOptions {
     /// few megabytes of ZERO chunks can name a terabyte. File applies write
     /// through a map and are not limited by it.
     pub max_in_memory_len: u64,
-    /// Where to report progress (phases `Verifying`, then `Applying` in
-    /// bytes of NEW). Reports nothing by default.
+    /// Where to report progress: [`apply_bytes`] reports `Verifying` (bytes
+    /// of OLD) then `Applying` (bytes of NEW); the file applies hash OLD
+    /// during `Applying` and report only that phase. Reports nothing by default.
     pub progress: Progress,
 }
 
@@ -120,6 +126,21 @@ fn check_signature_and_old(
     Ok(())
 }
 
+/// Checks the head's signature and OLD's length, for the file applies,
+/// which hash OLD while they rebuild NEW (see [`write_atomically`]).
+fn check_signature_and_old_len(
+    head_bytes: &[u8],
+    sig: &SignatureBlock,
+    head: &Head,
+    old: &[u8],
+    opts: &ApplyOptions,
+) -> Result<()> {
+    sig.verify(head_bytes, opts.trusted_key.as_ref())?;
+    check_old_len(head, old)?;
+    opts.progress.start(Phase::Applying, head.meta.new_len);
+    Ok(())
+}
+
 /// Checks OLD's length and BLAKE3 against the patch.
 pub fn check_old(head: &Head, old: &[u8]) -> Result<()> {
     check_old_in(head, old, None)
@@ -128,6 +149,12 @@ pub fn check_old(head: &Head, old: &[u8]) -> Result<()> {
 /// [`check_old`], hashing through [`sparse::hash_file`] when OLD's file is
 /// at hand (its holes are then not read).
 fn check_old_in(head: &Head, old: &[u8], file: Option<&File>) -> Result<()> {
+    check_old_len(head, old)?;
+    check_old_hash(head, old, file)
+}
+
+/// The cheap half of [`check_old`]: OLD's length.
+fn check_old_len(head: &Head, old: &[u8]) -> Result<()> {
     if old.len() as u64 != head.meta.old_len {
         return Err(ApplyError::WrongOld {
             detail: format!(
@@ -137,6 +164,11 @@ fn check_old_in(head: &Head, old: &[u8], file: Option<&File>) -> Result<()> {
             ),
         });
     }
+    Ok(())
+}
+
+/// The costly half of [`check_old`]: OLD's BLAKE3.
+fn check_old_hash(head: &Head, old: &[u8], file: Option<&File>) -> Result<()> {
     let h = match file {
         Some(f) => sparse::hash_file(f, old),
         None => hash(old),
@@ -388,6 +420,8 @@ struct FileSink<'f> {
     file: &'f File,
     path: &'f Path,
     pool: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Set when OLD's hash has been found wrong: stop early.
+    old_failed: &'f AtomicBool,
 }
 
 /// Block size for hole detection.
@@ -402,35 +436,35 @@ impl FileSink<'_> {
         old: &[u8],
         opts: &ApplyOptions,
     ) -> Result<()> {
-        if cancelled(opts) {
+        let stop = || cancelled(opts) || self.old_failed.load(Ordering::Relaxed);
+        if stop() {
             return Err(ApplyError::Cancelled);
         }
-        let outs: Vec<Vec<u8>> = batch
-            .into_par_iter()
-            .map(|i| {
-                if cancelled(opts) {
-                    return Err(ApplyError::Cancelled);
-                }
-                let e = &chunks[i];
-                let mut buf = self
-                    .pool
-                    .lock()
-                    .map(|mut p| p.pop())
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                buf.resize(e.new_len as usize, 0);
-                buf.truncate(e.new_len as usize);
-                oxdelta_format::apply_chunk(e, payload(i), old, &mut buf, false)?;
-                write_sparse(self.file, e.new_offset, &buf).map_err(io("writing", self.path))?;
-                opts.progress.advance(u64::from(e.new_len));
-                Ok(buf)
-            })
-            .collect::<Result<_>>()?;
-        if let Ok(mut p) = self.pool.lock() {
-            p.extend(outs);
-        }
-        Ok(())
+        // A buffer goes back to the pool as soon as its chunk is written, so
+        // the pool holds one buffer per thread, not one per chunk of the
+        // batch: fresh anonymous pages are costly to fault in (see above).
+        batch.into_par_iter().try_for_each(|i| -> Result<()> {
+            if stop() {
+                return Err(ApplyError::Cancelled);
+            }
+            let e = &chunks[i];
+            let mut buf = self
+                .pool
+                .lock()
+                .map(|mut p| p.pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            buf.resize(e.new_len as usize, 0);
+            buf.truncate(e.new_len as usize);
+            oxdelta_format::apply_chunk(e, payload(i), old, &mut buf, false)?;
+            write_sparse(self.file, e.new_offset, &buf).map_err(io("writing", self.path))?;
+            opts.progress.advance(u64::from(e.new_len));
+            if let Ok(mut p) = self.pool.lock() {
+                p.push(buf);
+            }
+            Ok(())
+        })
     }
 }
 
@@ -481,23 +515,47 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 }
 
 /// Writes NEW through `fill` (which verifies every chunk) into a temporary
-/// file beside `out`, and renames it over `out`.
+/// file beside `out` while `check_old_hash` runs beside it on the thread
+/// pool, and renames the file over `out` only when both succeeded.
+///
+/// OLD's hash is a fifth to a half of an apply's work on disk images
+/// (every byte of OLD, holes included, while only NEW's data is rebuilt),
+/// so it is not made to precede the rebuild. Nothing is lost by that: the
+/// head and signature and OLD's length were checked before this is called,
+/// chunks are verified by their own hashes whatever OLD is, NEW goes only
+/// to the temporary file, and when OLD's hash is wrong the rebuild stops at
+/// its next chunk, the temporary file is removed and the error is
+/// [`ApplyError::WrongOld`] (it wins over any error of the rebuild, which a
+/// wrong OLD would cause). OUT is never touched before OLD is verified.
 fn write_atomically(
     out: &Path,
     head: &Head,
+    check_old_hash: impl FnOnce() -> Result<()> + Send,
     fill: impl FnOnce(&mut FileSink<'_>) -> Result<()>,
 ) -> Result<()> {
-    let tmp = TempOut::create(out)?;
-    tmp.file()
-        .set_len(head.meta.new_len)
-        .map_err(io("sizing the temporary output for", out))?;
-    let mut sink = FileSink {
-        file: tmp.file(),
-        path: out,
-        pool: std::sync::Mutex::new(Vec::new()),
-    };
-    fill(&mut sink)?;
-    tmp.commit(out)
+    let old_failed = AtomicBool::new(false);
+    let mut old_checked = Ok(());
+    let written: Result<TempOut> = rayon::in_place_scope(|s| {
+        s.spawn(|_| {
+            old_checked = check_old_hash();
+            if old_checked.is_err() {
+                old_failed.store(true, Ordering::Relaxed);
+            }
+        });
+        let tmp = TempOut::create(out)?;
+        tmp.file()
+            .set_len(head.meta.new_len)
+            .map_err(io("sizing the temporary output for", out))?;
+        fill(&mut FileSink {
+            file: tmp.file(),
+            path: out,
+            pool: std::sync::Mutex::new(Vec::new()),
+            old_failed: &old_failed,
+        })?;
+        Ok(tmp)
+    });
+    old_checked?;
+    written?.commit(out)
 }
 
 /// Applies the patch file `patch` to `old`, writing NEW atomically to
@@ -512,9 +570,10 @@ pub fn apply_file(
     let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
     let p = Patch::parse(&pm)?;
     let (of, om) = open_old(old)?;
-    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;
+    check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
     let n = p.head.chunks.len();
-    write_atomically(out, &p.head, |sink| {
+    let old_hash = || check_old_hash(&p.head, &om, Some(&of));
+    write_atomically(out, &p.head, old_hash, |sink| {
         for batch in batches(&p.head.chunks, 0..n, opts.memory_budget, true) {
             sink.apply_batch(&p.head.chunks, batch, &|i| p.payload(i), &om, opts)?;
         }
@@ -552,9 +611,10 @@ pub fn apply_reader(
     let sig_at = head.head_len as usize;
     let sig = SignatureBlock::parse(head_bytes.get(sig_at..).unwrap_or(&[]), sig_at as u64)?;
     let (of, om) = open_old(old)?;
-    check_signature_and_old(&head_bytes[..sig_at], &sig, &head, &om, Some(&of), opts)?;
+    check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
     let mut offset = head.payload_start();
-    write_atomically(out, &head, |sink| {
+    let old_hash = || check_old_hash(&head, &om, Some(&of));
+    write_atomically(out, &head, old_hash, |sink| {
         for batch in batches(&head.chunks, 0..head.chunks.len(), opts.memory_budget, true) {
             let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
             for i in batch.clone() {

@@ -638,3 +638,64 @@ fn chunk_hashes_are_the_check_on_every_path() {
         assert!(oxdelta::check_file(&o, &pp, &opts).is_err(), "{what}");
     }
 }
+
+/// File applies hash OLD while they rebuild NEW into the temporary file. An
+/// OLD of the right length but the wrong hash is refused as such whether
+/// the rebuild would fail (a byte the chunks read) or succeed (a byte no
+/// chunk reads), OUT is untouched and no temporary remains.
+#[test]
+fn wrong_old_of_right_length_is_refused_by_file_applies() {
+    let base: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let mut old = base.clone();
+    // A tail NEW never uses.
+    old.extend((0..60_000u32).map(|i| (i.wrapping_mul(3_266_489_917) >> 7) as u8));
+    let mut new = base.clone();
+    for i in (0..new.len()).step_by(1013) {
+        new[i] = new[i].wrapping_add(7);
+    }
+    let dopts = oxdelta::DiffOptions {
+        chunk_len: Some(64 << 10),
+        ..oxdelta::DiffOptions::default()
+    };
+    let patch = oxdelta::diff_bytes(&old, &new, &dopts);
+    let p = Patch::parse(&patch).unwrap();
+    let read_by_chunks = |at: u64| {
+        p.head
+            .chunks
+            .iter()
+            .any(|e| e.old_ranges.iter().any(|r| r.0 <= at && at < r.0 + r.1))
+    };
+    let unread = (400_000..old.len() as u64)
+        .find(|&at| !read_by_chunks(at))
+        .expect("some byte of the tail is read by no chunk");
+    let tmp = TempDir::new("wrong-old");
+    let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&pp, &patch).unwrap();
+    fs::write(&o, &old).unwrap();
+    fs::write(&out, &new).unwrap();
+    let opts = ApplyOptions::default();
+    oxdelta::apply_file(&o, &pp, &out, &opts).unwrap();
+    assert!(fs::read(&out).unwrap() == new);
+    for at in [10u64, 200_000, unread] {
+        let mut wrong = old.clone();
+        wrong[at as usize] ^= 0x10;
+        fs::write(&o, &wrong).unwrap();
+        fs::write(&out, b"before").unwrap();
+        for streamed in [false, true] {
+            let e = if streamed {
+                oxdelta::apply_reader(&o, &patch[..], &out, &opts).unwrap_err()
+            } else {
+                oxdelta::apply_file(&o, &pp, &out, &opts).unwrap_err()
+            };
+            assert!(
+                matches!(e, ApplyError::WrongOld { .. }),
+                "byte {at}, streamed {streamed}: {e}"
+            );
+            assert_eq!(fs::read(&out).unwrap(), b"before");
+            assert_eq!(tmp.names(), ["old", "out", "patch"]);
+        }
+        assert!(oxdelta::apply_bytes(&wrong, &patch, &opts).is_err());
+    }
+}

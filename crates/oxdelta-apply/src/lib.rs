@@ -14,7 +14,9 @@
 //! * **Parallel chunks.** OLD is mapped read-only and the output is a
 //!   temporary file of NEW's length mapped read-write. Chunks are decoded
 //!   in parallel (rayon), each writing only its own range, each checked
-//!   against its NEW hash. ZERO ops leave holes, so images stay sparse.
+//!   against its NEW hash. ZERO ops leave holes, so images stay sparse;
+//!   a chunk that is all ZERO ops with the hash of zeros
+//!   ([`oxdelta_format::is_zero_chunk`]) is not rebuilt at all.
 //! * **Chunk hashes verify NEW.** The chunk table (covered by the head
 //!   hash and the signature) fixes each chunk's NEW hash, and the chunks
 //!   tile NEW exactly, so once every chunk verifies all of NEW does. The
@@ -268,7 +270,10 @@ fn apply_chunks<'p>(
             if cancelled(opts) {
                 return Err(ApplyError::Cancelled);
             }
-            oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)?;
+            // `out` starts zeroed.
+            if !oxdelta_format::is_zero_chunk(&chunks[i], payload(i), old.len() as u64) {
+                oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)?;
+            }
             opts.progress.advance(u64::from(chunks[i].new_len));
             Ok(())
         })?;
@@ -448,6 +453,11 @@ impl FileSink<'_> {
                 return Err(ApplyError::Cancelled);
             }
             let e = &chunks[i];
+            // The temporary file reads as zeros where nothing was written.
+            if oxdelta_format::is_zero_chunk(e, payload(i), old.len() as u64) {
+                opts.progress.advance(u64::from(e.new_len));
+                return Ok(());
+            }
             let mut buf = self
                 .pool
                 .lock()

@@ -392,11 +392,6 @@ impl<'a> Patch<'a> {
 /// — found by a scan that stops at the first non-zero byte — takes its hash
 /// from a small cache keyed by length instead of hashing again.
 fn chunk_hash(out: &[u8]) -> [u8; 32] {
-    use std::sync::Mutex;
-    /// (length, hash of that many zeros); a few lengths at most, since
-    /// every chunk but the last of a patch usually has the same length.
-    static ZERO_HASHES: Mutex<Vec<(usize, [u8; 32])>> = Mutex::new(Vec::new());
-    const CACHED_LENGTHS: usize = 8;
     let all_zero = {
         let mut blocks = out.chunks_exact(64);
         blocks.all(|b| b.iter().fold(0u8, |a, &x| a | x) == 0)
@@ -405,21 +400,74 @@ fn chunk_hash(out: &[u8]) -> [u8; 32] {
     if !all_zero || out.len() < 1 << 16 {
         return *blake3::hash(out).as_bytes();
     }
+    zeros_hash(out.len())
+}
+
+/// BLAKE3 of `len` zero bytes, from a small cache keyed by length.
+fn zeros_hash(len: usize) -> [u8; 32] {
+    use std::sync::Mutex;
+    /// (length, hash of that many zeros); a few lengths at most, since
+    /// every chunk but the last of a patch usually has the same length.
+    static ZERO_HASHES: Mutex<Vec<(usize, [u8; 32])>> = Mutex::new(Vec::new());
+    const CACHED_LENGTHS: usize = 8;
     // (No let-chains: the crate builds on Rust 1.85.)
     let cached = ZERO_HASHES
         .lock()
         .ok()
-        .and_then(|cache| cache.iter().find(|(n, _)| *n == out.len()).map(|&(_, h)| h));
+        .and_then(|cache| cache.iter().find(|(n, _)| *n == len).map(|&(_, h)| h));
     if let Some(h) = cached {
         return h;
     }
-    let h = *blake3::hash(out).as_bytes();
+    static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+    let mut hasher = blake3::Hasher::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len());
+        hasher.update(&ZEROS[..n]);
+        left -= n;
+    }
+    let h = *hasher.finalize().as_bytes();
     if let Ok(mut cache) = ZERO_HASHES.lock() {
         if cache.len() < CACHED_LENGTHS {
-            cache.push((out.len(), h));
+            cache.push((len, h));
         }
     }
     h
+}
+
+/// Whether chunk `entry` rebuilds to all zeros, known without rebuilding
+/// it: it has no diff or literal bytes and a short control stream, its
+/// payload hash verifies, its ops are all ZERO (checked by [`OpDecoder`] as
+/// [`apply_chunk`] checks them), and its NEW hash is that of zeros. Then
+/// [`apply_chunk`] would succeed with zeros, so an applier whose output
+/// already reads as zeros (a fresh sparse file) has nothing to do. Any
+/// other chunk, or any error, gives `false`: the chunk then goes through
+/// [`apply_chunk`], which reports the error. Costs at most one small
+/// decode and a hash of the chunk's length in zeros, once per length.
+pub fn is_zero_chunk(entry: &ChunkEntry, payload: &[u8], old_len: u64) -> bool {
+    /// Longest control stream considered: a few ZERO ops.
+    const MAX_CTRL: u32 = 64;
+    if entry.diff.raw != 0
+        || entry.lit.raw != 0
+        || entry.ctrl.raw > MAX_CTRL
+        || old_len > limits::MAX_FILE_LEN
+    {
+        return false;
+    }
+    let Ok(streams) = decode_chunk(entry, payload) else {
+        return false;
+    };
+    let mut ops = OpDecoder::new(
+        &streams.ctrl,
+        entry.new_offset,
+        entry.new_len.into(),
+        streams.diff.len() as u64,
+        streams.lit.len() as u64,
+        old_len,
+        &entry.old_ranges,
+    );
+    ops.all(|op| matches!(op, Ok(Op::Zero { .. })))
+        && zeros_hash(entry.new_len as usize) == entry.new_hash
 }
 
 /// Decodes one chunk from its payload and writes its NEW bytes into `out`,

@@ -464,8 +464,22 @@ pub fn apply(data: &[u8]) {
         let done = oxdelta_format::decode_chunk(e, payload)
             .and_then(|s| apply_ops(&old, &s, &e.old_ranges, e.new_offset, out, false));
         match done {
-            Ok(()) => e.new_hash = *blake3::hash(out).as_bytes(),
-            Err(_) => ok = false,
+            Ok(()) => {
+                e.new_hash = *blake3::hash(out).as_bytes();
+                if oxdelta_format::is_zero_chunk(e, payload, old.len() as u64) {
+                    assert!(
+                        out.iter().all(|&b| b == 0),
+                        "is_zero_chunk said zeros for a chunk that rebuilds otherwise"
+                    );
+                }
+            }
+            Err(_) => {
+                assert!(
+                    !oxdelta_format::is_zero_chunk(e, payload, old.len() as u64),
+                    "is_zero_chunk accepted a chunk the reference decoder refuses"
+                );
+                ok = false;
+            }
         }
     }
     let meta = Metadata {

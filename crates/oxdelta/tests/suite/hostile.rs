@@ -699,3 +699,57 @@ fn wrong_old_of_right_length_is_refused_by_file_applies() {
         assert!(oxdelta::apply_bytes(&wrong, &patch, &opts).is_err());
     }
 }
+
+/// `is_zero_chunk` (the appliers' shortcut for chunks of zeros) says true
+/// only for chunks that `apply_chunk` rebuilds to zeros, and false for a
+/// zero chunk whose NEW hash was tampered with, which every path refuses.
+#[test]
+fn zero_chunks_are_known_without_rebuilding() {
+    let old: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let mut new = old.clone();
+    new[64 << 10..256 << 10].fill(0);
+    new[300_000] ^= 1;
+    let dopts = oxdelta::DiffOptions {
+        chunk_len: Some(64 << 10),
+        ..oxdelta::DiffOptions::default()
+    };
+    let patch = oxdelta::diff_bytes(&old, &new, &dopts);
+    let p = Patch::parse(&patch).unwrap();
+    let mut zero = Vec::new();
+    for (i, e) in p.head.chunks.iter().enumerate() {
+        let z = oxdelta_format::is_zero_chunk(e, p.payload(i), old.len() as u64);
+        let mut out = vec![0x5a; e.new_len as usize];
+        oxdelta_format::apply_chunk(e, p.payload(i), &old, &mut out, false).unwrap();
+        if z {
+            assert!(out.iter().all(|&b| b == 0), "chunk {i}");
+            zero.push(i);
+        }
+        // OLD's length is part of the check.
+        assert!(!oxdelta_format::is_zero_chunk(e, p.payload(i), u64::MAX));
+    }
+    assert_eq!(zero.len(), 3, "{zero:?}");
+    let k = zero[1];
+    let mut entries = p.head.chunks.clone();
+    entries[k].new_hash[0] ^= 1;
+    let bad = rehead(&patch, &p.head.meta, &entries);
+    let q = Patch::parse(&bad).unwrap();
+    assert!(!oxdelta_format::is_zero_chunk(
+        &q.head.chunks[k],
+        q.payload(k),
+        old.len() as u64
+    ));
+    let opts = ApplyOptions::default();
+    assert!(oxdelta::apply_bytes(&old, &bad, &opts).is_err());
+    let tmp = TempDir::new("zero-chunk");
+    let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&o, &old).unwrap();
+    fs::write(&pp, &bad).unwrap();
+    assert!(oxdelta::apply_file(&o, &pp, &out, &opts).is_err());
+    assert!(oxdelta::apply_reader(&o, &bad[..], &out, &opts).is_err());
+    assert!(!out.exists());
+    fs::write(&pp, &patch).unwrap();
+    oxdelta::apply_file(&o, &pp, &out, &opts).unwrap();
+    assert!(fs::read(&out).unwrap() == new);
+}

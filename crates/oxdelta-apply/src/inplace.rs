@@ -66,6 +66,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
+use oxdelta_format::ops::diff_in_op_order;
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
 use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, Streams, decode_chunk, ops::Op};
@@ -810,24 +811,27 @@ fn build(e: &ChunkEntry, st: &StepInput, input: &[u8], old_len: u64) -> Result<V
     };
     let streams = &st.streams;
     let mut out = vec![0u8; e.new_len as usize];
-    let dec = OpDecoder::new(
-        &streams.ctrl,
-        e.new_offset,
-        u64::from(e.new_len),
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
-        old_len,
-        &e.old_ranges,
-    );
+    let dec = || {
+        OpDecoder::new(
+            &streams.ctrl,
+            e.new_offset,
+            u64::from(e.new_len),
+            streams.diff.len() as u64,
+            streams.lit.len() as u64,
+            old_len,
+            &e.old_ranges,
+        )
+    };
+    let diff = diff_in_op_order(streams, dec(), src)?;
     let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
-    for op in dec {
+    for op in dec() {
         let op = op?;
         let len = op.len() as usize;
         let dst = &mut out[pos..pos + len];
         match op {
             Op::Copy { old, .. } => dst.copy_from_slice(src(old, len)),
             Op::Add { old, .. } => {
-                let diff = &streams.diff[dpos..dpos + len];
+                let diff = &diff[dpos..dpos + len];
                 let at = e.new_offset + pos as u64;
                 streams.add.add(dst, src(old, len), diff, at);
                 dpos += len;

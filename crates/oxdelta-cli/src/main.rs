@@ -598,6 +598,10 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
     let mut filters: Vec<&str> = h.chunks.iter().map(|c| c.diff_filter.name()).collect();
     filters.sort_unstable();
     filters.dedup();
+    let mut modes: Vec<&str> = h.chunks.iter().map(|c| c.add_mode.name()).collect();
+    modes.sort_unstable();
+    modes.dedup();
+    let split = h.chunks.iter().filter(|c| c.operand_split).count();
     let key = p.signature.public_key();
     let v = serde_json::json!({
         "format_version": h.version,
@@ -609,6 +613,8 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         "engine": h.meta.engine.name(),
         "codecs": codecs,
         "diff_filters": filters,
+        "add_modes": modes,
+        "operand_split_chunks": split,
         "chunks": h.chunks.len(),
         "largest_chunk_bytes": h.max_chunk_new_len,
         "in_place": h.is_in_place(),
@@ -639,7 +645,13 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         )?;
         writeln!(so, "engine          {}", h.meta.engine.name())?;
         writeln!(so, "codec           {}", codecs.join(", "))?;
-        writeln!(so, "diff filter     {}", filters.join(", "))?;
+        writeln!(
+            so,
+            "diff coding     filter {}; ADD {}; operand split in {split} of {} chunks",
+            filters.join(", "),
+            modes.join(", "),
+            h.chunks.len()
+        )?;
         writeln!(
             so,
             "chunks          {} (largest {} bytes)",

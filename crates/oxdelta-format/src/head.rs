@@ -105,6 +105,9 @@ pub struct ChunkEntry {
     /// How ADD combines its diff bytes with OLD (format version 2; always
     /// [`AddMode::Bytes`] in version 1).
     pub add_mode: AddMode,
+    /// The diff stream is stored in the operand split's order (format
+    /// version 2; see [`crate::filter::split`]).
+    pub operand_split: bool,
     /// Control stream lengths.
     pub ctrl: StreamLen,
     /// Diff stream lengths.
@@ -332,10 +335,9 @@ impl Head {
         out.extend_from_slice(&MAGIC);
         // The lowest version that can express the chunks, so patches that
         // need no version-2 feature still apply on version-1 appliers.
-        let version: u16 = if chunks
-            .iter()
-            .any(|e| e.diff_filter != DiffFilter::None || e.add_mode != AddMode::Bytes)
-        {
+        let version: u16 = if chunks.iter().any(|e| {
+            e.diff_filter != DiffFilter::None || e.add_mode != AddMode::Bytes || e.operand_split
+        }) {
             2
         } else {
             1
@@ -363,7 +365,7 @@ impl Head {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
             out.push(e.codec.id());
-            out.push(e.diff_filter.id() | e.add_mode.id() << 4);
+            out.push(e.diff_filter.id() | u8::from(e.operand_split) << 3 | e.add_mode.id() << 4);
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
                 out.extend_from_slice(&s.raw.to_le_bytes());
@@ -438,14 +440,15 @@ fn parse_entry(
             at,
         )
     })?;
-    let (diff_filter, add_mode) = if version >= 2 {
-        // Low four bits: the diff stream's layout; high four: ADD's mode.
+    let (diff_filter, add_mode, operand_split) = if version >= 2 {
+        // Bits 0-2: the diff stream's layout; bit 3: the operand split;
+        // bits 4-7: ADD's mode.
         let at = c.offset();
         let id = c.u8("diff coding")?;
-        let f = DiffFilter::from_id(id & 0x0f).ok_or_else(|| {
+        let f = DiffFilter::from_id(id & 0x07).ok_or_else(|| {
             Error::invalid(
                 "diff filter",
-                format!("0, 1 or 2 in the low four bits (chunk {i})"),
+                format!("0, 1 or 2 in the low three bits (chunk {i})"),
                 id,
                 at,
             )
@@ -466,10 +469,10 @@ fn parse_entry(
                 at,
             ));
         }
-        (f, m)
+        (f, m, id & 0x08 != 0)
     } else {
         c.reserved_zero(1, "reserved chunk byte")?;
-        (DiffFilter::None, AddMode::Bytes)
+        (DiffFilter::None, AddMode::Bytes, false)
     };
     let at = c.offset();
     let range_count = c.u16("OLD range count")?;
@@ -562,6 +565,7 @@ fn parse_entry(
         codec,
         diff_filter,
         add_mode,
+        operand_split,
         ctrl,
         diff,
         lit,

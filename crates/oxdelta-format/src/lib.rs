@@ -104,22 +104,22 @@ pub fn encode_chunk(
 }
 
 /// [`encode_chunk`], with `alternatives`: the same ops' diff stream in other
-/// add modes, also tried.
+/// add modes and orders (`true`: the operand split's), also tried.
 pub(crate) fn encode_chunk_with(
     codec: Codec,
     streams: &Streams,
-    alternatives: &[(AddMode, Vec<u8>)],
+    alternatives: &[(AddMode, bool, Vec<u8>)],
     old_ranges: Vec<(u64, u64)>,
     new_offset: u64,
     new_chunk: &[u8],
 ) -> EncodedChunk {
     let raw_total = streams.ctrl.len() + streams.diff.len() + streams.lit.len();
     let mut codec = codec;
-    let mut layout = DiffLayout::plain(streams.add, &streams.diff);
+    let mut layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
     let mut stored: Vec<Vec<u8>> = Vec::new();
     if codec != Codec::None {
-        let mut diffs = vec![(streams.add, &streams.diff[..])];
-        diffs.extend(alternatives.iter().map(|(m, d)| (*m, &d[..])));
+        let mut diffs = vec![(streams.add, streams.split, &streams.diff[..])];
+        diffs.extend(alternatives.iter().map(|(m, sp, d)| (*m, *sp, &d[..])));
         layout = DiffLayout::best(codec, &diffs);
         stored = vec![
             codec.compress(&streams.ctrl),
@@ -131,7 +131,7 @@ pub(crate) fn encode_chunk_with(
         }
     }
     if codec == Codec::None {
-        layout = DiffLayout::plain(streams.add, &streams.diff);
+        layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
         stored = vec![
             streams.ctrl.clone(),
             streams.diff.clone(),
@@ -155,6 +155,7 @@ pub(crate) fn encode_chunk_with(
             codec,
             diff_filter: layout.filter,
             add_mode: layout.add,
+            operand_split: layout.split,
             ctrl: lens[0],
             diff: lens[1],
             lit: lens[2],
@@ -171,15 +172,17 @@ pub(crate) fn encode_chunk_with(
 /// length and the compressed bytes.
 struct DiffLayout {
     add: AddMode,
+    split: bool,
     filter: DiffFilter,
     filtered_len: usize,
     stored: Vec<u8>,
 }
 
 impl DiffLayout {
-    fn plain(add: AddMode, diff: &[u8]) -> DiffLayout {
+    fn plain(add: AddMode, split: bool, diff: &[u8]) -> DiffLayout {
         DiffLayout {
             add,
+            split,
             filter: DiffFilter::None,
             filtered_len: diff.len(),
             stored: Vec::new(),
@@ -192,24 +195,26 @@ impl DiffLayout {
     /// stream than on its run layout), and keeps the smallest.
     ///
     /// Candidates are ranked with a fast level of the codec (zstd 3) and
-    /// only the best, and any within 3% of it, are compressed at the
-    /// codec's own level: on the corpus pairs the layouts and modes differ
-    /// by 5–50%, and a strong level costs ~20× a fast one.
-    fn best(codec: Codec, diffs: &[(AddMode, &[u8])]) -> DiffLayout {
-        let (add, first) = diffs[0];
+    /// only the best, and the runner-up when within 1% of it, are
+    /// compressed at the codec's own level: on the corpus pairs the
+    /// layouts and modes differ by 5–50%, and a strong level costs ~20× a
+    /// fast one. (Keeping every candidate within 3% gave the same patches
+    /// on exe-go and exe-rust, 10% slower.)
+    fn best(codec: Codec, diffs: &[(AddMode, bool, &[u8])]) -> DiffLayout {
+        let (add, split, first) = diffs[0];
         if first.is_empty() {
-            return DiffLayout::plain(add, first);
+            return DiffLayout::plain(add, split, first);
         }
-        let mut cands: Vec<(AddMode, DiffFilter, Vec<u8>)> = Vec::new();
-        for &(add, diff) in diffs {
+        let mut cands: Vec<(AddMode, bool, DiffFilter, Vec<u8>)> = Vec::new();
+        for &(add, split, diff) in diffs {
             let tokens = DiffFilter::Tokens.encode(diff);
             // Dense, or small enough that trying costs little (tiny streams
             // also pay the filters' run lengths with nothing to win back).
             let plain_too = tokens.len() > diff.len() / 2 || diff.len() <= 64 << 10;
-            cands.push((add, DiffFilter::Runs, DiffFilter::Runs.encode(diff)));
-            cands.push((add, DiffFilter::Tokens, tokens));
+            cands.push((add, split, DiffFilter::Runs, DiffFilter::Runs.encode(diff)));
+            cands.push((add, split, DiffFilter::Tokens, tokens));
             if plain_too {
-                cands.push((add, DiffFilter::None, diff.to_vec()));
+                cands.push((add, split, DiffFilter::None, diff.to_vec()));
             }
         }
         let quick = match codec {
@@ -219,20 +224,23 @@ impl DiffLayout {
         let finalists: Vec<usize> = match quick {
             None => (0..cands.len()).collect(),
             Some(q) => {
-                let sizes: Vec<usize> = cands.iter().map(|c| q.compress(&c.2).len()).collect();
-                let min = *sizes.iter().min().expect("candidates");
-                (0..cands.len())
-                    .filter(|&i| sizes[i] * 100 <= min * 103)
-                    .collect()
+                let sizes: Vec<usize> = cands.iter().map(|c| q.compress(&c.3).len()).collect();
+                let mut order: Vec<usize> = (0..cands.len()).collect();
+                order.sort_by_key(|&i| sizes[i]);
+                let min = sizes[order[0]];
+                order.retain(|&i| sizes[i] * 100 <= min * 101);
+                order.truncate(2);
+                order
             }
         };
         let mut best: Option<DiffLayout> = None;
         for i in finalists {
-            let (add, filter, filtered) = &cands[i];
+            let (add, split, filter, filtered) = &cands[i];
             let stored = codec.compress(filtered);
             if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
                 best = Some(DiffLayout {
                     add: *add,
+                    split: *split,
                     filter: *filter,
                     filtered_len: filtered.len(),
                     stored,
@@ -304,6 +312,7 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
             .codec
             .decompress(l, entry.lit.raw as usize, "literal stream")?,
         add: entry.add_mode,
+        split: entry.operand_split,
     })
 }
 

@@ -14,7 +14,7 @@
 use crate::codec::Codec;
 use crate::cursor::{Cursor, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
-use crate::filter::AddMode;
+use crate::filter::{AddMode, split};
 use crate::limits;
 
 /// One operation, producing `len` NEW bytes.
@@ -86,6 +86,9 @@ pub struct Streams {
     pub lit: Vec<u8>,
     /// How ADD combines `diff` with OLD.
     pub add: AddMode,
+    /// `diff` is stored in the operand split's order (class A, then B);
+    /// see [`crate::filter::split`].
+    pub split: bool,
 }
 
 /// Builds the streams of one chunk from ops and the data they need.
@@ -235,16 +238,64 @@ impl<'a> ChunkEncoder<'a> {
         let (streams, ranges) = self.finish();
         let ranges = coalesce_ranges(ranges, max_ranges);
         let new_chunk = &new[start as usize..end as usize];
-        let words = if codec != Codec::None && !streams.diff.is_empty() {
-            vec![(
-                AddMode::Words32,
-                diff_stream(AddMode::Words32, &streams, old, new_chunk, start),
-            )]
-        } else {
-            Vec::new()
-        };
-        crate::encode_chunk_with(codec, &streams, &words, ranges, start, new_chunk)
+        let mut alternatives = Vec::new();
+        if codec != Codec::None && !streams.diff.is_empty() {
+            let words = diff_stream(AddMode::Words32, &streams, old, new_chunk, start);
+            let adds = add_sources(&streams, old, new_chunk.len() as u64, start);
+            let sources = adds.iter().map(|&(o, l)| &old[o..o + l]);
+            if sources.clone().map(split::count_a).sum::<usize>() > 0 {
+                let split_bytes = split::split(&streams.diff, sources.clone());
+                let split_words = split::split(&words, sources);
+                alternatives.push((AddMode::Bytes, true, split_bytes));
+                alternatives.push((AddMode::Words32, true, split_words));
+            }
+            alternatives.push((AddMode::Words32, false, words));
+        }
+        crate::encode_chunk_with(codec, &streams, &alternatives, ranges, start, new_chunk)
     }
+}
+
+/// `(OLD start, length)` of every ADD in `streams.ctrl`, in op order, for an
+/// encoder's own chunk of `new_len` bytes at `new_start`.
+fn add_sources(streams: &Streams, old: &[u8], new_len: u64, new_start: u64) -> Vec<(usize, usize)> {
+    let whole = [(0, old.len() as u64)];
+    OpDecoder::new(
+        &streams.ctrl,
+        new_start,
+        new_len,
+        streams.diff.len() as u64,
+        streams.lit.len() as u64,
+        old.len() as u64,
+        if old.is_empty() { &[] } else { &whole },
+    )
+    .filter_map(|op| match op.expect("the encoder's own ops decode") {
+        Op::Add { old, len } => Some((old as usize, len as usize)),
+        _ => None,
+    })
+    .collect()
+}
+
+/// The diff bytes of `streams` in op order: `streams.diff` itself, or, when
+/// it is stored in the operand split's order, rejoined using the ADD
+/// sources that `src(old, len)` reads from OLD. The op decoder's checks run
+/// first, so a malformed control stream is an error here as in
+/// [`apply_ops`].
+pub fn diff_in_op_order<'s, 'o>(
+    streams: &'s Streams,
+    dec: OpDecoder<'_>,
+    src: impl Fn(u64, usize) -> &'o [u8],
+) -> Result<std::borrow::Cow<'s, [u8]>> {
+    if !streams.split {
+        return Ok(std::borrow::Cow::Borrowed(&streams.diff));
+    }
+    let mut adds = Vec::new();
+    for op in dec {
+        if let Op::Add { old, len } = op? {
+            adds.push((old, len as usize));
+        }
+    }
+    let sources = adds.iter().map(|&(o, l)| src(o, l));
+    Ok(std::borrow::Cow::Owned(split::join(&streams.diff, sources)))
 }
 
 /// The diff stream of the ADD ops in `streams.ctrl`, in `mode`, for the
@@ -494,15 +545,20 @@ pub fn apply_ops(
     out: &mut [u8],
     zeroed: bool,
 ) -> Result<()> {
-    let dec = OpDecoder::new(
-        &streams.ctrl,
-        new_start,
-        out.len() as u64,
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
-        old.len() as u64,
-        ranges,
-    );
+    let out_len = out.len() as u64;
+    let dec = || {
+        OpDecoder::new(
+            &streams.ctrl,
+            new_start,
+            out_len,
+            streams.diff.len() as u64,
+            streams.lit.len() as u64,
+            old.len() as u64,
+            ranges,
+        )
+    };
+    let diff = diff_in_op_order(streams, dec(), |o, l| &old[o as usize..o as usize + l])?;
+    let dec = dec();
     let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
     for op in dec {
         let op = op?;
@@ -512,7 +568,7 @@ pub fn apply_ops(
             Op::Copy { old: o, .. } => dst.copy_from_slice(&old[o as usize..o as usize + len]),
             Op::Add { old: o, .. } => {
                 let src = &old[o as usize..o as usize + len];
-                let diff = &streams.diff[dpos..dpos + len];
+                let diff = &diff[dpos..dpos + len];
                 streams.add.add(dst, src, diff, new_start + pos as u64);
                 dpos += len;
             }

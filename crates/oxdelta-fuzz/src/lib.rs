@@ -241,6 +241,19 @@ fn one_chunk_patch(old: &[u8], entry: &ChunkEntry, payload: &[u8], new_hash: [u8
 
 /// The obvious interpretation of a chunk's ops: the oracle for
 /// [`apply_ops`].
+/// True when byte `k` of an ADD's OLD source follows, within 4 bytes, an
+/// x86 opcode whose operand is a 32-bit displacement.
+fn naive_operand(src: &[u8], k: usize) -> bool {
+    const MEM: [u8; 9] = [0x89, 0x8b, 0x8d, 0x39, 0x3b, 0x81, 0x83, 0xc7, 0xff];
+    (k.saturating_sub(4)..k).any(|j| {
+        let b = src[j];
+        b == 0xe8
+            || b == 0xe9
+            || (j > 0 && src[j - 1] == 0x0f && (0x80..=0x8f).contains(&b))
+            || (j > 0 && MEM.contains(&src[j - 1]) && b & 0xc7 == 0x05)
+    })
+}
+
 fn naive_apply(
     old: &[u8],
     s: &Streams,
@@ -257,9 +270,41 @@ fn naive_apply(
         old.len() as u64,
         ranges,
     );
+    let ops: Vec<Op> = dec.collect::<Result<_, _>>().ok()?;
+    // The operand split, undone the obvious way: a diff byte is in class A
+    // when one of the 4 source bytes before it (inside its op) starts an
+    // operand; class A bytes are stored first.
+    let diff: Vec<u8> = if s.split {
+        let srcs: Vec<&[u8]> = ops
+            .iter()
+            .filter_map(|op| match *op {
+                Op::Add { old: o, len } => Some(&old[o as usize..(o + len) as usize]),
+                _ => None,
+            })
+            .collect();
+        let n_a = srcs
+            .iter()
+            .map(|src| (0..src.len()).filter(|&k| naive_operand(src, k)).count())
+            .sum::<usize>();
+        let (mut a, mut b, mut out) = (0, n_a, Vec::new());
+        for src in srcs {
+            for k in 0..src.len() {
+                if naive_operand(src, k) {
+                    out.push(s.diff[a]);
+                    a += 1;
+                } else {
+                    out.push(s.diff[b]);
+                    b += 1;
+                }
+            }
+        }
+        out
+    } else {
+        s.diff.clone()
+    };
     let (mut out, mut d, mut l) = (Vec::new(), 0usize, 0usize);
-    for op in dec {
-        match op.ok()? {
+    for op in ops {
+        match op {
             Op::Copy { old: o, len } => {
                 for k in 0..len as usize {
                     out.push(old[o as usize + k]);
@@ -276,11 +321,11 @@ fn naive_apply(
                     if word {
                         let b = o as usize + k;
                         let ow = u32::from_le_bytes(old[b..b + 4].try_into().unwrap());
-                        let dw = u32::from_le_bytes(s.diff[d..d + 4].try_into().unwrap());
+                        let dw = u32::from_le_bytes(diff[d..d + 4].try_into().unwrap());
                         out.extend_from_slice(&ow.wrapping_add(dw).to_le_bytes());
                         (k, d) = (k + 4, d + 4);
                     } else {
-                        out.push(old[o as usize + k].wrapping_add(s.diff[d]));
+                        out.push(old[o as usize + k].wrapping_add(diff[d]));
                         (k, d) = (k + 1, d + 1);
                     }
                 }
@@ -334,6 +379,7 @@ fn check_chunk(input: &ChunkInput) {
         _ => DiffFilter::ALL[usize::from(input.codec / 3) % 3],
     };
     let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 2];
+    let operand_split = input.codec / 18 % 2 == 1;
     let compress = input.flags & FLAG_COMPRESS != 0;
     let old = &input.old[..];
     let mut raw_streams = input.streams.clone();
@@ -375,6 +421,7 @@ fn check_chunk(input: &ChunkInput) {
         codec,
         diff_filter,
         add_mode,
+        operand_split,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],

@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 7)] {
+    for (v, want) in [(1, 7), (2, 9)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -145,9 +145,9 @@ fn golden_info_fields() {
         // Version 1 has no diff coding choices; every later golden patch
         // uses one.
         assert_eq!(
-            h.chunks
-                .iter()
-                .any(|c| c.diff_filter != DiffFilter::None || c.add_mode != AddMode::Bytes),
+            h.chunks.iter().any(|c| c.diff_filter != DiffFilter::None
+                || c.add_mode != AddMode::Bytes
+                || c.operand_split),
             g.version >= 2,
             "{}",
             g.name
@@ -311,7 +311,26 @@ fn pairs() -> Vec<Pair> {
         new.extend_from_slice(&filler);
     }
     let w = ("table", old, new);
-    vec![t, b, w]
+
+    // x86-like code: short instructions and `call rel32`; in NEW half the
+    // call targets moved by 0x40 bytes, so the diff bytes sit in the call
+    // operands, which the operand split groups (format version 2).
+    const OPS: [u8; 8] = [0x48, 0x89, 0xc3, 0x90, 0x31, 0xc0, 0x5d, 0x41];
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    for i in 0..1500u32 {
+        for _ in 0..3 + r() % 5 {
+            let b = OPS[(r() % 8) as usize];
+            old.push(b);
+            new.push(b);
+        }
+        let rel = (r() % 60_000) as u32;
+        old.push(0xe8);
+        new.push(0xe8);
+        old.extend_from_slice(&rel.to_le_bytes());
+        new.extend_from_slice(&(rel + if i % 2 == 0 { 0x40 } else { 0 }).to_le_bytes());
+    }
+    let c = ("code", old, new);
+    vec![t, b, w, c]
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the

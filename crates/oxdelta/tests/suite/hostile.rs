@@ -160,6 +160,7 @@ fn damaged_unsigned_patch_never_panics_or_lies() {
         "v2/bin.zstd.oxd",
         "v2/text.lz4.oxd",
         "v2/table.zstd.oxd",
+        "v2/code.zstd.oxd",
     ] {
         let g = golden::get(name);
         let opts = ApplyOptions::default();
@@ -310,6 +311,7 @@ fn one_chunk(
         codec,
         diff_filter: oxdelta_format::DiffFilter::None,
         add_mode: oxdelta_format::AddMode::Bytes,
+        operand_split: false,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -445,6 +447,7 @@ fn terabyte_new_is_refused_before_allocating() {
                 codec: Codec::None,
                 diff_filter: oxdelta_format::DiffFilter::None,
                 add_mode: oxdelta_format::AddMode::Bytes,
+                operand_split: false,
                 ctrl: StreamLen {
                     raw: ctrl.len() as u32,
                     stored: ctrl.len() as u32,

@@ -78,7 +78,7 @@ impl AddMode {
 
     /// Where the word-aligned middle of an op of `len` bytes starting at
     /// NEW offset `new_pos` lies: `(head, body)` bytes.
-    fn split(new_pos: u64, len: usize) -> (usize, usize) {
+    pub(crate) fn split(new_pos: u64, len: usize) -> (usize, usize) {
         let head = ((4 - new_pos % 4) % 4) as usize;
         let head = head.min(len);
         (head, (len - head) / 4 * 4)
@@ -443,6 +443,106 @@ pub mod split {
     }
 }
 
+/// Builds a filtered diff stream from diff bytes pushed one at a time:
+/// `DiffFilter::encode` without holding the unfiltered stream, so an
+/// encoder can try a diff variant (another add mode or order) while
+/// holding only its much smaller run layout.
+#[derive(Debug)]
+pub struct FilterSink {
+    filter: DiffFilter,
+    zeros: u64,
+    run: Vec<u8>,
+    nonzero: usize,
+    len: usize,
+    /// Tokens, or (None) the plain bytes.
+    out: Vec<u8>,
+    /// Runs: the zero-run and byte-run varints and the non-zero bytes.
+    zs: Vec<u8>,
+    ns: Vec<u8>,
+    bs: Vec<u8>,
+}
+
+impl FilterSink {
+    /// An empty stream in layout `filter`.
+    pub fn new(filter: DiffFilter) -> FilterSink {
+        FilterSink {
+            filter,
+            zeros: 0,
+            run: Vec::new(),
+            nonzero: 0,
+            len: 0,
+            out: Vec::new(),
+            zs: Vec::new(),
+            ns: Vec::new(),
+            bs: Vec::new(),
+        }
+    }
+
+    /// Appends one diff byte.
+    #[inline]
+    pub fn push(&mut self, b: u8) {
+        self.len += 1;
+        if self.filter == DiffFilter::None {
+            self.out.push(b);
+            self.nonzero += usize::from(b != 0);
+            return;
+        }
+        if b == 0 {
+            if !self.run.is_empty() {
+                self.flush();
+            }
+            self.zeros += 1;
+        } else {
+            self.nonzero += 1;
+            self.run.push(b);
+        }
+    }
+
+    fn flush(&mut self) {
+        let n = self.run.len() as u64;
+        match self.filter {
+            DiffFilter::None => {}
+            DiffFilter::Tokens => {
+                put_varint(&mut self.out, self.zeros);
+                put_varint(&mut self.out, n);
+                self.out.extend_from_slice(&self.run);
+            }
+            DiffFilter::Runs => {
+                put_varint(&mut self.zs, self.zeros);
+                put_varint(&mut self.ns, n);
+                self.bs.extend_from_slice(&self.run);
+            }
+        }
+        self.zeros = 0;
+        self.run.clear();
+    }
+
+    /// Bytes pushed so far, and how many of them were not zero.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.len, self.nonzero)
+    }
+
+    /// The filtered stream.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.filter != DiffFilter::None && (self.zeros > 0 || !self.run.is_empty()) {
+            self.flush();
+        }
+        match self.filter {
+            DiffFilter::Runs => {
+                let mut out =
+                    Vec::with_capacity(self.zs.len() + self.ns.len() + self.bs.len() + 20);
+                put_varint(&mut out, self.zs.len() as u64);
+                put_varint(&mut out, self.ns.len() as u64);
+                out.extend_from_slice(&self.zs);
+                out.extend_from_slice(&self.ns);
+                out.extend_from_slice(&self.bs);
+                out
+            }
+            _ => self.out,
+        }
+    }
+}
+
 /// Splits `diff` into (zero run, non-zero run) pairs covering it in order.
 /// Only the last pair may have an empty non-zero run.
 fn runs(diff: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -621,6 +721,20 @@ mod tests {
                 if !d.is_empty() {
                     assert!(f.decode(&e, d.len() - 1).is_err(), "{f:?} over max_out");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn sink_equals_encode() {
+        for d in samples() {
+            for f in DiffFilter::ALL {
+                let mut sink = FilterSink::new(f);
+                for &b in &d {
+                    sink.push(b);
+                }
+                assert_eq!(sink.counts().0, d.len());
+                assert_eq!(sink.finish(), f.encode(&d), "{f:?} {}", d.len());
             }
         }
     }

@@ -100,15 +100,32 @@ pub fn encode_chunk(
     new_offset: u64,
     new_chunk: &[u8],
 ) -> EncodedChunk {
-    encode_chunk_with(codec, streams, &[], old_ranges, new_offset, new_chunk)
+    let none = |_: AddMode, _: bool, _: DiffFilter| -> (Vec<u8>, usize) {
+        unreachable!("no alternatives")
+    };
+    encode_chunk_with(
+        codec,
+        streams,
+        &[],
+        &none,
+        old_ranges,
+        new_offset,
+        new_chunk,
+    )
 }
 
-/// [`encode_chunk`], with `alternatives`: the same ops' diff stream in other
-/// add modes and orders (`true`: the operand split's), also tried.
+/// Makes the diff stream of a chunk's ops in another add mode and order
+/// (`true`: the operand split's), already in the given layout, on demand;
+/// also returns how many of its diff bytes are not zero.
+pub(crate) type DiffVariant<'a> = &'a dyn Fn(AddMode, bool, DiffFilter) -> (Vec<u8>, usize);
+
+/// [`encode_chunk`], also trying the diff stream in the add modes and
+/// orders `alternatives`, which `make` produces one at a time.
 pub(crate) fn encode_chunk_with(
     codec: Codec,
     streams: &Streams,
-    alternatives: &[(AddMode, bool, Vec<u8>)],
+    alternatives: &[(AddMode, bool)],
+    make: DiffVariant<'_>,
     old_ranges: Vec<(u64, u64)>,
     new_offset: u64,
     new_chunk: &[u8],
@@ -118,9 +135,7 @@ pub(crate) fn encode_chunk_with(
     let mut layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
     let mut stored: Vec<Vec<u8>> = Vec::new();
     if codec != Codec::None {
-        let mut diffs = vec![(streams.add, streams.split, &streams.diff[..])];
-        diffs.extend(alternatives.iter().map(|(m, sp, d)| (*m, *sp, &d[..])));
-        layout = DiffLayout::best(codec, &diffs);
+        layout = DiffLayout::best(codec, streams, alternatives, make);
         stored = vec![
             codec.compress(&streams.ctrl),
             std::mem::take(&mut layout.stored),
@@ -189,63 +204,93 @@ impl DiffLayout {
         }
     }
 
-    /// Tries each diff stream (one per add mode) in each run layout, and as
-    /// is when its bytes are dense or few (compressing long zero runs as is
-    /// costs the most time: zstd 19 is ~30 times slower on a sparse diff
-    /// stream than on its run layout), and keeps the smallest.
+    /// Tries the diff stream in each add mode and order, each in each run
+    /// layout, and as is when its bytes are dense or few (compressing long
+    /// zero runs as is costs the most time: zstd 19 is ~30 times slower on
+    /// a sparse diff stream than on its run layout), and keeps the smallest.
     ///
     /// Candidates are ranked with a fast level of the codec (zstd 3) and
     /// only the best, and the runner-up when within 1% of it, are
     /// compressed at the codec's own level: on the corpus pairs the
     /// layouts and modes differ by 5–50%, and a strong level costs ~20× a
     /// fast one. (Keeping every candidate within 3% gave the same patches
-    /// on exe-go and exe-rust, 10% slower.)
-    fn best(codec: Codec, diffs: &[(AddMode, bool, &[u8])]) -> DiffLayout {
-        let (add, split, first) = diffs[0];
-        if first.is_empty() {
-            return DiffLayout::plain(add, split, first);
+    /// on exe-go and exe-rust, 10% slower.) Variants are made, ranked and
+    /// dropped one at a time and the finalists made again, so the extra
+    /// memory is one variant and one candidate (about twice the diff
+    /// stream), not all of them.
+    fn best(
+        codec: Codec,
+        streams: &Streams,
+        alternatives: &[(AddMode, bool)],
+        make: DiffVariant<'_>,
+    ) -> DiffLayout {
+        if streams.diff.is_empty() {
+            return DiffLayout::plain(streams.add, streams.split, &streams.diff);
         }
-        let mut cands: Vec<(AddMode, bool, DiffFilter, Vec<u8>)> = Vec::new();
-        for &(add, split, diff) in diffs {
-            let tokens = DiffFilter::Tokens.encode(diff);
-            // Dense, or small enough that trying costs little (tiny streams
-            // also pay the filters' run lengths with nothing to win back).
-            let plain_too = tokens.len() > diff.len() / 2 || diff.len() <= 64 << 10;
-            cands.push((add, split, DiffFilter::Runs, DiffFilter::Runs.encode(diff)));
-            cands.push((add, split, DiffFilter::Tokens, tokens));
-            if plain_too {
-                cands.push((add, split, DiffFilter::None, diff.to_vec()));
+        // One variant in one layout: the chunk's own diff stream directly,
+        // the others through `make`.
+        let filtered = |v: (AddMode, bool), filter: DiffFilter| -> (Vec<u8>, usize) {
+            if v == (streams.add, streams.split) {
+                let nonzero = streams.diff.iter().filter(|&&b| b != 0).count();
+                (filter.encode(&streams.diff), nonzero)
+            } else {
+                make(v.0, v.1, filter)
+            }
+        };
+        let mut variants = vec![(streams.add, streams.split)];
+        for &v in alternatives {
+            if !variants.contains(&v) {
+                variants.push(v);
             }
         }
         let quick = match codec {
             Codec::Zstd(level) if level > 3 => Some(Codec::Zstd(3)),
             _ => None,
         };
-        let finalists: Vec<usize> = match quick {
-            None => (0..cands.len()).collect(),
-            Some(q) => {
-                let sizes: Vec<usize> = cands.iter().map(|c| q.compress(&c.3).len()).collect();
-                let mut order: Vec<usize> = (0..cands.len()).collect();
-                order.sort_by_key(|&i| sizes[i]);
-                let min = sizes[order[0]];
-                order.retain(|&i| sizes[i] * 100 <= min * 101);
-                order.truncate(2);
-                order
-            }
-        };
+        // (size, variant, filter), by the quick codec when there is one;
+        // without one the sizes are final and the best is kept.
+        let mut ranked: Vec<(usize, (AddMode, bool), DiffFilter)> = Vec::new();
         let mut best: Option<DiffLayout> = None;
-        for i in finalists {
-            let (add, split, filter, filtered) = &cands[i];
-            let stored = codec.compress(filtered);
-            if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
-                best = Some(DiffLayout {
-                    add: *add,
-                    split: *split,
-                    filter: *filter,
-                    filtered_len: filtered.len(),
-                    stored,
-                });
+        let consider =
+            |best: &mut Option<DiffLayout>, v: (AddMode, bool), filter, filtered: &[u8]| {
+                let stored = codec.compress(filtered);
+                if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
+                    *best = Some(DiffLayout {
+                        add: v.0,
+                        split: v.1,
+                        filter,
+                        filtered_len: filtered.len(),
+                        stored,
+                    });
+                }
+            };
+        let n = streams.diff.len();
+        for &v in &variants {
+            for filter in [DiffFilter::Tokens, DiffFilter::Runs, DiffFilter::None] {
+                let (bytes, nonzero) = filtered(v, filter);
+                // The stream as is only when dense, or small enough that
+                // trying costs little (tiny streams also pay the filters'
+                // run lengths with nothing to win back).
+                if filter == DiffFilter::Runs && nonzero * 4 < n && n > 64 << 10 {
+                    match quick {
+                        Some(q) => ranked.push((q.compress(&bytes).len(), v, filter)),
+                        None => consider(&mut best, v, filter, &bytes),
+                    }
+                    break;
+                }
+                match quick {
+                    Some(q) => ranked.push((q.compress(&bytes).len(), v, filter)),
+                    None => consider(&mut best, v, filter, &bytes),
+                }
             }
+        }
+        ranked.sort_unstable_by_key(|r| r.0);
+        let min = ranked.first().map_or(0, |r| r.0);
+        for &(size, v, filter) in ranked.iter().take(2) {
+            if size * 100 > min * 101 {
+                break;
+            }
+            consider(&mut best, v, filter, &filtered(v, filter).0);
         }
         best.expect("at least one candidate")
     }

@@ -14,7 +14,7 @@
 use crate::codec::Codec;
 use crate::cursor::{Cursor, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
-use crate::filter::{AddMode, split};
+use crate::filter::{AddMode, DiffFilter, FilterSink, split};
 use crate::limits;
 
 /// One operation, producing `len` NEW bytes.
@@ -239,26 +239,49 @@ impl<'a> ChunkEncoder<'a> {
         let ranges = coalesce_ranges(ranges, max_ranges);
         let new_chunk = &new[start as usize..end as usize];
         let mut alternatives = Vec::new();
+        let mut adds = Vec::new();
         if codec != Codec::None && !streams.diff.is_empty() {
-            let words = diff_stream(AddMode::Words32, &streams, old, new_chunk, start);
-            let adds = add_sources(&streams, old, new_chunk.len() as u64, start);
-            let sources = adds.iter().map(|&(o, l)| &old[o..o + l]);
-            if sources.clone().map(split::count_a).sum::<usize>() > 0 {
-                let split_bytes = split::split(&streams.diff, sources.clone());
-                let split_words = split::split(&words, sources);
-                alternatives.push((AddMode::Bytes, true, split_bytes));
-                alternatives.push((AddMode::Words32, true, split_words));
+            adds = add_sources(&streams, old, new_chunk.len() as u64, start);
+            alternatives.push((AddMode::Words32, false));
+            if adds
+                .iter()
+                .map(|&(o, l, _)| split::count_a(&old[o..o + l]))
+                .sum::<usize>()
+                > 0
+            {
+                alternatives.push((AddMode::Bytes, true));
+                alternatives.push((AddMode::Words32, true));
             }
-            alternatives.push((AddMode::Words32, false, words));
         }
-        crate::encode_chunk_with(codec, &streams, &alternatives, ranges, start, new_chunk)
+        let make = |add: AddMode, order_split: bool, filter: DiffFilter| {
+            let mut sink = FilterSink::new(filter);
+            feed_variant(&mut sink, add, order_split, &adds, old, new_chunk, start);
+            let (_, nonzero) = sink.counts();
+            (sink.finish(), nonzero)
+        };
+        crate::encode_chunk_with(
+            codec,
+            &streams,
+            &alternatives,
+            &make,
+            ranges,
+            start,
+            new_chunk,
+        )
     }
 }
 
-/// `(OLD start, length)` of every ADD in `streams.ctrl`, in op order, for an
-/// encoder's own chunk of `new_len` bytes at `new_start`.
-fn add_sources(streams: &Streams, old: &[u8], new_len: u64, new_start: u64) -> Vec<(usize, usize)> {
+/// `(OLD start, length, offset in the chunk)` of every ADD in
+/// `streams.ctrl`, in op order, for an encoder's own chunk of `new_len`
+/// bytes at `new_start`.
+fn add_sources(
+    streams: &Streams,
+    old: &[u8],
+    new_len: u64,
+    new_start: u64,
+) -> Vec<(usize, usize, usize)> {
     let whole = [(0, old.len() as u64)];
+    let mut pos = 0usize;
     OpDecoder::new(
         &streams.ctrl,
         new_start,
@@ -268,11 +291,82 @@ fn add_sources(streams: &Streams, old: &[u8], new_len: u64, new_start: u64) -> V
         old.len() as u64,
         if old.is_empty() { &[] } else { &whole },
     )
-    .filter_map(|op| match op.expect("the encoder's own ops decode") {
-        Op::Add { old, len } => Some((old as usize, len as usize)),
-        _ => None,
+    .filter_map(|op| {
+        let op = op.expect("the encoder's own ops decode");
+        let at = pos;
+        pos += op.len() as usize;
+        match op {
+            Op::Add { old, len } => Some((old as usize, len as usize, at)),
+            _ => None,
+        }
     })
     .collect()
+}
+
+/// Pushes the diff bytes of the ADDs `adds` (see [`add_sources`]) to
+/// `sink`, computed in `add` mode and, with `order_split`, in the operand
+/// split's order: the diff stream [`AddMode::sub`] and
+/// [`split::split`] would make, without holding it.
+fn feed_variant(
+    sink: &mut FilterSink,
+    add: AddMode,
+    order_split: bool,
+    adds: &[(usize, usize, usize)],
+    old: &[u8],
+    new_chunk: &[u8],
+    start: u64,
+) {
+    // The diff byte k of one ADD, word differences cached per word.
+    struct OpDiff<'a> {
+        src: &'a [u8],
+        dst: &'a [u8],
+        words: Option<(usize, usize)>,
+        cached: (usize, [u8; 4]),
+    }
+    impl OpDiff<'_> {
+        #[inline]
+        fn byte(&mut self, k: usize) -> u8 {
+            if let Some((head, body)) = self.words {
+                if k >= head && k < head + body {
+                    let w = k - (k - head) % 4;
+                    if self.cached.0 != w {
+                        let word =
+                            |b: &[u8]| u32::from_le_bytes([b[w], b[w + 1], b[w + 2], b[w + 3]]);
+                        let d = word(self.dst).wrapping_sub(word(self.src));
+                        self.cached = (w, d.to_le_bytes());
+                    }
+                    return self.cached.1[k - w];
+                }
+            }
+            self.dst[k].wrapping_sub(self.src[k])
+        }
+    }
+    let op = |&(o, l, at): &(usize, usize, usize)| OpDiff {
+        src: &old[o..o + l],
+        dst: &new_chunk[at..at + l],
+        words: (add == AddMode::Words32).then(|| AddMode::split(start + at as u64, l)),
+        cached: (usize::MAX, [0; 4]),
+    };
+    if !order_split {
+        for a in adds {
+            let mut d = op(a);
+            for k in 0..a.1 {
+                sink.push(d.byte(k));
+            }
+        }
+        return;
+    }
+    for class_a in [true, false] {
+        for a in adds {
+            let mut d = op(a);
+            let src = d.src;
+            split::classify(src, |k, in_a| {
+                if in_a == class_a {
+                    sink.push(d.byte(k));
+                }
+            });
+        }
+    }
 }
 
 /// The diff bytes of `streams` in op order: `streams.diff` itself, or, when

@@ -422,24 +422,84 @@ pub mod split {
     /// cover exactly `stored.len()` bytes (the op decoder checks that ADD
     /// lengths sum to the diff stream's length).
     pub fn join<'o>(stored: &[u8], sources: impl Iterator<Item = &'o [u8]> + Clone) -> Vec<u8> {
-        let n_a: usize = sources.clone().map(count_a).sum();
-        let mut out = Vec::with_capacity(stored.len());
-        let (mut a, mut b) = (0, n_a);
+        // One classification pass into a bitmap (a bit per diff byte, an
+        // eighth of the stream), then the gather, 64 bytes per word.
+        let mut bits = Bits::default();
         for src in sources {
             masks(src, |m| {
-                // Copy runs of one class at a time.
-                let mut i = 0;
-                while i < m.len() {
-                    let c = m[i];
-                    let run = m[i..].iter().position(|&x| x != c).unwrap_or(m.len() - i);
-                    let slot = if c != 0 { &mut a } else { &mut b };
-                    out.extend_from_slice(&stored[*slot..*slot + run]);
-                    *slot += run;
-                    i += run;
+                let mut w = m.chunks_exact(8);
+                for b in &mut w {
+                    // Eight 0/1 bytes to eight bits, the first lowest.
+                    let x = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                    bits.push((x.wrapping_mul(0x0102_0408_1020_4080) >> 56) & 0xff, 8);
+                }
+                for &c in w.remainder() {
+                    bits.push(u64::from(c), 1);
                 }
             });
         }
+        let (words, len) = bits.finish();
+        let n_a: usize = words.iter().map(|w| w.count_ones() as usize).sum();
+        let mut out = Vec::with_capacity(stored.len());
+        let (mut a, mut b) = (0, n_a);
+        let mut take = |slot: &mut usize, n: usize| {
+            out.extend_from_slice(&stored[*slot..*slot + n]);
+            *slot += n;
+        };
+        for (k, &w) in words.iter().enumerate() {
+            let n = (len - 64 * k).min(64) as u32;
+            let w = if n == 64 { w } else { w & ((1u64 << n) - 1) };
+            // Runs of one class: trailing zeros are B, trailing ones A.
+            let mut rest = w;
+            let mut done = 0u32;
+            while done < n {
+                let run = if rest & 1 == 0 {
+                    let r = rest.trailing_zeros().min(n - done);
+                    take(&mut b, r as usize);
+                    r
+                } else {
+                    let r = rest.trailing_ones();
+                    take(&mut a, r as usize);
+                    r
+                };
+                done += run;
+                rest = if run >= 64 { 0 } else { rest >> run };
+            }
+        }
         out
+    }
+
+    /// An append-only bitmap.
+    #[derive(Default)]
+    struct Bits {
+        words: Vec<u64>,
+        acc: u64,
+        n: u32,
+        len: usize,
+    }
+
+    impl Bits {
+        /// Appends the low `k` (≤ 8) bits of `v`.
+        fn push(&mut self, v: u64, k: u32) {
+            self.acc |= v << self.n;
+            self.len += k as usize;
+            if self.n + k >= 64 {
+                self.words.push(self.acc);
+                let used = 64 - self.n;
+                self.acc = if used < k { v >> used } else { 0 };
+                self.n = self.n + k - 64;
+            } else {
+                self.n += k;
+            }
+        }
+
+        /// The words (the last one partial) and the number of bits.
+        fn finish(mut self) -> (Vec<u64>, usize) {
+            if self.n > 0 {
+                self.words.push(self.acc);
+            }
+            (self.words, self.len)
+        }
     }
 }
 

@@ -399,6 +399,24 @@ impl Drop for TempOut {
     }
 }
 
+/// `path` opened for writing with `O_DIRECT`, if the file system allows.
+fn open_direct(path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(path)
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn parent_dir(p: &Path) -> PathBuf {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -412,10 +430,21 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
     Ok((f, m))
 }
 
-/// Where file applies put NEW: chunks are rebuilt in pooled heap buffers
-/// (where their hash is checked while hot in cache) and written with
-/// positioned writes, skipping 4 KiB blocks that are all zero so the fresh
-/// output stays sparse.
+/// Where file applies put NEW: chunks are rebuilt in pooled, page-aligned
+/// buffers (where their hash is checked while hot in cache) and written
+/// with positioned writes, skipping 4 KiB blocks that are all zero so the
+/// fresh output stays sparse.
+///
+/// Where the file system allows, the aligned part of each write goes
+/// through a second descriptor opened with `O_DIRECT` (Linux): the kernel
+/// then does not copy NEW into fresh page-cache pages (22–32% of apply CPU
+/// on tar-src and so-lib, first touches of pages being slow here), and the
+/// final `fsync` has no dirty data left to write (55 ms → under 1 ms on
+/// img-ext4). Measured in interleaved runs: img-ext4 0.40 → 0.33 s, img-big
+/// 1.85 → 1.15 s, so-lib 0.38 → 0.36 s. The cost: NEW is not left in the
+/// page cache. Unaligned heads and tails, and any direct write the file
+/// system refuses, go through the ordinary descriptor; `fsync` is per
+/// file, so it covers both.
 ///
 /// Writing through a shared writable map was measured first: on a fresh
 /// sparse file every first touch of a page makes the kernel zero a page
@@ -424,7 +453,9 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 struct FileSink<'f> {
     file: &'f File,
     path: &'f Path,
-    pool: std::sync::Mutex<Vec<Vec<u8>>>,
+    pool: std::sync::Mutex<Vec<map::AnonBuf>>,
+    /// The same file opened with `O_DIRECT`, when the file system allows.
+    direct: Option<File>,
     /// Set when OLD's hash has been found wrong: stop early.
     old_failed: &'f AtomicBool,
 }
@@ -458,17 +489,16 @@ impl FileSink<'_> {
                 opts.progress.advance(u64::from(e.new_len));
                 return Ok(());
             }
-            let mut buf = self
-                .pool
-                .lock()
-                .map(|mut p| p.pop())
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            buf.resize(e.new_len as usize, 0);
-            buf.truncate(e.new_len as usize);
-            oxdelta_format::apply_chunk(e, payload(i), old, &mut buf, false)?;
-            write_sparse(self.file, e.new_offset, &buf).map_err(io("writing", self.path))?;
+            let popped = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
+            let mut buf = match popped {
+                Some(b) => b,
+                None => map::AnonBuf::new(oxdelta_format::limits::MAX_CHUNK_NEW_LEN as usize)
+                    .map_err(io("allocating a buffer for", self.path))?,
+            };
+            let out = &mut buf[..e.new_len as usize];
+            oxdelta_format::apply_chunk(e, payload(i), old, out, false)?;
+            write_sparse(self.file, self.direct.as_ref(), e.new_offset, out)
+                .map_err(io("writing", self.path))?;
             opts.progress.advance(u64::from(e.new_len));
             if let Ok(mut p) = self.pool.lock() {
                 p.push(buf);
@@ -480,7 +510,13 @@ impl FileSink<'_> {
 
 /// Writes `buf` at `offset`, leaving aligned all-zero blocks unwritten (the
 /// file was just created at its final length, so they read as zeros).
-fn write_sparse(file: &File, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+fn write_sparse(
+    file: &File,
+    direct: Option<&File>,
+    offset: u64,
+    buf: &[u8],
+) -> std::io::Result<()> {
+    let write_at = |b: &[u8], at: u64| write_maybe_direct(file, direct, b, at);
     // OR-fold 64 bytes at a time: vectorises, and stops at the first
     // non-zero block.
     let is_zero = |b: &[u8]| {
@@ -496,7 +532,7 @@ fn write_sparse(file: &File, offset: u64, buf: &[u8]) -> std::io::Result<()> {
         let end = end.min(buf.len());
         if is_zero(&buf[i..end]) {
             if let Some(s) = run_start.take() {
-                write_at(file, &buf[s..i], offset + s as u64)?;
+                write_at(&buf[s..i], offset + s as u64)?;
             }
         } else if run_start.is_none() {
             run_start = Some(i);
@@ -504,9 +540,27 @@ fn write_sparse(file: &File, offset: u64, buf: &[u8]) -> std::io::Result<()> {
         i = end;
     }
     if let Some(s) = run_start {
-        write_at(file, &buf[s..], offset + s as u64)?;
+        write_at(&buf[s..], offset + s as u64)?;
     }
     Ok(())
+}
+
+/// Writes through `direct` (`O_DIRECT`) the part of `buf` that is aligned
+/// to 4 KiB in memory, file offset and length, the rest through `file`.
+fn write_maybe_direct(
+    file: &File,
+    direct: Option<&File>,
+    buf: &[u8],
+    offset: u64,
+) -> std::io::Result<()> {
+    let body = (buf.len() as u64 / HOLE_BLOCK * HOLE_BLOCK) as usize;
+    let aligned = body > 0
+        && offset % HOLE_BLOCK == 0
+        && (buf.as_ptr() as usize) % (HOLE_BLOCK as usize) == 0;
+    if aligned && direct.is_some_and(|d| write_at(d, &buf[..body], offset).is_ok()) {
+        return write_at(file, &buf[body..], offset + body as u64);
+    }
+    write_at(file, buf, offset)
 }
 
 #[cfg(unix)]
@@ -560,6 +614,7 @@ fn write_atomically(
             file: tmp.file(),
             path: out,
             pool: std::sync::Mutex::new(Vec::new()),
+            direct: open_direct(&tmp.path),
             old_failed: &old_failed,
         })?;
         Ok(tmp)

@@ -78,3 +78,28 @@ impl DerefMut for WriteMap {
         self.0.as_deref_mut().unwrap_or(&mut [])
     }
 }
+
+/// Page-aligned anonymous memory (for `O_DIRECT` writes). No `unsafe`:
+/// memmap2's anonymous maps are safe to create.
+#[derive(Debug)]
+pub struct AnonBuf(MmapMut);
+
+impl AnonBuf {
+    /// `len` bytes of zeros, page-aligned; pages are faulted in on first use.
+    pub fn new(len: usize) -> std::io::Result<AnonBuf> {
+        Ok(AnonBuf(MmapMut::map_anon(len.max(1))?))
+    }
+}
+
+impl Deref for AnonBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl DerefMut for AnonBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}

@@ -812,12 +812,10 @@ fn build(e: &ChunkEntry, st: &StepInput, input: &[u8], old_len: u64) -> Result<V
     let streams = &st.streams;
     let mut out = vec![0u8; e.new_len as usize];
     let dec = || {
-        OpDecoder::new(
-            &streams.ctrl,
+        OpDecoder::for_streams(
+            streams,
             e.new_offset,
             u64::from(e.new_len),
-            streams.diff.len() as u64,
-            streams.lit.len() as u64,
             old_len,
             &e.old_ranges,
         )

@@ -89,12 +89,10 @@ fn main() {
                 std::fs::write(format!("{d}/{k}.{name}"), s).expect("dump");
             }
         }
-        let dec = OpDecoder::new(
-            &st.ctrl,
+        let dec = OpDecoder::for_streams(
+            &st,
             e.new_offset,
             u64::from(e.new_len),
-            st.diff.len() as u64,
-            st.lit.len() as u64,
             meta.old_len,
             &e.old_ranges,
         );

@@ -141,12 +141,10 @@ impl StashPlanner {
 /// applier checks them (inside OLD and the declared ranges, streams
 /// consumed exactly).
 pub fn op_reads(entry: &ChunkEntry, streams: &Streams, old_len: u64) -> Result<Vec<(u64, u64)>> {
-    let dec = OpDecoder::new(
-        &streams.ctrl,
+    let dec = OpDecoder::for_streams(
+        streams,
         entry.new_offset,
         u64::from(entry.new_len),
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
         old_len,
         &entry.old_ranges,
     );

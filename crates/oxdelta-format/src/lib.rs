@@ -511,12 +511,10 @@ pub fn is_zero_chunk(entry: &ChunkEntry, payload: &[u8], old_len: u64) -> bool {
     let Ok(streams) = decode_chunk(entry, payload) else {
         return false;
     };
-    let mut ops = OpDecoder::new(
-        &streams.ctrl,
+    let mut ops = OpDecoder::for_streams(
+        &streams,
         entry.new_offset,
         entry.new_len.into(),
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
         old_len,
         &entry.old_ranges,
     );

@@ -277,12 +277,10 @@ fn add_sources(
 ) -> Vec<(usize, usize, usize)> {
     let whole = [(0, old.len() as u64)];
     let mut pos = 0usize;
-    OpDecoder::new(
-        &streams.ctrl,
+    OpDecoder::for_streams(
+        streams,
         new_start,
         new_len,
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
         old.len() as u64,
         if old.is_empty() { &[] } else { &whole },
     )
@@ -417,45 +415,6 @@ pub fn diff_in_op_order<'s, 'o>(
     Ok(std::borrow::Cow::Owned(split::join(&streams.diff, sources)))
 }
 
-/// The diff stream of the ADD ops in `streams.ctrl`, in `mode`, for the
-/// chunk `new_chunk` of NEW, which starts at NEW offset `new_start`; `old`
-/// is all of OLD. `streams` must be an encoder's own output (its ops are
-/// trusted).
-pub fn diff_stream(
-    mode: AddMode,
-    streams: &Streams,
-    old: &[u8],
-    new_chunk: &[u8],
-    new_start: u64,
-) -> Vec<u8> {
-    let whole = [(0, old.len() as u64)];
-    let dec = OpDecoder::new(
-        &streams.ctrl,
-        new_start,
-        new_chunk.len() as u64,
-        streams.diff.len() as u64,
-        streams.lit.len() as u64,
-        old.len() as u64,
-        if old.is_empty() { &[] } else { &whole },
-    );
-    let mut out = Vec::with_capacity(streams.diff.len());
-    let mut pos = 0u64;
-    for op in dec {
-        let op = op.expect("the encoder's own ops decode");
-        if let Op::Add { old: o, len } = op {
-            let (o, n, l) = (o as usize, pos as usize, len as usize);
-            mode.sub(
-                &mut out,
-                &new_chunk[n..n + l],
-                &old[o..o + l],
-                new_start + pos,
-            );
-        }
-        pos += op.len();
-    }
-    out
-}
-
 /// Sorts and merges `(start, len)` ranges, then joins the closest
 /// neighbours until at most `max` remain. The result covers every input
 /// range.
@@ -512,6 +471,26 @@ pub struct OpDecoder<'a> {
 }
 
 impl<'a> OpDecoder<'a> {
+    /// A decoder for the ops of decoded `streams` (their diff and literal
+    /// lengths are what the ops must consume); otherwise as [`OpDecoder::new`].
+    pub fn for_streams(
+        streams: &'a Streams,
+        new_start: u64,
+        new_len: u64,
+        old_len: u64,
+        ranges: &'a [(u64, u64)],
+    ) -> OpDecoder<'a> {
+        OpDecoder::new(
+            &streams.ctrl,
+            new_start,
+            new_len,
+            streams.diff.len() as u64,
+            streams.lit.len() as u64,
+            old_len,
+            ranges,
+        )
+    }
+
     /// A decoder for `ctrl`, a chunk producing `new_len` bytes at
     /// `new_start`, with `diff_len` diff and `lit_len` literal bytes, reading
     /// only within `ranges` of an OLD of `old_len` bytes.
@@ -665,17 +644,7 @@ pub fn apply_ops(
     zeroed: bool,
 ) -> Result<()> {
     let out_len = out.len() as u64;
-    let dec = || {
-        OpDecoder::new(
-            &streams.ctrl,
-            new_start,
-            out_len,
-            streams.diff.len() as u64,
-            streams.lit.len() as u64,
-            old.len() as u64,
-            ranges,
-        )
-    };
+    let dec = || OpDecoder::for_streams(streams, new_start, out_len, old.len() as u64, ranges);
     let diff = diff_in_op_order(streams, dec(), |o, l| &old[o as usize..o as usize + l])?;
     let dec = dec();
     let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);

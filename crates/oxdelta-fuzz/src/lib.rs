@@ -261,15 +261,7 @@ fn naive_apply(
     new_start: u64,
     new_len: u64,
 ) -> Option<Vec<u8>> {
-    let dec = OpDecoder::new(
-        &s.ctrl,
-        new_start,
-        new_len,
-        s.diff.len() as u64,
-        s.lit.len() as u64,
-        old.len() as u64,
-        ranges,
-    );
+    let dec = OpDecoder::for_streams(s, new_start, new_len, old.len() as u64, ranges);
     let ops: Vec<Op> = dec.collect::<Result<_, _>>().ok()?;
     // The operand split, undone the obvious way: a diff byte is in class A
     // when one of the 4 source bytes before it (inside its op) starts an

@@ -82,12 +82,21 @@ pub fn old_of_len(n: usize) -> Vec<u8> {
 ///
 /// `Patch::parse`, `Head::parse`, `peek_head_len` and
 /// `SignatureBlock::parse` never panic; when a head parses, encoding it
-/// again gives back exactly its bytes (the format has one encoding), and
-/// every payload the parsed patch hands out has the length its entry names.
+/// again gives back exactly its bytes (the format has one encoding) except
+/// the version field: writers emit the lowest version that expresses the
+/// head, readers also accept a higher one. Every payload the parsed patch
+/// hands out has the length its entry names.
 pub fn parse(data: &[u8]) {
     let _ = head::peek_head_len(data);
     if let Ok(h) = Head::parse(data) {
-        let enc = Head::encode(&h.meta, &h.chunks);
+        let mut enc = Head::encode(&h.meta, &h.chunks);
+        let written = u16::from_le_bytes([enc[8], enc[9]]);
+        assert!(
+            written <= h.version,
+            "a head that parses as version {} needs version {written}",
+            h.version
+        );
+        enc[8..10].copy_from_slice(&h.version.to_le_bytes());
         assert_eq!(
             enc[..],
             data[..h.head_len as usize],
@@ -428,7 +437,11 @@ fn check_chunk(input: &ChunkInput) {
     };
     let e = &p.head.chunks[0];
     let decoded = oxdelta_format::decode_chunk(e, p.payload(0));
-    if compress {
+    // A filtered diff stream is checked against the chunk only when it is
+    // unfiltered (the parser bounds the filtered length), so honest streams
+    // decode only when diff and literals fit in the chunk.
+    let fits = input.streams[1].len() + input.streams[2].len() <= e.new_len as usize;
+    if compress && fits {
         let s = decoded
             .as_ref()
             .expect("honestly compressed streams decode");

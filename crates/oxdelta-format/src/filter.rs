@@ -189,35 +189,17 @@ impl DiffFilter {
         }
     }
 
-    /// Rewrites diff bytes in this layout.
+    /// Rewrites diff bytes in this layout (through a [`FilterSink`], the
+    /// one encoder of the layouts).
     pub fn encode(self, diff: &[u8]) -> Vec<u8> {
-        match self {
-            DiffFilter::None => diff.to_vec(),
-            DiffFilter::Runs => {
-                let (mut zeros, mut lens, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
-                for (z, n) in runs(diff) {
-                    put_varint(&mut zeros, z.len() as u64);
-                    put_varint(&mut lens, n.len() as u64);
-                    bytes.extend_from_slice(n);
-                }
-                let mut out = Vec::with_capacity(zeros.len() + lens.len() + bytes.len() + 20);
-                put_varint(&mut out, zeros.len() as u64);
-                put_varint(&mut out, lens.len() as u64);
-                out.extend_from_slice(&zeros);
-                out.extend_from_slice(&lens);
-                out.extend_from_slice(&bytes);
-                out
-            }
-            DiffFilter::Tokens => {
-                let mut out = Vec::new();
-                for (z, n) in runs(diff) {
-                    put_varint(&mut out, z.len() as u64);
-                    put_varint(&mut out, n.len() as u64);
-                    out.extend_from_slice(n);
-                }
-                out
-            }
+        if self == DiffFilter::None {
+            return diff.to_vec();
         }
+        let mut sink = FilterSink::new(self);
+        for &b in diff {
+            sink.push(b);
+        }
+        sink.finish()
     }
 
     /// Restores diff bytes from `filtered`, refusing to produce more than
@@ -603,29 +585,53 @@ impl FilterSink {
     }
 }
 
-/// Splits `diff` into (zero run, non-zero run) pairs covering it in order.
-/// Only the last pair may have an empty non-zero run.
-fn runs(diff: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut rest = diff;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let z = rest.iter().position(|&b| b != 0).unwrap_or(rest.len());
-        let n = rest[z..]
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(rest.len() - z);
-        let (zeros, tail) = rest.split_at(z);
-        let (bytes, tail) = tail.split_at(n);
-        rest = tail;
-        Some((zeros, bytes))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Splits `diff` into (zero run, non-zero run) pairs covering it in order.
+    /// Only the last pair may have an empty non-zero run.
+    fn runs(diff: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut rest = diff;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let z = rest.iter().position(|&b| b != 0).unwrap_or(rest.len());
+            let n = rest[z..]
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(rest.len() - z);
+            let (zeros, tail) = rest.split_at(z);
+            let (bytes, tail) = tail.split_at(n);
+            rest = tail;
+            Some((zeros, bytes))
+        })
+    }
+
+    /// The layouts written out from their definition in FORMAT.md: the
+    /// oracle for [`FilterSink`].
+    fn naive_encode(f: DiffFilter, diff: &[u8]) -> Vec<u8> {
+        let (mut zs, mut ns, mut bs, mut tokens) = (vec![], vec![], vec![], vec![]);
+        for (z, n) in runs(diff) {
+            put_varint(&mut zs, z.len() as u64);
+            put_varint(&mut ns, n.len() as u64);
+            bs.extend_from_slice(n);
+            put_varint(&mut tokens, z.len() as u64);
+            put_varint(&mut tokens, n.len() as u64);
+            tokens.extend_from_slice(n);
+        }
+        match f {
+            DiffFilter::None => diff.to_vec(),
+            DiffFilter::Tokens => tokens,
+            DiffFilter::Runs => {
+                let mut out = Vec::new();
+                put_varint(&mut out, zs.len() as u64);
+                put_varint(&mut out, ns.len() as u64);
+                [out, zs, ns, bs].concat()
+            }
+        }
+    }
 
     /// The block-wise, branch-free masks equal the byte-wise
     /// classification, across block boundaries and at every length.
@@ -786,7 +792,7 @@ mod tests {
     }
 
     #[test]
-    fn sink_equals_encode() {
+    fn sink_and_encode_follow_the_definition() {
         for d in samples() {
             for f in DiffFilter::ALL {
                 let mut sink = FilterSink::new(f);
@@ -794,7 +800,9 @@ mod tests {
                     sink.push(b);
                 }
                 assert_eq!(sink.counts().0, d.len());
-                assert_eq!(sink.finish(), f.encode(&d), "{f:?} {}", d.len());
+                let want = naive_encode(f, &d);
+                assert_eq!(sink.finish(), want, "{f:?} {}", d.len());
+                assert_eq!(f.encode(&d), want, "{f:?} {}", d.len());
             }
         }
     }

@@ -73,7 +73,8 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
 /// The newest format version this crate writes and reads. It reads every
 /// version from 1 up, and writes the lowest version that can express a
-/// patch (version 2 only when a chunk uses a [`DiffFilter`]).
+/// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
+/// other than bytes, or the operand split).
 pub const FORMAT_VERSION: u16 = 2;
 
 /// A chunk ready to be written: its table entry and its payload.
@@ -266,18 +267,16 @@ impl DiffLayout {
             };
         let n = streams.diff.len();
         for &v in &variants {
+            let mut nonzero = 0;
             for filter in [DiffFilter::Tokens, DiffFilter::Runs, DiffFilter::None] {
-                let (bytes, nonzero) = filtered(v, filter);
                 // The stream as is only when dense, or small enough that
                 // trying costs little (tiny streams also pay the filters'
                 // run lengths with nothing to win back).
-                if filter == DiffFilter::Runs && nonzero * 4 < n && n > 64 << 10 {
-                    match quick {
-                        Some(q) => ranked.push((q.compress(&bytes).len(), v, filter)),
-                        None => consider(&mut best, v, filter, &bytes),
-                    }
+                if filter == DiffFilter::None && nonzero * 4 < n && n > 64 << 10 {
                     break;
                 }
+                let (bytes, nz) = filtered(v, filter);
+                nonzero = nz;
                 match quick {
                     Some(q) => ranked.push((q.compress(&bytes).len(), v, filter)),
                     None => consider(&mut best, v, filter, &bytes),

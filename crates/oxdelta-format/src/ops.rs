@@ -231,8 +231,9 @@ impl<'a> ChunkEncoder<'a> {
     /// Finishes the chunk and encodes it with `codec` (see
     /// [`crate::encode_chunk`]), declaring at most `max_ranges` OLD ranges.
     /// With a compressing codec the diff stream is also tried in
-    /// [`AddMode::Words32`], which needs OLD and NEW: the reason this is a
-    /// method of the encoder.
+    /// [`AddMode::Words32`] and, where it pays, in the operand split's
+    /// order; both need OLD and NEW: the reason this is a method of the
+    /// encoder.
     pub fn encode(self, codec: Codec, max_ranges: usize) -> crate::EncodedChunk {
         let (old, new, start, end) = (self.old, self.new, self.start, self.new_pos);
         let (streams, ranges) = self.finish();
@@ -673,4 +674,78 @@ pub fn apply_ops(
         pos += len;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variants the encoder streams into a sink are the diff streams
+    /// their definitions give: [`AddMode::sub`] per ADD, then
+    /// [`split::split`] for the split order.
+    #[test]
+    fn streamed_variants_follow_the_definition() {
+        let mut x = 0x9e37_79b9u32;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        // Code-like OLD with calls, NEW with shifted call operands.
+        let old: Vec<u8> = (0..6000)
+            .map(|i| if i % 9 == 0 { 0xe8 } else { rnd() as u8 })
+            .collect();
+        let mut new = old.clone();
+        for i in (1..new.len()).step_by(9) {
+            new[i] = new[i].wrapping_add(0x40);
+        }
+        for start in [0usize, 3] {
+            let mut enc = ChunkEncoder::new(&old, &new, start as u64);
+            enc.push(Op::Add {
+                old: start as u64 + 1,
+                len: 2001,
+            });
+            enc.push(Op::Insert { len: 7 });
+            enc.push(Op::Add {
+                old: 2013,
+                len: 1500,
+            });
+            let end = enc.new_pos() as usize;
+            let (streams, _) = enc.finish();
+            let chunk = &new[start..end];
+            let adds = add_sources(&streams, &old, chunk.len() as u64, start as u64);
+            assert_eq!(adds.len(), 2);
+            for add in AddMode::ALL {
+                let mut plain = Vec::new();
+                for &(o, l, at) in &adds {
+                    add.sub(
+                        &mut plain,
+                        &chunk[at..at + l],
+                        &old[o..o + l],
+                        (start + at) as u64,
+                    );
+                }
+                let split_order =
+                    split::split(&plain, adds.iter().map(|&(o, l, _)| &old[o..o + l]));
+                for (order_split, want) in [(false, &plain), (true, &split_order)] {
+                    let mut sink = FilterSink::new(DiffFilter::None);
+                    feed_variant(
+                        &mut sink,
+                        add,
+                        order_split,
+                        &adds,
+                        &old,
+                        chunk,
+                        start as u64,
+                    );
+                    assert_eq!(
+                        &sink.finish(),
+                        want,
+                        "{add:?} split {order_split} at {start}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -329,7 +329,7 @@ pub mod split {
     /// [`trigger`] without branches, from byte `b` and the byte `p` before
     /// it (0 for the first byte, which triggers no two-byte pattern).
     #[inline(always)]
-    fn trigger_flag(b: u8, p: u8) -> u8 {
+    pub(crate) fn trigger_flag(b: u8, p: u8) -> u8 {
         let call = (b == 0xe8) | (b == 0xe9);
         let jcc = (p == 0x0f) & (b & 0xf0 == 0x80);
         let mem_op = (p == 0x89)

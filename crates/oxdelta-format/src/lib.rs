@@ -67,6 +67,7 @@ pub mod sign;
 
 pub use codec::Codec;
 pub use error::{Error, ErrorKind, Result};
+use filter::FilterSink;
 pub use filter::{AddMode, DiffFilter};
 pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
 pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
@@ -102,9 +103,7 @@ pub fn encode_chunk(
     new_offset: u64,
     new_chunk: &[u8],
 ) -> EncodedChunk {
-    let none = |_: AddMode, _: bool, _: DiffFilter| -> (Vec<u8>, usize) {
-        unreachable!("no alternatives")
-    };
+    let none = |_: AddMode, _: bool, _: &mut dyn FnMut(&[u8])| unreachable!("no alternatives");
     encode_chunk_with(
         codec,
         streams,
@@ -117,9 +116,9 @@ pub fn encode_chunk(
 }
 
 /// Makes the diff stream of a chunk's ops in another add mode and order
-/// (`true`: the operand split's), already in the given layout, on demand;
-/// also returns how many of its diff bytes are not zero.
-pub(crate) type DiffVariant<'a> = &'a dyn Fn(AddMode, bool, DiffFilter) -> (Vec<u8>, usize);
+/// (`true`: the operand split's) on demand, passing it in consecutive
+/// pieces to the callback.
+pub(crate) type DiffVariant<'a> = &'a dyn Fn(AddMode, bool, &mut dyn FnMut(&[u8]));
 
 /// [`encode_chunk`], also trying the diff stream in the add modes and
 /// orders `alternatives`, which `make` produces one at a time.
@@ -229,14 +228,24 @@ impl DiffLayout {
         if streams.diff.is_empty() {
             return DiffLayout::plain(streams.add, streams.split, &streams.diff);
         }
-        // One variant in one layout: the chunk's own diff stream directly,
-        // the others through `make`.
-        let filtered = |v: (AddMode, bool), filter: DiffFilter| -> (Vec<u8>, usize) {
-            if v == (streams.add, streams.split) {
-                let nonzero = streams.diff.iter().filter(|&&b| b != 0).count();
-                (filter.encode(&streams.diff), nonzero)
+        // One variant through a sink: the chunk's own diff stream
+        // directly, the others through `make`.
+        let own = (streams.add, streams.split);
+        let sink = |v: (AddMode, bool), filter: DiffFilter| -> FilterSink {
+            let mut sink = FilterSink::new(filter);
+            if v == own {
+                sink.push_slice(&streams.diff);
             } else {
-                make(v.0, v.1, filter)
+                make(v.0, v.1, &mut |piece| sink.push_slice(piece));
+            }
+            sink
+        };
+        // One variant in one layout.
+        let filtered = |v: (AddMode, bool), filter: DiffFilter| -> std::borrow::Cow<'_, [u8]> {
+            if v == own && filter == DiffFilter::None {
+                std::borrow::Cow::Borrowed(&streams.diff)
+            } else {
+                std::borrow::Cow::Owned(sink(v, filter).finish())
             }
         };
         let mut variants = vec![(streams.add, streams.split)];
@@ -268,20 +277,22 @@ impl DiffLayout {
             };
         let n = streams.diff.len();
         for &v in &variants {
-            let mut nonzero = 0;
-            for filter in [DiffFilter::Tokens, DiffFilter::Runs, DiffFilter::None] {
-                // The stream as is only when dense, or small enough that
-                // trying costs little (tiny streams also pay the filters'
-                // run lengths with nothing to win back).
-                if filter == DiffFilter::None && nonzero * 4 < n && n > 64 << 10 {
-                    break;
-                }
-                let (bytes, nz) = filtered(v, filter);
-                nonzero = nz;
-                match quick {
-                    Some(q) => ranked.push((q.compress(&bytes).len(), v, filter)),
-                    None => consider(&mut best, v, filter, &bytes),
-                }
+            let mut rank = |filter, bytes: &[u8]| match quick {
+                Some(q) => ranked.push((q.compress(bytes).len(), v, filter)),
+                None => consider(&mut best, v, filter, bytes),
+            };
+            // Both run layouts from one pass over the variant.
+            let mut runs = sink(v, DiffFilter::Runs);
+            let nonzero = runs.counts().1;
+            for filter in [DiffFilter::Tokens, DiffFilter::Runs] {
+                rank(filter, &runs.layout(filter));
+            }
+            drop(runs);
+            // The stream as is only when dense, or small enough that
+            // trying costs little (tiny streams also pay the filters'
+            // run lengths with nothing to win back).
+            if nonzero * 4 >= n || n <= 64 << 10 {
+                rank(DiffFilter::None, &filtered(v, DiffFilter::None));
             }
         }
         ranked.sort_unstable_by_key(|r| r.0);
@@ -290,7 +301,7 @@ impl DiffLayout {
             if size * 100 > min * 101 {
                 break;
             }
-            consider(&mut best, v, filter, &filtered(v, filter).0);
+            consider(&mut best, v, filter, &filtered(v, filter));
         }
         best.expect("at least one candidate")
     }

@@ -14,7 +14,7 @@
 use crate::codec::Codec;
 use crate::cursor::{Cursor, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
-use crate::filter::{AddMode, DiffFilter, FilterSink, split};
+use crate::filter::{AddMode, split};
 use crate::limits;
 
 /// One operation, producing `len` NEW bytes.
@@ -240,20 +240,21 @@ impl<'a> ChunkEncoder<'a> {
         let ranges = coalesce_ranges(ranges, max_ranges);
         let new_chunk = &new[start as usize..end as usize];
         let mut alternatives = Vec::new();
-        let mut adds = Vec::new();
+        let mut variants = None;
         if codec != Codec::None && !streams.diff.is_empty() {
-            adds = add_sources(&streams, old, new_chunk.len() as u64, start);
+            let v = DiffVariants::new(&streams, old, new_chunk, start);
             alternatives.push((AddMode::Words32, false));
-            if split_pays(&adds, old, &streams.diff) {
+            if v.split_pays {
                 alternatives.push((AddMode::Bytes, true));
                 alternatives.push((AddMode::Words32, true));
             }
+            variants = Some(v);
         }
-        let make = |add: AddMode, order_split: bool, filter: DiffFilter| {
-            let mut sink = FilterSink::new(filter);
-            feed_variant(&mut sink, add, order_split, &adds, old, new_chunk, start);
-            let (_, nonzero) = sink.counts();
-            (sink.finish(), nonzero)
+        let make = |add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])| {
+            variants
+                .as_ref()
+                .expect("alternatives only with variants")
+                .feed(add, order_split, f)
         };
         crate::encode_chunk_with(
             codec,
@@ -297,96 +298,196 @@ fn add_sources(
     .collect()
 }
 
-/// Pushes the diff bytes of the ADDs `adds` (see [`add_sources`]) to
-/// `sink`, computed in `add` mode and, with `order_split`, in the operand
-/// split's order: the diff stream [`AddMode::sub`] and
-/// [`split::split`] would make, without holding it.
-fn feed_variant(
-    sink: &mut FilterSink,
-    add: AddMode,
-    order_split: bool,
-    adds: &[(usize, usize, usize)],
-    old: &[u8],
-    new_chunk: &[u8],
+/// Diff bytes per block of [`DiffVariants::feed`] (a multiple of 64).
+const VARIANT_BLOCK: usize = 16 << 10;
+
+/// Makes a chunk's diff stream in any add mode and order, block by block,
+/// without holding it: what [`AddMode::sub`] per ADD, then (for the
+/// operand split's order) [`split::split`] would make (tested).
+///
+/// The split's classes are computed once per chunk into a bitmap, a bit
+/// per diff byte (an eighth of the diff stream), and read 64 at a time by
+/// every split variant. Memory: the bitmap and two buffers of about
+/// [`VARIANT_BLOCK`] bytes per [`DiffVariants::feed`].
+struct DiffVariants<'a> {
+    old: &'a [u8],
+    new_chunk: &'a [u8],
     start: u64,
-) {
-    // The diff byte k of one ADD, word differences cached per word.
-    struct OpDiff<'a> {
-        src: &'a [u8],
-        dst: &'a [u8],
-        words: Option<(usize, usize)>,
-        cached: (usize, [u8; 4]),
-    }
-    impl OpDiff<'_> {
-        #[inline]
-        fn byte(&mut self, k: usize) -> u8 {
-            if let Some((head, body)) = self.words {
-                if k >= head && k < head + body {
-                    let w = k - (k - head) % 4;
-                    if self.cached.0 != w {
-                        let word =
-                            |b: &[u8]| u32::from_le_bytes([b[w], b[w + 1], b[w + 2], b[w + 3]]);
-                        let d = word(self.dst).wrapping_sub(word(self.src));
-                        self.cached = (w, d.to_le_bytes());
-                    }
-                    return self.cached.1[k - w];
-                }
-            }
-            self.dst[k].wrapping_sub(self.src[k])
+    /// See [`add_sources`].
+    adds: Vec<(usize, usize, usize)>,
+    /// Bit k of the words: diff byte k (op order) is of class A; one word
+    /// of padding. Empty unless `split_pays`.
+    class_a: Vec<u64>,
+    /// Whether the operand split is worth trying (see [`split_pays`]).
+    split_pays: bool,
+}
+
+impl<'a> DiffVariants<'a> {
+    fn new(streams: &Streams, old: &'a [u8], new_chunk: &'a [u8], start: u64) -> DiffVariants<'a> {
+        let adds = add_sources(streams, old, new_chunk.len() as u64, start);
+        let class_a = class_bitmap(&adds, old, streams.diff.len());
+        let split_pays = split_pays(&class_a, &streams.diff);
+        DiffVariants {
+            old,
+            new_chunk,
+            start,
+            adds,
+            class_a: if split_pays { class_a } else { Vec::new() },
+            split_pays,
         }
     }
-    let op = |&(o, l, at): &(usize, usize, usize)| OpDiff {
-        src: &old[o..o + l],
-        dst: &new_chunk[at..at + l],
-        words: (add == AddMode::Words32).then(|| AddMode::split(start + at as u64, l)),
-        cached: (usize::MAX, [0; 4]),
-    };
-    if !order_split {
-        for a in adds {
-            let mut d = op(a);
-            for k in 0..a.1 {
-                sink.push(d.byte(k));
+
+    /// Calls `f` with consecutive pieces of the diff stream in `add` mode
+    /// and, with `order_split`, in the operand split's order.
+    fn feed(&self, add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])) {
+        // `diff`: one block of one ADD; `out`: what is gathered for `f`.
+        let mut diff = vec![0u8; VARIANT_BLOCK + 4];
+        let mut out = vec![0u8; 2 * VARIANT_BLOCK + 4];
+        let mut fill = 0;
+        let classes: &[bool] = if order_split {
+            &[true, false]
+        } else {
+            &[false]
+        };
+        for &class in classes {
+            // Offset of the current ADD in the diff stream.
+            let mut d0 = 0;
+            for &(o, l, at) in &self.adds {
+                let (src, dst) = (&self.old[o..o + l], &self.new_chunk[at..at + l]);
+                let new_pos = self.start + at as u64;
+                // Blocks on the op's word grid: the first ends a multiple
+                // of 4 after the op's first aligned byte, so each block is
+                // an op of its own with the same words (see AddMode::split).
+                let (head, _) = AddMode::split(new_pos, l);
+                let mut k0 = 0;
+                while k0 < l {
+                    let k1 = if k0 == 0 {
+                        head + VARIANT_BLOCK
+                    } else {
+                        k0 + VARIANT_BLOCK
+                    }
+                    .min(l);
+                    let n = k1 - k0;
+                    let (s, d) = (&src[k0..k1], &dst[k0..k1]);
+                    if order_split {
+                        add.sub_into(&mut diff[..n], d, s, new_pos + k0 as u64);
+                        fill += gather(&mut out[fill..], &diff[..n], &self.class_a, d0 + k0, class);
+                    } else {
+                        add.sub_into(&mut out[fill..fill + n], d, s, new_pos + k0 as u64);
+                        fill += n;
+                    }
+                    if fill >= VARIANT_BLOCK {
+                        f(&out[..fill]);
+                        fill = 0;
+                    }
+                    k0 = k1;
+                }
+                d0 += l;
             }
         }
-        return;
-    }
-    for class in [1u8, 0] {
-        for a in adds {
-            let mut d = op(a);
-            let src = d.src;
-            let mut base = 0;
-            split::masks(src, |mask| {
-                for (i, &m) in mask.iter().enumerate() {
-                    if m == class {
-                        sink.push(d.byte(base + i));
-                    }
-                }
-                base += mask.len();
-            });
+        if fill > 0 {
+            f(&out[..fill]);
         }
     }
 }
 
-/// Whether the operand split is worth trying for these ADDs: their class-A
-/// diff bytes must be at least four times as often non-zero as the others
-/// and hold at least a tenth of the non-zero ones. In moved code the ratio
-/// is 6–70 (exe-go); in data it is about 1, and trying the split there cost
-/// a fifth of the streaming engine's time on disk images.
-fn split_pays(adds: &[(usize, usize, usize)], old: &[u8], diff: &[u8]) -> bool {
-    let (mut a_len, mut a_nz, mut b_nz) = (0usize, 0usize, 0usize);
-    let mut d = 0;
+/// The operand split's classes of the diff bytes of `adds` (`len` in all),
+/// a bit per byte, set for class A, with one word of padding.
+fn class_bitmap(adds: &[(usize, usize, usize)], old: &[u8], len: usize) -> Vec<u64> {
+    let mut bits = vec![0u64; len.div_ceil(64) + 1];
+    let mut g = 0;
+    let mut put = |v: u64, k: usize| {
+        let (w, s) = (g / 64, g % 64);
+        bits[w] |= v << s;
+        if s + k > 64 {
+            bits[w + 1] |= v >> (64 - s);
+        }
+        g += k;
+    };
     for &(o, l, _) in adds {
-        let mut base = d;
-        split::masks(&old[o..o + l], |mask| {
-            for (i, &m) in mask.iter().enumerate() {
-                let nz = usize::from(diff[base + i] != 0);
-                a_len += usize::from(m);
-                a_nz += nz & usize::from(m);
-                b_nz += nz & usize::from(m ^ 1);
+        split::masks(&old[o..o + l], |m| {
+            let mut eights = m.chunks_exact(8);
+            for b in &mut eights {
+                // Eight 0/1 bytes to eight bits, the first lowest.
+                let x = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                put(x.wrapping_mul(0x0102_0408_1020_4080) >> 56, 8);
             }
-            base += mask.len();
+            for &c in eights.remainder() {
+                put(u64::from(c), 1);
+            }
         });
-        d += l;
+    }
+    debug_assert_eq!(g, len);
+    bits
+}
+
+/// The 64 bits of `bits` from bit `g` on (`bits` padded by a word).
+#[inline]
+fn bits_at(bits: &[u64], g: usize) -> u64 {
+    let (w, s) = (g / 64, g % 64);
+    if s == 0 {
+        bits[w]
+    } else {
+        (bits[w] >> s) | (bits[w + 1] << (64 - s))
+    }
+}
+
+/// Copies to the front of `out` (at least as long as `diff`) the bytes of
+/// `diff` whose class, read from `class_a` from bit `g` on, is A when
+/// `want_a`, else B; returns how many.
+fn gather(out: &mut [u8], diff: &[u8], class_a: &[u64], g: usize, want_a: bool) -> usize {
+    let mut o = 0;
+    for (i, block) in diff.chunks(64).enumerate() {
+        let n = block.len();
+        let mut w = bits_at(class_a, g + 64 * i);
+        if !want_a {
+            w = !w;
+        }
+        if n < 64 {
+            w &= (1u64 << n) - 1;
+        }
+        if w == 0 {
+            continue;
+        }
+        if w == u64::MAX {
+            out[o..o + 64].copy_from_slice(block);
+            o += 64;
+        } else if w.count_ones() <= 16 {
+            while w != 0 {
+                out[o] = block[w.trailing_zeros() as usize];
+                o += 1;
+                w &= w - 1;
+            }
+        } else {
+            // Branch-free: write every byte, advance past the wanted ones.
+            let out = &mut out[o..o + n];
+            let mut p = 0;
+            for (j, &b) in block.iter().enumerate() {
+                out[p] = b;
+                p += ((w >> j) & 1) as usize;
+            }
+            o += p;
+        }
+    }
+    o
+}
+
+/// Whether the operand split is worth trying for a chunk's ADDs, given
+/// their classes `class_a` (see [`class_bitmap`]) and diff bytes `diff`:
+/// their class-A diff bytes must be at least four times as often non-zero
+/// as the others and hold at least a tenth of the non-zero ones. In moved
+/// code the ratio is 6–70 (exe-go); in data it is about 1, and trying the
+/// split there cost a fifth of the streaming engine's time on disk images.
+fn split_pays(class_a: &[u64], diff: &[u8]) -> bool {
+    let (mut a_len, mut a_nz, mut b_nz) = (0usize, 0usize, 0usize);
+    for (block, &a) in diff.chunks(64).zip(class_a) {
+        let mut nz = 0u64;
+        for (j, &b) in block.iter().enumerate() {
+            nz |= u64::from(b != 0) << j;
+        }
+        a_len += a.count_ones() as usize;
+        a_nz += (nz & a).count_ones() as usize;
+        b_nz += (nz & !a).count_ones() as usize;
     }
     let b_len = diff.len() - a_len;
     // a_nz / a_len >= 4 · b_nz / b_len, without division.
@@ -679,10 +780,94 @@ pub fn apply_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::{DiffFilter, FilterSink, tests::naive_encode};
+    use proptest::prelude::*;
 
-    /// The variants the encoder streams into a sink are the diff streams
-    /// their definitions give: [`AddMode::sub`] per ADD, then
-    /// [`split::split`] for the split order.
+    /// A variant's diff stream by its definition: [`AddMode::sub`] per ADD,
+    /// then [`split::split`] for the operand split's order.
+    fn defined_variant(v: &DiffVariants<'_>, add: AddMode, order_split: bool) -> Vec<u8> {
+        let mut plain = Vec::new();
+        for &(o, l, at) in &v.adds {
+            add.sub(
+                &mut plain,
+                &v.new_chunk[at..at + l],
+                &v.old[o..o + l],
+                v.start + at as u64,
+            );
+        }
+        if !order_split {
+            return plain;
+        }
+        split::split(&plain, v.adds.iter().map(|&(o, l, _)| &v.old[o..o + l]))
+    }
+
+    /// [`split_pays`] by its definition, from the byte-wise classes.
+    fn defined_split_pays(v: &DiffVariants<'_>, diff: &[u8]) -> bool {
+        let mut class_a = Vec::new();
+        for &(o, l, _) in &v.adds {
+            split::classify(&v.old[o..o + l], |_, a| class_a.push(a));
+        }
+        let (mut a_len, mut a_nz, mut b_nz) = (0, 0, 0);
+        for (&a, &d) in class_a.iter().zip(diff) {
+            a_len += usize::from(a);
+            a_nz += usize::from(a && d != 0);
+            b_nz += usize::from(!a && d != 0);
+        }
+        let b_len = diff.len() - a_len;
+        a_len > 0 && a_nz * b_len >= 4 * b_nz * a_len && a_nz * 10 >= a_nz + b_nz
+    }
+
+    /// Encodes `ops` on a chunk of `new` at `start` and checks that every
+    /// variant, and every layout of it, that [`DiffVariants`] makes equals
+    /// its definition: [`AddMode::sub`], [`split::split`], then the
+    /// layouts as FORMAT.md defines them.
+    fn check_variants(old: &[u8], new: &[u8], start: usize, ops: &[Op]) {
+        let mut enc = ChunkEncoder::new(old, new, start as u64);
+        for &op in ops {
+            enc.push(op);
+        }
+        let end = enc.new_pos() as usize;
+        let (streams, _) = enc.finish();
+        if streams.diff.is_empty() {
+            return;
+        }
+        let chunk = &new[start..end];
+        let v = DiffVariants::new(&streams, old, chunk, start as u64);
+        assert_eq!(v.split_pays, defined_split_pays(&v, &streams.diff));
+        // Every variant, whether or not the split pays here.
+        let class_a = class_bitmap(&v.adds, old, streams.diff.len());
+        let v = DiffVariants { class_a, ..v };
+        for add in AddMode::ALL {
+            for order_split in [false, true] {
+                let want = defined_variant(&v, add, order_split);
+                if (add, order_split) == (AddMode::Bytes, false) {
+                    assert_eq!(want, streams.diff);
+                }
+                let mut got = Vec::new();
+                v.feed(add, order_split, &mut |p| got.extend_from_slice(p));
+                assert_eq!(got, want, "{add:?} split {order_split} at {start}");
+                let mut runs = FilterSink::new(DiffFilter::Runs);
+                v.feed(add, order_split, &mut |p| runs.push_slice(p));
+                assert_eq!(
+                    runs.counts(),
+                    (want.len(), want.iter().filter(|&&b| b != 0).count())
+                );
+                for filter in DiffFilter::ALL {
+                    let layout = naive_encode(filter, &want);
+                    let mut sink = FilterSink::new(filter);
+                    v.feed(add, order_split, &mut |p| sink.push_slice(p));
+                    assert_eq!(sink.finish(), layout, "{add:?} {order_split} {filter:?}");
+                    assert_eq!(filter.encode(&want), layout);
+                    if filter != DiffFilter::None {
+                        assert_eq!(runs.layout(filter), layout, "both layouts from one sink");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Long ADDs over code-like bytes: blocks of [`DiffVariants::feed`]
+    /// end inside ADDs, at both word alignments of the chunk.
     #[test]
     fn streamed_variants_follow_the_definition() {
         let mut x = 0x9e37_79b9u32;
@@ -693,59 +878,80 @@ mod tests {
             x
         };
         // Code-like OLD with calls, NEW with shifted call operands.
-        let old: Vec<u8> = (0..6000)
+        let old: Vec<u8> = (0..5 * VARIANT_BLOCK)
             .map(|i| if i % 9 == 0 { 0xe8 } else { rnd() as u8 })
             .collect();
         let mut new = old.clone();
         for i in (1..new.len()).step_by(9) {
             new[i] = new[i].wrapping_add(0x40);
         }
-        for start in [0usize, 3] {
-            let mut enc = ChunkEncoder::new(&old, &new, start as u64);
-            enc.push(Op::Add {
-                old: start as u64 + 1,
-                len: 2001,
-            });
-            enc.push(Op::Insert { len: 7 });
-            enc.push(Op::Add {
-                old: 2013,
-                len: 1500,
-            });
-            let end = enc.new_pos() as usize;
-            let (streams, _) = enc.finish();
-            let chunk = &new[start..end];
-            let adds = add_sources(&streams, &old, chunk.len() as u64, start as u64);
-            assert_eq!(adds.len(), 2);
-            for add in AddMode::ALL {
-                let mut plain = Vec::new();
-                for &(o, l, at) in &adds {
-                    add.sub(
-                        &mut plain,
-                        &chunk[at..at + l],
-                        &old[o..o + l],
-                        (start + at) as u64,
-                    );
-                }
-                let split_order =
-                    split::split(&plain, adds.iter().map(|&(o, l, _)| &old[o..o + l]));
-                for (order_split, want) in [(false, &plain), (true, &split_order)] {
-                    let mut sink = FilterSink::new(DiffFilter::None);
-                    feed_variant(
-                        &mut sink,
-                        add,
-                        order_split,
-                        &adds,
-                        &old,
-                        chunk,
-                        start as u64,
-                    );
-                    assert_eq!(
-                        &sink.finish(),
-                        want,
-                        "{add:?} split {order_split} at {start}"
-                    );
-                }
+        for start in [0usize, 1, 3] {
+            let long = VARIANT_BLOCK as u64 + 4097;
+            let ops = [
+                Op::Add {
+                    old: start as u64 + 1,
+                    len: long,
+                },
+                Op::Insert { len: 7 },
+                Op::Add {
+                    old: long + 13,
+                    len: VARIANT_BLOCK as u64 - 5,
+                },
+                Op::Add {
+                    old: 5,
+                    len: 2 * VARIANT_BLOCK as u64 + 3,
+                },
+            ];
+            check_variants(&old, &new, start, &ops);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Random ops over OLD bytes rich in the split's trigger opcodes.
+        #[test]
+        fn fast_variants_equal_the_definition(
+            old in proptest::collection::vec(
+                prop_oneof![
+                    any::<u8>(),
+                    proptest::sample::select(vec![0xe8u8, 0xe9, 0x0f, 0x85, 0x8b, 0x05, 0]),
+                ],
+                1..4000,
+            ),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..300),
+            start in 0usize..8,
+            raw_ops in proptest::collection::vec((0u8..5, any::<usize>(), 1usize..700), 1..30),
+        ) {
+            let mut new = old.clone();
+            new.extend_from_slice(&old[..old.len() / 3]);
+            for &(at, d) in &edits {
+                let at = at % new.len();
+                new[at] = new[at].wrapping_add(d);
             }
+            let start = start.min(new.len() - 1);
+            let mut pos = start;
+            let mut ops = Vec::new();
+            for &(tag, r, len) in &raw_ops {
+                let len = len.min(new.len() - pos);
+                if len == 0 {
+                    break;
+                }
+                let fits = len <= old.len();
+                // Mostly ADDs, half of them where the data did not move.
+                let at = if r % 2 == 0 { pos.min(old.len().saturating_sub(len)) } else {
+                    r % (old.len() - len.min(old.len()) + 1)
+                };
+                let (old_pos, len) = (at as u64, len as u64);
+                ops.push(match tag {
+                    0 if fits => Op::Copy { old: old_pos, len },
+                    1..=3 if fits => Op::Add { old: old_pos, len },
+                    _ if tag % 2 == 0 => Op::Zero { len },
+                    _ => Op::Insert { len },
+                });
+                pos += len as usize;
+            }
+            check_variants(&old, &new, start, &ops);
         }
     }
 }

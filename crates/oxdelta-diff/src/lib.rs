@@ -19,6 +19,7 @@
 //! bytes never depend on the number of threads.
 #![deny(missing_docs)]
 
+pub mod anchor;
 pub mod inplace;
 pub mod sa;
 pub mod stream;

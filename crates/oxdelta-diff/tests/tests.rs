@@ -2,5 +2,6 @@
 //! a naive-matcher oracle for the ops, serial == parallel output; the
 //! streaming engine under tiny budgets.
 
+mod anchor;
 mod sa;
 mod stream;

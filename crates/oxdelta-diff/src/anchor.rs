@@ -1,0 +1,433 @@
+//! Anchors: long exact matches found by sampled hashing before the suffix
+//! array is built, so that the suffix array need only index the part of
+//! OLD they do not already explain.
+//!
+//! # Why
+//!
+//! Building the suffix array is the in-memory engine's largest serial
+//! cost: libsais sorts about 25–35 MB of OLD a second on the 2-core
+//! machines we measure on, and a second OpenMP thread does not help there
+//! (exe-go: 0.38 s on one thread, 0.40 s on two). Yet most of NEW is often
+//! long unchanged stretches of OLD: 98% of the source-tarball pair's NEW is
+//! COPY ops averaging 7.8 KB, 43% of the Go executable's. Such stretches
+//! are cheap to find by hashing, and once found, the OLD bytes they read
+//! need no suffix-array entry to be used again, since the matcher's
+//! approximate extension works on OLD itself. So the suffix array is built
+//! over the *rest* of OLD only, concatenated ([`Coverage`]).
+//!
+//! # How
+//!
+//! A rolling polynomial hash runs over every [`WINDOW`]-byte window of OLD
+//! and of NEW; a window is *sampled* when its hash's top bits are zero
+//! (one window in 2^[`SAMPLE_BITS`]), a choice that depends on the window's
+//! bytes only, so the same content is sampled on both sides wherever it
+//! lies. OLD's sampled windows go into a table; at each sampled window of
+//! NEW the table is probed, and a hit is verified and extended exactly
+//! backwards and forwards. A match of at least [`MIN_ANCHOR`] bytes is an
+//! anchor, and the scan jumps to its end. An exact match of `L` bytes is
+//! missed only when none of its `L − WINDOW + 1` windows is sampled
+//! (probability about `e^(−(L − 31)/32)`: 5% at 128 bytes, under 10⁻³ at
+//! 256).
+//!
+//! # Bounds
+//!
+//! * The OLD table has a power-of-two number of 8-byte slots, at least
+//!   twice OLD's length / 2^[`SAMPLE_BITS`]: about OLD's length / 2 bytes,
+//!   freed before the suffix array is built. It never grows: once half
+//!   full (periodic data can sample more windows than expected) further
+//!   samples are dropped, which only loses anchors.
+//! * Time: one hash step per byte of OLD and NEW, one table probe per
+//!   sampled window, and exact comparisons over the anchors found (each
+//!   NEW byte is compared at most twice: the scan jumps past every anchor).
+//! * Only OLDs below 4 GiB are sampled (positions are 32-bit).
+//!
+//! The result never depends on the thread count: OLD and NEW are cut into
+//! fixed parts, sampled in parallel, and the parts' results are merged in
+//! order.
+
+use rayon::prelude::*;
+
+/// Bytes hashed per window.
+pub const WINDOW: usize = 32;
+
+/// A window is sampled with probability 2^−SAMPLE_BITS.
+pub const SAMPLE_BITS: u32 = 5;
+
+/// Shortest exact match kept as an anchor.
+pub const MIN_ANCHOR: usize = 128;
+
+/// OLD windows kept per hash: repeated content (files stored twice in an
+/// archive, common code) has several places, and the longest match wins.
+const MAX_CANDIDATES: usize = 4;
+
+/// Bytes per part scanned by one task.
+const PART: usize = 1 << 20;
+
+/// Multiplier of the rolling hash (odd).
+const P: u64 = 0x100_0000_01b3;
+
+/// An exact match, `new[new..new + len] == old[old..old + len]`, extended
+/// as far as the bytes agree: forwards to where they differ, backwards to
+/// where they differ or to the end of the previous anchor or the start of
+/// the 1 MiB part of NEW it was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// Start in NEW.
+    pub new: usize,
+    /// Start in OLD.
+    pub old: usize,
+    /// Length.
+    pub len: usize,
+}
+
+/// `P^(WINDOW − 1)`, to take the leaving byte out of the hash.
+fn p_top() -> u64 {
+    (1..WINDOW).fold(1u64, |a, _| a.wrapping_mul(P))
+}
+
+/// The hash of one window, from scratch.
+#[inline]
+fn hash_of(w: &[u8]) -> u64 {
+    w[..WINDOW].iter().fold(0u64, |h, &b| {
+        h.wrapping_mul(P).wrapping_add(u64::from(b) + 1)
+    })
+}
+
+/// `h` mixed, so that the polynomial's weak low bits decide nothing.
+#[inline]
+fn mix(h: u64) -> u64 {
+    (h ^ (h >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Whether a window of hash `h` is sampled: the top bits of [`mix`] are
+/// zero (the bits below them place it in the table).
+#[inline]
+fn sampled(h: u64) -> bool {
+    mix(h) >> (64 - SAMPLE_BITS) == 0
+}
+
+/// Calls `f(pos, hash)` for every sampled window starting in
+/// `data[from..to]` (windows may end past `to`).
+fn for_each_sample(data: &[u8], from: usize, to: usize, mut f: impl FnMut(usize, u64)) {
+    if data.len() < WINDOW || from + WINDOW > data.len() {
+        return;
+    }
+    let last = to.min(data.len() - WINDOW + 1);
+    let top = p_top();
+    let mut h = hash_of(&data[from..]);
+    let mut i = from;
+    while i < last {
+        if sampled(h) {
+            f(i, h);
+        }
+        if i + WINDOW < data.len() {
+            let out = u64::from(data[i]) + 1;
+            let inn = u64::from(data[i + WINDOW]) + 1;
+            h = h
+                .wrapping_sub(out.wrapping_mul(top))
+                .wrapping_mul(P)
+                .wrapping_add(inn);
+        }
+        i += 1;
+    }
+}
+
+/// Sampled windows of OLD by hash: open addressing, the first
+/// [`MAX_CANDIDATES`] occurrences of each hash kept.
+struct Table {
+    /// `(hash tag, OLD position + 1)`; position 0 marks an empty slot.
+    slots: Vec<(u32, u32)>,
+    mask: usize,
+    /// log2 of the slot count.
+    log: u32,
+    used: usize,
+}
+
+impl Table {
+    fn build(old: &[u8]) -> Table {
+        let want = (old.len() >> SAMPLE_BITS).max(16) * 2;
+        let cap = want.next_power_of_two();
+        let mut t = Table {
+            slots: vec![(0, 0); cap],
+            mask: cap - 1,
+            log: cap.trailing_zeros(),
+            used: 0,
+        };
+        // Parts hashed in parallel, inserted in order: the same table
+        // whatever the thread count.
+        let parts: Vec<Vec<(u32, u64)>> = (0..old.len().div_ceil(PART))
+            .into_par_iter()
+            .map(|k| {
+                let mut v = Vec::new();
+                let mut prev = None;
+                for_each_sample(old, k * PART, (k + 1) * PART, |i, h| {
+                    // A run of one byte samples every position alike.
+                    if prev != Some(h) {
+                        v.push((i as u32, h));
+                    }
+                    prev = Some(h);
+                });
+                v
+            })
+            .collect();
+        'parts: for part in parts {
+            for (i, h) in part {
+                if t.used * 2 >= cap {
+                    break 'parts;
+                }
+                t.insert(h, i);
+            }
+        }
+        t
+    }
+
+    #[inline]
+    fn slot(&self, h: u64) -> usize {
+        ((mix(h) << SAMPLE_BITS) >> (64 - self.log)) as usize
+    }
+
+    fn insert(&mut self, h: u64, pos: u32) {
+        let tag = (h >> 32) as u32;
+        let mut s = self.slot(h);
+        let mut same = 0;
+        loop {
+            let (t, p) = self.slots[s];
+            if p == 0 {
+                self.slots[s] = (tag, pos + 1);
+                self.used += 1;
+                return;
+            }
+            if t == tag {
+                same += 1;
+                if same == MAX_CANDIDATES {
+                    return;
+                }
+            }
+            s = (s + 1) & self.mask;
+        }
+    }
+
+    /// Calls `f` with the first [`MAX_CANDIDATES`] sampled OLD windows
+    /// whose hash tag is `h`'s, in OLD order (they may still differ: the
+    /// caller compares bytes).
+    #[inline]
+    fn candidates(&self, h: u64, mut f: impl FnMut(usize)) {
+        let tag = (h >> 32) as u32;
+        let mut s = self.slot(h);
+        loop {
+            let (t, p) = self.slots[s];
+            if p == 0 {
+                return;
+            }
+            if t == tag {
+                f(p as usize - 1);
+            }
+            s = (s + 1) & self.mask;
+        }
+    }
+}
+
+/// The anchors between `old` and `new`: sorted by NEW position, not
+/// overlapping in NEW, each at least [`MIN_ANCHOR`] long. Empty when OLD
+/// is 4 GiB or more.
+pub fn find_anchors(old: &[u8], new: &[u8]) -> Vec<Anchor> {
+    if old.len() < WINDOW || new.len() < WINDOW || old.len() >= u32::MAX as usize {
+        return Vec::new();
+    }
+    let table = Table::build(old);
+    let parts: Vec<Vec<Anchor>> = (0..new.len().div_ceil(PART))
+        .into_par_iter()
+        .map(|k| scan_part(&table, old, new, k * PART, ((k + 1) * PART).min(new.len())))
+        .collect();
+    // Later parts may find again an anchor that an earlier one ran into:
+    // keep what lies past the previous anchor's end.
+    let mut out: Vec<Anchor> = Vec::new();
+    for a in parts.into_iter().flatten() {
+        let mut a = a;
+        if let Some(last) = out.last() {
+            let end = last.new + last.len;
+            if a.new < end {
+                let cut = end - a.new;
+                if cut >= a.len {
+                    continue;
+                }
+                a = Anchor {
+                    new: a.new + cut,
+                    old: a.old + cut,
+                    len: a.len - cut,
+                };
+                if a.len < MIN_ANCHOR {
+                    continue;
+                }
+            }
+        }
+        out.push(a);
+    }
+    out
+}
+
+/// The anchors starting from sampled windows of `new[from..to]`.
+///
+/// At a sampled window two OLD candidates are tried: the table's (the
+/// first OLD window with that content) and the previous anchor's
+/// alignment continued (after an edit, the rest of a file usually follows
+/// at the same offset, while the table may point at another copy of the
+/// same bytes); the longer exact match wins, the continuation on a tie.
+fn scan_part(table: &Table, old: &[u8], new: &[u8], from: usize, to: usize) -> Vec<Anchor> {
+    let mut out: Vec<Anchor> = Vec::new();
+    let mut i = from;
+    // No anchor found here reaches back before this.
+    let mut floor = from;
+    while i < to {
+        let mut hit = None;
+        let last_off = out.last().map(|a| a.old as isize - a.new as isize);
+        for_each_sample_until(new, i, to, |j, h| {
+            let continued = last_off
+                .map(|d| j as isize + d)
+                .filter(|&o| o >= 0 && o as usize + WINDOW <= old.len())
+                .map(|o| o as usize);
+            let mut best: Option<Anchor> = None;
+            let mut cands = [usize::MAX; MAX_CANDIDATES + 1];
+            cands[0] = continued.unwrap_or(usize::MAX);
+            let mut k = 1;
+            table.candidates(h, |o| {
+                if k < cands.len() {
+                    cands[k] = o;
+                    k += 1;
+                }
+            });
+            for &o in &cands[..k] {
+                if o == usize::MAX
+                    || best.is_some_and(|b| b.old + (j - b.new) == o)
+                    || old[o..o + WINDOW] != new[j..j + WINDOW]
+                {
+                    continue;
+                }
+                let back = old[..o]
+                    .iter()
+                    .rev()
+                    .zip(new[floor..j].iter().rev())
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                let fwd = oxdelta_sa::common_prefix(&old[o + WINDOW..], &new[j + WINDOW..]);
+                let len = back + WINDOW + fwd;
+                if len >= MIN_ANCHOR && best.is_none_or(|b| len > b.len) {
+                    best = Some(Anchor {
+                        new: j - back,
+                        old: o - back,
+                        len,
+                    });
+                }
+            }
+            hit = best;
+            best.is_some()
+        });
+        match hit {
+            Some(a) => {
+                out.push(a);
+                i = a.new + a.len;
+                floor = i;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// [`for_each_sample`] from `from`, stopping at the first sample for which
+/// `f` returns true.
+fn for_each_sample_until(
+    data: &[u8],
+    from: usize,
+    to: usize,
+    mut f: impl FnMut(usize, u64) -> bool,
+) {
+    if data.len() < WINDOW || from + WINDOW > data.len() {
+        return;
+    }
+    let last = to.min(data.len() - WINDOW + 1);
+    let top = p_top();
+    let mut h = hash_of(&data[from..]);
+    let mut i = from;
+    while i < last {
+        if sampled(h) && f(i, h) {
+            return;
+        }
+        if i + WINDOW < data.len() {
+            let out = u64::from(data[i]) + 1;
+            let inn = u64::from(data[i + WINDOW]) + 1;
+            h = h
+                .wrapping_sub(out.wrapping_mul(top))
+                .wrapping_mul(P)
+                .wrapping_add(inn);
+        }
+        i += 1;
+    }
+}
+
+/// Which OLD bytes the suffix array indexes: the complement of the long
+/// anchors' OLD ranges, as *segments* laid end to end in one compact text.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// `(start in the compact text, start in OLD)` of each segment, in
+    /// order; empty when the suffix array indexes OLD itself.
+    segments: Vec<(usize, usize)>,
+    /// Total length of the segments.
+    len: usize,
+}
+
+impl Coverage {
+    /// Share of OLD below which anchors are not worth copying OLD for
+    /// (1/16): the suffix array is then built over OLD itself.
+    const MIN_COVERED_SHIFT: u32 = 4;
+
+    /// What `anchors` leave of `old`.
+    pub fn new(old: &[u8], anchors: &[Anchor]) -> Coverage {
+        let mut covered: Vec<(usize, usize)> = anchors.iter().map(|a| (a.old, a.len)).collect();
+        covered.sort_unstable();
+        let mut segments = Vec::new();
+        let (mut at, mut len) = (0usize, 0usize);
+        for (s, l) in covered {
+            if s > at {
+                segments.push((len, at));
+                len += s - at;
+            }
+            at = at.max(s + l);
+        }
+        if at < old.len() {
+            segments.push((len, at));
+            len += old.len() - at;
+        }
+        if old.len() - len < old.len() >> Self::MIN_COVERED_SHIFT {
+            return Coverage::default();
+        }
+        Coverage { segments, len }
+    }
+
+    /// True when the suffix array indexes OLD itself.
+    pub fn is_whole(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The text to index: the segments of `old` end to end (empty when
+    /// [`Coverage::is_whole`]).
+    pub fn text(&self, old: &[u8]) -> Vec<u8> {
+        let mut t = Vec::with_capacity(self.len);
+        for (k, &(c, o)) in self.segments.iter().enumerate() {
+            let end = self.segments.get(k + 1).map_or(self.len, |n| n.0);
+            t.extend_from_slice(&old[o..o + (end - c)]);
+        }
+        t
+    }
+
+    /// The OLD position of byte `pos` of the compact text.
+    #[inline]
+    pub fn to_old(&self, pos: usize) -> usize {
+        if self.segments.is_empty() {
+            return pos;
+        }
+        let k = self.segments.partition_point(|s| s.0 <= pos) - 1;
+        let (c, o) = self.segments[k];
+        o + (pos - c)
+    }
+}

@@ -215,10 +215,13 @@ impl DiffLayout {
     /// compressed at the codec's own level: on the corpus pairs the
     /// layouts and modes differ by 5–50%, and a strong level costs ~20× a
     /// fast one. (Keeping every candidate within 3% gave the same patches
-    /// on exe-go and exe-rust, 10% slower.) Variants are made, ranked and
-    /// dropped one at a time and the finalists made again, so the extra
-    /// memory is one variant and one candidate (about twice the diff
-    /// stream), not all of them.
+    /// on exe-go and exe-rust, 10% slower; on exe-rust a runner-up does
+    /// win.) Variants are made block by block, one at a time: one pass
+    /// records a variant's runs, from which both run layouts are written
+    /// and ranked, then dropped; a variant is held as is only when the
+    /// unfiltered layout is tried; the finalists are made again. So the
+    /// extra memory is one variant's runs and one candidate (at most about
+    /// twice the diff stream), not all of them.
     fn best(
         codec: Codec,
         streams: &Streams,

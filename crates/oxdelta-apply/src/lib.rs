@@ -12,9 +12,10 @@
 //!   being [`ApplyError::WrongOld`]) when it did not. OUT is never written
 //!   before OLD is verified. [`apply_bytes`] checks OLD first.
 //! * **Parallel chunks.** OLD is mapped read-only and the output is a
-//!   temporary file of NEW's length mapped read-write. Chunks are decoded
-//!   in parallel (rayon), each writing only its own range, each checked
-//!   against its NEW hash. ZERO ops leave holes, so images stay sparse;
+//!   temporary file of NEW's length. Chunks are handed to the thread pool
+//!   one at a time as the memory budget allows (a sliding window, no
+//!   barrier between groups of chunks), rebuilt in pooled buffers, each
+//!   checked against its NEW hash and written only to its own range. ZERO ops leave holes, so images stay sparse;
 //!   a chunk that is all ZERO ops with the hash of zeros
 //!   ([`oxdelta_format::is_zero_chunk`]) is not rebuilt at all.
 //! * **Chunk hashes verify NEW.** The chunk table (covered by the head
@@ -218,23 +219,16 @@ fn split_out<'o>(chunks: &[ChunkEntry], mut out: &'o mut [u8]) -> Vec<Option<&'o
 }
 
 /// Groups chunk indices `range` into consecutive batches whose buffer
-/// bounds (plus each chunk's output buffer when `with_output`) sum to at
-/// most `budget` (a chunk over budget runs alone).
+/// bounds sum to at most `budget` (a chunk over budget runs alone).
 fn batches(
     chunks: &[ChunkEntry],
     range: std::ops::Range<usize>,
     budget: u64,
-    with_output: bool,
 ) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut sum) = (range.start, 0u64);
     for i in range.clone() {
-        let b = chunks[i].buffer_bound()
-            + if with_output {
-                u64::from(chunks[i].new_len)
-            } else {
-                0
-            };
+        let b = chunks[i].buffer_bound();
         if i > start && sum + b > budget {
             out.push(start..i);
             start = i;
@@ -258,7 +252,7 @@ fn apply_chunks<'p>(
     slots: &mut [Option<&mut [u8]>],
     opts: &ApplyOptions,
 ) -> Result<()> {
-    for batch in batches(chunks, range, opts.memory_budget, false) {
+    for batch in batches(chunks, range, opts.memory_budget) {
         if cancelled(opts) {
             return Err(ApplyError::Cancelled);
         }
@@ -464,47 +458,181 @@ struct FileSink<'f> {
 const HOLE_BLOCK: u64 = 4096;
 
 impl FileSink<'_> {
-    fn apply_batch<'p>(
-        &mut self,
-        chunks: &[ChunkEntry],
-        batch: std::ops::Range<usize>,
-        payload: &(dyn Fn(usize) -> &'p [u8] + Sync),
+    /// Rebuilds chunk `e` from `payload` in a pooled buffer and writes it.
+    fn apply_one(
+        &self,
+        e: &ChunkEntry,
+        payload: &[u8],
         old: &[u8],
         opts: &ApplyOptions,
     ) -> Result<()> {
-        let stop = || cancelled(opts) || self.old_failed.load(Ordering::Relaxed);
-        if stop() {
-            return Err(ApplyError::Cancelled);
+        // The temporary file reads as zeros where nothing was written.
+        if oxdelta_format::is_zero_chunk(e, payload, old.len() as u64) {
+            opts.progress.advance(u64::from(e.new_len));
+            return Ok(());
         }
         // A buffer goes back to the pool as soon as its chunk is written, so
-        // the pool holds one buffer per thread, not one per chunk of the
-        // batch: fresh anonymous pages are costly to fault in (see above).
-        batch.into_par_iter().try_for_each(|i| -> Result<()> {
-            if stop() {
-                return Err(ApplyError::Cancelled);
+        // the pool holds one buffer per thread, not one per chunk: fresh
+        // anonymous pages are costly to fault in (see above).
+        let popped = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
+        let mut buf = match popped {
+            Some(b) => b,
+            None => map::AnonBuf::new(oxdelta_format::limits::MAX_CHUNK_NEW_LEN as usize)
+                .map_err(io("allocating a buffer for", self.path))?,
+        };
+        let out = &mut buf[..e.new_len as usize];
+        oxdelta_format::apply_chunk(e, payload, old, out, false)?;
+        write_sparse(self.file, self.direct.as_ref(), e.new_offset, out)
+            .map_err(io("writing", self.path))?;
+        opts.progress.advance(u64::from(e.new_len));
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(buf);
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of decode buffers in flight, kept under a budget: the thread
+/// that hands out chunks waits while the running ones hold too much. A
+/// chunk needing more than the whole budget runs alone.
+struct Budget {
+    total: u64,
+    used: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+impl Budget {
+    fn new(total: u64) -> Budget {
+        Budget {
+            total: total.max(1),
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `n` bytes (at most the whole budget) fit; returns what
+    /// was taken, for [`Budget::release`].
+    ///
+    /// A thread of the pool (an apply called from inside a pool) must not
+    /// just block: the chunks holding the budget may be queued behind it,
+    /// on a pool of one thread for instance. It runs pending work instead,
+    /// and sleeps only when there is none (the holders then run elsewhere).
+    fn acquire(&self, n: u64) -> u64 {
+        let n = n.min(self.total);
+        let fits = |used: u64| used == 0 || used + n <= self.total;
+        let in_pool = rayon::current_thread_index().is_some();
+        loop {
+            let mut used = self.lock();
+            if !in_pool {
+                while !fits(*used) {
+                    used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+                }
             }
-            let e = &chunks[i];
-            // The temporary file reads as zeros where nothing was written.
-            if oxdelta_format::is_zero_chunk(e, payload(i), old.len() as u64) {
-                opts.progress.advance(u64::from(e.new_len));
-                return Ok(());
+            if fits(*used) {
+                *used += n;
+                return n;
             }
-            let popped = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
-            let mut buf = match popped {
-                Some(b) => b,
-                None => map::AnonBuf::new(oxdelta_format::limits::MAX_CHUNK_NEW_LEN as usize)
-                    .map_err(io("allocating a buffer for", self.path))?,
+            drop(used);
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                let used = self.lock();
+                if !fits(*used) {
+                    let wait = std::time::Duration::from_millis(1);
+                    let _ = self.freed.wait_timeout(used, wait);
+                }
+            }
+        }
+    }
+
+    fn release(&self, n: u64) {
+        *self.lock() -= n;
+        self.freed.notify_all();
+    }
+}
+
+/// A chunk's payload: borrowed from the patch's map, or read from a stream.
+enum Payload<'p> {
+    Borrowed(&'p [u8]),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+/// Hands chunks to the thread pool one at a time, as the memory budget
+/// allows: a sliding window, so that a chunk starts as soon as a thread
+/// and the memory for it are free (fixed batches made the last chunks of
+/// a batch wait for its slowest, and a batch of one ran alone: on the
+/// exe-rust pair, 4 chunks on 2 threads took three chunk times instead of
+/// two). The first error stops the handing out.
+struct Spawner<'s, 'scope, 'p: 'scope> {
+    scope: &'s rayon::Scope<'scope>,
+    sink: &'scope FileSink<'scope>,
+    chunks: &'scope [ChunkEntry],
+    old: &'scope [u8],
+    opts: &'scope ApplyOptions,
+    budget: &'scope Budget,
+    /// The first error of a chunk.
+    error: &'scope std::sync::Mutex<Option<ApplyError>>,
+    failed: &'scope AtomicBool,
+    _payloads: std::marker::PhantomData<&'p [u8]>,
+}
+
+impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
+    fn stopped(&self) -> bool {
+        cancelled(self.opts)
+            || self.failed.load(Ordering::Relaxed)
+            || self.sink.old_failed.load(Ordering::Relaxed)
+    }
+
+    /// Rebuilds chunk `i` on the pool, its payload from `payload` (called
+    /// once its memory is reserved). Fails with [`ApplyError::Cancelled`]
+    /// once anything has failed or the apply was cancelled.
+    fn apply(&self, i: usize, payload: impl FnOnce() -> Result<Payload<'p>>) -> Result<()> {
+        if self.stopped() {
+            return Err(ApplyError::Cancelled);
+        }
+        let e = &self.chunks[i];
+        let held = self.budget.acquire(e.buffer_bound() + u64::from(e.new_len));
+        let payload = match payload() {
+            Ok(p) => p,
+            Err(err) => {
+                self.budget.release(held);
+                return Err(err);
+            }
+        };
+        let (sink, old, opts) = (self.sink, self.old, self.opts);
+        let (budget, error, failed) = (self.budget, self.error, self.failed);
+        let stop = self.sink.old_failed;
+        self.scope.spawn(move |_| {
+            let done = if cancelled(opts)
+                || failed.load(Ordering::Relaxed)
+                || stop.load(Ordering::Relaxed)
+            {
+                Err(ApplyError::Cancelled)
+            } else {
+                sink.apply_one(e, &payload, old, opts)
             };
-            let out = &mut buf[..e.new_len as usize];
-            oxdelta_format::apply_chunk(e, payload(i), old, out, false)?;
-            write_sparse(self.file, self.direct.as_ref(), e.new_offset, out)
-                .map_err(io("writing", self.path))?;
-            opts.progress.advance(u64::from(e.new_len));
-            if let Ok(mut p) = self.pool.lock() {
-                p.push(buf);
+            drop(payload);
+            budget.release(held);
+            if let Err(err) = done {
+                failed.store(true, Ordering::Relaxed);
+                if let Ok(mut first) = error.lock() {
+                    first.get_or_insert(err);
+                }
             }
-            Ok(())
-        })
+        });
+        Ok(())
     }
 }
 
@@ -591,36 +719,58 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 /// its next chunk, the temporary file is removed and the error is
 /// [`ApplyError::WrongOld`] (it wins over any error of the rebuild, which a
 /// wrong OLD would cause). OUT is never touched before OLD is verified.
-fn write_atomically(
+fn write_atomically<'p>(
     out: &Path,
-    head: &Head,
+    head: &'p Head,
+    old: &'p [u8],
+    opts: &'p ApplyOptions,
     check_old_hash: impl FnOnce() -> Result<()> + Send,
-    fill: impl FnOnce(&mut FileSink<'_>) -> Result<()>,
+    fill: impl FnOnce(&Spawner<'_, '_, 'p>) -> Result<()>,
 ) -> Result<()> {
+    let tmp = TempOut::create(out)?;
+    tmp.file()
+        .set_len(head.meta.new_len)
+        .map_err(io("sizing the temporary output for", out))?;
     let old_failed = AtomicBool::new(false);
+    let sink = FileSink {
+        file: tmp.file(),
+        path: out,
+        pool: std::sync::Mutex::new(Vec::new()),
+        direct: open_direct(&tmp.path),
+        old_failed: &old_failed,
+    };
+    let budget = Budget::new(opts.memory_budget);
+    let error = std::sync::Mutex::new(None);
+    let failed = AtomicBool::new(false);
     let mut old_checked = Ok(());
-    let written: Result<TempOut> = rayon::in_place_scope(|s| {
+    let filled = rayon::in_place_scope(|s| {
         s.spawn(|_| {
             old_checked = check_old_hash();
             if old_checked.is_err() {
                 old_failed.store(true, Ordering::Relaxed);
             }
         });
-        let tmp = TempOut::create(out)?;
-        tmp.file()
-            .set_len(head.meta.new_len)
-            .map_err(io("sizing the temporary output for", out))?;
-        fill(&mut FileSink {
-            file: tmp.file(),
-            path: out,
-            pool: std::sync::Mutex::new(Vec::new()),
-            direct: open_direct(&tmp.path),
-            old_failed: &old_failed,
-        })?;
-        Ok(tmp)
+        fill(&Spawner {
+            scope: s,
+            sink: &sink,
+            chunks: &head.chunks,
+            old,
+            opts,
+            budget: &budget,
+            error: &error,
+            failed: &failed,
+            _payloads: std::marker::PhantomData,
+        })
     });
+    drop(sink);
+    // A wrong OLD explains any other failure; then a chunk's own error
+    // explains the `Cancelled` that stopped the handing out.
     old_checked?;
-    written?.commit(out)
+    if let Some(e) = error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    filled?;
+    tmp.commit(out)
 }
 
 /// Applies the patch file `patch` to `old`, writing NEW atomically to
@@ -638,9 +788,9 @@ pub fn apply_file(
     check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
     let n = p.head.chunks.len();
     let old_hash = || check_old_hash(&p.head, &om, Some(&of));
-    write_atomically(out, &p.head, old_hash, |sink| {
-        for batch in batches(&p.head.chunks, 0..n, opts.memory_budget, true) {
-            sink.apply_batch(&p.head.chunks, batch, &|i| p.payload(i), &om, opts)?;
+    write_atomically(out, &p.head, &om, opts, old_hash, |chunks| {
+        for i in 0..n {
+            chunks.apply(i, || Ok(Payload::Borrowed(p.payload(i))))?;
         }
         Ok(())
     })?;
@@ -679,18 +829,15 @@ pub fn apply_reader(
     check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
     let mut offset = head.payload_start();
     let old_hash = || check_old_hash(&head, &om, Some(&of));
-    write_atomically(out, &head, old_hash, |sink| {
-        for batch in batches(&head.chunks, 0..head.chunks.len(), opts.memory_budget, true) {
-            let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
-            for i in batch.clone() {
+    write_atomically(out, &head, &om, opts, old_hash, |chunks| {
+        for i in 0..head.chunks.len() {
+            chunks.apply(i, || {
                 let len = head.chunks[i].payload_len() as usize;
                 let mut b = vec![0u8; len];
                 read_exact_or_truncated(&mut reader, &mut b, "chunk payload", offset, stdin_path)?;
                 offset += len as u64;
-                bufs.push(b);
-            }
-            let base = batch.start;
-            sink.apply_batch(&head.chunks, batch, &|i| &bufs[i - base], &om, opts)?;
+                Ok(Payload::Owned(b))
+            })?;
         }
         let mut extra = [0u8; 1];
         if reader.read(&mut extra).map_err(io("reading", stdin_path))? != 0 {

@@ -207,6 +207,77 @@ fn unwritable_output_directory() {
     fs::remove_dir_all(&d).unwrap();
 }
 
+/// File applies hand chunks to the pool as the memory budget allows: the
+/// output is NEW whatever the thread count and budget (one chunk at a time
+/// up to all at once), from a file or a stream; and a damaged chunk among
+/// many in flight fails the apply with OUT untouched and no temporary left.
+#[test]
+fn file_apply_is_the_same_whatever_the_threads_and_budget() {
+    let d = tmpdir("window");
+    let (old, new, patch, out) = (
+        testdata("msgpack/old"),
+        testdata("msgpack/new"),
+        d.join("p"),
+        d.join("out"),
+    );
+    let opts = DiffOptions {
+        chunk_len: Some(16 << 10),
+        ..DiffOptions::default()
+    };
+    oxdelta::diff_files(&old, &new, &patch, &opts).unwrap();
+    let want = fs::read(&new).unwrap();
+    let bytes = fs::read(&patch).unwrap();
+    for threads in [1, 2, 5] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for budget in [1, 64 << 10, 48 << 20] {
+            let opts = ApplyOptions {
+                memory_budget: budget,
+                ..ApplyOptions::default()
+            };
+            let _ = fs::remove_file(&out);
+            pool.install(|| oxdelta::apply_file(&old, &patch, &out, &opts))
+                .unwrap();
+            assert!(
+                fs::read(&out).unwrap() == want,
+                "{threads} threads, budget {budget}"
+            );
+            let _ = fs::remove_file(&out);
+            pool.install(|| oxdelta::apply_reader(&old, &bytes[..], &out, &opts))
+                .unwrap();
+            assert!(
+                fs::read(&out).unwrap() == want,
+                "stream, {threads} threads, budget {budget}"
+            );
+        }
+    }
+    let p = oxdelta::oxdelta_format::Patch::parse(&bytes).unwrap();
+    assert!(p.head.chunks.len() > 8, "{} chunks", p.head.chunks.len());
+    // Damage one chunk in the middle (its payload hash then fails).
+    let mid = &p.head.chunks[p.head.chunks.len() / 2];
+    let at = (p.head.payload_start() + mid.payload_offset) as usize;
+    let mut bad = bytes.clone();
+    bad[at] ^= 0x10;
+    let badp = d.join("bad");
+    fs::write(&badp, &bad).unwrap();
+    fs::write(&out, b"before").unwrap();
+    for budget in [1, 48 << 20] {
+        let opts = ApplyOptions {
+            memory_budget: budget,
+            ..ApplyOptions::default()
+        };
+        let e = oxdelta::apply_file(&old, &badp, &out, &opts).unwrap_err();
+        assert!(e.to_string().contains("hash mismatch"), "{e}");
+        let e = oxdelta::apply_reader(&old, &bad[..], &out, &opts).unwrap_err();
+        assert!(e.to_string().contains("hash mismatch"), "{e}");
+        assert_eq!(fs::read(&out).unwrap(), b"before");
+    }
+    assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn streaming_apply_matches_file_apply() {
     let d = tmpdir("stream");

@@ -79,7 +79,7 @@ pub struct Anchor {
 }
 
 /// The gear table: one pseudo-random word per byte value (splitmix64).
-static GEAR: [u64; 256] = {
+pub(crate) static GEAR: [u64; 256] = {
     let mut t = [0u64; 256];
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut i = 0;

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use oxdelta_apply::{ApplyOptions, apply_bytes};
 use oxdelta_diff::DiffOptions;
 use oxdelta_diff::sa::{
-    GRAM, GramFilter, MatchParams, diff, match_chunk, match_chunk_filtered, match_chunk_with,
+    GRAM, GramFilter, LONG_GRAM, MatchParams, diff, match_chunk, match_chunk_filtered,
+    match_chunk_with,
 };
 use oxdelta_format::{Codec, Op, assemble};
 use oxdelta_sa::SuffixArray;
@@ -368,10 +369,16 @@ fn gram_filter_changes_nothing_but_time() {
         for w in old.windows(GRAM).step_by(7) {
             assert!(grams.may_contain(w));
         }
-        for p in [
-            MatchParams::default(),
-            MatchParams::for_data(b"text text text"),
-        ] {
+        for w in old.windows(LONG_GRAM).step_by(5) {
+            assert!(grams.may_contain_long(w));
+        }
+        let text = MatchParams {
+            min_seed: LONG_GRAM,
+            cluster_gap: 8,
+            lit_split: 24,
+            ..MatchParams::default()
+        };
+        for p in [MatchParams::default(), text] {
             let plain = match_chunk_with(&sa, &new, 0, new.len(), &p);
             let filtered = match_chunk_filtered(&sa, Some(&grams), &new, 0, new.len(), &p);
             assert_eq!(plain, filtered, "round {round} {p:?}");
@@ -388,4 +395,10 @@ fn gram_filter_changes_nothing_but_time() {
         .filter(|w| grams.may_contain(w))
         .count();
     assert!(maybe < 6_500, "{maybe} of 10000 absent strings passed");
+    let maybe = probe
+        .windows(LONG_GRAM)
+        .step_by(8)
+        .filter(|w| grams.may_contain_long(w))
+        .count();
+    assert!(maybe < 6_500, "{maybe} of 9997 absent long strings passed");
 }

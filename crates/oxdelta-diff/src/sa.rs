@@ -202,7 +202,20 @@ pub fn diff_with(
     let coverage = Coverage::new(old, &anchors);
     let compact = coverage.text(old);
     let text: &[u8] = if coverage.is_whole() { old } else { &compact };
-    let (parts, grams) = rayon::join(|| build_parts(text), || GramFilter::new(text));
+    let chunk_len = opts
+        .chunk_len
+        .unwrap_or_else(|| default_chunk_len(new.len() as u64));
+    let ranges = chunk_ranges(new.len() as u64, chunk_len);
+    let tuning: Vec<MatchParams> = ranges
+        .par_iter()
+        .map(|r| {
+            params
+                .copied()
+                .unwrap_or_else(|| MatchParams::for_data(&new[r.start as usize..r.end as usize]))
+        })
+        .collect();
+    let long = tuning.iter().any(|p| p.min_seed >= LONG_GRAM);
+    let (parts, grams) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
     let sas: Vec<(usize, &SuffixArray<'_>)> = parts.iter().map(|(s, sa)| (*s, sa)).collect();
     let index = OldIndex {
         old,
@@ -213,17 +226,11 @@ pub fn diff_with(
     };
     progress.advance(old.len() as u64);
     progress.start(Phase::Matching, new.len() as u64);
-    let chunk_len = opts
-        .chunk_len
-        .unwrap_or_else(|| default_chunk_len(new.len() as u64));
-    let ranges = chunk_ranges(new.len() as u64, chunk_len);
     let chunks = ranges
         .into_par_iter()
-        .map(|r| {
+        .zip(tuning)
+        .map(|(r, p)| {
             let (s, e) = (r.start as usize, r.end as usize);
-            let p = params
-                .copied()
-                .unwrap_or_else(|| MatchParams::for_data(&new[s..e]));
             let ops = match_chunk_indexed(&index, new, s, e, &p);
             let mut enc = ChunkEncoder::new(old, new, r.start);
             for op in ops {
@@ -489,10 +496,14 @@ pub const GRAM: usize = 8;
 pub const LONG_GRAM: usize = 32;
 
 /// Which [`GRAM`]-byte strings occur in OLD, approximately: a Bloom filter
-/// with one hash and 1–2 bits per OLD byte (a power of two bits, so at most
-/// OLD's length / 4 bytes of memory; about half of absent strings pass on
-/// random data). At 2–4 bits it was a little faster, but pushed exe-go's
-/// peak to the differ's memory bound (6 bytes per OLD byte plus NEW).
+/// with one hash and 4–8 bits per OLD byte (a power of two bits, so at most
+/// OLD's length in bytes of memory; 12–22% of absent strings pass), or,
+/// when the [`LONG_GRAM`] filter is built too, 2–4 bits per byte for each.
+/// (OLD here is the text the suffix array indexes: with anchors it is
+/// smaller than OLD, which left room for more bits. On exe-rust, 1–2 bits
+/// per byte let 843,000 lookups through of which 600,000 found under 8
+/// bytes; 4–8 bits let 445,000 through, and user CPU fell from 6.13 to
+/// 5.06 s, exe-go's from 0.61 to 0.46 s, at load ~4.)
 ///
 /// Most suffix-array lookups of the matcher find no seed: on the exe-rust
 /// corpus pair 89% of 2.7 million lookups found less than 8 bytes, in new
@@ -513,32 +524,44 @@ pub const LONG_GRAM: usize = 32;
 #[derive(Debug)]
 pub struct GramFilter {
     bits: Vec<u64>,
-    /// The same for [`LONG_GRAM`]-byte strings.
+    /// The same for [`LONG_GRAM`]-byte strings (empty when not built).
     long: Vec<u64>,
     shift: u32,
 }
 
 impl GramFilter {
-    /// Records every [`GRAM`]- and [`LONG_GRAM`]-byte string of `old`.
-    pub fn new(old: &[u8]) -> GramFilter {
-        let want = (old.len() as u64).saturating_mul(2).max(1 << 12);
+    /// Records every [`GRAM`]-byte string of `old`, and with `long` every
+    /// [`LONG_GRAM`]-byte string too (else [`GramFilter::may_contain_long`]
+    /// answers true). Memory: at most `old.len()` bytes.
+    pub fn new(old: &[u8], long: bool) -> GramFilter {
+        let per_byte: u64 = if long { 4 } else { 8 };
+        let want = (old.len() as u64).saturating_mul(per_byte).max(1 << 12);
+        // The largest power of two not above `want`.
         let log = (63 - want.leading_zeros()).clamp(12, 36);
         let mut bits = vec![0u64; 1usize << (log - 6)];
-        let mut long = vec![0u64; 1usize << (log - 6)];
+        let mut long_bits = if long {
+            vec![0u64; 1usize << (log - 6)]
+        } else {
+            Vec::new()
+        };
         let shift = 64 - log;
         for w in old.windows(GRAM) {
             let h = (Self::hash(w) >> shift) as usize;
             bits[h >> 6] |= 1 << (h & 63);
         }
-        if old.len() >= LONG_GRAM {
+        if long && old.len() >= LONG_GRAM {
             let mut h = Self::long_hash(&old[..LONG_GRAM - 1]);
             for &b in &old[LONG_GRAM - 1..] {
                 h = Self::long_step(h, b);
                 let k = (Self::long_mix(h) >> shift) as usize;
-                long[k >> 6] |= 1 << (k & 63);
+                long_bits[k >> 6] |= 1 << (k & 63);
             }
         }
-        GramFilter { bits, long, shift }
+        GramFilter {
+            bits,
+            long: long_bits,
+            shift,
+        }
     }
 
     #[inline]
@@ -576,6 +599,9 @@ impl GramFilter {
     /// LONG_GRAM count) does not occur in OLD.
     #[inline]
     pub fn may_contain_long(&self, w: &[u8]) -> bool {
+        if self.long.is_empty() {
+            return true;
+        }
         let k = (Self::long_mix(Self::long_hash(&w[..LONG_GRAM])) >> self.shift) as usize;
         self.long[k >> 6] & (1 << (k & 63)) != 0
     }

@@ -425,9 +425,12 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 }
 
 /// Where file applies put NEW: chunks are rebuilt in pooled, page-aligned
-/// buffers (where their hash is checked while hot in cache) and written
-/// with positioned writes, skipping 4 KiB blocks that are all zero so the
-/// fresh output stays sparse.
+/// buffers (where their hash is checked while hot in cache) and written by
+/// one writer thread ([`write_chunks`]) with positioned writes, skipping
+/// 4 KiB blocks that are all zero so the fresh output stays sparse. The
+/// writer lets a pool thread start its next chunk while the last one goes
+/// to the disk (`O_DIRECT` writes wait for the device): tar-src, 4 chunks
+/// on 2 threads, 67 → 44 ms wall in one hyperfine run at load 2.5.
 ///
 /// Where the file system allows, the aligned part of each write goes
 /// through a second descriptor opened with `O_DIRECT` (Linux): the kernel
@@ -445,11 +448,13 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 /// (half of all apply time on img-ext4), and a positioned write of whole
 /// pages avoids that.
 struct FileSink<'f> {
-    file: &'f File,
     path: &'f Path,
-    pool: std::sync::Mutex<Vec<map::AnonBuf>>,
-    /// The same file opened with `O_DIRECT`, when the file system allows.
-    direct: Option<File>,
+    /// Output buffers not in use.
+    pool: &'f std::sync::Mutex<Vec<map::AnonBuf>>,
+    /// Length of each output buffer (the patch's largest chunk), and
+    /// whether it is backed by huge pages.
+    buf_len: usize,
+    huge: bool,
     /// Set when OLD's hash has been found wrong: stop early.
     old_failed: &'f AtomicBool,
 }
@@ -457,38 +462,58 @@ struct FileSink<'f> {
 /// Block size for hole detection.
 const HOLE_BLOCK: u64 = 4096;
 
+/// Output buffers at least this long are backed by transparent huge pages
+/// where the system allows (`madvise`): a fresh 4 KiB page costs a fault
+/// and its zeroing, 2 MiB pages cost the zeroing only. Measured on the
+/// small corpus pairs (CPU time, medians of 8 alternating runs): exe-go
+/// 29.6 → 24.2 ms, tar-src 47.9 → 32.9 ms, exe-rust 113 → 108 ms.
+const HUGE_BUF: usize = 2 << 20;
+
+/// A rebuilt, verified chunk on its way to the file.
+struct Rebuilt {
+    offset: u64,
+    len: usize,
+    buf: map::AnonBuf,
+    /// Budget the chunk holds until it is written.
+    held: u64,
+}
+
 impl FileSink<'_> {
-    /// Rebuilds chunk `e` from `payload` in a pooled buffer and writes it.
-    fn apply_one(
+    /// Rebuilds and verifies chunk `e` from `payload` in a pooled buffer;
+    /// `None` for a chunk of zeros (the temporary file reads as zeros
+    /// where nothing was written).
+    fn rebuild(
         &self,
         e: &ChunkEntry,
         payload: &[u8],
         old: &[u8],
-        opts: &ApplyOptions,
-    ) -> Result<()> {
-        // The temporary file reads as zeros where nothing was written.
+        held: u64,
+    ) -> Result<Option<Rebuilt>> {
         if oxdelta_format::is_zero_chunk(e, payload, old.len() as u64) {
-            opts.progress.advance(u64::from(e.new_len));
-            return Ok(());
+            return Ok(None);
         }
         // A buffer goes back to the pool as soon as its chunk is written, so
-        // the pool holds one buffer per thread, not one per chunk: fresh
-        // anonymous pages are costly to fault in (see above).
+        // the pool holds about one buffer per thread, not one per chunk:
+        // fresh anonymous pages are costly to fault in (see above).
         let popped = self.pool.lock().map(|mut p| p.pop()).ok().flatten();
         let mut buf = match popped {
             Some(b) => b,
-            None => map::AnonBuf::new(oxdelta_format::limits::MAX_CHUNK_NEW_LEN as usize)
+            None => map::AnonBuf::new(self.buf_len, self.huge)
                 .map_err(io("allocating a buffer for", self.path))?,
         };
-        let out = &mut buf[..e.new_len as usize];
-        oxdelta_format::apply_chunk(e, payload, old, out, false)?;
-        write_sparse(self.file, self.direct.as_ref(), e.new_offset, out)
-            .map_err(io("writing", self.path))?;
-        opts.progress.advance(u64::from(e.new_len));
-        if let Ok(mut p) = self.pool.lock() {
-            p.push(buf);
+        let len = e.new_len as usize;
+        if let Err(err) = oxdelta_format::apply_chunk(e, payload, old, &mut buf[..len], false) {
+            if let Ok(mut p) = self.pool.lock() {
+                p.push(buf);
+            }
+            return Err(err.into());
         }
-        Ok(())
+        Ok(Some(Rebuilt {
+            offset: e.new_offset,
+            len,
+            buf,
+            held,
+        }))
     }
 }
 
@@ -574,24 +599,45 @@ impl std::ops::Deref for Payload<'_> {
 /// and the memory for it are free (fixed batches made the last chunks of
 /// a batch wait for its slowest, and a batch of one ran alone: on the
 /// exe-rust pair, 4 chunks on 2 threads took three chunk times instead of
-/// two). The first error stops the handing out.
+/// two). Rebuilt chunks go to the writer thread, so a pool thread moves
+/// on to its next chunk while the last one reaches the disk. The first
+/// error stops the handing out.
 struct Spawner<'s, 'scope, 'p: 'scope> {
     scope: &'s rayon::Scope<'scope>,
     sink: &'scope FileSink<'scope>,
+    to_writer: &'scope std::sync::mpsc::SyncSender<Rebuilt>,
     chunks: &'scope [ChunkEntry],
     old: &'scope [u8],
     opts: &'scope ApplyOptions,
     budget: &'scope Budget,
-    /// The first error of a chunk.
-    error: &'scope std::sync::Mutex<Option<ApplyError>>,
-    failed: &'scope AtomicBool,
+    failure: &'scope Failure,
     _payloads: std::marker::PhantomData<&'p [u8]>,
+}
+
+/// The first error of a chunk or a write, and whether there was one.
+#[derive(Default)]
+struct Failure {
+    first: std::sync::Mutex<Option<ApplyError>>,
+    failed: AtomicBool,
+}
+
+impl Failure {
+    fn set(&self, err: ApplyError) {
+        self.failed.store(true, Ordering::Relaxed);
+        if let Ok(mut first) = self.first.lock() {
+            first.get_or_insert(err);
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
 }
 
 impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
     fn stopped(&self) -> bool {
         cancelled(self.opts)
-            || self.failed.load(Ordering::Relaxed)
+            || self.failure.is_set()
             || self.sink.old_failed.load(Ordering::Relaxed)
     }
 
@@ -611,28 +657,65 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
                 return Err(err);
             }
         };
-        let (sink, old, opts) = (self.sink, self.old, self.opts);
-        let (budget, error, failed) = (self.budget, self.error, self.failed);
-        let stop = self.sink.old_failed;
+        let (sink, old, opts, budget, failure) =
+            (self.sink, self.old, self.opts, self.budget, self.failure);
+        let to_writer = self.to_writer.clone();
         self.scope.spawn(move |_| {
-            let done = if cancelled(opts)
-                || failed.load(Ordering::Relaxed)
-                || stop.load(Ordering::Relaxed)
-            {
+            let stop =
+                cancelled(opts) || failure.is_set() || sink.old_failed.load(Ordering::Relaxed);
+            let done = if stop {
                 Err(ApplyError::Cancelled)
             } else {
-                sink.apply_one(e, &payload, old, opts)
+                sink.rebuild(e, &payload, old, held)
             };
             drop(payload);
-            budget.release(held);
-            if let Err(err) = done {
-                failed.store(true, Ordering::Relaxed);
-                if let Ok(mut first) = error.lock() {
-                    first.get_or_insert(err);
+            match done {
+                Ok(Some(r)) => {
+                    // The writer releases the budget once the chunk is written.
+                    if let Err(std::sync::mpsc::SendError(r)) = to_writer.send(r) {
+                        budget.release(r.held);
+                        failure.set(ApplyError::Cancelled);
+                    }
+                }
+                Ok(None) => {
+                    opts.progress.advance(u64::from(e.new_len));
+                    budget.release(held);
+                }
+                Err(err) => {
+                    budget.release(held);
+                    failure.set(err);
                 }
             }
         });
         Ok(())
+    }
+}
+
+/// The writer thread: writes rebuilt chunks as they come (while the pool
+/// rebuilds the next ones), returns their buffers to the pool and their
+/// budget. After a failure it only drains the queue.
+#[allow(clippy::too_many_arguments)]
+fn write_chunks(
+    rx: std::sync::mpsc::Receiver<Rebuilt>,
+    file: &File,
+    direct: Option<&File>,
+    path: &Path,
+    pool: &std::sync::Mutex<Vec<map::AnonBuf>>,
+    budget: &Budget,
+    failure: &Failure,
+    opts: &ApplyOptions,
+) {
+    for r in rx {
+        if !failure.is_set() {
+            match write_sparse(file, direct, r.offset, &r.buf[..r.len]) {
+                Ok(()) => opts.progress.advance(r.len as u64),
+                Err(e) => failure.set(io("writing", path)(e)),
+            }
+        }
+        if let Ok(mut p) = pool.lock() {
+            p.push(r.buf);
+        }
+        budget.release(r.held);
     }
 }
 
@@ -706,9 +789,11 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
     Ok(())
 }
 
-/// Writes NEW through `fill` (which verifies every chunk) into a temporary
-/// file beside `out` while `check_old_hash` runs beside it on the thread
-/// pool, and renames the file over `out` only when both succeeded.
+/// Writes NEW through `fill` (which hands every chunk to a [`Spawner`]:
+/// rebuilt and verified on the pool, written by the writer thread) into a
+/// temporary file beside `out` while `check_old_hash` runs beside it on the
+/// thread pool, and renames the file over `out` only when both succeeded
+/// and every write did.
 ///
 /// OLD's hash is a fifth to a half of an apply's work on disk images
 /// (every byte of OLD, holes included, while only NEW's data is rebuilt),
@@ -731,42 +816,78 @@ fn write_atomically<'p>(
     tmp.file()
         .set_len(head.meta.new_len)
         .map_err(io("sizing the temporary output for", out))?;
+    let direct = open_direct(&tmp.path);
+    let largest = head
+        .chunks
+        .iter()
+        .map(|e| e.new_len as usize)
+        .max()
+        .unwrap_or(0);
+    let huge = largest >= HUGE_BUF;
     let old_failed = AtomicBool::new(false);
+    let pool = std::sync::Mutex::new(Vec::new());
     let sink = FileSink {
-        file: tmp.file(),
         path: out,
-        pool: std::sync::Mutex::new(Vec::new()),
-        direct: open_direct(&tmp.path),
+        pool: &pool,
+        buf_len: if huge {
+            largest.next_multiple_of(HUGE_BUF)
+        } else {
+            largest
+        },
+        huge,
         old_failed: &old_failed,
     };
     let budget = Budget::new(opts.memory_budget);
-    let error = std::sync::Mutex::new(None);
-    let failed = AtomicBool::new(false);
+    let failure = Failure::default();
     let mut old_checked = Ok(());
-    let filled = rayon::in_place_scope(|s| {
-        s.spawn(|_| {
-            old_checked = check_old_hash();
-            if old_checked.is_err() {
-                old_failed.store(true, Ordering::Relaxed);
-            }
+    // One rebuilt chunk may wait for the writer (its buffer stays
+    // counted in the budget until written).
+    let (to_writer, from_pool) = std::sync::mpsc::sync_channel(1);
+    let filled = std::thread::scope(|threads| {
+        threads.spawn(|| {
+            write_chunks(
+                from_pool,
+                tmp.file(),
+                direct.as_ref(),
+                out,
+                &pool,
+                &budget,
+                &failure,
+                opts,
+            )
         });
-        fill(&Spawner {
-            scope: s,
-            sink: &sink,
-            chunks: &head.chunks,
-            old,
-            opts,
-            budget: &budget,
-            error: &error,
-            failed: &failed,
-            _payloads: std::marker::PhantomData,
-        })
+        let filled = rayon::in_place_scope(|s| {
+            s.spawn(|_| {
+                old_checked = check_old_hash();
+                if old_checked.is_err() {
+                    old_failed.store(true, Ordering::Relaxed);
+                }
+            });
+            fill(&Spawner {
+                scope: s,
+                sink: &sink,
+                to_writer: &to_writer,
+                chunks: &head.chunks,
+                old,
+                opts,
+                budget: &budget,
+                failure: &failure,
+                _payloads: std::marker::PhantomData,
+            })
+        });
+        // The writer ends once the last chunk is written.
+        drop(to_writer);
+        filled
     });
-    drop(sink);
-    // A wrong OLD explains any other failure; then a chunk's own error
-    // explains the `Cancelled` that stopped the handing out.
+    drop(direct);
+    // A wrong OLD explains any other failure; then a chunk's or a write's
+    // own error explains the `Cancelled` that stopped the handing out.
     old_checked?;
-    if let Some(e) = error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = failure
+        .first
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+    {
         return Err(e);
     }
     filled?;

@@ -85,9 +85,18 @@ impl DerefMut for WriteMap {
 pub struct AnonBuf(MmapMut);
 
 impl AnonBuf {
-    /// `len` bytes of zeros, page-aligned; pages are faulted in on first use.
-    pub fn new(len: usize) -> std::io::Result<AnonBuf> {
-        Ok(AnonBuf(MmapMut::map_anon(len.max(1))?))
+    /// `len` bytes of zeros, page-aligned; pages are faulted in on first
+    /// use, as transparent huge pages when `huge` and the system allows.
+    pub fn new(len: usize, huge: bool) -> std::io::Result<AnonBuf> {
+        let m = MmapMut::map_anon(len.max(1))?;
+        #[cfg(target_os = "linux")]
+        if huge {
+            // Advice only: without huge pages the buffer works the same.
+            let _ = m.advise(memmap2::Advice::HugePage);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = huge;
+        Ok(AnonBuf(m))
     }
 }
 

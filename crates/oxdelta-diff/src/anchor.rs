@@ -54,8 +54,12 @@ pub const WINDOW: usize = 64;
 /// A window is sampled with probability 2^−SAMPLE_BITS.
 pub const SAMPLE_BITS: u32 = 5;
 
-/// Shortest exact match kept as an anchor.
-pub const MIN_ANCHOR: usize = 128;
+/// Shortest exact match kept as an anchor: any verified window. Longer
+/// minimums made patches larger and diffs slower on the corpus (128, 256
+/// and 1024 bytes against 64: exe-rust 2,584,578 / 2,586,866 / 2,587,328
+/// against 2,582,792 bytes; tar-src 86,760 / 87,268 / 90,149 against
+/// 86,322).
+pub const MIN_ANCHOR: usize = 64;
 
 /// OLD windows kept per hash: repeated content (files stored twice in an
 /// archive, common code) has several places, and the longest match wins.

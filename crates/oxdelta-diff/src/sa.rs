@@ -62,7 +62,7 @@
 //! # Anchors first, then a smaller suffix array
 //!
 //! Before the suffix array is built, [`crate::anchor`] finds long exact
-//! matches (anchors, at least 128 bytes) by sampled hashing, and the suffix
+//! matches (anchors, at least 64 bytes) by sampled hashing, and the suffix
 //! array indexes only the OLD bytes no anchor reads ([`OldIndex`]). The
 //! scan takes an anchor where one covers its position instead of querying
 //! the suffix array; other queries go to the smaller array, their positions

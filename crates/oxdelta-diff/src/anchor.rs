@@ -34,9 +34,10 @@
 //!
 //! * The OLD table has a power-of-two number of 8-byte slots, at least
 //!   twice OLD's length / 2^[`SAMPLE_BITS`]: about OLD's length / 2 bytes,
-//!   freed before the suffix array is built. It never grows: once half
-//!   full (periodic data can sample more windows than expected) further
-//!   samples are dropped, which only loses anchors.
+//!   freed before the suffix array is built. It never grows: once one of
+//!   its 16 partitions is half full (periodic data can sample more windows
+//!   than expected) further samples there are dropped, which only loses
+//!   anchors.
 //! * Time: one hash step per byte of OLD and NEW, one table probe per
 //!   sampled window, and exact comparisons over the anchors found (each
 //!   NEW byte is compared at most twice: the scan jumps past every anchor).
@@ -146,24 +147,28 @@ fn for_each_sample_until(
 struct Table {
     /// `(hash tag, OLD position + 1)`; position 0 marks an empty slot.
     slots: Vec<(u32, u32)>,
-    mask: usize,
     /// log2 of the slot count.
     log: u32,
-    used: usize,
+    /// Slots per partition − 1 (a power of two − 1).
+    pmask: usize,
 }
+
+/// The table is cut into this many partitions by a hash's top bits, each
+/// filled by its own task and probed within itself: the same table whatever
+/// the thread count, built in parallel.
+const PARTITIONS: usize = 16;
 
 impl Table {
     fn build(old: &[u8]) -> Table {
-        let want = (old.len() >> SAMPLE_BITS).max(16) * 2;
+        let want = (old.len() >> SAMPLE_BITS).max(PARTITIONS) * 2;
         let cap = want.next_power_of_two();
         let mut t = Table {
             slots: vec![(0, 0); cap],
-            mask: cap - 1,
             log: cap.trailing_zeros(),
-            used: 0,
+            pmask: cap / PARTITIONS - 1,
         };
-        // Parts hashed in parallel, inserted in order: the same table
-        // whatever the thread count.
+        // Parts hashed in parallel; each partition then takes its samples
+        // from every part in OLD order.
         let parts: Vec<Vec<(u32, u64)>> = (0..old.len().div_ceil(PART))
             .into_par_iter()
             .map(|k| {
@@ -180,42 +185,27 @@ impl Table {
                 v
             })
             .collect();
-        'parts: for part in parts {
-            for (i, h) in part {
-                if t.used * 2 >= cap {
-                    break 'parts;
+        let (log, pmask) = (t.log, t.pmask);
+        t.slots
+            .par_chunks_mut(pmask + 1)
+            .enumerate()
+            .for_each(|(k, slots)| {
+                let mut used = 0;
+                'parts: for part in &parts {
+                    for &(i, h) in part {
+                        let (s, tag) = slot_tag(log, h);
+                        if s / (pmask + 1) != k {
+                            continue;
+                        }
+                        // Half full: later samples are dropped.
+                        if used * 2 >= slots.len() {
+                            break 'parts;
+                        }
+                        used += usize::from(insert(slots, s & pmask, tag, i));
+                    }
                 }
-                t.insert(h, i);
-            }
-        }
+            });
         t
-    }
-
-    /// The first slot to probe for hash `h`, and its tag.
-    #[inline]
-    fn slot_tag(&self, h: u64) -> (usize, u32) {
-        let m = mix(h);
-        ((m >> (64 - self.log)) as usize, m as u32)
-    }
-
-    fn insert(&mut self, h: u64, pos: u32) {
-        let (mut s, tag) = self.slot_tag(h);
-        let mut same = 0;
-        loop {
-            let (t, p) = self.slots[s];
-            if p == 0 {
-                self.slots[s] = (tag, pos + 1);
-                self.used += 1;
-                return;
-            }
-            if t == tag {
-                same += 1;
-                if same == MAX_CANDIDATES {
-                    return;
-                }
-            }
-            s = (s + 1) & self.mask;
-        }
     }
 
     /// Calls `f` with the first [`MAX_CANDIDATES`] sampled OLD windows
@@ -223,17 +213,50 @@ impl Table {
     /// caller compares bytes).
     #[inline]
     fn candidates(&self, h: u64, mut f: impl FnMut(usize)) {
-        let (mut s, tag) = self.slot_tag(h);
+        let (s, tag) = slot_tag(self.log, h);
+        let base = s & !self.pmask;
+        let mut s = s & self.pmask;
         loop {
-            let (t, p) = self.slots[s];
+            let (t, p) = self.slots[base + s];
             if p == 0 {
                 return;
             }
             if t == tag {
                 f(p as usize - 1);
             }
-            s = (s + 1) & self.mask;
+            s = (s + 1) & self.pmask;
         }
+    }
+}
+
+/// The first slot of a table of 2^`log` slots to probe for hash `h`, and
+/// its tag.
+#[inline]
+fn slot_tag(log: u32, h: u64) -> (usize, u32) {
+    let m = mix(h);
+    ((m >> (64 - log)) as usize, m as u32)
+}
+
+/// Inserts OLD position `pos` with `tag` into one partition's `slots`,
+/// probing from `s`; false when the tag already has [`MAX_CANDIDATES`]
+/// places. The caller keeps the partition under half full, so a free slot
+/// exists.
+fn insert(slots: &mut [(u32, u32)], mut s: usize, tag: u32, pos: u32) -> bool {
+    let mask = slots.len() - 1;
+    let mut same = 0;
+    loop {
+        let (t, p) = slots[s];
+        if p == 0 {
+            slots[s] = (tag, pos + 1);
+            return true;
+        }
+        if t == tag {
+            same += 1;
+            if same == MAX_CANDIDATES {
+                return false;
+            }
+        }
+        s = (s + 1) & mask;
     }
 }
 

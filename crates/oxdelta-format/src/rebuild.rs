@@ -255,21 +255,36 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
             }
         }
         AddMode::Words32 => {
+            // Bytes outside the op's aligned words add alone; inside, each
+            // word gets the diff bytes it holds (zero elsewhere) as one
+            // 32-bit addend.
             let (head, body) = AddMode::split(a.new_pos, a.len);
-            for (k, &x) in diff.iter().enumerate() {
-                let j = at + k;
-                if x == 0 {
-                    continue;
-                }
-                if j < head || j >= head + body {
-                    out[a.out_pos + j] = out[a.out_pos + j].wrapping_add(x);
-                } else {
-                    let lane = (j - head) % 4;
+            let (start, end) = (at, at + diff.len());
+            let byte_add = |out: &mut [u8], j: usize| {
+                let x = diff[j - start];
+                out[a.out_pos + j] = out[a.out_pos + j].wrapping_add(x);
+            };
+            for j in start..end.min(head) {
+                byte_add(out, j);
+            }
+            let (bs, be) = (start.max(head), end.min(head + body));
+            let mut j = bs;
+            while j < be {
+                let lane = (j - head) % 4;
+                let n = (4 - lane).min(be - j);
+                let mut x = [0u8; 4];
+                x[lane..lane + n].copy_from_slice(&diff[j - start..j - start + n]);
+                let x = u32::from_le_bytes(x);
+                if x != 0 {
                     let w = a.out_pos + j - lane;
                     let word = u32::from_le_bytes([out[w], out[w + 1], out[w + 2], out[w + 3]])
-                        .wrapping_add(u32::from(x) << (8 * lane));
+                        .wrapping_add(x);
                     out[w..w + 4].copy_from_slice(&word.to_le_bytes());
                 }
+                j += n;
+            }
+            for j in start.max(head + body)..end {
+                byte_add(out, j);
             }
         }
     }
@@ -636,6 +651,43 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "round {round}");
             assert_eq!(ones, want.iter().filter(|&&a| a).count());
+        }
+    }
+
+    /// Adding an op's diff in pieces (any split, any alignment) onto its
+    /// OLD bytes gives what [`AddMode::add`] gives for the whole op.
+    #[test]
+    fn pieces_add_like_the_whole_op() {
+        let mut r = Rng(99);
+        for mode in AddMode::ALL {
+            for new_pos in 0..8u64 {
+                for len in 0..19usize {
+                    let src: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+                    let diff: Vec<u8> = (0..len)
+                        .map(|_| if r.below(3) == 0 { 0 } else { r.next() as u8 })
+                        .collect();
+                    let mut want = vec![0u8; len];
+                    mode.add(&mut want, &src, &diff, new_pos);
+                    for cut in 0..=len {
+                        let mut out = vec![0xeeu8; len + 3];
+                        out[2..2 + len].copy_from_slice(&src);
+                        let a = AddRec {
+                            diff_start: 0,
+                            len,
+                            out_pos: 2,
+                            new_pos,
+                        };
+                        add_into(&mut out, &a, 0, &diff[..cut], mode);
+                        add_into(&mut out, &a, cut, &diff[cut..], mode);
+                        assert_eq!(
+                            out[2..2 + len],
+                            want,
+                            "{mode:?} at {new_pos}, {len} cut {cut}"
+                        );
+                        assert_eq!([out[0], out[1], out[len + 2]], [0xee; 3]);
+                    }
+                }
+            }
         }
     }
 

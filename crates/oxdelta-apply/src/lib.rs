@@ -829,6 +829,9 @@ fn write_atomically<'p>(
     let sink = FileSink {
         path: out,
         pool: &pool,
+        // A length in whole 2 MiB pages gets a 2 MiB-aligned map (and
+        // huge pages throughout); 613 page faults on exe-go against 1487
+        // for the chunk's exact length.
         buf_len: if huge {
             largest.next_multiple_of(HUGE_BUF)
         } else {

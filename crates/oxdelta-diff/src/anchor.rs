@@ -41,6 +41,10 @@
 //! * Time: one hash step per byte of OLD and NEW, one table probe per
 //!   sampled window, and exact comparisons over the anchors found (each
 //!   NEW byte is compared at most twice: the scan jumps past every anchor).
+//! * The anchors themselves: 24 bytes each, at most one per 64 bytes of
+//!   NEW (an anchor is at least [`MIN_ANCHOR`] long and they do not
+//!   overlap), so under 0.4 bytes per byte of NEW in the worst case and a
+//!   few hundred kilobytes on the corpus (10,600 anchors for exe-go).
 //! * Only OLDs below 4 GiB are sampled (positions are 32-bit).
 //!
 //! The result never depends on the thread count: OLD and NEW are cut into

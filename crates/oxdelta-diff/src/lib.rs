@@ -5,8 +5,10 @@
 //! them. Two engines share that seam:
 //!
 //! * [`sa`]: the in-memory, bsdiff-style matcher over a suffix array of OLD.
-//!   Best patches; memory about 5 bytes per byte of OLD (the text plus
-//!   32-bit suffix indices) plus NEW and the patch.
+//!   Best patches; memory at most about 5 bytes per byte of OLD (the text
+//!   plus 32-bit suffix indices) plus NEW and the patch. [`anchor`] first
+//!   finds long exact matches by sampled hashing, so the suffix array only
+//!   indexes what they leave of OLD.
 //! * [`stream`]: the bounded-memory engine for inputs larger than RAM (disk
 //!   images). Its own allocations stay within a budget the caller sets
 //!   (see [`stream::Plan`]); it indexes OLD by a rolling hash over blocks,

@@ -278,6 +278,48 @@ fn file_apply_is_the_same_whatever_the_threads_and_budget() {
     fs::remove_dir_all(&d).unwrap();
 }
 
+/// Cancelling a file apply (the CLI's Ctrl-C) before it starts or after
+/// its first chunk is written stops it with `Cancelled`: OUT untouched, no
+/// temporary left, the writer thread and the pool drained.
+#[test]
+fn cancelled_file_apply_leaves_out_untouched() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tmpdir("cancel");
+    let (old, new, patch, out) = (
+        testdata("msgpack/old"),
+        testdata("msgpack/new"),
+        d.join("p"),
+        d.join("out"),
+    );
+    let opts = DiffOptions {
+        chunk_len: Some(16 << 10),
+        ..DiffOptions::default()
+    };
+    oxdelta::diff_files(&old, &new, &patch, &opts).unwrap();
+    for after_first_chunk in [false, true] {
+        let cancel = Arc::new(AtomicBool::new(!after_first_chunk));
+        let c = cancel.clone();
+        let opts = ApplyOptions {
+            cancel: Some(cancel),
+            // One chunk at a time, so that chunks remain after the first.
+            memory_budget: 1,
+            progress: oxdelta::Progress::new(move |e| {
+                if let oxdelta::Event::Advance { .. } = e {
+                    c.store(true, Ordering::Relaxed);
+                }
+            }),
+            ..ApplyOptions::default()
+        };
+        fs::write(&out, b"as it was").unwrap();
+        let e = oxdelta::apply_file(&old, &patch, &out, &opts).unwrap_err();
+        assert!(e.to_string().contains("cancel"), "{e}");
+        assert_eq!(fs::read(&out).unwrap(), b"as it was");
+        assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    }
+    fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn streaming_apply_matches_file_apply() {
     let d = tmpdir("stream");

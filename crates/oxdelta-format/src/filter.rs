@@ -647,16 +647,24 @@ impl FilterSink {
             }
             (DiffFilter::Runs | DiffFilter::Tokens, DiffFilter::Tokens) => {
                 let mut out = Vec::with_capacity(self.zs.len() + self.ns.len() + self.bs.len());
-                let (mut zc, mut nc) = (Cursor::new(&self.zs, 0), Cursor::new(&self.ns, 0));
-                let mut b = 0;
-                while !zc.is_empty() {
-                    // The sections are this sink's own varints.
-                    let z = zc.varint("zero run").expect("own varint");
-                    let n = nc.varint("byte run").expect("own varint") as usize;
-                    put_varint(&mut out, z);
-                    put_varint(&mut out, n as u64);
+                // The sections hold this sink's own varints, one per run
+                // pair in each: a varint is copied as its bytes, and only
+                // the byte-run lengths are decoded.
+                let varint_end = |s: &[u8], at: usize| {
+                    at + 1 + s[at..].iter().take_while(|&&x| x & 0x80 != 0).count()
+                };
+                let (mut z, mut k, mut b) = (0, 0, 0);
+                while z < self.zs.len() {
+                    let z_end = varint_end(&self.zs, z);
+                    let k_end = varint_end(&self.ns, k);
+                    let n = self.ns[k..k_end]
+                        .iter()
+                        .rev()
+                        .fold(0usize, |v, &x| (v << 7) | usize::from(x & 0x7f));
+                    out.extend_from_slice(&self.zs[z..z_end]);
+                    out.extend_from_slice(&self.ns[k..k_end]);
                     out.extend_from_slice(&self.bs[b..b + n]);
-                    b += n;
+                    (z, k, b) = (z_end, k_end, b + n);
                 }
                 out
             }

@@ -401,37 +401,56 @@ impl Classes {
 
     /// Classifies the next bytes of the current source.
     fn feed(&mut self, src: &[u8]) {
-        let mut flags = [0u8; 64];
-        for g in src.chunks(64) {
+        let mut groups = src.chunks_exact(64);
+        for g in &mut groups {
+            let g: &[u8; 64] = g.try_into().expect("64 bytes");
+            // Fixed-size arrays: the compiler vectorises the whole group.
+            let mut prev = [0u8; 64];
+            prev[0] = self.prev;
+            prev[1..].copy_from_slice(&g[..63]);
+            let mut flags = [0u8; 64];
+            for ((f, &b), &p) in flags.iter_mut().zip(g).zip(&prev) {
+                *f = split::trigger_flag(b, p);
+            }
+            self.group(&flags, 64, g[63]);
+        }
+        let g = groups.remainder();
+        if !g.is_empty() {
             let n = g.len();
-            // flags[i]: a trigger after byte i (branch-free, vectorised).
+            let mut flags = [0u8; 64];
             flags[0] = split::trigger_flag(g[0], self.prev);
             for ((f, &b), &p) in flags[1..n].iter_mut().zip(&g[1..]).zip(g) {
                 *f = split::trigger_flag(b, p);
             }
-            flags[n..].fill(0);
-            let mut t = 0u64;
-            for (c, f) in flags.chunks_exact(8).enumerate() {
-                // Eight 0/1 bytes to eight bits, the first lowest.
-                let x = u64::from_le_bytes(f.try_into().expect("8 bytes"));
-                t |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
-            }
-            // Byte k is class A when a trigger sits at k − 1 ..= k − 4.
-            let r = self.recent;
-            let mut a =
-                (t << 1) | (t << 2) | (t << 3) | (t << 4) | r | (r >> 1) | (r >> 2) | (r >> 3);
-            if n < 64 {
-                a &= (1u64 << n) - 1;
-            }
-            self.recent = if n >= 4 {
-                (t >> (n - 4)) & 0xf
-            } else {
-                ((r >> n) | (t << (4 - n))) & 0xf
-            };
-            self.prev = g[n - 1];
-            self.ones += a.count_ones() as usize;
-            self.push(a, n as u32);
+            self.group(&flags, n, g[n - 1]);
         }
+    }
+
+    /// Adds the classes of a group of `n` (1..=64) bytes whose trigger
+    /// flags (a 0/1 byte each, zero past `n`) are `flags` and whose last
+    /// byte is `last`.
+    #[inline(always)]
+    fn group(&mut self, flags: &[u8; 64], n: usize, last: u8) {
+        let mut t = 0u64;
+        for (c, f) in flags.chunks_exact(8).enumerate() {
+            // Eight 0/1 bytes to eight bits, the first lowest.
+            let x = u64::from_le_bytes(f.try_into().expect("8 bytes"));
+            t |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
+        }
+        // Byte k is class A when a trigger sits at k − 1 ..= k − 4.
+        let r = self.recent;
+        let mut a = (t << 1) | (t << 2) | (t << 3) | (t << 4) | r | (r >> 1) | (r >> 2) | (r >> 3);
+        if n < 64 {
+            a &= (1u64 << n) - 1;
+        }
+        self.recent = if n >= 4 {
+            (t >> (n - 4)) & 0xf
+        } else {
+            ((r >> n) | (t << (4 - n))) & 0xf
+        };
+        self.prev = last;
+        self.ones += a.count_ones() as usize;
+        self.push(a, n as u32);
     }
 
     /// Appends the low `k` (1..=64) bits of `v` (the rest zero).

@@ -305,11 +305,11 @@ pub fn find_anchors(old: &[u8], new: &[u8]) -> Vec<Anchor> {
 
 /// The anchors starting from sampled windows of `new[from..to]`.
 ///
-/// At a sampled window two OLD candidates are tried: the table's (the
-/// first OLD window with that content) and the previous anchor's
+/// At a sampled window the OLD candidates are the previous anchor's
 /// alignment continued (after an edit, the rest of a file usually follows
-/// at the same offset, while the table may point at another copy of the
-/// same bytes); the longer exact match wins, the continuation on a tie.
+/// at the same offset) and the table's first [`MAX_CANDIDATES`] windows
+/// with that hash (repeated content has several places); the longest
+/// exact match wins, the earliest candidate on a tie.
 fn scan_part(table: &Table, old: &[u8], new: &[u8], from: usize, to: usize) -> Vec<Anchor> {
     let mut out: Vec<Anchor> = Vec::new();
     let mut i = from;

@@ -478,9 +478,10 @@ pub mod split {
         out
     }
 
-    /// An append-only bitmap.
-    #[derive(Default)]
-    struct Bits {
+    /// Bits appended in order, packed into words (the first bit lowest):
+    /// the class bitmaps of the split's decoders.
+    #[derive(Debug, Default)]
+    pub(crate) struct Bits {
         words: Vec<u64>,
         acc: u64,
         n: u32,
@@ -488,25 +489,40 @@ pub mod split {
     }
 
     impl Bits {
-        /// Appends the low `k` (≤ 8) bits of `v`.
-        fn push(&mut self, v: u64, k: u32) {
-            self.acc |= v << self.n;
+        /// An empty bitmap with room for `words` words.
+        pub(crate) fn with_capacity(words: usize) -> Bits {
+            Bits {
+                words: Vec::with_capacity(words),
+                ..Bits::default()
+            }
+        }
+
+        /// Appends the low `k` (1..=64) bits of `v` (the rest zero).
+        #[inline]
+        pub(crate) fn push(&mut self, v: u64, k: u32) {
             self.len += k as usize;
+            self.acc |= v << self.n;
             if self.n + k >= 64 {
                 self.words.push(self.acc);
-                let used = 64 - self.n;
-                self.acc = if used < k { v >> used } else { 0 };
+                self.acc = if self.n == 0 { 0 } else { v >> (64 - self.n) };
                 self.n = self.n + k - 64;
             } else {
                 self.n += k;
             }
         }
 
+        /// The number of bits appended.
+        #[cfg(test)]
+        pub(crate) fn len(&self) -> usize {
+            self.len
+        }
+
         /// The words (the last one partial) and the number of bits.
-        fn finish(mut self) -> (Vec<u64>, usize) {
+        pub(crate) fn finish(mut self) -> (Vec<u64>, usize) {
             if self.n > 0 {
                 self.words.push(self.acc);
             }
+            debug_assert_eq!(self.words.len(), self.len.div_ceil(64));
             (self.words, self.len)
         }
     }

@@ -379,11 +379,7 @@ fn bit_run(words: &[u64], at: usize, end: usize) -> (bool, usize) {
 /// [`split::classify`] over each ADD's source (tested).
 #[derive(Default)]
 struct Classes {
-    words: Vec<u64>,
-    /// Bits not yet in `words`, and how many.
-    acc: u64,
-    n: u32,
-    len: usize,
+    bits: split::Bits,
     ones: usize,
     /// The byte before the next one of the current source (0 at its start).
     prev: u8,
@@ -450,30 +446,12 @@ impl Classes {
         };
         self.prev = last;
         self.ones += a.count_ones() as usize;
-        self.push(a, n as u32);
-    }
-
-    /// Appends the low `k` (1..=64) bits of `v` (the rest zero).
-    #[inline]
-    fn push(&mut self, v: u64, k: u32) {
-        self.len += k as usize;
-        self.acc |= v << self.n;
-        if self.n + k >= 64 {
-            self.words.push(self.acc);
-            self.acc = if self.n == 0 { 0 } else { v >> (64 - self.n) };
-            self.n = self.n + k - 64;
-        } else {
-            self.n += k;
-        }
+        self.bits.push(a, n as u32);
     }
 
     /// The words (the last one partial) and the count of set bits.
-    fn finish(mut self) -> (Vec<u64>, usize) {
-        if self.n > 0 {
-            self.words.push(self.acc);
-        }
-        debug_assert_eq!(self.words.len(), self.len.div_ceil(64));
-        (self.words, self.ones)
+    fn finish(self) -> (Vec<u64>, usize) {
+        (self.bits.finish().0, self.ones)
     }
 }
 
@@ -524,7 +502,7 @@ pub(crate) fn rebuild(
         (entry.diff_filter == DiffFilter::None && !entry.operand_split).then_some(&filtered[..]);
     let mut adds: Vec<AddRec> = Vec::new();
     let mut classes = entry.operand_split.then(|| Classes {
-        words: Vec::with_capacity(diff_len.div_ceil(64)),
+        bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
         ..Classes::default()
     });
     let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
@@ -662,7 +640,7 @@ mod tests {
                     rest = &rest[k..];
                 }
             }
-            let len = classes.len;
+            let len = classes.bits.len();
             let (words, ones) = classes.finish();
             assert_eq!(len, want.len());
             let got: Vec<bool> = (0..len)

@@ -49,17 +49,50 @@ pub enum AddMode {
     /// wholly inside the op and starts at a NEW offset that is a multiple of
     /// 4; the op's other bytes (at most 3 at each end) byte by byte.
     Words32,
+    /// Operand words predicted from the chunk's ops, misses relative to
+    /// the OLD word (format version 3; [`crate::operand`]). Per op, once
+    /// [`crate::ops::diff_in_op_order`] has turned the stream into
+    /// byte-wise diffs, it adds byte by byte.
+    Operands,
+    /// As [`AddMode::Operands`], misses relative to the OLD word moved by
+    /// the op's shift (absolute targets).
+    OperandsAbs,
 }
 
 impl AddMode {
-    /// Both modes, in id order.
-    pub const ALL: [AddMode; 2] = [AddMode::Bytes, AddMode::Words32];
+    /// Every mode, in id order.
+    pub const ALL: [AddMode; 4] = [
+        AddMode::Bytes,
+        AddMode::Words32,
+        AddMode::Operands,
+        AddMode::OperandsAbs,
+    ];
+
+    /// The modes whose stream is word-wise per op (format version 2).
+    pub const PER_OP: [AddMode; 2] = [AddMode::Bytes, AddMode::Words32];
+
+    /// Whether this is an operand mode (format version 3), whose stream
+    /// [`crate::ops::diff_in_op_order`] turns into byte-wise diffs.
+    pub fn is_operands(self) -> bool {
+        matches!(self, AddMode::Operands | AddMode::OperandsAbs)
+    }
+
+    /// The lowest format version that has this mode.
+    pub fn min_version(self) -> u16 {
+        match self {
+            AddMode::Bytes => 1,
+            AddMode::Words32 => 2,
+            AddMode::Operands | AddMode::OperandsAbs => 3,
+        }
+    }
 
     /// The mode's id (the high four bits of the chunk table's byte 13).
     pub fn id(self) -> u8 {
         match self {
             AddMode::Bytes => 0,
             AddMode::Words32 => 1,
+            AddMode::Operands => 2,
+            AddMode::OperandsAbs => 3,
         }
     }
 
@@ -73,6 +106,8 @@ impl AddMode {
         match self {
             AddMode::Bytes => "bytes",
             AddMode::Words32 => "words32",
+            AddMode::Operands => "operands",
+            AddMode::OperandsAbs => "operands-abs",
         }
     }
 
@@ -93,7 +128,7 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes => bytes(dst, src, diff),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -124,7 +159,7 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes => bytes(out, new, old),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -151,7 +186,7 @@ impl AddMode {
             out.extend(new.iter().zip(old).map(|(n, o)| n.wrapping_sub(*o)));
         };
         match self {
-            AddMode::Bytes => bytes(out, new, old),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);
@@ -315,7 +350,7 @@ impl DiffFilter {
 /// undo the split too.
 pub mod split {
     /// True when an operand starts after byte `j` of `src`.
-    fn trigger(src: &[u8], j: usize) -> bool {
+    pub(crate) fn trigger(src: &[u8], j: usize) -> bool {
         let b = src[j];
         if b == 0xe8 || b == 0xe9 {
             return true;

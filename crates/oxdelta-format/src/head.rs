@@ -138,12 +138,18 @@ impl ChunkEntry {
             DiffFilter::None => 0,
             _ => u64::from(self.new_len),
         };
+        // An operand mode also holds the op map and the byte-wise diff.
+        let operands = if self.add_mode.is_operands() {
+            crate::operand::op_map_bound(self.new_len.into()) + u64::from(self.new_len)
+        } else {
+            0
+        };
         limits::chunk_buffer_bound(
             self.payload_len(),
             self.ctrl.raw.into(),
             u64::from(self.diff.raw) + unfiltered,
             self.lit.raw.into(),
-        )
+        ) + operands
     }
 
     /// NEW range `start..end`.
@@ -335,13 +341,14 @@ impl Head {
         out.extend_from_slice(&MAGIC);
         // The lowest version that can express the chunks, so patches that
         // need no version-2 feature still apply on version-1 appliers.
-        let version: u16 = if chunks.iter().any(|e| {
-            e.diff_filter != DiffFilter::None || e.add_mode != AddMode::Bytes || e.operand_split
-        }) {
-            2
-        } else {
-            1
-        };
+        let version: u16 = chunks
+            .iter()
+            .map(|e| {
+                let v2 = e.diff_filter != DiffFilter::None || e.operand_split;
+                e.add_mode.min_version().max(if v2 { 2 } else { 1 })
+            })
+            .max()
+            .unwrap_or(1);
         out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&meta.flags.to_le_bytes());
         out.extend_from_slice(
@@ -453,14 +460,27 @@ fn parse_entry(
                 at,
             )
         })?;
-        let m = AddMode::from_id(id >> 4).ok_or_else(|| {
-            Error::invalid(
-                "ADD mode",
-                format!("0 or 1 in the high four bits (chunk {i})"),
+        let m = AddMode::from_id(id >> 4)
+            .filter(|m| m.min_version() <= version)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "ADD mode",
+                    format!(
+                        "{} in the high four bits (chunk {i})",
+                        if version >= 3 { "0 to 3" } else { "0 or 1" }
+                    ),
+                    id,
+                    at,
+                )
+            })?;
+        if m.is_operands() && id & 0x08 != 0 {
+            return Err(Error::invalid(
+                "diff coding",
+                format!("no operand split with an operand ADD mode (chunk {i})"),
                 id,
                 at,
-            )
-        })?;
+            ));
+        }
         if f != DiffFilter::None && codec == Codec::None {
             return Err(Error::invalid(
                 "diff filter",

@@ -60,6 +60,7 @@ pub mod filter;
 pub mod head;
 pub mod inplace;
 pub mod limits;
+pub mod operand;
 pub mod ops;
 pub mod progress;
 mod rebuild;
@@ -77,7 +78,7 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// A chunk ready to be written: its table entry and its payload.
 #[derive(Clone, Debug)]
@@ -553,7 +554,7 @@ pub fn apply_chunk(
             entry.new_offset,
         ));
     }
-    if rebuild::rebuild(entry, payload, old, out, zeroed).is_err() {
+    if entry.add_mode.is_operands() || rebuild::rebuild(entry, payload, old, out, zeroed).is_err() {
         // The one-pass rebuild refuses whatever the reference refuses (and
         // nothing else, tested): the reference reports the error.
         if zeroed {

@@ -247,6 +247,8 @@ impl<'a> ChunkEncoder<'a> {
             if v.split_pays {
                 alternatives.push((AddMode::Bytes, true));
                 alternatives.push((AddMode::Words32, true));
+                alternatives.push((AddMode::Operands, false));
+                alternatives.push((AddMode::OperandsAbs, false));
             }
             variants = Some(v);
         }
@@ -318,8 +320,12 @@ struct DiffVariants<'a> {
     /// Bit k of the words: diff byte k (op order) is of class A; one word
     /// of padding. Empty unless `split_pays`.
     class_a: Vec<u64>,
-    /// Whether the operand split is worth trying (see [`split_pays`]).
+    /// Whether the operand split is worth trying (see [`split_pays`]);
+    /// the operand modes are tried where it is.
     split_pays: bool,
+    /// The chunk's op map, for the operand modes; empty unless
+    /// `split_pays`.
+    map: crate::operand::OpMap,
 }
 
 impl<'a> DiffVariants<'a> {
@@ -327,6 +333,19 @@ impl<'a> DiffVariants<'a> {
         let adds = add_sources(streams, old, new_chunk.len() as u64, start);
         let class_a = class_bitmap(&adds, old, streams.diff.len());
         let split_pays = split_pays(&class_a, &streams.diff);
+        let mut map = crate::operand::OpMap::default();
+        if split_pays {
+            let whole = [(0, old.len() as u64)];
+            let dec = OpDecoder::for_streams(
+                streams,
+                start,
+                new_chunk.len() as u64,
+                old.len() as u64,
+                &whole,
+            );
+            map =
+                crate::operand::OpMap::from_ops(dec, start).expect("the encoder's own ops decode");
+        }
         DiffVariants {
             old,
             new_chunk,
@@ -334,12 +353,28 @@ impl<'a> DiffVariants<'a> {
             adds,
             class_a: if split_pays { class_a } else { Vec::new() },
             split_pays,
+            map,
         }
     }
 
     /// Calls `f` with consecutive pieces of the diff stream in `add` mode
     /// and, with `order_split`, in the operand split's order.
     fn feed(&self, add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])) {
+        if add.is_operands() {
+            // Made whole (one chunk's diff stream at most): the words go
+            // first, so the stream is not made in op order.
+            let abs = add == AddMode::OperandsAbs;
+            let adds = &self.adds;
+            f(&crate::operand::encode(
+                &self.map,
+                abs,
+                adds,
+                self.old,
+                self.new_chunk,
+                self.start,
+            ));
+            return;
+        }
         // `diff`: one block of one ADD; `out`: what is gathered for `f`.
         let mut diff = vec![0u8; VARIANT_BLOCK + 4];
         let mut out = vec![0u8; 2 * VARIANT_BLOCK + 4];
@@ -504,6 +539,13 @@ pub fn diff_in_op_order<'s, 'o>(
     dec: OpDecoder<'_>,
     src: impl Fn(u64, usize) -> &'o [u8],
 ) -> Result<std::borrow::Cow<'s, [u8]>> {
+    if streams.add.is_operands() {
+        // A fresh decoder's OLD cursor is the chunk's NEW offset.
+        let start = dec.old_cursor;
+        let abs = streams.add == AddMode::OperandsAbs;
+        return crate::operand::to_bytes(&streams.diff, abs, || dec.clone(), start, src)
+            .map(std::borrow::Cow::Owned);
+    }
     if !streams.split {
         return Ok(std::borrow::Cow::Borrowed(&streams.diff));
     }
@@ -560,7 +602,7 @@ pub fn coalesce_ranges(mut r: Vec<(u64, u64)>, max: usize) -> Vec<(u64, u64)> {
 /// OLD ranges lie inside OLD and inside the chunk's declared ranges, and
 /// whose ADD and INSERT lengths consume the diff and literal streams
 /// exactly. Any departure is an error carrying the control-stream offset.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct OpDecoder<'a> {
     cur: Cursor<'a>,
     old_len: u64,
@@ -837,7 +879,7 @@ mod tests {
         // Every variant, whether or not the split pays here.
         let class_a = class_bitmap(&v.adds, old, streams.diff.len());
         let v = DiffVariants { class_a, ..v };
-        for add in AddMode::ALL {
+        for add in AddMode::PER_OP {
             for order_split in [false, true] {
                 let want = defined_variant(&v, add, order_split);
                 if (add, order_split) == (AddMode::Bytes, false) {

@@ -248,12 +248,12 @@ fn one_chunk_patch(old: &[u8], entry: &ChunkEntry, payload: &[u8], new_hash: [u8
     )
 }
 
-/// The obvious interpretation of a chunk's ops: the oracle for
-/// [`apply_ops`].
+/// Opcodes whose ModRM byte may name a RIP-relative operand.
+const MEM: [u8; 9] = [0x89, 0x8b, 0x8d, 0x39, 0x3b, 0x81, 0x83, 0xc7, 0xff];
+
 /// True when byte `k` of an ADD's OLD source follows, within 4 bytes, an
 /// x86 opcode whose operand is a 32-bit displacement.
 fn naive_operand(src: &[u8], k: usize) -> bool {
-    const MEM: [u8; 9] = [0x89, 0x8b, 0x8d, 0x39, 0x3b, 0x81, 0x83, 0xc7, 0xff];
     (k.saturating_sub(4)..k).any(|j| {
         let b = src[j];
         b == 0xe8
@@ -263,6 +263,84 @@ fn naive_operand(src: &[u8], k: usize) -> bool {
     })
 }
 
+/// The operand modes' stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "Operand words"): a linear search of the op map, wide
+/// integers.
+fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let mut map: Vec<(i128, i128, i128)> = Vec::new();
+    let mut pos = i128::from(new_start);
+    let mut adds = Vec::new();
+    for op in ops {
+        if let Some((o, l)) = op.old_range() {
+            if l >= 16 {
+                map.push((o.into(), l.into(), pos - i128::from(o)));
+            }
+            if let Op::Add { .. } = op {
+                adds.push((o as usize, l as usize, pos));
+            }
+        }
+        pos += i128::from(op.len());
+    }
+    map.sort();
+    let starts = |src: &[u8], k: usize| {
+        let b = src[k];
+        b == 0xe8
+            || b == 0xe9
+            || (k > 0 && src[k - 1] == 0x0f && (0x80..=0x8f).contains(&b))
+            || (k > 0 && MEM.contains(&src[k - 1]) && b & 0xc7 == 0x05)
+    };
+    let n_words: usize = adds
+        .iter()
+        .map(|&(o, l, _)| {
+            let src = &old[o..o + l];
+            let (mut k, mut n) = (0, 0);
+            while k + 5 <= l {
+                if starts(src, k) {
+                    n += 4;
+                    k += 5;
+                } else {
+                    k += 1;
+                }
+            }
+            n
+        })
+        .sum();
+    let (mut w, mut r, mut out) = (0usize, n_words, Vec::new());
+    for (o, l, q) in adds {
+        let src = &old[o..o + l];
+        let s_op = q - o as i128;
+        let mut k = 0;
+        while k < l {
+            if k + 5 <= l && starts(src, k) {
+                out.push(s.diff[r]);
+                r += 1;
+                let ow = u32::from_le_bytes(src[k + 1..k + 5].try_into().unwrap());
+                let t = o as i128 + k as i128 + 5 + i128::from(ow as i32);
+                let hit = map.iter().rfind(|e| e.0 <= t).filter(|e| t < e.0 + e.1);
+                let pred = match hit {
+                    Some(e) => i128::from(ow) + e.2 - s_op,
+                    None if s.add == AddMode::OperandsAbs => i128::from(ow) - s_op,
+                    None => i128::from(ow),
+                };
+                let stored = u32::from_le_bytes(s.diff[w..w + 4].try_into().unwrap());
+                let nw = ((i128::from(stored) + pred).rem_euclid(1 << 32) as u32).to_le_bytes();
+                for i in 0..4 {
+                    out.push(nw[i].wrapping_sub(src[k + 1 + i]));
+                }
+                w += 4;
+                k += 5;
+            } else {
+                out.push(s.diff[r]);
+                r += 1;
+                k += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The obvious interpretation of a chunk's ops: the oracle for
+/// [`apply_ops`].
 fn naive_apply(
     old: &[u8],
     s: &Streams,
@@ -300,6 +378,8 @@ fn naive_apply(
             }
         }
         out
+    } else if s.add.is_operands() {
+        naive_operands(old, s, &ops, new_start)
     } else {
         s.diff.clone()
     };
@@ -379,8 +459,8 @@ fn check_chunk(input: &ChunkInput) {
         Codec::None => DiffFilter::None,
         _ => DiffFilter::ALL[usize::from(input.codec / 3) % 3],
     };
-    let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 2];
-    let operand_split = input.codec / 18 % 2 == 1;
+    let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 4];
+    let operand_split = input.codec / 36 % 2 == 1;
     let compress = input.flags & FLAG_COMPRESS != 0;
     let old = &input.old[..];
     let mut raw_streams = input.streams.clone();

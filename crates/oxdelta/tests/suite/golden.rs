@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9)] {
+    for (v, want) in [(1, 7), (2, 9), (3, 1)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -330,7 +330,35 @@ fn pairs() -> Vec<Pair> {
         new.extend_from_slice(&(rel + if i % 2 == 0 { 0x40 } else { 0 }).to_le_bytes());
     }
     let c = ("code", old, new);
-    vec![t, b, w, c]
+
+    // x86-like code with calls to targets inside the file; NEW inserts 200
+    // bytes in the middle, and every call keeps its target, so the calls
+    // that cross the insertion change their displacement: the operand
+    // modes predict them from the ops (format version 3).
+    let mut old = Vec::new();
+    let mut calls = Vec::new();
+    while old.len() < 12_000 {
+        for _ in 0..2 + r() % 6 {
+            old.push(OPS[(r() % 8) as usize]);
+        }
+        calls.push(old.len());
+        old.push(0xe8);
+        old.extend_from_slice(&[0; 4]);
+    }
+    let len = old.len();
+    let targets: Vec<usize> = calls.iter().map(|_| (r() % len as u64) as usize).collect();
+    let at = 6000;
+    let moved = |x: usize| if x >= at { x + 200 } else { x };
+    let mut new = old.clone();
+    new.splice(at..at, (0..200).map(|_| r() as u8));
+    for (&c, &t) in calls.iter().zip(&targets) {
+        let rel = |c: usize, t: usize| (t as i64 - (c as i64 + 5)) as i32;
+        old[c + 1..c + 5].copy_from_slice(&rel(c, t).to_le_bytes());
+        let (nc, nt) = (moved(c), moved(t));
+        new[nc + 1..nc + 5].copy_from_slice(&rel(nc, nt).to_le_bytes());
+    }
+    let m = ("moved", old, new);
+    vec![t, b, w, c, m]
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the

@@ -496,7 +496,8 @@ fn overcommit_heuristic() -> bool {
         .unwrap_or(false)
 }
 
-/// Version 2's diff-coding byte: unknown filter and ADD mode ids, a filter
+/// Version 2's diff-coding byte: unknown filter and ADD mode ids (and
+/// version 3's operand modes where they may not be), a filter
 /// on a chunk stored with codec none, a filter in a patch that says version 1, and versions
 /// this build does not know are refused by the parser with a message
 /// naming the field.
@@ -531,9 +532,27 @@ fn diff_filter_fields_are_checked() {
     let mut p = g.patch.clone();
     p[8..10].copy_from_slice(&1u16.to_le_bytes());
     refused(&p, "reserved chunk byte");
+    // Version 3's operand modes: not in a version-2 patch (above: id 2),
+    // never with the operand split, and no id past 3.
+    let v3 = |p: &mut Vec<u8>| p[8..10].copy_from_slice(&3u16.to_le_bytes());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&3u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 3");
+    v3(&mut p);
+    p[at + 13] = (p[at + 13] & 0x07) | 0x20 | 0x08;
+    refused(&p, "no operand split with an operand ADD mode");
+    let mut p = g.patch.clone();
+    v3(&mut p);
+    p[at + 13] = (p[at + 13] & 0x07) | 0x40;
+    refused(&p, "ADD mode");
+    // Accepted by the parser in version 3, an operand mode on a stream not
+    // made for it rebuilds other bytes, which the chunk hash refuses.
+    let mut p = g.patch.clone();
+    v3(&mut p);
+    p[at + 13] = (p[at + 13] & 0x07) | 0x30;
+    assert!(Patch::parse(&p).is_ok());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&4u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 4");
 }
 
 /// The patch with its head rebuilt from `meta` and `entries` (layout

@@ -1,0 +1,477 @@
+//! Operand words: the ADD modes `operands` and `operands-abs` (format
+//! version 3).
+//!
+//! Moved code changes the 32-bit displacements of its calls, jumps and
+//! RIP-relative operands, and byte-wise diffs code those changes poorly:
+//! the change of one displacement is a constant per (caller region,
+//! target region) pair, but a carry makes its bytes differ from call to
+//! call. These modes store each displacement's change as one 32-bit word,
+//! and *predict* it first from the chunk's own ops: the ops say where each
+//! matched OLD byte went in NEW, so a displacement whose OLD target lies in
+//! a matched region is predicted to follow it, and stores the difference
+//! to that prediction (usually zero).
+//!
+//! For one ADD op reading OLD at `p` (its *source* `src`, `len` bytes)
+//! into NEW at `q`, with shift `s_op = q − p`:
+//!
+//! * **Operands.** Walking `k` from 0: when `k + 5 ≤ len` and an operand
+//!   starts after byte `k` (the operand split's trigger rule, from `src`
+//!   alone, see [`crate::filter::split`]), bytes `k+1 .. k+5` are an
+//!   operand word and the walk goes on at `k + 5`; otherwise at `k + 1`.
+//! * **Prediction.** With `w` the OLD word (little-endian, read as a signed
+//!   displacement), the OLD target is `t = p + k + 5 + w`. The *op map* is
+//!   every COPY and ADD op of the chunk of at least 16 bytes, as
+//!   `(OLD start, length, shift)` sorted by start then shift; `t` is mapped
+//!   by the last entry whose start is ≤ `t`, when `t` is inside it. Mapped
+//!   with shift `s_t`: `pred = w + s_t − s_op`; not mapped: `pred = w`
+//!   (`operands`) or `w − s_op` (`operands-abs`), all modulo 2^32.
+//! * **Stream.** The diff stream holds first the word `NEW word − pred`
+//!   (little-endian) of every operand of every ADD, in op order, then the
+//!   byte-wise diff (`NEW − OLD` modulo 256) of all other ADD bytes, in op
+//!   order. It is exactly as long as the ADDs.
+//!
+//! Measured on the exe-rust corpus pair (zstd 19, runs layout, four chunks):
+//! diff streams 1,405,004 B with the operand split against 1,231,516 B with
+//! the better operand mode per chunk.
+//!
+//! Bounds: the op map holds at most one entry per 16 NEW bytes of the chunk
+//! (24 bytes each: 12 MiB for an 8 MiB chunk of 16-byte ops, about 0.4 MiB
+//! on the corpus executables); see [`op_map_bound`].
+
+use crate::Result;
+use crate::error::Error;
+use crate::filter::split;
+use crate::limits;
+use crate::ops::{Op, OpDecoder};
+
+/// Bytes of op map an applier may hold for a chunk of `new_len` bytes.
+pub fn op_map_bound(new_len: u64) -> u64 {
+    new_len / limits::MIN_COPY_LEN * std::mem::size_of::<Entry>() as u64
+}
+
+type Entry = (u64, u64, i64);
+
+/// Where the matched OLD bytes of a chunk went in NEW.
+#[derive(Debug, Default)]
+pub(crate) struct OpMap {
+    /// `(OLD start, length, NEW − OLD)`, sorted.
+    entries: Vec<Entry>,
+}
+
+impl OpMap {
+    /// Records an op reading `len` OLD bytes at `old` into NEW at `new`.
+    pub(crate) fn push(&mut self, old: u64, len: u64, new: u64) {
+        if len >= limits::MIN_COPY_LEN {
+            self.entries
+                .push((old, len, (new as i64).wrapping_sub(old as i64)));
+        }
+    }
+
+    /// Sorts the entries; call once all are pushed.
+    pub(crate) fn finish(&mut self) {
+        self.entries.sort_unstable();
+    }
+
+    /// The shift of the op that maps OLD position `t`, if one does.
+    fn lookup(&self, t: i64) -> Option<i64> {
+        let t = u64::try_from(t).ok()?;
+        let i = self.entries.partition_point(|e| e.0 <= t);
+        let &(start, len, shift) = self.entries.get(i.checked_sub(1)?)?;
+        (t - start < len).then_some(shift)
+    }
+
+    /// The map of the COPY and ADD ops that `dec` yields (NEW positions
+    /// from `new_start`).
+    pub(crate) fn from_ops(dec: OpDecoder<'_>, new_start: u64) -> Result<OpMap> {
+        let mut m = OpMap::default();
+        let mut pos = new_start;
+        for op in dec {
+            let op = op?;
+            if let Some((o, l)) = op.old_range() {
+                m.push(o, l, pos);
+            }
+            pos += op.len();
+        }
+        m.finish();
+        Ok(m)
+    }
+}
+
+/// Calls `f(k)` for every operand of an ADD source `src`: its word is
+/// `src[k + 1 .. k + 5]`.
+pub(crate) fn operands(src: &[u8], mut f: impl FnMut(usize)) {
+    let mut k = 0;
+    while k + 5 <= src.len() {
+        if split::trigger(src, k) {
+            f(k);
+            k += 5;
+        } else {
+            k += 1;
+        }
+    }
+}
+
+fn word(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The predicted NEW word of the operand after byte `k` of an ADD reading
+/// OLD at `p` into NEW at `q`.
+fn predict(map: &OpMap, abs: bool, src: &[u8], p: u64, q: u64, k: usize) -> u32 {
+    let w = word(&src[k + 1..k + 5]);
+    let s_op = (q as i64).wrapping_sub(p as i64);
+    let t = (p as i64)
+        .wrapping_add(k as i64 + 5)
+        .wrapping_add(i64::from(w as i32));
+    match map.lookup(t) {
+        Some(s_t) => w.wrapping_add(s_t.wrapping_sub(s_op) as u32),
+        None if abs => w.wrapping_sub(s_op as u32),
+        None => w,
+    }
+}
+
+/// The operand mode's diff stream for ADDs `(OLD start, length, offset in
+/// the chunk)` of a chunk of `new_chunk` at NEW offset `start`, with `map`
+/// the chunk's op map.
+pub(crate) fn encode(
+    map: &OpMap,
+    abs: bool,
+    adds: &[(usize, usize, usize)],
+    old: &[u8],
+    new_chunk: &[u8],
+    start: u64,
+) -> Vec<u8> {
+    let total: usize = adds.iter().map(|a| a.1).sum();
+    let mut words = 0;
+    for &(o, l, _) in adds {
+        operands(&old[o..o + l], |_| words += 4);
+    }
+    let mut out = vec![0u8; total];
+    let (mut w, mut r) = (0, words);
+    for &(o, l, at) in adds {
+        let (src, dst) = (&old[o..o + l], &new_chunk[at..at + l]);
+        let q = start + at as u64;
+        let mut next = 0;
+        operands(src, |k| {
+            for i in next..=k {
+                out[r] = dst[i].wrapping_sub(src[i]);
+                r += 1;
+            }
+            let d = word(&dst[k + 1..k + 5]).wrapping_sub(predict(map, abs, src, o as u64, q, k));
+            out[w..w + 4].copy_from_slice(&d.to_le_bytes());
+            w += 4;
+            next = k + 5;
+        });
+        for i in next..l {
+            out[r] = dst[i].wrapping_sub(src[i]);
+            r += 1;
+        }
+    }
+    debug_assert_eq!((w, r), (words, total));
+    out
+}
+
+/// The byte-wise diff (`NEW − OLD` per byte, in op order) that an operand
+/// mode's stream `stored` stands for. `dec` yields the chunk's ops (NEW at
+/// `new_start`), `src(old, len)` an ADD's OLD source. A stream whose length
+/// is not the ADDs' is an error.
+pub(crate) fn to_bytes<'d, 'o>(
+    stored: &[u8],
+    abs: bool,
+    dec: impl Fn() -> OpDecoder<'d>,
+    new_start: u64,
+    src: impl Fn(u64, usize) -> &'o [u8],
+) -> Result<Vec<u8>> {
+    let map = OpMap::from_ops(dec(), new_start)?;
+    // Lengths first: the words' share and the whole.
+    let (mut words, mut total) = (0usize, 0usize);
+    for op in dec() {
+        if let Op::Add { old, len } = op? {
+            operands(src(old, len as usize), |_| words += 4);
+            total += len as usize;
+        }
+    }
+    if total != stored.len() {
+        return Err(Error::invalid(
+            "diff stream",
+            format!("{total} bytes (the ADDs' length)"),
+            stored.len(),
+            0,
+        ));
+    }
+    let mut out = vec![0u8; total];
+    let (mut w, mut r, mut d) = (0, words, 0);
+    let mut q = new_start;
+    for op in dec() {
+        let op = op?;
+        if let Op::Add { old: p, len } = op {
+            let s = src(p, len as usize);
+            let mut next = 0;
+            operands(s, |k| {
+                let n = next..=k;
+                out[d..d + n.clone().count()].copy_from_slice(&stored[r..r + n.clone().count()]);
+                d += n.clone().count();
+                r += n.count();
+                let nw = word(&stored[w..w + 4]).wrapping_add(predict(&map, abs, s, p, q, k));
+                for (i, b) in nw.to_le_bytes().into_iter().enumerate() {
+                    out[d + i] = b.wrapping_sub(s[k + 1 + i]);
+                }
+                d += 4;
+                w += 4;
+                next = k + 5;
+            });
+            let rest = s.len() - next;
+            out[d..d + rest].copy_from_slice(&stored[r..r + rest]);
+            d += rest;
+            r += rest;
+        }
+        q += op.len();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{ChunkEncoder, Streams};
+    use proptest::prelude::*;
+
+    /// The prediction by FORMAT.md's words, with a linear search of the
+    /// op map: the oracle for [`predict`].
+    fn naive_predict(
+        ops: &[(u64, u64, u64)],
+        abs: bool,
+        src: &[u8],
+        p: u64,
+        q: u64,
+        k: usize,
+    ) -> u32 {
+        let w = u32::from_le_bytes(src[k + 1..k + 5].try_into().unwrap());
+        let t = p as i128 + k as i128 + 5 + i128::from(w as i32);
+        let s_op = q as i128 - p as i128;
+        // (start, length, shift) of ops of 16 bytes or more, sorted by
+        // start then shift; the last one starting at or before t.
+        let mut entries: Vec<(i128, i128, i128)> = ops
+            .iter()
+            .filter(|o| o.1 >= 16)
+            .map(|&(o, l, n)| (o as i128, l as i128, n as i128 - o as i128))
+            .collect();
+        entries.sort();
+        let last = entries.iter().rfind(|e| e.0 <= t);
+        let pred = match last {
+            Some(&(s, l, s_t)) if t < s + l => i128::from(w) + s_t - s_op,
+            _ if abs => i128::from(w) - s_op,
+            _ => i128::from(w),
+        };
+        pred.rem_euclid(1 << 32) as u32
+    }
+
+    /// An operand stream by FORMAT.md's words (words, then the other
+    /// bytes), from the naive prediction.
+    fn naive_encode(
+        ops: &[(u64, u64, u64)],
+        adds: &[(usize, usize, usize)],
+        abs: bool,
+        old: &[u8],
+        new_chunk: &[u8],
+        start: u64,
+    ) -> Vec<u8> {
+        let (mut words, mut rest) = (Vec::new(), Vec::new());
+        for &(o, l, at) in adds {
+            let (src, dst) = (&old[o..o + l], &new_chunk[at..at + l]);
+            let mut k = 0;
+            while k < l {
+                if k + 5 <= l && split::trigger(src, k) {
+                    rest.push(dst[k].wrapping_sub(src[k]));
+                    let nw = u32::from_le_bytes(dst[k + 1..k + 5].try_into().unwrap());
+                    let pred = naive_predict(ops, abs, src, o as u64, start + at as u64, k);
+                    words.extend_from_slice(&nw.wrapping_sub(pred).to_le_bytes());
+                    k += 5;
+                } else {
+                    rest.push(dst[k].wrapping_sub(src[k]));
+                    k += 1;
+                }
+            }
+        }
+        words.extend_from_slice(&rest);
+        words
+    }
+
+    /// x86-like OLD (short opcodes, calls, RIP-relative loads) and a NEW
+    /// made of its pieces moved around, with call targets that follow.
+    fn code(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::new();
+        while out.len() < len {
+            match r() % 6 {
+                0 => out.push(0xe8),
+                1 => out.extend_from_slice(&[0x48, 0x8b, 0x05]),
+                2 => out.extend_from_slice(&[0x0f, 0x84]),
+                _ => out.push([0x90, 0x31, 0xc0, 0x5d][(r() % 4) as usize]),
+            }
+            if r() % 2 == 0 {
+                let d = (r() % (len as u64)) as i64 - (len as i64) / 2;
+                out.extend_from_slice(&(d as i32).to_le_bytes());
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// A chunk's streams and ops from `ops` (NEW made by them, with `edit`
+    /// applied to some ADD bytes).
+    fn chunk(
+        old: &[u8],
+        plan: &[(usize, usize)],
+        edits: &[(usize, u8)],
+    ) -> (Vec<u8>, Streams, Vec<(u64, u64, u64)>) {
+        let mut new = Vec::new();
+        for &(o, l) in plan {
+            new.extend_from_slice(&old[o..o + l]);
+        }
+        for &(at, d) in edits {
+            if !new.is_empty() {
+                let i = at % new.len();
+                new[i] = new[i].wrapping_add(d);
+            }
+        }
+        let mut enc = ChunkEncoder::new(old, &new, 0);
+        let mut at = 0;
+        for &(o, l) in plan {
+            enc.push(Op::Add {
+                old: o as u64,
+                len: l as u64,
+            });
+            at += l;
+        }
+        assert_eq!(at, new.len());
+        let (streams, _) = enc.finish();
+        let whole = [(0, old.len() as u64)];
+        let dec = OpDecoder::for_streams(&streams, 0, new.len() as u64, old.len() as u64, &whole);
+        let mut ops = Vec::new();
+        let mut pos = 0;
+        for op in dec {
+            let op = op.unwrap();
+            if let Some((o, l)) = op.old_range() {
+                ops.push((o, l, pos));
+            }
+            pos += op.len();
+        }
+        (new, streams, ops)
+    }
+
+    fn adds_of(
+        ops: &[(u64, u64, u64)],
+        streams: &Streams,
+        old: &[u8],
+        new_len: u64,
+    ) -> Vec<(usize, usize, usize)> {
+        let _ = ops;
+        let whole = [(0, old.len() as u64)];
+        let mut pos = 0;
+        OpDecoder::for_streams(streams, 0, new_len, old.len() as u64, &whole)
+            .filter_map(|op| {
+                let op = op.unwrap();
+                let at = pos;
+                pos += op.len() as usize;
+                match op {
+                    Op::Add { old, len } => Some((old as usize, len as usize, at)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// `encode` is FORMAT.md's definition (naive oracle), and
+        /// `to_bytes` turns it back into the byte-wise diff, for both
+        /// modes, on code with moved pieces.
+        #[test]
+        fn encode_is_the_definition_and_inverts(
+            seed in 1u64..u64::MAX,
+            plan in proptest::collection::vec((0usize..3000, 1usize..600), 1..12),
+            edits in proptest::collection::vec((0usize..100_000, 1u8..=255), 0..40),
+        ) {
+            let old = code(seed, 4096);
+            let plan: Vec<(usize, usize)> = plan.into_iter().map(|(o, l)| (o, l.min(4096 - o))).collect();
+            let (new, streams, ops) = chunk(&old, &plan, &edits);
+            let adds = adds_of(&ops, &streams, &old, new.len() as u64);
+            let whole = [(0, old.len() as u64)];
+            let dec = || OpDecoder::for_streams(&streams, 0, new.len() as u64, old.len() as u64, &whole);
+            let map = OpMap::from_ops(dec(), 0).unwrap();
+            for abs in [false, true] {
+                let got = encode(&map, abs, &adds, &old, &new, 0);
+                prop_assert_eq!(&got, &naive_encode(&ops, &adds, abs, &old, &new, 0));
+                let back = to_bytes(&got, abs, dec, 0, |o, l| &old[o as usize..o as usize + l]).unwrap();
+                prop_assert_eq!(&back, &streams.diff);
+            }
+        }
+
+        /// Any stored stream of the right length turns into bytes without
+        /// a panic; a wrong length is an error.
+        #[test]
+        fn any_stream_decodes_or_fails_cleanly(
+            seed in 1u64..u64::MAX,
+            plan in proptest::collection::vec((0usize..3000, 16usize..600), 1..8),
+            noise in proptest::collection::vec(any::<u8>(), 0..64),
+            cut in 0usize..3,
+        ) {
+            let old = code(seed, 4096);
+            let plan: Vec<(usize, usize)> = plan.into_iter().map(|(o, l)| (o, l.min(4096 - o))).collect();
+            let (new, streams, _) = chunk(&old, &plan, &[(7, 1)]);
+            let whole = [(0, old.len() as u64)];
+            let dec = || OpDecoder::for_streams(&streams, 0, new.len() as u64, old.len() as u64, &whole);
+            let mut stored: Vec<u8> = (0..streams.diff.len()).map(|i| noise.get(i % noise.len().max(1)).copied().unwrap_or(0)).collect();
+            let ok = to_bytes(&stored, true, dec, 0, |o, l| &old[o as usize..o as usize + l]);
+            prop_assert!(ok.is_ok());
+            stored.truncate(stored.len().saturating_sub(cut));
+            stored.extend(std::iter::repeat_n(0, if cut == 0 { 1 } else { 0 }));
+            prop_assert!(to_bytes(&stored, false, dec, 0, |o, l| &old[o as usize..o as usize + l]).is_err());
+        }
+    }
+
+    /// A call whose target moved with its code is predicted exactly: the
+    /// stored word is zero, where the relative change is not.
+    #[test]
+    fn moved_target_predicts_zero() {
+        // OLD: a call at 0 to 4096, filler, the callee at 4096.
+        let mut old = vec![0x90u8; 8192];
+        old[0] = 0xe8;
+        old[1..5].copy_from_slice(&(4096i32 - 5).to_le_bytes());
+        for (i, b) in old[4096..8192].iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        // NEW: the call, 100 new bytes, then the callee 100 bytes later.
+        let mut new = old[..4096].to_vec();
+        new.extend(std::iter::repeat_n(0x55, 100));
+        new.extend_from_slice(&old[4096..]);
+        new[1..5].copy_from_slice(&(4196i32 - 5).to_le_bytes());
+        let mut enc = ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 4096 });
+        enc.push(Op::Insert { len: 100 });
+        enc.push(Op::Copy {
+            old: 4096,
+            len: 4096,
+        });
+        let (streams, _) = enc.finish();
+        let whole = [(0, old.len() as u64)];
+        let dec =
+            || OpDecoder::for_streams(&streams, 0, new.len() as u64, old.len() as u64, &whole);
+        let map = OpMap::from_ops(dec(), 0).unwrap();
+        let got = encode(&map, false, &[(0, 4096, 0)], &old, &new, 0);
+        assert_eq!(&got[..4], &[0, 0, 0, 0], "the word is predicted");
+        assert!(
+            streams.diff[1..5] != [0, 0, 0, 0],
+            "byte-wise it is not zero"
+        );
+        assert!(got[4..].iter().all(|&b| b == 0));
+    }
+}

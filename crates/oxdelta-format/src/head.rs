@@ -138,9 +138,12 @@ impl ChunkEntry {
             DiffFilter::None => 0,
             _ => u64::from(self.new_len),
         };
-        // An operand mode also holds the op map and the byte-wise diff.
+        // An operand mode also holds the op map and the byte-wise diff (at
+        // most the chunk's bytes that are not literals; the one-pass
+        // rebuild holds the words' positions instead, fewer bytes).
         let operands = if self.add_mode.is_operands() {
-            crate::operand::op_map_bound(self.new_len.into()) + u64::from(self.new_len)
+            crate::operand::op_map_bound(self.new_len.into(), self.ctrl.raw.into())
+                + u64::from(self.new_len.saturating_sub(self.lit.raw))
         } else {
             0
         };

@@ -554,7 +554,7 @@ pub fn apply_chunk(
             entry.new_offset,
         ));
     }
-    if entry.add_mode.is_operands() || rebuild::rebuild(entry, payload, old, out, zeroed).is_err() {
+    if rebuild::rebuild(entry, payload, old, out, zeroed).is_err() {
         // The one-pass rebuild refuses whatever the reference refuses (and
         // nothing else, tested): the reference reports the error.
         if zeroed {

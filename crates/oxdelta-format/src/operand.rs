@@ -35,8 +35,11 @@
 //! the better operand mode per chunk.
 //!
 //! Bounds: the op map holds at most one entry per 16 NEW bytes of the chunk
-//! (24 bytes each: 12 MiB for an 8 MiB chunk of 16-byte ops, about 0.4 MiB
-//! on the corpus executables); see [`op_map_bound`].
+//! (24 bytes each, and 4 bytes of lookup index: 14 MiB for an 8 MiB chunk
+//! of 16-byte ops, about 0.5 MiB on the corpus executables); see
+//! [`op_map_bound`]. The one-pass applier (`apply_chunk`'s) also holds
+//! the position of each word (at most 4 bytes per 5 ADD bytes); the
+//! reference applier the byte-wise diff (one chunk's length).
 
 use crate::Result;
 use crate::error::Error;
@@ -44,9 +47,18 @@ use crate::filter::split;
 use crate::limits;
 use crate::ops::{Op, OpDecoder};
 
-/// Bytes of op map an applier may hold for a chunk of `new_len` bytes.
-pub fn op_map_bound(new_len: u64) -> u64 {
-    new_len / limits::MIN_COPY_LEN * std::mem::size_of::<Entry>() as u64
+/// Bytes of op map an applier may hold for a chunk of `new_len` bytes
+/// whose control stream is `ctrl_raw` bytes long.
+///
+/// An entry is a COPY or ADD of at least [`limits::MIN_COPY_LEN`] bytes,
+/// and every COPY or ADD takes at least two bytes of the `ctrl_raw`-byte
+/// control stream (its length and its position), so the map has at most
+/// the fewer of the two counts of entries.
+pub fn op_map_bound(new_len: u64, ctrl_raw: u64) -> u64 {
+    let entries = (new_len / limits::MIN_COPY_LEN).min(ctrl_raw / 2);
+    // An entry and its share of the bucket index (at most one bucket per
+    // entry, plus one).
+    (entries + 1) * (std::mem::size_of::<Entry>() + 4) as u64
 }
 
 type Entry = (u64, u64, i64);
@@ -56,6 +68,13 @@ type Entry = (u64, u64, i64);
 pub(crate) struct OpMap {
     /// `(OLD start, length, NEW − OLD)`, sorted.
     entries: Vec<Entry>,
+    /// The bucket index of [`OpMap::lookup`]: `first[b]` counts the
+    /// entries whose start is below `base + (b << shift)`; at most one
+    /// bucket per entry, so a lookup searches about one entry instead of
+    /// all (the search was a quarter of an operand chunk's apply time).
+    first: Vec<u32>,
+    base: u64,
+    shift: u32,
 }
 
 impl OpMap {
@@ -70,14 +89,56 @@ impl OpMap {
     /// Sorts the entries; call once all are pushed.
     pub(crate) fn finish(&mut self) {
         self.entries.sort_unstable();
+        let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) else {
+            return;
+        };
+        let (base, span) = (first.0, last.0 - first.0);
+        // The smallest bucket width that needs no more buckets than entries.
+        let mut shift = 0;
+        while (span >> shift) + 1 > self.entries.len() as u64 {
+            shift += 1;
+        }
+        let buckets = (span >> shift) as usize + 1;
+        self.first = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..=buckets as u64 {
+            let edge = (u128::from(base) + (u128::from(b) << shift)).min(u64::MAX.into()) as u64;
+            while i < self.entries.len() && self.entries[i].0 < edge {
+                i += 1;
+            }
+            self.first.push(i as u32);
+        }
+        (self.base, self.shift) = (base, shift);
     }
 
-    /// The shift of the op that maps OLD position `t`, if one does.
+    /// The shift of the op that maps OLD position `t`, if one does: the
+    /// last entry whose start is at most `t`, when `t` is inside it.
     fn lookup(&self, t: i64) -> Option<i64> {
-        let t = u64::try_from(t).ok()?;
-        let i = self.entries.partition_point(|e| e.0 <= t);
+        let t = u64::try_from(t).ok()?.checked_sub(self.base)?;
+        let b = (t >> self.shift) as usize;
+        // Entries before bucket `b` start at most at `t`; those from
+        // bucket `b + 1` on start after it.
+        let (lo, hi) = match (self.first.get(b), self.first.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (self.entries.len(), self.entries.len()),
+        };
+        let t = t + self.base;
+        let i = lo + self.entries[lo..hi].partition_point(|e| e.0 <= t);
         let &(start, len, shift) = self.entries.get(i.checked_sub(1)?)?;
         (t - start < len).then_some(shift)
+    }
+
+    /// The predicted NEW word of an operand whose OLD word is `w` and
+    /// whose next byte is at OLD `after`, inside an ADD of shift `s_op`
+    /// (NEW − OLD).
+    #[inline]
+    pub(crate) fn predict(&self, abs: bool, w: u32, after: u64, s_op: i64) -> u32 {
+        let t = (after as i64).wrapping_add(i64::from(w as i32));
+        match self.lookup(t) {
+            Some(s_t) => w.wrapping_add(s_t.wrapping_sub(s_op) as u32),
+            None if abs => w.wrapping_sub(s_op as u32),
+            None => w,
+        }
     }
 
     /// The map of the COPY and ADD ops that `dec` yields (NEW positions
@@ -119,15 +180,12 @@ fn word(b: &[u8]) -> u32 {
 /// OLD at `p` into NEW at `q`.
 fn predict(map: &OpMap, abs: bool, src: &[u8], p: u64, q: u64, k: usize) -> u32 {
     let w = word(&src[k + 1..k + 5]);
-    let s_op = (q as i64).wrapping_sub(p as i64);
-    let t = (p as i64)
-        .wrapping_add(k as i64 + 5)
-        .wrapping_add(i64::from(w as i32));
-    match map.lookup(t) {
-        Some(s_t) => w.wrapping_add(s_t.wrapping_sub(s_op) as u32),
-        None if abs => w.wrapping_sub(s_op as u32),
-        None => w,
-    }
+    map.predict(
+        abs,
+        w,
+        p.wrapping_add(k as u64 + 5),
+        (q as i64).wrapping_sub(p as i64),
+    )
 }
 
 /// The operand mode's diff stream for ADDs `(OLD start, length, offset in

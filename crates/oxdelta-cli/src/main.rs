@@ -602,6 +602,8 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
     modes.sort_unstable();
     modes.dedup();
     let split = h.chunks.iter().filter(|c| c.operand_split).count();
+    let ctrl_split = h.chunks.iter().filter(|c| c.ctrl_split).count();
+    let lit_x86 = h.chunks.iter().filter(|c| c.lit_x86).count();
     let key = p.signature.public_key();
     let v = serde_json::json!({
         "format_version": h.version,
@@ -615,6 +617,8 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         "diff_filters": filters,
         "add_modes": modes,
         "operand_split_chunks": split,
+        "ctrl_split_chunks": ctrl_split,
+        "x86_literal_chunks": lit_x86,
         "chunks": h.chunks.len(),
         "largest_chunk_bytes": h.max_chunk_new_len,
         "in_place": h.is_in_place(),
@@ -650,6 +654,11 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
             "diff coding     filter {}; ADD {}; operand split in {split} of {} chunks",
             filters.join(", "),
             modes.join(", "),
+            h.chunks.len()
+        )?;
+        writeln!(
+            so,
+            "stream coding   split control in {ctrl_split}, x86 literals in {lit_x86} of {} chunks",
             h.chunks.len()
         )?;
         writeln!(

@@ -108,6 +108,12 @@ pub struct ChunkEntry {
     /// The diff stream is stored in the operand split's order (format
     /// version 2; see [`crate::filter::split`]).
     pub operand_split: bool,
+    /// The control stream is stored split by field (format version 4; see
+    /// [`crate::coding`]).
+    pub ctrl_split: bool,
+    /// The literal stream is stored with the x86 literal filter (format
+    /// version 4; see [`crate::coding`]).
+    pub lit_x86: bool,
     /// Control stream lengths.
     pub ctrl: StreamLen,
     /// Diff stream lengths.
@@ -147,9 +153,15 @@ impl ChunkEntry {
         } else {
             0
         };
+        // A split control stream is joined into a second buffer.
+        let joined = if self.ctrl_split {
+            u64::from(self.ctrl.raw)
+        } else {
+            0
+        };
         limits::chunk_buffer_bound(
             self.payload_len(),
-            self.ctrl.raw.into(),
+            u64::from(self.ctrl.raw) + joined,
             u64::from(self.diff.raw) + unfiltered,
             self.lit.raw.into(),
         ) + operands
@@ -348,7 +360,14 @@ impl Head {
             .iter()
             .map(|e| {
                 let v2 = e.diff_filter != DiffFilter::None || e.operand_split;
-                e.add_mode.min_version().max(if v2 { 2 } else { 1 })
+                let v4 = e.ctrl_split || e.lit_x86;
+                e.add_mode.min_version().max(if v4 {
+                    4
+                } else if v2 {
+                    2
+                } else {
+                    1
+                })
             })
             .max()
             .unwrap_or(1);
@@ -374,7 +393,7 @@ impl Head {
         for e in chunks {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
-            out.push(e.codec.id());
+            out.push(e.codec.id() | u8::from(e.ctrl_split) << 4 | u8::from(e.lit_x86) << 5);
             out.push(e.diff_filter.id() | u8::from(e.operand_split) << 3 | e.add_mode.id() << 4);
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
@@ -441,15 +460,43 @@ fn parse_entry(
         ));
     }
     let at = c.offset();
-    let codec_id = c.u8("chunk codec")?;
-    let codec = Codec::from_id(codec_id).ok_or_else(|| {
-        Error::invalid(
-            "chunk codec",
-            format!("0, 1 or 2 (chunk {i})"),
-            codec_id,
-            at,
+    let codec_byte = c.u8("chunk codec")?;
+    // Version 4: bit 4 the split control stream, bit 5 the x86 literal
+    // filter, both only with a compressing codec.
+    let (codec_id, ctrl_split, lit_x86) = if version >= 4 {
+        (
+            codec_byte & 0x0f,
+            codec_byte & 0x10 != 0,
+            codec_byte & 0x20 != 0,
         )
-    })?;
+    } else {
+        (codec_byte, false, false)
+    };
+    let codec = Codec::from_id(codec_id)
+        .filter(|_| codec_byte & 0xc0 == 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "chunk codec",
+                format!(
+                    "{} (chunk {i})",
+                    if version >= 4 {
+                        "0, 1 or 2 in the low four bits, bits 6-7 zero"
+                    } else {
+                        "0, 1 or 2"
+                    }
+                ),
+                codec_byte,
+                at,
+            )
+        })?;
+    if (ctrl_split || lit_x86) && codec == Codec::None {
+        return Err(Error::invalid(
+            "chunk codec",
+            format!("no stream coding bits with codec none (chunk {i})"),
+            codec_byte,
+            at,
+        ));
+    }
     let (diff_filter, add_mode, operand_split) = if version >= 2 {
         // Bits 0-2: the diff stream's layout; bit 3: the operand split;
         // bits 4-7: ADD's mode.
@@ -589,6 +636,8 @@ fn parse_entry(
         diff_filter,
         add_mode,
         operand_split,
+        ctrl_split,
+        lit_x86,
         ctrl,
         diff,
         lit,

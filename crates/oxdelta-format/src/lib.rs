@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod coding;
 pub mod cursor;
 pub mod error;
 pub mod filter;
@@ -78,7 +79,7 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 
 /// A chunk ready to be written: its table entry and its payload.
 #[derive(Clone, Debug)]
@@ -136,18 +137,34 @@ pub(crate) fn encode_chunk_with(
     let mut codec = codec;
     let mut layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
     let mut stored: Vec<Vec<u8>> = Vec::new();
+    let (mut ctrl_split, mut lit_x86) = (false, false);
+    let mut ctrl_raw = streams.ctrl.len();
     if codec != Codec::None {
         layout = DiffLayout::best(codec, streams, alternatives, make);
-        stored = vec![
-            codec.compress(&streams.ctrl),
-            std::mem::take(&mut layout.stored),
-            codec.compress(&streams.lit),
-        ];
+        // Version 4's codings, each kept where it compresses smaller.
+        let mut ctrl = codec.compress(&streams.ctrl);
+        if let Some(split) = coding::split(&streams.ctrl) {
+            let split_stored = codec.compress(&split);
+            if split_stored.len() < ctrl.len() {
+                (ctrl, ctrl_split, ctrl_raw) = (split_stored, true, split.len());
+            }
+        }
+        let mut lit = codec.compress(&streams.lit);
+        if coding::lits_look_like_code(&streams.lit) {
+            let mut filtered = streams.lit.clone();
+            coding::filter_literals(&streams.ctrl, new_offset, &mut filtered);
+            let f = codec.compress(&filtered);
+            if f.len() < lit.len() {
+                (lit, lit_x86) = (f, true);
+            }
+        }
+        stored = vec![ctrl, std::mem::take(&mut layout.stored), lit];
         if stored.iter().map(Vec::len).sum::<usize>() >= raw_total {
             codec = Codec::None;
         }
     }
     if codec == Codec::None {
+        (ctrl_split, lit_x86, ctrl_raw) = (false, false, streams.ctrl.len());
         layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
         stored = vec![
             streams.ctrl.clone(),
@@ -155,7 +172,7 @@ pub(crate) fn encode_chunk_with(
             streams.lit.clone(),
         ];
     }
-    let raw_lens = [streams.ctrl.len(), layout.filtered_len, streams.lit.len()];
+    let raw_lens = [ctrl_raw, layout.filtered_len, streams.lit.len()];
     let lens: Vec<StreamLen> = raw_lens
         .iter()
         .zip(&stored)
@@ -173,6 +190,8 @@ pub(crate) fn encode_chunk_with(
             diff_filter: layout.filter,
             add_mode: layout.add,
             operand_split: layout.split,
+            ctrl_split,
+            lit_x86,
             ctrl: lens[0],
             diff: lens[1],
             lit: lens[2],
@@ -355,10 +374,22 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
     }
     let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
     let (d, l) = rest.split_at(entry.diff.stored as usize);
+    let ctrl = entry
+        .codec
+        .decompress(c, entry.ctrl.raw as usize, "control stream")?;
+    let ctrl = if entry.ctrl_split {
+        coding::join(&ctrl)?
+    } else {
+        ctrl
+    };
+    let mut lit = entry
+        .codec
+        .decompress(l, entry.lit.raw as usize, "literal stream")?;
+    if entry.lit_x86 {
+        coding::unfilter_literals(&ctrl, entry.new_offset, &mut lit);
+    }
     Ok(Streams {
-        ctrl: entry
-            .codec
-            .decompress(c, entry.ctrl.raw as usize, "control stream")?,
+        ctrl,
         diff: {
             let filtered = entry
                 .codec
@@ -368,9 +399,7 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
                 f => f.decode(&filtered, entry.new_len as usize - entry.lit.raw as usize)?,
             }
         },
-        lit: entry
-            .codec
-            .decompress(l, entry.lit.raw as usize, "literal stream")?,
+        lit,
         add: entry.add_mode,
         split: entry.operand_split,
     })

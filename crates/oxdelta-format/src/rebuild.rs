@@ -626,6 +626,11 @@ pub(crate) fn rebuild(
     let ctrl = entry
         .codec
         .decompress(c, entry.ctrl.raw as usize, "control stream")?;
+    let ctrl = if entry.ctrl_split {
+        crate::coding::join(&ctrl)?
+    } else {
+        ctrl
+    };
     let filtered = entry
         .codec
         .decompress(d, entry.diff.raw as usize, "diff stream")?;
@@ -709,6 +714,9 @@ pub(crate) fn rebuild(
             }
             Op::Insert { .. } => {
                 dst.copy_from_slice(&lit[lpos..lpos + len]);
+                if entry.lit_x86 {
+                    crate::coding::lits_decode(dst, new_start + pos as u64);
+                }
                 lpos += len;
             }
             Op::Zero { .. } => {
@@ -955,6 +963,8 @@ mod tests {
             diff_filter: filter,
             add_mode: add,
             operand_split: split_order,
+            ctrl_split: false,
+            lit_x86: false,
             ctrl: len(0, &s.ctrl),
             diff: len(1, &s.diff),
             lit: len(2, &s.lit),

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use oxdelta::{ApplyOptions, DiffOptions};
+use oxdelta_format::coding;
 use oxdelta_format::head::{self, Head};
 use oxdelta_format::ops::{OpDecoder, apply_ops};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, SignatureBlock};
@@ -141,11 +142,13 @@ pub fn parse(data: &[u8]) {
 /// reads, from which the target builds a valid head.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChunkInput {
-    /// Codec id (taken modulo 3).
+    /// Codec id (taken modulo 3); the quotients pick the diff filter, the
+    /// ADD mode, the operand split and the split control stream.
     pub codec: u8,
     /// Bit 0: compress the streams with the codec (else they are stored
     /// as given, with `raw_lens` as their declared raw lengths). Bit 1:
-    /// declare all of OLD as one range (else `ranges`).
+    /// declare all of OLD as one range (else `ranges`). Bit 2: the x86
+    /// literal filter (with a compressing codec).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -161,6 +164,7 @@ pub struct ChunkInput {
 
 const FLAG_COMPRESS: u8 = 1;
 const FLAG_WHOLE_OLD: u8 = 2;
+const FLAG_LIT_X86: u8 = 4;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -461,11 +465,24 @@ fn check_chunk(input: &ChunkInput) {
     };
     let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 4];
     let operand_split = input.codec / 36 % 2 == 1;
+    // Version 4's codings (compressing codecs only): the control stream
+    // is fed to the split layout's decoder as it is.
+    let ctrl_split = codec != Codec::None && input.codec / 72 % 2 == 1;
+    let lit_x86 = codec != Codec::None && input.flags & FLAG_LIT_X86 != 0;
     let compress = input.flags & FLAG_COMPRESS != 0;
     let old = &input.old[..];
     let mut raw_streams = input.streams.clone();
     if compress {
         raw_streams[1] = diff_filter.encode(&input.streams[1]);
+        if lit_x86 {
+            coding::filter_literals(&input.streams[0], 0, &mut raw_streams[2]);
+        }
+        if ctrl_split {
+            // Control bytes whose varints do not parse are fed as they are.
+            if let Some(s) = coding::split(&input.streams[0]) {
+                raw_streams[0] = s;
+            }
+        }
     }
     let stored: Vec<Vec<u8>> = if compress {
         raw_streams.iter().map(|s| codec.compress(s)).collect()
@@ -503,6 +520,8 @@ fn check_chunk(input: &ChunkInput) {
         diff_filter,
         add_mode,
         operand_split,
+        ctrl_split,
+        lit_x86,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -521,7 +540,13 @@ fn check_chunk(input: &ChunkInput) {
     // unfiltered (the parser bounds the filtered length), so honest streams
     // decode only when diff and literals fit in the chunk.
     let fits = input.streams[1].len() + input.streams[2].len() <= e.new_len as usize;
-    if compress && fits {
+    // A split control stream decodes to its varints' shortest forms: to
+    // the input when that is how the input wrote them.
+    let honest_ctrl = !ctrl_split
+        || coding::split(&input.streams[0])
+            .and_then(|s| coding::join(&s).ok())
+            .is_some_and(|j| j == input.streams[0]);
+    if compress && fits && honest_ctrl {
         let s = decoded
             .as_ref()
             .expect("honestly compressed streams decode");

@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9), (3, 1)] {
+    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -147,7 +147,9 @@ fn golden_info_fields() {
         assert_eq!(
             h.chunks.iter().any(|c| c.diff_filter != DiffFilter::None
                 || c.add_mode != AddMode::Bytes
-                || c.operand_split),
+                || c.operand_split
+                || c.ctrl_split
+                || c.lit_x86),
             g.version >= 2,
             "{}",
             g.name
@@ -358,7 +360,42 @@ fn pairs() -> Vec<Pair> {
         new[nc + 1..nc + 5].copy_from_slice(&rel(nc, nt).to_le_bytes());
     }
     let m = ("moved", old, new);
-    vec![t, b, w, c, m]
+
+    // New x86-like code in the middle of old code: NEW's 3,000 new bytes
+    // (literals) call eight functions from everywhere, so the x86 literal
+    // filter stores each call's target alike (format version 4).
+    let mut old = Vec::new();
+    while old.len() < 8_000 {
+        old.push(OPS[(r() % 8) as usize]);
+    }
+    let mut code = Vec::new();
+    let at = 4000usize;
+    while code.len() < 3000 {
+        for _ in 0..2 + r() % 6 {
+            code.push(OPS[(r() % 8) as usize]);
+        }
+        let target = 100 + 700 * (r() % 8) as i64;
+        let rel = (target - (at + code.len() + 5) as i64) as i32;
+        code.push(0xe8);
+        code.extend_from_slice(&rel.to_le_bytes());
+    }
+    let mut new = old.clone();
+    new.splice(at..at, code);
+    let n = ("newcode", old, new);
+
+    // Many small edits of irregular spacing: a control stream of many
+    // ops, which the split control layout codes by field (format version 4).
+    let old = text(5, 16_000);
+    let mut new = Vec::new();
+    let mut i = 0;
+    while i < old.len() {
+        let step = (20 + r() % 40) as usize;
+        new.extend_from_slice(&old[i..(i + step).min(old.len())]);
+        new.extend((0..1 + r() % 3).map(|_| b'a' + (r() % 26) as u8));
+        i += step + (r() % 3) as usize;
+    }
+    let e = ("edits", old, new);
+    vec![t, b, w, c, m, n, e]
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the

@@ -312,6 +312,8 @@ fn one_chunk(
         diff_filter: oxdelta_format::DiffFilter::None,
         add_mode: oxdelta_format::AddMode::Bytes,
         operand_split: false,
+        ctrl_split: false,
+        lit_x86: false,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -448,6 +450,8 @@ fn terabyte_new_is_refused_before_allocating() {
                 diff_filter: oxdelta_format::DiffFilter::None,
                 add_mode: oxdelta_format::AddMode::Bytes,
                 operand_split: false,
+                ctrl_split: false,
+                lit_x86: false,
                 ctrl: StreamLen {
                     raw: ctrl.len() as u32,
                     stored: ctrl.len() as u32,
@@ -550,9 +554,44 @@ fn diff_filter_fields_are_checked() {
     p[at + 13] = (p[at + 13] & 0x07) | 0x30;
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    // Version 4's stream coding bits in the codec byte: not before
+    // version 4, never with codec none, bits 6-7 zero.
+    let v4 = |p: &mut Vec<u8>| p[8..10].copy_from_slice(&4u16.to_le_bytes());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&4u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 4");
+    p[at + 12] |= 0x10;
+    refused(&p, "chunk codec");
+    let mut p = g.patch.clone();
+    v4(&mut p);
+    p[at + 12] |= 0x40;
+    refused(&p, "bits 6-7 zero");
+    let none = h
+        .chunks
+        .iter()
+        .scan(head::TABLE_START, |at, e| {
+            let here = *at;
+            *at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+            Some((here, e))
+        })
+        .find(|(_, e)| e.codec == Codec::None)
+        .map(|(here, _)| here);
+    if let Some(none) = none {
+        for bit in [0x10, 0x20] {
+            let mut p = g.patch.clone();
+            v4(&mut p);
+            p[none + 12] |= bit;
+            refused(&p, "no stream coding bits with codec none");
+        }
+    }
+    // Accepted by the parser in version 4, a split-control bit on a stream
+    // not split is refused when the chunk is decoded.
+    let mut p = g.patch.clone();
+    v4(&mut p);
+    p[at + 12] |= 0x10;
+    assert!(Patch::parse(&p).is_ok());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&5u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 5");
 }
 
 /// The patch with its head rebuilt from `meta` and `entries` (layout

@@ -143,7 +143,11 @@ pub(crate) fn encode_chunk_with(
         layout = DiffLayout::best(codec, streams, alternatives, make);
         // Version 4's codings, each kept where it compresses smaller.
         let mut ctrl = codec.compress(&streams.ctrl);
-        if let Some(split) = coding::split(&streams.ctrl) {
+        // The split form carries a tag byte per op: kept only within the
+        // control stream's limit, which applies to it as stored.
+        if let Some(split) = coding::split(&streams.ctrl)
+            .filter(|s| s.len() as u64 <= limits::max_ctrl_raw_len(new_chunk.len() as u32))
+        {
             let split_stored = codec.compress(&split);
             if split_stored.len() < ctrl.len() {
                 (ctrl, ctrl_split, ctrl_raw) = (split_stored, true, split.len());

@@ -326,7 +326,7 @@ fn run(cli: Cli) -> Result<()> {
                 memory,
                 ..Default::default()
             };
-            let bar = progress::Bar::new(!out.quiet);
+            let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
             let opts = DiffOptions {
                 progress: bar.progress(),
                 ..opts
@@ -353,6 +353,7 @@ fn run(cli: Cli) -> Result<()> {
                 oxdelta::diff_files(&old, &new, &patch, &opts)?
             };
             let secs = t.elapsed().as_secs_f64();
+            let phases = bar.phase_times();
             bar.finish();
             out.info(format!(
                 "diff: {} -> {} bytes, patch {} bytes ({:.2}% of NEW), {} chunks, {} engine, {:.2} s ({:.1} MB/s of NEW){}",
@@ -366,6 +367,9 @@ fn run(cli: Cli) -> Result<()> {
                 r.new_len as f64 / 1e6 / secs.max(1e-9),
                 if opts.key.is_some() { ", signed" } else { "" },
             ));
+            if let Some(p) = phases {
+                out.detail(p);
+            }
         }
         Cmd::Apply {
             old,
@@ -395,7 +399,7 @@ fn run(cli: Cli) -> Result<()> {
                     batch_budget: batch_size.unwrap_or(opts.batch_budget).max(1),
                     ..opts
                 };
-                let bar = progress::Bar::new(!out.quiet);
+                let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
                 let opts = oxdelta::InPlaceApplyOptions {
                     progress: bar.progress(),
                     ..opts
@@ -410,6 +414,7 @@ fn run(cli: Cli) -> Result<()> {
                     })
                     .with_context(|| format!("{}", old.display()))?;
                 let secs = t.elapsed().as_secs_f64();
+                let phases = bar.phase_times();
                 bar.finish();
                 match r.outcome {
                     oxdelta::InPlaceOutcome::AlreadyUpToDate => out.info(format!(
@@ -434,11 +439,14 @@ fn run(cli: Cli) -> Result<()> {
                         secs
                     )),
                 }
+                if let Some(p) = phases {
+                    out.detail(p);
+                }
                 out.detail("done");
                 return Ok(());
             }
             let dest = dest.expect("clap requires OUT without --in-place");
-            let bar = progress::Bar::new(!out.quiet);
+            let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
             let opts = ApplyOptions {
                 trusted_key: pubkey.as_deref().map(read_public).transpose()?,
                 cancel: Some(cancel),
@@ -453,6 +461,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             .map_err(anyhow::Error::new)?;
             let secs = t.elapsed().as_secs_f64();
+            let phases = bar.phase_times();
             bar.finish();
             out.info(format!(
                 "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
@@ -463,6 +472,9 @@ fn run(cli: Cli) -> Result<()> {
                 secs,
                 r.new_len as f64 / 1e6 / secs.max(1e-9)
             ));
+            if let Some(p) = phases {
+                out.detail(p);
+            }
         }
         Cmd::Verify { patch, pubkey, old } => {
             let trusted = pubkey.as_deref().map(read_public).transpose()?;

@@ -50,6 +50,27 @@ fn diff_apply_verify_info() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("verified"));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    // --verbose times the phases (and --quiet silences that too).
+    let o = run(&[p("-v"), p("diff"), &old, &new, &d.join("pv.oxd")]);
+    let e = stderr(&o);
+    let phases = e.lines().find(|l| l.starts_with("phases: ")).unwrap_or("");
+    assert!(
+        phases.contains("indexing ") && phases.contains("matching "),
+        "{e}"
+    );
+    assert!(phases.ends_with(" s"), "{e}");
+    let o = run(&[p("-v"), p("apply"), &old, &patch, &d.join("ov")]);
+    assert!(
+        stderr(&o).contains("phases: ") && stderr(&o).contains("applying "),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[p("-v"), p("-q"), p("diff"), &old, &new, &d.join("pq.oxd")]);
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
     assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
     let o = run(&[p("verify"), &patch]);

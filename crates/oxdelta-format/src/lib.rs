@@ -73,6 +73,7 @@ use filter::FilterSink;
 pub use filter::{AddMode, DiffFilter};
 pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
 pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
+use rayon::prelude::*;
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
 /// The newest format version this crate writes and reads. It reads every
@@ -120,7 +121,7 @@ pub fn encode_chunk(
 /// Makes the diff stream of a chunk's ops in another add mode and order
 /// (`true`: the operand split's) on demand, passing it in consecutive
 /// pieces to the callback.
-pub(crate) type DiffVariant<'a> = &'a dyn Fn(AddMode, bool, &mut dyn FnMut(&[u8]));
+pub(crate) type DiffVariant<'a> = &'a (dyn Fn(AddMode, bool, &mut dyn FnMut(&[u8])) + Sync);
 
 /// [`encode_chunk`], also trying the diff stream in the add modes and
 /// orders `alternatives`, which `make` produces one at a time.
@@ -140,24 +141,55 @@ pub(crate) fn encode_chunk_with(
     let (mut ctrl_split, mut lit_x86) = (false, false);
     let mut ctrl_raw = streams.ctrl.len();
     if codec != Codec::None {
-        layout = DiffLayout::best(codec, streams, alternatives, make);
-        // Version 4's codings, each kept where it compresses smaller.
-        let mut ctrl = codec.compress(&streams.ctrl);
-        // The split form carries a tag byte per op: kept only within the
-        // control stream's limit, which applies to it as stored.
-        if let Some(split) = coding::split(&streams.ctrl)
-            .filter(|s| s.len() as u64 <= limits::max_ctrl_raw_len(new_chunk.len() as u32))
-        {
-            let split_stored = codec.compress(&split);
+        // The three streams are coded side by side (each picks the same
+        // coding whatever the threads).
+        let ctrl_limit = limits::max_ctrl_raw_len(new_chunk.len() as u32);
+        let (best, ((ctrl_pick, split_pick), lit_pick)) = rayon::join(
+            || DiffLayout::best(codec, streams, alternatives, make),
+            || {
+                rayon::join(
+                    || {
+                        // Version 4's codings, each kept where it
+                        // compresses smaller. The split form carries a tag
+                        // byte per op: kept only within the control
+                        // stream's limit, which applies to it as stored.
+                        rayon::join(
+                            || codec.compress(&streams.ctrl),
+                            || {
+                                coding::split(&streams.ctrl)
+                                    .filter(|s| s.len() as u64 <= ctrl_limit)
+                                    .map(|s| (codec.compress(&s), s.len()))
+                            },
+                        )
+                    },
+                    || {
+                        rayon::join(
+                            || codec.compress(&streams.lit),
+                            || {
+                                coding::lits_look_like_code(&streams.lit).then(|| {
+                                    let mut filtered = streams.lit.clone();
+                                    coding::filter_literals(
+                                        &streams.ctrl,
+                                        new_offset,
+                                        &mut filtered,
+                                    );
+                                    codec.compress(&filtered)
+                                })
+                            },
+                        )
+                    },
+                )
+            },
+        );
+        layout = best;
+        let mut ctrl = ctrl_pick;
+        if let Some((split_stored, split_len)) = split_pick {
             if split_stored.len() < ctrl.len() {
-                (ctrl, ctrl_split, ctrl_raw) = (split_stored, true, split.len());
+                (ctrl, ctrl_split, ctrl_raw) = (split_stored, true, split_len);
             }
         }
-        let mut lit = codec.compress(&streams.lit);
-        if coding::lits_look_like_code(&streams.lit) {
-            let mut filtered = streams.lit.clone();
-            coding::filter_literals(&streams.ctrl, new_offset, &mut filtered);
-            let f = codec.compress(&filtered);
+        let (mut lit, lit_filtered) = lit_pick;
+        if let Some(f) = lit_filtered {
             if f.len() < lit.len() {
                 (lit, lit_x86) = (f, true);
             }
@@ -245,7 +277,9 @@ impl DiffLayout {
     /// and ranked, then dropped; a variant is held as is only when the
     /// unfiltered layout is tried; the finalists are made again. So the
     /// extra memory is one variant's runs and one candidate (at most about
-    /// twice the diff stream), not all of them.
+    /// twice the diff stream) per worker thread, not all of them: the
+    /// variants are ranked, and the two finalists compressed, side by
+    /// side.
     fn best(
         codec: Codec,
         streams: &Streams,
@@ -287,50 +321,82 @@ impl DiffLayout {
         };
         // (size, variant, filter), by the quick codec when there is one;
         // without one the sizes are final and the best is kept.
-        let mut ranked: Vec<(usize, (AddMode, bool), DiffFilter)> = Vec::new();
-        let mut best: Option<DiffLayout> = None;
-        let consider =
-            |best: &mut Option<DiffLayout>, v: (AddMode, bool), filter, filtered: &[u8]| {
-                let stored = codec.compress(filtered);
-                if best.as_ref().is_none_or(|b| stored.len() < b.stored.len()) {
-                    *best = Some(DiffLayout {
-                        add: v.0,
-                        split: v.1,
-                        filter,
-                        filtered_len: filtered.len(),
-                        stored,
-                    });
-                }
-            };
         let n = streams.diff.len();
-        for &v in &variants {
-            let mut rank = |filter, bytes: &[u8]| match quick {
-                Some(q) => ranked.push((q.compress(bytes).len(), v, filter)),
-                None => consider(&mut best, v, filter, bytes),
-            };
-            // Both run layouts from one pass over the variant.
+        // The layouts of one variant, in a fixed order: both run layouts
+        // from one pass over it, then the stream as is only when dense, or
+        // small enough that trying costs little (tiny streams also pay the
+        // filters' run lengths with nothing to win back).
+        let layouts = |v: (AddMode, bool), f: &mut dyn FnMut(DiffFilter, &[u8])| {
             let mut runs = sink(v, DiffFilter::Runs);
             let nonzero = runs.counts().1;
             for filter in [DiffFilter::Tokens, DiffFilter::Runs] {
-                rank(filter, &runs.layout(filter));
+                f(filter, &runs.layout(filter));
             }
             drop(runs);
-            // The stream as is only when dense, or small enough that
-            // trying costs little (tiny streams also pay the filters'
-            // run lengths with nothing to win back).
             if nonzero * 4 >= n || n <= 64 << 10 {
-                rank(DiffFilter::None, &filtered(v, DiffFilter::None));
+                f(DiffFilter::None, &filtered(v, DiffFilter::None));
             }
-        }
-        ranked.sort_unstable_by_key(|r| r.0);
+        };
+        let compress = |v: (AddMode, bool), filter: DiffFilter, filtered: &[u8]| DiffLayout {
+            add: v.0,
+            split: v.1,
+            filter,
+            filtered_len: filtered.len(),
+            stored: codec.compress(filtered),
+        };
+        let Some(quick) = quick else {
+            // The sizes are final: one candidate at a time, the smallest
+            // (the first of equals) kept.
+            let mut best: Option<DiffLayout> = None;
+            for &v in &variants {
+                layouts(v, &mut |filter, bytes| {
+                    let c = compress(v, filter, bytes);
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| c.stored.len() < b.stored.len())
+                    {
+                        best = Some(c);
+                    }
+                });
+            }
+            return best.expect("at least one candidate");
+        };
+        // (size, variant, filter) by the quick codec, the variants ranked
+        // side by side (collected in variant order, so the ranking does not
+        // depend on the threads).
+        let mut ranked: Vec<(usize, (AddMode, bool), DiffFilter)> = variants
+            .par_iter()
+            .flat_map_iter(|&v| {
+                let mut out = Vec::new();
+                layouts(v, &mut |filter, bytes| {
+                    out.push((quick.compress(bytes).len(), v, filter))
+                });
+                out
+            })
+            .collect();
+        ranked.sort_by_key(|r| r.0);
         let min = ranked.first().map_or(0, |r| r.0);
-        for &(size, v, filter) in ranked.iter().take(2) {
-            if size * 100 > min * 101 {
-                break;
+        let finalists: Vec<_> = ranked
+            .iter()
+            .take(2)
+            .filter(|r| r.0 * 100 <= min * 101)
+            .collect();
+        let finish = |&&(_, v, filter): &&(usize, (AddMode, bool), DiffFilter)| {
+            compress(v, filter, &filtered(v, filter))
+        };
+        let (first, second) = match finalists.as_slice() {
+            [a] => (finish(a), None),
+            [a, b] => {
+                let (a, b) = rayon::join(|| finish(a), || finish(b));
+                (a, Some(b))
             }
-            consider(&mut best, v, filter, &filtered(v, filter));
+            _ => unreachable!("at least one candidate"),
+        };
+        // The first of equals, as in a serial pass.
+        match second {
+            Some(b) if b.stored.len() < first.stored.len() => b,
+            _ => first,
         }
-        best.expect("at least one candidate")
     }
 }
 

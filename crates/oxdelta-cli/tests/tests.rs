@@ -50,6 +50,8 @@ fn diff_apply_verify_info() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("verified"));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
     // --verbose times the phases (and --quiet silences that too).
     let o = run(&[p("-v"), p("diff"), &old, &new, &d.join("pv.oxd")]);
     let e = stderr(&o);
@@ -71,8 +73,6 @@ fn diff_apply_verify_info() {
         "{}",
         stderr(&o)
     );
-    assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
-    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
     let o = run(&[p("verify"), &patch]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("OK"));

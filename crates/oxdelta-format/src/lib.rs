@@ -319,8 +319,6 @@ impl DiffLayout {
             Codec::Zstd(level) if level > 3 => Some(Codec::Zstd(3)),
             _ => None,
         };
-        // (size, variant, filter), by the quick codec when there is one;
-        // without one the sizes are final and the best is kept.
         let n = streams.diff.len();
         // The layouts of one variant, in a fixed order: both run layouts
         // from one pass over it, then the stream as is only when dense, or

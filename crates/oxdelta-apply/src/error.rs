@@ -66,15 +66,11 @@ impl fmt::Display for ApplyError {
     }
 }
 
-impl std::error::Error for ApplyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ApplyError::Io { source, .. } => Some(source),
-            ApplyError::Patch(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// The message of every variant already says its cause (as the facade's
+/// `Error` does), so `source` is not given too: a reporter walking the
+/// chain would print the cause twice ("...: No such file or directory (os
+/// error 2): No such file or directory (os error 2)").
+impl std::error::Error for ApplyError {}
 
 impl From<oxdelta_format::Error> for ApplyError {
     fn from(e: oxdelta_format::Error) -> ApplyError {

@@ -190,6 +190,13 @@ fn errors_are_clear_and_leave_output_alone() {
     let e = stderr(&o);
     assert!(e.contains("opening OLD") && e.contains("missing"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
+    // The cause is said once, not once per link of the error chain.
+    assert_eq!(e.matches("(os error").count(), 1, "{e}");
+    let o = run(&[p("apply"), &old, &missing, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("opening patch"), "{e}");
+    assert_eq!(e.matches("(os error").count(), 1, "{e}");
 
     let o = run(&[p("apply"), &new, &patch, &out]);
     assert_eq!(o.status.code(), Some(1));

@@ -349,8 +349,60 @@ impl DiffFilter {
 /// range, so an in-place applier that sees OLD only through its reads can
 /// undo the split too.
 pub mod split {
-    /// True when an operand starts after byte `j` of `src`.
+    /// Per byte value, as the byte an operand follows: bit 0 an `E8`/`E9`
+    /// opcode, bit 1 the second byte of a `0F 8x` jump, bit 2 a ModRM
+    /// byte `mod=00 r/m=101`.
+    const AS_LAST: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let v = b as u8;
+            if v == 0xe8 || v == 0xe9 {
+                t[b] |= 1;
+            }
+            if v >= 0x80 && v <= 0x8f {
+                t[b] |= 2;
+            }
+            if v & 0xc7 == 0x05 {
+                t[b] |= 4;
+            }
+            b += 1;
+        }
+        t
+    };
+
+    /// Per byte value, as the byte before [`AS_LAST`]'s: bit 1 the `0F`
+    /// escape, bit 2 one of the common memory opcodes.
+    const AS_FIRST: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[0x0f] = 2;
+        let mem = [0x89, 0x8b, 0x8d, 0x39, 0x3b, 0x81, 0x83, 0xc7, 0xff];
+        let mut i = 0;
+        while i < mem.len() {
+            t[mem[i]] = 4;
+            i += 1;
+        }
+        t
+    };
+
+    /// True when an operand starts after byte `j` of `src`: an `E8`/`E9`
+    /// opcode, a `0F 8x` conditional jump, or a ModRM byte `mod=00 r/m=101`
+    /// after a common memory opcode (two table reads, no data-dependent
+    /// branch but `j == 0`).
+    #[inline]
     pub(crate) fn trigger(src: &[u8], j: usize) -> bool {
+        let last = AS_LAST[usize::from(src[j])];
+        let first = if j == 0 {
+            0
+        } else {
+            AS_FIRST[usize::from(src[j - 1])]
+        };
+        (last & (first | 1)) != 0
+    }
+
+    /// [`trigger`] as first written, the oracle of its test.
+    #[cfg(test)]
+    pub(crate) fn trigger_naive(src: &[u8], j: usize) -> bool {
         let b = src[j];
         if b == 0xe8 || b == 0xe9 {
             return true;
@@ -778,6 +830,32 @@ pub(crate) mod tests {
                 [out, zs, ns, bs].concat()
             }
         }
+    }
+
+    /// The table-driven trigger equals the rule as written, for every
+    /// pair of bytes and for a first byte.
+    #[test]
+    fn trigger_tables_equal_the_rule() {
+        let mut hits = 0;
+        for p in 0..=255u8 {
+            for b in 0..=255u8 {
+                let src = [p, b];
+                assert_eq!(
+                    split::trigger(&src, 1),
+                    split::trigger_naive(&src, 1),
+                    "{p:#x} {b:#x}"
+                );
+                hits += usize::from(split::trigger(&src, 1));
+            }
+            assert_eq!(
+                split::trigger(&[p], 0),
+                split::trigger_naive(&[p], 0),
+                "{p:#x}"
+            );
+        }
+        // E8/E9 after anything, 16 jumps after 0F, 8 ModRM bytes after
+        // each of 9 opcodes (none of them E8/E9 or 8x after 0F).
+        assert_eq!(hits, 2 * 256 + 16 + 9 * 8);
     }
 
     /// The block-wise, branch-free masks equal the byte-wise

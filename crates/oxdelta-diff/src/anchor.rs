@@ -171,17 +171,21 @@ impl Table {
             log: cap.trailing_zeros(),
             pmask: cap / PARTITIONS - 1,
         };
-        // Parts hashed in parallel; each partition then takes its samples
-        // from every part in OLD order.
-        let parts: Vec<Vec<(u32, u64)>> = (0..old.len().div_ceil(PART))
+        // Parts hashed in parallel, each sample put in its partition's list
+        // at once; each partition then takes its samples from every part in
+        // OLD order (without reading the other partitions' samples: 16
+        // passes over every sample were 4% of tar-src's diff CPU).
+        let (log, pmask) = (t.log, t.pmask);
+        let parts: Vec<Vec<Vec<(u32, u32, u32)>>> = (0..old.len().div_ceil(PART))
             .into_par_iter()
             .map(|k| {
-                let mut v = Vec::new();
+                let mut v: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); PARTITIONS];
                 let mut prev = None;
                 for_each_sample_until(old, k * PART, (k + 1) * PART, |i, h| {
                     // A run of one byte samples every position alike.
                     if prev != Some(h) {
-                        v.push((i as u32, h));
+                        let (s, tag) = slot_tag(log, h);
+                        v[s / (pmask + 1)].push(((s & pmask) as u32, tag, i as u32));
                     }
                     prev = Some(h);
                     false
@@ -189,23 +193,18 @@ impl Table {
                 v
             })
             .collect();
-        let (log, pmask) = (t.log, t.pmask);
         t.slots
             .par_chunks_mut(pmask + 1)
             .enumerate()
             .for_each(|(k, slots)| {
                 let mut used = 0;
                 'parts: for part in &parts {
-                    for &(i, h) in part {
-                        let (s, tag) = slot_tag(log, h);
-                        if s / (pmask + 1) != k {
-                            continue;
-                        }
+                    for &(s, tag, i) in &part[k] {
                         // Half full: later samples are dropped.
                         if used * 2 >= slots.len() {
                             break 'parts;
                         }
-                        used += usize::from(insert(slots, s & pmask, tag, i));
+                        used += usize::from(insert(slots, s as usize, tag, i));
                     }
                 }
             });

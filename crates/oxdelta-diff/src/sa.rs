@@ -196,26 +196,34 @@ pub fn diff_with(
 ) -> DiffOutput {
     let progress = &opts.progress;
     progress.start(Phase::Indexing, old.len() as u64);
-    let (anchors, (old_hash, new_hash)) = rayon::join(
+    let chunk_len = opts
+        .chunk_len
+        .unwrap_or_else(|| default_chunk_len(new.len() as u64));
+    let ranges = chunk_ranges(new.len() as u64, chunk_len);
+    // Each chunk's tuning (a byte histogram of NEW) is read beside the
+    // anchors and the hashes, off the serial path.
+    let (anchors, ((old_hash, new_hash), tuning)) = rayon::join(
         || find_anchors(old, new),
-        || rayon::join(|| hash(old), || hash(new)),
+        || {
+            rayon::join(
+                || rayon::join(|| hash(old), || hash(new)),
+                || -> Vec<MatchParams> {
+                    ranges
+                        .par_iter()
+                        .map(|r| {
+                            params.copied().unwrap_or_else(|| {
+                                MatchParams::for_data(&new[r.start as usize..r.end as usize])
+                            })
+                        })
+                        .collect()
+                },
+            )
+        },
     );
     // The suffix array indexes only what the anchors leave of OLD.
     let coverage = Coverage::new(old, &anchors);
     let compact = coverage.text(old);
     let text: &[u8] = if coverage.is_whole() { old } else { &compact };
-    let chunk_len = opts
-        .chunk_len
-        .unwrap_or_else(|| default_chunk_len(new.len() as u64));
-    let ranges = chunk_ranges(new.len() as u64, chunk_len);
-    let tuning: Vec<MatchParams> = ranges
-        .par_iter()
-        .map(|r| {
-            params
-                .copied()
-                .unwrap_or_else(|| MatchParams::for_data(&new[r.start as usize..r.end as usize]))
-        })
-        .collect();
     let long = tuning.iter().any(|p| p.min_seed >= LONG_GRAM);
     let (parts, grams) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
     let sas: Vec<(usize, &SuffixArray<'_>)> = parts.iter().map(|(s, sa)| (*s, sa)).collect();
@@ -540,25 +548,35 @@ impl GramFilter {
         let want = (old.len() as u64).saturating_mul(per_byte).max(1 << 12);
         // The largest power of two not above `want`.
         let log = (63 - want.leading_zeros()).clamp(12, 36);
-        let mut bits = vec![0u64; 1usize << (log - 6)];
-        let mut long_bits = if long {
-            vec![0u64; 1usize << (log - 6)]
-        } else {
-            Vec::new()
-        };
+        let words = 1usize << (log - 6);
         let shift = 64 - log;
-        for w in old.windows(GRAM) {
-            let h = (Self::hash(w) >> shift) as usize;
-            bits[h >> 6] |= 1 << (h & 63);
-        }
-        if long && old.len() >= LONG_GRAM {
-            let mut h = Self::long_hash(&old[..LONG_GRAM - 1]);
-            for &b in &old[LONG_GRAM - 1..] {
-                h = Self::long_step(h, b);
-                let k = (Self::long_mix(h) >> shift) as usize;
-                long_bits[k >> 6] |= 1 << (k & 63);
-            }
-        }
+        // The two filters are filled side by side: on tar-src the long one
+        // takes as long as the short one, beside the two suffix arrays.
+        let (bits, long_bits) = rayon::join(
+            || {
+                let mut bits = vec![0u64; words];
+                for w in old.windows(GRAM) {
+                    let h = (Self::hash(w) >> shift) as usize;
+                    bits[h >> 6] |= 1 << (h & 63);
+                }
+                bits
+            },
+            || {
+                if !long {
+                    return Vec::new();
+                }
+                let mut long_bits = vec![0u64; words];
+                if old.len() >= LONG_GRAM {
+                    let mut h = Self::long_hash(&old[..LONG_GRAM - 1]);
+                    for &b in &old[LONG_GRAM - 1..] {
+                        h = Self::long_step(h, b);
+                        let k = (Self::long_mix(h) >> shift) as usize;
+                        long_bits[k >> 6] |= 1 << (k & 63);
+                    }
+                }
+                long_bits
+            },
+        );
         GramFilter {
             bits,
             long: long_bits,

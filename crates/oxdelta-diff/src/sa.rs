@@ -550,8 +550,8 @@ impl GramFilter {
         let log = (63 - want.leading_zeros()).clamp(12, 36);
         let words = 1usize << (log - 6);
         let shift = 64 - log;
-        // The two filters are filled side by side: on tar-src the long one
-        // takes as long as the short one, beside the two suffix arrays.
+        // The two filters are independent: filled side by side, beside the
+        // two suffix arrays (text tuning builds both).
         let (bits, long_bits) = rayon::join(
             || {
                 let mut bits = vec![0u64; words];

@@ -388,7 +388,9 @@ pub mod split {
     /// True when an operand starts after byte `j` of `src`: an `E8`/`E9`
     /// opcode, a `0F 8x` conditional jump, or a ModRM byte `mod=00 r/m=101`
     /// after a common memory opcode (two table reads, no data-dependent
-    /// branch but `j == 0`).
+    /// branch but `j == 0`). The same rule as [`trigger_flag`], which the
+    /// applier's vectorised [`masks`] needs; this form was faster in the
+    /// byte-at-a-time walks (exe-go diff 293 against 248 ms, hyperfine).
     #[inline]
     pub(crate) fn trigger(src: &[u8], j: usize) -> bool {
         let last = AS_LAST[usize::from(src[j])];
@@ -398,24 +400,6 @@ pub mod split {
             AS_FIRST[usize::from(src[j - 1])]
         };
         (last & (first | 1)) != 0
-    }
-
-    /// [`trigger`] as first written, the oracle of its test.
-    #[cfg(test)]
-    pub(crate) fn trigger_naive(src: &[u8], j: usize) -> bool {
-        let b = src[j];
-        if b == 0xe8 || b == 0xe9 {
-            return true;
-        }
-        if j == 0 {
-            return false;
-        }
-        let p = src[j - 1];
-        (p == 0x0f && (0x80..=0x8f).contains(&b))
-            || (matches!(
-                p,
-                0x89 | 0x8b | 0x8d | 0x39 | 0x3b | 0x81 | 0x83 | 0xc7 | 0xff
-            ) && b & 0xc7 == 0x05)
     }
 
     /// Calls `f(k, in_a)` for each byte `k` of one ADD's OLD source `src`.
@@ -832,8 +816,8 @@ pub(crate) mod tests {
         }
     }
 
-    /// The table-driven trigger equals the rule as written, for every
-    /// pair of bytes and for a first byte.
+    /// The table-driven trigger equals the branch-free one, for every pair
+    /// of bytes and for a first byte (0 stands for no byte before).
     #[test]
     fn trigger_tables_equal_the_rule() {
         let mut hits = 0;
@@ -842,14 +826,14 @@ pub(crate) mod tests {
                 let src = [p, b];
                 assert_eq!(
                     split::trigger(&src, 1),
-                    split::trigger_naive(&src, 1),
+                    split::trigger_flag(b, p) != 0,
                     "{p:#x} {b:#x}"
                 );
                 hits += usize::from(split::trigger(&src, 1));
             }
             assert_eq!(
                 split::trigger(&[p], 0),
-                split::trigger_naive(&[p], 0),
+                split::trigger_flag(p, 0) != 0,
                 "{p:#x}"
             );
         }

@@ -58,7 +58,7 @@ use error::io;
 use map::ReadMap;
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
-use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, SignatureBlock, head};
+use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, Shared, SignatureBlock, head};
 use rayon::prelude::*;
 
 /// Result alias of this crate.
@@ -244,8 +244,10 @@ fn batches(
 
 /// Applies chunks `range` whose payloads `payload(i)` yields, in parallel
 /// batches under the memory budget.
+#[allow(clippy::too_many_arguments)]
 fn apply_chunks<'p>(
     chunks: &[ChunkEntry],
+    shared: &Shared,
     range: std::ops::Range<usize>,
     payload: &(dyn Fn(usize) -> &'p [u8] + Sync),
     old: &[u8],
@@ -266,7 +268,7 @@ fn apply_chunks<'p>(
             }
             // `out` starts zeroed.
             if !oxdelta_format::is_zero_chunk(&chunks[i], payload(i), old.len() as u64) {
-                oxdelta_format::apply_chunk(&chunks[i], payload(i), old, out, true)?;
+                oxdelta_format::apply_chunk_in(&chunks[i], payload(i), shared, old, out, true)?;
             }
             opts.progress.advance(u64::from(chunks[i].new_len));
             Ok(())
@@ -305,10 +307,12 @@ pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<
             56,
         ))
     })?;
+    let shared = p.decode_shared(old)?;
     out.resize(new_len, 0);
     let mut slots = split_out(&p.head.chunks, &mut out);
     apply_chunks(
         &p.head.chunks,
+        &shared,
         0..p.head.chunks.len(),
         &|i| p.payload(i),
         old,
@@ -457,6 +461,8 @@ struct FileSink<'f> {
     huge: bool,
     /// Set when OLD's hash has been found wrong: stop early.
     old_failed: &'f AtomicBool,
+    /// The patch's decoded shared section.
+    shared: &'f Shared,
 }
 
 /// Block size for hole detection.
@@ -502,7 +508,8 @@ impl FileSink<'_> {
                 .map_err(io("allocating a buffer for", self.path))?,
         };
         let len = e.new_len as usize;
-        if let Err(err) = oxdelta_format::apply_chunk(e, payload, old, &mut buf[..len], false) {
+        let out = &mut buf[..len];
+        if let Err(err) = oxdelta_format::apply_chunk_in(e, payload, self.shared, old, out, false) {
             if let Ok(mut p) = self.pool.lock() {
                 p.push(buf);
             }
@@ -811,9 +818,11 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 /// its next chunk, the temporary file is removed and the error is
 /// [`ApplyError::WrongOld`] (it wins over any error of the rebuild, which a
 /// wrong OLD would cause). OUT is never touched before OLD is verified.
+#[allow(clippy::too_many_arguments)]
 fn write_atomically<'p>(
     out: &Path,
     head: &'p Head,
+    shared: &'p Shared,
     old: &'p [u8],
     opts: &'p ApplyOptions,
     check_old_hash: impl FnOnce() -> Result<()> + Send,
@@ -846,6 +855,7 @@ fn write_atomically<'p>(
         },
         huge,
         old_failed: &old_failed,
+        shared,
     };
     let budget = Budget::new(opts.memory_budget);
     let failure = Failure::default();
@@ -918,8 +928,9 @@ pub fn apply_file(
     let (of, om) = open_old(old)?;
     check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
     let n = p.head.chunks.len();
+    let shared = decode_shared(&p.head, p.shared_bytes(), &om, &of)?;
     let old_hash = || check_old_hash(&p.head, &om, Some(&of));
-    write_atomically(out, &p.head, &om, opts, old_hash, |chunks| {
+    write_atomically(out, &p.head, &shared, &om, opts, old_hash, |chunks| {
         for i in 0..n {
             chunks.apply(i, || Ok(Payload::Borrowed(p.payload(i))))?;
         }
@@ -959,8 +970,21 @@ pub fn apply_reader(
     let (of, om) = open_old(old)?;
     check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
     let mut offset = head.payload_start();
+    // The shared section opens the payloads; its length is bounded by the
+    // head's limits (two blocks of at most `MAX_SHARED_BLOCK`).
+    let mut section = vec![0u8; head.shared.stored_len() as usize];
+    read_exact_or_truncated(
+        &mut reader,
+        &mut section,
+        "shared section",
+        offset,
+        stdin_path,
+    )?;
+    offset += section.len() as u64;
+    let shared = decode_shared(&head, &section, &om, &of)?;
+    drop(section);
     let old_hash = || check_old_hash(&head, &om, Some(&of));
-    write_atomically(out, &head, &om, opts, old_hash, |chunks| {
+    write_atomically(out, &head, &shared, &om, opts, old_hash, |chunks| {
         for i in 0..head.chunks.len() {
             chunks.apply(i, || {
                 let len = head.chunks[i].payload_len() as usize;
@@ -1002,6 +1026,7 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
     let p = Patch::parse(&pm)?;
     let (of, om) = open_old(old)?;
     check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;
+    let shared = p.decode_shared(&om)?;
     let chunks = &p.head.chunks;
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_unstable_by_key(|&i| chunks[i].new_offset);
@@ -1026,7 +1051,7 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
             .map(|&i| {
                 let e = &chunks[i];
                 let mut buf = vec![0u8; e.new_len as usize];
-                oxdelta_format::apply_chunk(e, p.payload(i), &om, &mut buf, true)?;
+                oxdelta_format::apply_chunk_in(e, p.payload(i), &shared, &om, &mut buf, true)?;
                 opts.progress.advance(u64::from(e.new_len));
                 Ok(buf)
             })
@@ -1049,6 +1074,16 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
         patch_len: pm.len() as u64,
         chunks: chunks.len(),
         signed: p.signature != SignatureBlock::Unsigned,
+    })
+}
+
+/// Decodes the shared section before OLD's hash is known (the file
+/// appliers check it beside the rebuild): when decoding fails, a wrong OLD
+/// is the error reported, as for chunks.
+fn decode_shared(head: &Head, section: &[u8], old: &[u8], file: &File) -> Result<Shared> {
+    Shared::decode(head, section, old).or_else(|e| {
+        check_old_hash(head, old, Some(file))?;
+        Err(e.into())
     })
 }
 

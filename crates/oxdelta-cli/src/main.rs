@@ -616,6 +616,8 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
     let split = h.chunks.iter().filter(|c| c.operand_split).count();
     let ctrl_split = h.chunks.iter().filter(|c| c.ctrl_split).count();
     let lit_x86 = h.chunks.iter().filter(|c| c.lit_x86).count();
+    let shared = h.chunks.iter().filter(|c| c.shared).count();
+    let sd = &h.shared;
     let key = p.signature.public_key();
     let v = serde_json::json!({
         "format_version": h.version,
@@ -631,6 +633,14 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
         "operand_split_chunks": split,
         "ctrl_split_chunks": ctrl_split,
         "x86_literal_chunks": lit_x86,
+        "shared_chunks": shared,
+        "shared_section": sd.is_present().then(|| serde_json::json!({
+            "ctrl_raw": sd.ctrl.raw,
+            "ctrl_stored": sd.ctrl.stored,
+            "lit_raw": sd.lit.raw,
+            "lit_stored": sd.lit.stored,
+            "gap_max": sd.gap_max,
+        })),
         "chunks": h.chunks.len(),
         "largest_chunk_bytes": h.max_chunk_new_len,
         "in_place": h.is_in_place(),
@@ -673,6 +683,21 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
             "stream coding   split control in {ctrl_split}, x86 literals in {lit_x86} of {} chunks",
             h.chunks.len()
         )?;
+        if sd.is_present() {
+            writeln!(
+                so,
+                "shared section  {shared} of {} chunks; control {} -> {} bytes, \
+                 literals {} -> {} bytes (OLD gaps up to {} bytes as context)",
+                h.chunks.len(),
+                sd.ctrl.raw,
+                sd.ctrl.stored,
+                sd.lit.raw,
+                sd.lit.stored,
+                sd.gap_max
+            )?;
+        } else {
+            writeln!(so, "shared section  none")?;
+        }
         writeln!(
             so,
             "chunks          {} (largest {} bytes)",

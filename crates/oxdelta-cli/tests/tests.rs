@@ -89,9 +89,18 @@ fn diff_apply_verify_info() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // The msgpack pair's diff bytes are sparse: a run filter pays, which
     // takes format version 2; its control stream pays to be split by field,
-    // which takes version 4.
-    assert_eq!(v["format_version"], 4);
+    // which takes version 4; its chunks' control and literal streams are
+    // smaller in a shared section, which takes version 5.
+    assert_eq!(v["format_version"], 5);
     assert!(v["ctrl_split_chunks"].as_u64().unwrap() >= 1, "{v}");
+    let chunks = v["chunks"].as_u64().unwrap();
+    assert_eq!(v["shared_chunks"].as_u64(), Some(chunks), "{v}");
+    let s = &v["shared_section"];
+    assert!(
+        s["ctrl_stored"].as_u64().unwrap() < s["ctrl_raw"].as_u64().unwrap(),
+        "{v}"
+    );
+    assert_eq!(s["gap_max"], 4096);
     assert_ne!(v["diff_filters"][0], "none");
     assert_eq!(v["old_bytes"], fs::metadata(&old).unwrap().len());
     assert_eq!(v["new_bytes"], fs::metadata(&new).unwrap().len());

@@ -70,7 +70,7 @@ fn main() {
     opts.chunk_len = args.get(3).map(|c| c.parse().expect("chunk length"));
     let p = params();
     let t = Instant::now();
-    let DiffOutput { meta, chunks } = diff_with(&old, &new, &opts, p.as_ref());
+    let DiffOutput { meta, chunks, .. } = diff_with(&old, &new, &opts, p.as_ref());
     let secs = t.elapsed().as_secs_f64();
     let dump = std::env::var("DUMP").ok();
     let (mut raw, mut stored) = ([0u64; 3], [0u64; 3]);
@@ -96,9 +96,32 @@ fn main() {
             meta.old_len,
             &e.old_ranges,
         );
+        let ops: Vec<Op> = dec.map(|o| o.expect("own ops decode")).collect();
+        if let (Some(d), Ok(g)) = (&dump, std::env::var("GAPS")) {
+            let max: u64 = g.parse().expect("a number");
+            let mut gap = Vec::new();
+            let mut cursor = e.new_offset;
+            for (i, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Copy { old, len } | Op::Add { old, len } => cursor = old + len,
+                    Op::Insert { .. } => {
+                        let next = ops[i + 1..].iter().find_map(|o| match *o {
+                            Op::Copy { old, .. } | Op::Add { old, .. } => Some(old),
+                            _ => None,
+                        });
+                        if let Some(p) = next {
+                            if p > cursor && p - cursor <= max {
+                                gap.extend_from_slice(&old[cursor as usize..p as usize]);
+                            }
+                        }
+                    }
+                    Op::Zero { .. } => {}
+                }
+            }
+            std::fs::write(format!("{d}/{k}.gap"), &gap).expect("dump");
+        }
         let mut at = e.new_offset;
-        for op in dec {
-            let op = op.expect("own ops decode");
+        for op in ops {
             if std::env::var("SHOW_INSERTS").is_ok_and(|v| op.len() >= v.parse().unwrap()) {
                 if let Op::Insert { len } = op {
                     println!("insert at {at} len {len}");

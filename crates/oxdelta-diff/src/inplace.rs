@@ -195,6 +195,7 @@ pub fn diff(
                 flags: FLAG_IN_PLACE,
             },
             chunks,
+            shared: None,
         },
         stats,
     )

@@ -51,14 +51,25 @@ impl Default for DiffOptions {
     }
 }
 
-/// What a differ returns: the metadata and the encoded chunks, in apply
-/// order. [`oxdelta_format::assemble`] makes a patch of them.
+/// What a differ returns: the metadata, the encoded chunks in apply order
+/// and the shared section they use, if any. [`DiffOutput::assemble`] makes
+/// a patch of them.
 #[derive(Debug)]
 pub struct DiffOutput {
     /// Metadata for the head.
     pub meta: Metadata,
     /// Encoded chunks.
     pub chunks: Vec<EncodedChunk>,
+    /// The shared section (format version 5) holding some chunks' control
+    /// and literal streams: a patch made of `chunks` needs it.
+    pub shared: Option<oxdelta_format::SharedSection>,
+}
+
+impl DiffOutput {
+    /// The whole patch in memory, signed with `key` when given.
+    pub fn assemble(self, key: Option<&oxdelta_format::SecretKey>) -> Vec<u8> {
+        oxdelta_format::assemble_with(&self.meta, self.chunks, self.shared.as_ref(), key)
+    }
 }
 
 /// The chunk length used for a NEW of `new_len` bytes: NEW split into equal

@@ -236,7 +236,11 @@ pub fn diff_with(
     };
     progress.advance(old.len() as u64);
     progress.start(Phase::Matching, new.len() as u64);
-    let chunks = ranges
+    // Each chunk's share of the shared section's blocks: a chunk within it
+    // defers its control and literal streams' final compression to the
+    // section (decided per chunk, so the same whatever the threads).
+    let share_max = (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / ranges.len().max(1);
+    let chunks: Vec<_> = ranges
         .into_par_iter()
         .zip(tuning)
         .map(|(r, p)| {
@@ -246,11 +250,15 @@ pub fn diff_with(
             for op in ops {
                 enc.push(op);
             }
-            let chunk = enc.encode(opts.codec, MAX_RANGES);
+            let chunk = enc.encode_sharing(opts.codec, MAX_RANGES, share_max);
             progress.advance((e - s) as u64);
             chunk
         })
         .collect();
+    // Small patches: the chunks' control and literal streams compressed
+    // together, with OLD context (see `oxdelta_format::shared`).
+    let (mut chunks, probed): (Vec<_>, Vec<bool>) = chunks.into_iter().unzip();
+    let shared = oxdelta_format::shared::finish_sharing(old, &mut chunks, &probed, opts.codec);
     DiffOutput {
         meta: Metadata {
             old_len: old.len() as u64,
@@ -261,6 +269,7 @@ pub fn diff_with(
             flags: 0,
         },
         chunks,
+        shared,
     }
 }
 

@@ -5,7 +5,7 @@
 use oxdelta_apply::{ApplyOptions, apply_bytes};
 use oxdelta_diff::DiffOptions;
 use oxdelta_diff::anchor::{Anchor, Coverage, MIN_ANCHOR, WINDOW, find_anchors};
-use oxdelta_format::{Codec, assemble};
+use oxdelta_format::Codec;
 use proptest::prelude::*;
 
 /// xorshift bytes, so failures repeat.
@@ -178,7 +178,7 @@ fn diffs_over_a_compact_suffix_array_round_trip() {
             .unwrap()
             .install(|| {
                 let out = oxdelta_diff::sa::diff(&old, &new, &o);
-                assemble(&out.meta, out.chunks, None)
+                out.assemble(None)
             })
     };
     let p = run(2);

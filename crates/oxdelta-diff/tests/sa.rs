@@ -8,13 +8,13 @@ use oxdelta_diff::sa::{
     GRAM, GramFilter, LONG_GRAM, MatchParams, diff, match_chunk, match_chunk_filtered,
     match_chunk_with,
 };
-use oxdelta_format::{Codec, Op, assemble};
+use oxdelta_format::{Codec, Op};
 use oxdelta_sa::SuffixArray;
 use proptest::prelude::*;
 
 fn patch(old: &[u8], new: &[u8], opts: &DiffOptions) -> Vec<u8> {
     let out = diff(old, new, opts);
-    assemble(&out.meta, out.chunks, None)
+    out.assemble(None)
 }
 
 fn roundtrip(old: &[u8], new: &[u8], opts: &DiffOptions) -> usize {

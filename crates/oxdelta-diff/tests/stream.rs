@@ -203,7 +203,7 @@ fn sparse_zero_heavy_images() {
     // Chunks of 1 MiB: at smaller ones the chunk table would dominate.
     let len = roundtrip(&old, &new, 1 << 20, Some(1 << 20));
     let out = sa::diff(&old, &new, &DiffOptions::default());
-    let in_mem = assemble(&out.meta, out.chunks, None).len();
+    let in_mem = out.assemble(None).len();
     assert!(
         len * 4 <= in_mem * 5,
         "streaming {len} vs in-memory {in_mem}"
@@ -262,7 +262,7 @@ fn close_to_the_in_memory_engine() {
     let old = code_like(&mut rng, 2 << 20);
     let new = edit(&mut rng, &old, 400);
     let out = sa::diff(&old, &new, &DiffOptions::default());
-    let in_mem = assemble(&out.meta, out.chunks, None).len();
+    let in_mem = out.assemble(None).len();
     let mut chunks = Vec::new();
     // Same chunk length as the in-memory engine (each chunk costs a table
     // entry of a few hundred bytes), and a budget that leaves real windows

@@ -78,28 +78,9 @@ impl Codec {
             Codec::None => raw.to_vec(),
             Codec::Lz4 => lz4_flex::block::compress(raw),
             Codec::Zstd(level) => {
-                use zstd::zstd_safe::CParameter;
                 let mut c = zstd::bulk::Compressor::new(level).expect("zstd compressor");
                 // The window covers a whole chunk (8 MiB at most).
-                let _ = c.set_parameter(CParameter::WindowLog(23));
-                if level >= 16 {
-                    // The high levels would size their match-finder tables
-                    // for the window (up to 80 MiB per thread at level 19).
-                    // Measured on diff and literal streams of real pairs,
-                    // 2^20 chain and 2^18 hash entries (5 MiB) lose under
-                    // 0.1% of size, and keep the differ within its memory
-                    // bound of 6 bytes per OLD byte plus NEW.
-                    let _ = c.set_parameter(CParameter::ChainLog(20));
-                    let _ = c.set_parameter(CParameter::HashLog(18));
-                }
-                if level >= 19 {
-                    // Deeper search and longer optimal-parse targets: 2–3%
-                    // smaller diff streams (runs of zero diff bytes between
-                    // sparse changes) for about the same time with the
-                    // bounded tables above.
-                    let _ = c.set_parameter(CParameter::SearchLog(9));
-                    let _ = c.set_parameter(CParameter::TargetLength(999));
-                }
+                zstd_tune(c.context_mut(), level, 23);
                 c.compress(raw)
                     .expect("zstd compression into a growing buffer")
             }
@@ -151,6 +132,85 @@ impl Codec {
         };
         Ok(out)
     }
+}
+
+/// Sets the zstd parameters every stream of this crate is compressed with:
+/// a window of `2^window_log` bytes and, at the high levels, bounded
+/// match-finder tables.
+fn zstd_tune(c: &mut zstd::zstd_safe::CCtx<'_>, level: i32, window_log: u32) {
+    use zstd::zstd_safe::CParameter;
+    let _ = c.set_parameter(CParameter::CompressionLevel(level));
+    let _ = c.set_parameter(CParameter::WindowLog(window_log));
+    if level >= 16 {
+        // The high levels would size their match-finder tables
+        // for the window (up to 80 MiB per thread at level 19).
+        // Measured on diff and literal streams of real pairs,
+        // 2^20 chain and 2^18 hash entries (5 MiB) lose under
+        // 0.1% of size, and keep the differ within its memory
+        // bound of 6 bytes per OLD byte plus NEW.
+        let _ = c.set_parameter(CParameter::ChainLog(20));
+        let _ = c.set_parameter(CParameter::HashLog(18));
+    }
+    if level >= 19 {
+        // Deeper search and longer optimal-parse targets: 2–3%
+        // smaller diff streams (runs of zero diff bytes between
+        // sparse changes) for about the same time with the
+        // bounded tables above.
+        let _ = c.set_parameter(CParameter::SearchLog(9));
+        let _ = c.set_parameter(CParameter::TargetLength(999));
+    }
+}
+
+/// zstd-compresses `raw` at `level` with `prefix` as its raw-content
+/// prefix (a decoder needs the same prefix; see
+/// [`zstd_decompress_with_prefix`]). The window covers prefix and data.
+/// Empty input stays empty.
+pub fn zstd_compress_with_prefix(level: i32, raw: &[u8], prefix: &[u8]) -> Vec<u8> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let mut c = zstd::zstd_safe::CCtx::create();
+    let span = (raw.len() + prefix.len()).max(1 << 10);
+    let window_log = usize::BITS - (span - 1).leading_zeros();
+    zstd_tune(&mut c, level, window_log.clamp(10, 24));
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+    if !prefix.is_empty() {
+        c.ref_prefix(prefix).expect("zstd prefix");
+    }
+    c.compress2(&mut out, raw)
+        .expect("zstd compression into a buffer of the bound");
+    out
+}
+
+/// Decompresses a zstd frame made by [`zstd_compress_with_prefix`] with the
+/// same `prefix` into exactly `raw_len` bytes.
+pub fn zstd_decompress_with_prefix(
+    stored: &[u8],
+    raw_len: usize,
+    prefix: &[u8],
+    what: &str,
+) -> Result<Vec<u8>> {
+    let err = |m: String| Error::new(ErrorKind::Codec(format!("{what}: {m}")));
+    if raw_len == 0 {
+        if !stored.is_empty() {
+            return Err(err("data stored for an empty stream".into()));
+        }
+        return Ok(Vec::new());
+    }
+    let mut d = zstd::zstd_safe::DCtx::create();
+    let _ = d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27));
+    if !prefix.is_empty() {
+        d.ref_prefix(prefix)
+            .map_err(|c| err(zstd::zstd_safe::get_error_name(c).into()))?;
+    }
+    let mut out = Vec::with_capacity(raw_len);
+    let n = d
+        .decompress(&mut out, stored)
+        .map_err(|c| err(zstd::zstd_safe::get_error_name(c).into()))?;
+    if n != raw_len {
+        return Err(err(format!("decoded {n} bytes, declared {raw_len}")));
+    }
+    Ok(out)
 }
 
 /// The default zstd level for `--codec zstd`.

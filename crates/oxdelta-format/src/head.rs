@@ -114,6 +114,16 @@ pub struct ChunkEntry {
     /// The literal stream is stored with the x86 literal filter (format
     /// version 4; see [`crate::coding`]).
     pub lit_x86: bool,
+    /// The control and literal streams live in the patch's shared section
+    /// (format version 5; see [`crate::shared`]): their stored lengths are
+    /// zero and the payload holds the diff stream only.
+    pub shared: bool,
+    /// Where this chunk's control stream starts in the shared section's
+    /// decoded control block (derived: shared chunks' streams follow each
+    /// other in table order; zero for other chunks).
+    pub shared_ctrl_at: u64,
+    /// Where its literal stream starts in the decoded literal block.
+    pub shared_lit_at: u64,
     /// Control stream lengths.
     pub ctrl: StreamLen,
     /// Diff stream lengths.
@@ -188,7 +198,39 @@ pub struct Head {
     pub payload_len: u64,
     /// Largest chunk NEW length.
     pub max_chunk_new_len: u32,
+    /// The shared section (format version 5; all zero when absent).
+    pub shared: SharedDesc,
 }
+
+/// The shared section's descriptor: the last [`SHARED_DESC_LEN`] bytes of a
+/// version-5 head. See [`crate::shared`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedDesc {
+    /// The control block: every shared chunk's control stream, in table
+    /// order, as one zstd frame.
+    pub ctrl: StreamLen,
+    /// The literal block, one zstd frame whose prefix is the OLD context.
+    pub lit: StreamLen,
+    /// Longest OLD gap taken into the literal block's OLD context.
+    pub gap_max: u32,
+    /// BLAKE3 of the section's stored bytes (control then literal block).
+    pub hash: [u8; 32],
+}
+
+impl SharedDesc {
+    /// Stored bytes of the section (it opens the payload section).
+    pub fn stored_len(&self) -> u64 {
+        u64::from(self.ctrl.stored) + u64::from(self.lit.stored)
+    }
+
+    /// True when the patch has a shared section.
+    pub fn is_present(&self) -> bool {
+        self.ctrl.raw != 0
+    }
+}
+
+/// Bytes of the shared-section descriptor that ends a version-5 head.
+pub const SHARED_DESC_LEN: usize = 64;
 
 /// Reads the fixed header's head length, so a streaming reader knows how
 /// many bytes to gather before calling [`Head::parse`]. `buf` needs only
@@ -293,19 +335,57 @@ impl Head {
         c.reserved_zero(4, "reserved metadata bytes")?;
         debug_assert_eq!(c.offset(), TABLE_START as u64);
 
+        // The shared section's descriptor ends a version-5 head; it is read
+        // first (from its fixed place) because the section's stored bytes
+        // open the payload section, before the first chunk's payload.
+        let (shared, table_end) = if version >= 5 {
+            let desc_at = head_len
+                .checked_sub(SHARED_DESC_LEN as u64)
+                .filter(|&a| a >= TABLE_START as u64)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "head length",
+                        format!("room for the {SHARED_DESC_LEN}-byte shared-section descriptor"),
+                        head_len,
+                        12,
+                    )
+                })?;
+            let mut d = Cursor::new(&buf[desc_at as usize..head_len as usize], desc_at);
+            (parse_shared_desc(&mut d, flags)?, desc_at)
+        } else {
+            (SharedDesc::default(), head_len)
+        };
+        let mut c = Cursor::new(&buf[TABLE_START..table_end as usize], TABLE_START as u64);
         let mut chunks = Vec::with_capacity(chunk_count as usize);
-        let mut payload_offset = 0u64;
+        let mut payload_offset = shared.stored_len();
+        let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
         let mut seen_max = 0u32;
         for i in 0..chunk_count {
-            let e = parse_entry(&mut c, i, version, old_len, payload_offset)?;
+            let mut e = parse_entry(&mut c, i, version, old_len, payload_offset)?;
+            if e.shared {
+                (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
+                ctrl_at += u64::from(e.ctrl.raw);
+                lit_at += u64::from(e.lit.raw);
+            }
             payload_offset += e.payload_len();
             seen_max = seen_max.max(e.new_len);
             chunks.push(e);
         }
+        if (ctrl_at, lit_at) != (shared.ctrl.raw.into(), shared.lit.raw.into()) {
+            return Err(Error::invalid(
+                "shared section",
+                format!(
+                    "blocks as long as the shared chunks' streams ({ctrl_at} control, \
+                     {lit_at} literal bytes)"
+                ),
+                format!("{} and {}", shared.ctrl.raw, shared.lit.raw),
+                table_end,
+            ));
+        }
         if !c.is_empty() {
             return Err(Error::invalid(
                 "head length",
-                format!("the chunk table to end at byte {head_len}"),
+                format!("the chunk table to end at byte {table_end}"),
                 format!("it ends at byte {}", c.offset()),
                 c.offset(),
             ));
@@ -313,7 +393,7 @@ impl Head {
         if payload_offset != payload_len {
             return Err(Error::invalid(
                 "payload length",
-                format!("the sum of the chunks' stored lengths, {payload_offset}"),
+                format!("the shared section's and the chunks' stored lengths, {payload_offset}"),
                 payload_len,
                 payload_len_at,
             ));
@@ -341,19 +421,22 @@ impl Head {
             head_len,
             payload_len,
             max_chunk_new_len,
+            shared,
         })
     }
 
     /// Serializes a head for `meta` and `chunks` (whose `payload_offset`s
     /// are ignored and recomputed on parse).
     pub fn encode(meta: &Metadata, chunks: &[ChunkEntry]) -> Vec<u8> {
+        Head::encode_with(meta, chunks, &SharedDesc::default())
+    }
+
+    /// [`Head::encode`] with a shared section (version 5 when it is present).
+    pub fn encode_with(meta: &Metadata, chunks: &[ChunkEntry], shared: &SharedDesc) -> Vec<u8> {
         let table_len: usize = chunks
             .iter()
             .map(|e| ENTRY_FIXED_LEN + RANGE_LEN * e.old_ranges.len())
             .sum();
-        let head_len = TABLE_START + table_len;
-        let mut out = Vec::with_capacity(head_len);
-        out.extend_from_slice(&MAGIC);
         // The lowest version that can express the chunks, so patches that
         // need no version-2 feature still apply on version-1 appliers.
         let version: u16 = chunks
@@ -361,7 +444,9 @@ impl Head {
             .map(|e| {
                 let v2 = e.diff_filter != DiffFilter::None || e.operand_split;
                 let v4 = e.ctrl_split || e.lit_x86;
-                e.add_mode.min_version().max(if v4 {
+                e.add_mode.min_version().max(if e.shared {
+                    5
+                } else if v4 {
                     4
                 } else if v2 {
                     2
@@ -370,7 +455,12 @@ impl Head {
                 })
             })
             .max()
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .max(if shared.is_present() { 5 } else { 1 });
+        let desc_len = if version >= 5 { SHARED_DESC_LEN } else { 0 };
+        let head_len = TABLE_START + table_len + desc_len;
+        let mut out = Vec::with_capacity(head_len);
+        out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&meta.flags.to_le_bytes());
         out.extend_from_slice(
@@ -385,7 +475,8 @@ impl Head {
         out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
         out.push(meta.engine.id());
         out.extend_from_slice(&[0; 3]);
-        let payload_len: u64 = chunks.iter().map(ChunkEntry::payload_len).sum();
+        let payload_len: u64 =
+            shared.stored_len() + chunks.iter().map(ChunkEntry::payload_len).sum::<u64>();
         out.extend_from_slice(&payload_len.to_le_bytes());
         let max = chunks.iter().map(|e| e.new_len).max().unwrap_or(0);
         out.extend_from_slice(&max.to_le_bytes());
@@ -393,7 +484,12 @@ impl Head {
         for e in chunks {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
-            out.push(e.codec.id() | u8::from(e.ctrl_split) << 4 | u8::from(e.lit_x86) << 5);
+            out.push(
+                e.codec.id()
+                    | u8::from(e.ctrl_split) << 4
+                    | u8::from(e.lit_x86) << 5
+                    | u8::from(e.shared) << 6,
+            );
             out.push(e.diff_filter.id() | u8::from(e.operand_split) << 3 | e.add_mode.id() << 4);
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
@@ -406,6 +502,16 @@ impl Head {
                 out.extend_from_slice(&s.to_le_bytes());
                 out.extend_from_slice(&l.to_le_bytes());
             }
+        }
+        if desc_len != 0 {
+            for s in [shared.ctrl, shared.lit] {
+                out.extend_from_slice(&s.raw.to_le_bytes());
+                out.extend_from_slice(&s.stored.to_le_bytes());
+            }
+            out.extend_from_slice(&shared.gap_max.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&shared.hash);
+            out.extend_from_slice(&[0; 8]);
         }
         debug_assert_eq!(out.len(), head_len);
         out
@@ -463,6 +569,7 @@ fn parse_entry(
     let codec_byte = c.u8("chunk codec")?;
     // Version 4: bit 4 the split control stream, bit 5 the x86 literal
     // filter, both only with a compressing codec.
+    // Version 5: bit 6 the shared section.
     let (codec_id, ctrl_split, lit_x86) = if version >= 4 {
         (
             codec_byte & 0x0f,
@@ -472,14 +579,18 @@ fn parse_entry(
     } else {
         (codec_byte, false, false)
     };
+    let shared = version >= 5 && codec_byte & 0x40 != 0;
+    let high = if version >= 5 { 0x80 } else { 0xc0 };
     let codec = Codec::from_id(codec_id)
-        .filter(|_| codec_byte & 0xc0 == 0)
+        .filter(|_| codec_byte & high == 0)
         .ok_or_else(|| {
             Error::invalid(
                 "chunk codec",
                 format!(
                     "{} (chunk {i})",
-                    if version >= 4 {
+                    if version >= 5 {
+                        "0, 1 or 2 in the low four bits, bit 7 zero"
+                    } else if version >= 4 {
                         "0, 1 or 2 in the low four bits, bits 6-7 zero"
                     } else {
                         "0, 1 or 2"
@@ -560,17 +671,21 @@ fn parse_entry(
         let raw = c.u32("stream raw length")?;
         let stored = c.u32("stream stored length")?;
         let ok = match codec {
-            _ if raw == 0 => stored == 0,
+            _ if raw == 0 || (shared && k != 1) => stored == 0,
             Codec::None => stored == raw,
             _ => stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into()),
         };
         if !ok {
             return Err(Error::invalid(
                 "stream stored length",
-                format!(
-                    "a length the {} codec can produce for {raw} {name} bytes (chunk {i})",
-                    codec.name()
-                ),
+                if shared && k != 1 {
+                    format!("0: the {name} stream is in the shared section (chunk {i})")
+                } else {
+                    format!(
+                        "a length the {} codec can produce for {raw} {name} bytes (chunk {i})",
+                        codec.name()
+                    )
+                },
                 stored,
                 at + 4,
             ));
@@ -638,6 +753,9 @@ fn parse_entry(
         operand_split,
         ctrl_split,
         lit_x86,
+        shared,
+        shared_ctrl_at: 0,
+        shared_lit_at: 0,
         ctrl,
         diff,
         lit,
@@ -646,6 +764,73 @@ fn parse_entry(
         old_ranges,
         payload_offset,
     })
+}
+
+fn parse_shared_desc(d: &mut Cursor<'_>, flags: u16) -> Result<SharedDesc> {
+    let mut lens = [StreamLen::default(); 2];
+    for (k, name) in ["control", "literal"].into_iter().enumerate() {
+        let at = d.offset();
+        let raw = d.u32("shared block raw length")?;
+        let stored = d.u32("shared block stored length")?;
+        if u64::from(raw) > limits::MAX_SHARED_BLOCK {
+            return Err(Error::invalid(
+                "shared block raw length",
+                format!("at most {} ({name} block)", limits::MAX_SHARED_BLOCK),
+                raw,
+                at,
+            ));
+        }
+        let ok = if raw == 0 {
+            stored == 0
+        } else {
+            stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into())
+        };
+        if !ok {
+            return Err(Error::invalid(
+                "shared block stored length",
+                format!("a length zstd can produce for {raw} bytes ({name} block)"),
+                stored,
+                at + 4,
+            ));
+        }
+        lens[k] = StreamLen { raw, stored };
+    }
+    let at = d.offset();
+    let gap_max = d.u32("shared gap length")?;
+    if gap_max > limits::MAX_SHARED_GAP {
+        return Err(Error::invalid(
+            "shared gap length",
+            format!("at most {}", limits::MAX_SHARED_GAP),
+            gap_max,
+            at,
+        ));
+    }
+    d.reserved_zero(4, "reserved shared-section bytes")?;
+    let hash = d.array("shared section hash")?;
+    d.reserved_zero(8, "reserved shared-section bytes")?;
+    let desc = SharedDesc {
+        ctrl: lens[0],
+        lit: lens[1],
+        gap_max,
+        hash,
+    };
+    if desc.ctrl.raw == 0 && (desc.lit.raw != 0 || gap_max != 0 || hash != [0; 32]) {
+        return Err(Error::invalid(
+            "shared section",
+            "an all-zero descriptor when there is no control block",
+            "other bytes",
+            at,
+        ));
+    }
+    if desc.is_present() && flags & FLAG_IN_PLACE != 0 {
+        return Err(Error::invalid(
+            "shared section",
+            "none in an in-place patch (its OLD context would be overwritten)",
+            "a shared section",
+            at,
+        ));
+    }
+    Ok(desc)
 }
 
 fn check_tiling(chunks: &[ChunkEntry], new_len: u64) -> Result<()> {

@@ -65,22 +65,24 @@ pub mod operand;
 pub mod ops;
 pub mod progress;
 mod rebuild;
+pub mod shared;
 pub mod sign;
 
 pub use codec::Codec;
 pub use error::{Error, ErrorKind, Result};
 use filter::FilterSink;
 pub use filter::{AddMode, DiffFilter};
-pub use head::{ChunkEntry, Engine, Head, Metadata, StreamLen};
+pub use head::{ChunkEntry, Engine, Head, Metadata, SharedDesc, StreamLen};
 pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
 use rayon::prelude::*;
+pub use shared::{NO_SHARED, Shared, SharedSection};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
 /// The newest format version this crate writes and reads. It reads every
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 
 /// A chunk ready to be written: its table entry and its payload.
 #[derive(Clone, Debug)]
@@ -109,6 +111,7 @@ pub fn encode_chunk(
     let none = |_: AddMode, _: bool, _: &mut dyn FnMut(&[u8])| unreachable!("no alternatives");
     encode_chunk_with(
         codec,
+        codec,
         streams,
         &[],
         &none,
@@ -124,9 +127,13 @@ pub fn encode_chunk(
 pub(crate) type DiffVariant<'a> = &'a (dyn Fn(AddMode, bool, &mut dyn FnMut(&[u8])) + Sync);
 
 /// [`encode_chunk`], also trying the diff stream in the add modes and
-/// orders `alternatives`, which `make` produces one at a time.
+/// orders `alternatives`, which `make` produces one at a time. The literal
+/// stream is compressed with `side` (the same kind of codec as `codec`,
+/// perhaps at another level; see [`shared::finish_sharing`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_chunk_with(
     codec: Codec,
+    side: Codec,
     streams: &Streams,
     alternatives: &[(AddMode, bool)],
     make: DiffVariant<'_>,
@@ -164,7 +171,7 @@ pub(crate) fn encode_chunk_with(
                     },
                     || {
                         rayon::join(
-                            || codec.compress(&streams.lit),
+                            || side.compress(&streams.lit),
                             || {
                                 coding::lits_look_like_code(&streams.lit).then(|| {
                                     let mut filtered = streams.lit.clone();
@@ -173,7 +180,7 @@ pub(crate) fn encode_chunk_with(
                                         new_offset,
                                         &mut filtered,
                                     );
-                                    codec.compress(&filtered)
+                                    side.compress(&filtered)
                                 })
                             },
                         )
@@ -228,6 +235,9 @@ pub(crate) fn encode_chunk_with(
             operand_split: layout.split,
             ctrl_split,
             lit_x86,
+            shared: false,
+            shared_ctrl_at: 0,
+            shared_lit_at: 0,
             ctrl: lens[0],
             diff: lens[1],
             lit: lens[2],
@@ -402,7 +412,18 @@ impl DiffLayout {
 /// with `key` when given. The patch is the returned bytes followed by each
 /// chunk's payload in the same order.
 pub fn encode_head(meta: &Metadata, entries: &[ChunkEntry], key: Option<&SecretKey>) -> Vec<u8> {
-    let mut out = Head::encode(meta, entries);
+    encode_head_with(meta, entries, &SharedDesc::default(), key)
+}
+
+/// [`encode_head`] for a patch with the shared section `shared` describes
+/// (its bytes follow the returned ones, before the chunks' payloads).
+pub fn encode_head_with(
+    meta: &Metadata,
+    entries: &[ChunkEntry],
+    shared: &SharedDesc,
+    key: Option<&SecretKey>,
+) -> Vec<u8> {
+    let mut out = Head::encode_with(meta, entries, shared);
     let block = match key {
         Some(k) => SignatureBlock::sign(&out, k),
         None => SignatureBlock::Unsigned,
@@ -413,8 +434,22 @@ pub fn encode_head(meta: &Metadata, entries: &[ChunkEntry], key: Option<&SecretK
 
 /// A whole patch in memory: head, signature block and payloads.
 pub fn assemble(meta: &Metadata, chunks: Vec<EncodedChunk>, key: Option<&SecretKey>) -> Vec<u8> {
+    assemble_with(meta, chunks, None, key)
+}
+
+/// [`assemble`] with a shared section (see [`shared::share`]).
+pub fn assemble_with(
+    meta: &Metadata,
+    chunks: Vec<EncodedChunk>,
+    shared: Option<&SharedSection>,
+    key: Option<&SecretKey>,
+) -> Vec<u8> {
     let entries: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
-    let mut out = encode_head(meta, &entries, key);
+    let desc = shared.map(|s| s.desc).unwrap_or_default();
+    let mut out = encode_head_with(meta, &entries, &desc, key);
+    if let Some(s) = shared {
+        out.extend_from_slice(&s.bytes);
+    }
     for c in chunks {
         out.extend_from_slice(&c.payload);
     }
@@ -422,8 +457,14 @@ pub fn assemble(meta: &Metadata, chunks: Vec<EncodedChunk>, key: Option<&SecretK
 }
 
 /// Decompresses one chunk's payload into its raw streams, after checking
-/// the payload's hash.
+/// the payload's hash. A chunk of a version-5 patch whose streams are in
+/// the shared section needs [`decode_chunk_in`].
 pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
+    decode_chunk_in(entry, payload, &NO_SHARED)
+}
+
+/// [`decode_chunk`] for a patch whose decoded shared section is `shared`.
+pub fn decode_chunk_in(entry: &ChunkEntry, payload: &[u8], shared: &Shared) -> Result<Streams> {
     if payload.len() as u64 != entry.payload_len() {
         return Err(Error::invalid(
             "chunk payload",
@@ -442,17 +483,13 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
     }
     let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
     let (d, l) = rest.split_at(entry.diff.stored as usize);
-    let ctrl = entry
-        .codec
-        .decompress(c, entry.ctrl.raw as usize, "control stream")?;
+    let (ctrl, lit) = shared.streams(entry, c, l)?;
     let ctrl = if entry.ctrl_split {
         coding::join(&ctrl)?
     } else {
-        ctrl
+        ctrl.into_owned()
     };
-    let mut lit = entry
-        .codec
-        .decompress(l, entry.lit.raw as usize, "literal stream")?;
+    let mut lit = lit.into_owned();
     if entry.lit_x86 {
         coding::unfilter_literals(&ctrl, entry.new_offset, &mut lit);
     }
@@ -547,9 +584,42 @@ impl<'a> Patch<'a> {
 
     /// Decodes chunk `i` and writes its NEW bytes into `out` (exactly the
     /// chunk's length), checking its payload and output hashes. See
-    /// [`ops::apply_ops`] for `zeroed`.
+    /// [`ops::apply_ops`] for `zeroed`. A patch with a shared section needs
+    /// [`Patch::apply_chunk_in`].
     pub fn apply_chunk(&self, i: usize, old: &[u8], out: &mut [u8], zeroed: bool) -> Result<()> {
-        apply_chunk(&self.head.chunks[i], self.payload(i), old, out, zeroed)
+        self.apply_chunk_in(i, &NO_SHARED, old, out, zeroed)
+    }
+
+    /// [`Patch::apply_chunk`] with the decoded shared section (see
+    /// [`Patch::decode_shared`]).
+    pub fn apply_chunk_in(
+        &self,
+        i: usize,
+        shared: &Shared,
+        old: &[u8],
+        out: &mut [u8],
+        zeroed: bool,
+    ) -> Result<()> {
+        apply_chunk_in(
+            &self.head.chunks[i],
+            self.payload(i),
+            shared,
+            old,
+            out,
+            zeroed,
+        )
+    }
+
+    /// The shared section's stored bytes (empty when there is none).
+    pub fn shared_bytes(&self) -> &'a [u8] {
+        let s = self.head.payload_start() as usize;
+        &self.bytes[s..s + self.head.shared.stored_len() as usize]
+    }
+
+    /// Decodes the shared section, reading its OLD context from `old`
+    /// (see [`Shared::decode`]).
+    pub fn decode_shared(&self, old: &[u8]) -> Result<Shared> {
+        Shared::decode(&self.head, self.shared_bytes(), old)
     }
 }
 
@@ -614,6 +684,7 @@ pub fn is_zero_chunk(entry: &ChunkEntry, payload: &[u8], old_len: u64) -> bool {
     /// Longest control stream considered: a few ZERO ops.
     const MAX_CTRL: u32 = 64;
     if entry.diff.raw != 0
+        || entry.shared
         || entry.lit.raw != 0
         || entry.ctrl.raw > MAX_CTRL
         || old_len > limits::MAX_FILE_LEN
@@ -643,6 +714,18 @@ pub fn apply_chunk(
     out: &mut [u8],
     zeroed: bool,
 ) -> Result<()> {
+    apply_chunk_in(entry, payload, &NO_SHARED, old, out, zeroed)
+}
+
+/// [`apply_chunk`] for a patch whose decoded shared section is `shared`.
+pub fn apply_chunk_in(
+    entry: &ChunkEntry,
+    payload: &[u8],
+    shared: &Shared,
+    old: &[u8],
+    out: &mut [u8],
+    zeroed: bool,
+) -> Result<()> {
     if out.len() != entry.new_len as usize || old.len() as u64 > limits::MAX_FILE_LEN {
         return Err(Error::invalid(
             "output buffer",
@@ -651,13 +734,13 @@ pub fn apply_chunk(
             entry.new_offset,
         ));
     }
-    if rebuild::rebuild(entry, payload, old, out, zeroed).is_err() {
+    if rebuild::rebuild(entry, payload, shared, old, out, zeroed).is_err() {
         // The one-pass rebuild refuses whatever the reference refuses (and
         // nothing else, tested): the reference reports the error.
         if zeroed {
             out.fill(0);
         }
-        let streams = decode_chunk(entry, payload)?;
+        let streams = decode_chunk_in(entry, payload, shared)?;
         ops::apply_ops(
             old,
             &streams,

@@ -13,6 +13,19 @@
 /// (format version 2; see [`crate::filter::max_filtered_len`]).
 pub const MAX_CHUNK_NEW_LEN: u32 = 8 << 20;
 
+/// Largest decoded block of the shared section (format version 5): 4 MiB
+/// each for the control and the literal block. An applier holds both for
+/// the whole apply, beside [`MAX_SHARED_CONTEXT`] bytes of OLD context
+/// while the literal block decodes.
+pub const MAX_SHARED_BLOCK: u64 = 4 << 20;
+
+/// Longest OLD gap a shared section may take into its OLD context (64 KiB).
+pub const MAX_SHARED_GAP: u32 = 64 << 10;
+
+/// Most bytes of OLD context for the shared literal block (1 MiB): gaps
+/// past it are left out.
+pub const MAX_SHARED_CONTEXT: usize = 1 << 20;
+
 /// Largest number of chunks in one patch.
 ///
 /// 2^22 chunks of 8 MiB cover 32 TiB of NEW.

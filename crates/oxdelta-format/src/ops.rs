@@ -235,8 +235,32 @@ impl<'a> ChunkEncoder<'a> {
     /// order; both need OLD and NEW: the reason this is a method of the
     /// encoder.
     pub fn encode(self, codec: Codec, max_ranges: usize) -> crate::EncodedChunk {
+        self.encode_sharing(codec, max_ranges, 0).0
+    }
+
+    /// [`ChunkEncoder::encode`] for a chunk that may go into a shared
+    /// section ([`crate::shared`]): when its control and literal streams
+    /// are each at most `share_max` bytes and `codec` is zstd, the literal
+    /// stream is compressed at [`crate::shared::PROBE_LEVEL`] only (what
+    /// [`crate::shared::finish_sharing`] compresses again, with the others,
+    /// at `codec`'s level), and the flag returned is true. Otherwise as
+    /// `encode`.
+    pub fn encode_sharing(
+        self,
+        codec: Codec,
+        max_ranges: usize,
+        share_max: usize,
+    ) -> (crate::EncodedChunk, bool) {
         let (old, new, start, end) = (self.old, self.new, self.start, self.new_pos);
         let (streams, ranges) = self.finish();
+        let probe = matches!(codec, Codec::Zstd(_))
+            && streams.ctrl.len() <= share_max
+            && streams.lit.len() <= share_max;
+        let side = if probe {
+            Codec::Zstd(crate::shared::PROBE_LEVEL)
+        } else {
+            codec
+        };
         let ranges = coalesce_ranges(ranges, max_ranges);
         let new_chunk = &new[start as usize..end as usize];
         let mut alternatives = Vec::new();
@@ -258,15 +282,17 @@ impl<'a> ChunkEncoder<'a> {
                 .expect("alternatives only with variants")
                 .feed(add, order_split, f)
         };
-        crate::encode_chunk_with(
+        let chunk = crate::encode_chunk_with(
             codec,
+            side,
             &streams,
             &alternatives,
             &make,
             ranges,
             start,
             new_chunk,
-        )
+        );
+        (chunk, probe)
     }
 }
 

@@ -609,6 +609,7 @@ impl Words {
 pub(crate) fn rebuild(
     entry: &ChunkEntry,
     payload: &[u8],
+    shared: &crate::Shared,
     old: &[u8],
     out: &mut [u8],
     zeroed: bool,
@@ -623,20 +624,15 @@ pub(crate) fn rebuild(
     }
     let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
     let (d, l) = rest.split_at(entry.diff.stored as usize);
-    let ctrl = entry
-        .codec
-        .decompress(c, entry.ctrl.raw as usize, "control stream")?;
+    let (ctrl, lit) = shared.streams(entry, c, l)?;
     let ctrl = if entry.ctrl_split {
-        crate::coding::join(&ctrl)?
+        std::borrow::Cow::Owned(crate::coding::join(&ctrl)?)
     } else {
         ctrl
     };
     let filtered = entry
         .codec
         .decompress(d, entry.diff.raw as usize, "diff stream")?;
-    let lit = entry
-        .codec
-        .decompress(l, entry.lit.raw as usize, "literal stream")?;
     let max_diff = (entry.new_len as usize).saturating_sub(entry.lit.raw as usize);
     let diff_len = Runs::decoded_len(entry.diff_filter, &filtered, max_diff)?;
     let new_start = entry.new_offset;
@@ -965,6 +961,9 @@ mod tests {
             operand_split: split_order,
             ctrl_split: false,
             lit_x86: false,
+            shared: false,
+            shared_ctrl_at: 0,
+            shared_lit_at: 0,
             ctrl: len(0, &s.ctrl),
             diff: len(1, &s.diff),
             lit: len(2, &s.lit),
@@ -993,7 +992,14 @@ mod tests {
 
     fn fast(b: &Built, old: &[u8], zeroed: bool) -> Result<Vec<u8>> {
         let mut out = vec![if zeroed { 0 } else { 0xa5 }; b.entry.new_len as usize];
-        rebuild(&b.entry, &b.payload, old, &mut out, zeroed)?;
+        rebuild(
+            &b.entry,
+            &b.payload,
+            &crate::NO_SHARED,
+            old,
+            &mut out,
+            zeroed,
+        )?;
         Ok(out)
     }
 

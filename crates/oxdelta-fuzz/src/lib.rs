@@ -90,7 +90,7 @@ pub fn old_of_len(n: usize) -> Vec<u8> {
 pub fn parse(data: &[u8]) {
     let _ = head::peek_head_len(data);
     if let Ok(h) = Head::parse(data) {
-        let mut enc = Head::encode(&h.meta, &h.chunks);
+        let mut enc = Head::encode_with(&h.meta, &h.chunks, &h.shared);
         let written = u16::from_le_bytes([enc[8], enc[9]]);
         assert!(
             written <= h.version,
@@ -122,10 +122,12 @@ pub fn parse(data: &[u8]) {
     if let Ok(p) = Patch::parse(data) {
         assert_eq!(p.head.patch_len(), data.len() as u64);
         let _ = p.verify_signature(None);
+        let shared = oxdelta_format::Shared::decode_without_old(&p.head, p.shared_bytes())
+            .unwrap_or_default();
         for (i, e) in p.head.chunks.iter().enumerate() {
             let payload = p.payload(i);
             assert_eq!(payload.len() as u64, e.payload_len());
-            if let Ok(s) = oxdelta_format::decode_chunk(e, payload) {
+            if let Ok(s) = oxdelta_format::decode_chunk_in(e, payload, &shared) {
                 assert_eq!(s.ctrl.len(), e.ctrl.raw as usize);
                 if e.diff_filter == DiffFilter::None {
                     assert_eq!(s.diff.len(), e.diff.raw as usize);
@@ -522,6 +524,9 @@ fn check_chunk(input: &ChunkInput) {
         operand_split,
         ctrl_split,
         lit_x86,
+        shared: false,
+        shared_ctrl_at: 0,
+        shared_lit_at: 0,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -613,12 +618,22 @@ pub fn apply(data: &[u8]) {
     let mut entries = h.chunks.clone();
     let mut want = vec![0u8; h.meta.new_len as usize];
     let mut ok = true;
+    // The shared section, its hash fixed like the payloads'.
+    let mut head = h.clone();
+    if head.shared.is_present() {
+        head.shared.hash = *blake3::hash(p.shared_bytes()).as_bytes();
+    }
+    let shared =
+        oxdelta_format::Shared::decode(&head, p.shared_bytes(), &old).unwrap_or_else(|_| {
+            ok = false;
+            oxdelta_format::Shared::default()
+        });
     for (i, e) in entries.iter_mut().enumerate() {
         let payload = p.payload(i);
         e.payload_hash = *blake3::hash(payload).as_bytes();
         let r = e.new_range();
         let out = &mut want[r.start as usize..r.end as usize];
-        let done = oxdelta_format::decode_chunk(e, payload)
+        let done = oxdelta_format::decode_chunk_in(e, payload, &shared)
             .and_then(|s| apply_ops(&old, &s, &e.old_ranges, e.new_offset, out, false));
         match done {
             Ok(()) => {
@@ -644,7 +659,7 @@ pub fn apply(data: &[u8]) {
         new_hash: *blake3::hash(&want).as_bytes(),
         ..h.meta.clone()
     };
-    let mut fixed = oxdelta_format::encode_head(&meta, &entries, None);
+    let mut fixed = oxdelta_format::encode_head_with(&meta, &entries, &head.shared, None);
     fixed.extend_from_slice(&data[h.payload_start() as usize..]);
     let got = oxdelta::apply_bytes(&old, &fixed, &apply_opts());
     if ok {
@@ -962,6 +977,26 @@ pub mod seeds {
             assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(2));
             out.push((format!("patch-filtered-{name}"), p));
         }
+        // The same new text in every chunk: the differ moves the chunks'
+        // control and literal streams into a shared section (format
+        // version 5), whose OLD context is what the text replaced.
+        let text: Vec<u8> = (0..300u32)
+            .map(|i| b"new text, shared by chunks; "[(i * 7 % 28) as usize])
+            .collect();
+        let mut shared_new = Vec::new();
+        for k in 0..4 {
+            shared_new.extend_from_slice(&old[k * 1000..k * 1000 + 600]);
+            shared_new.extend_from_slice(&text);
+            shared_new.extend_from_slice(&old[k * 1000 + 650..k * 1000 + 1000]);
+        }
+        let opts = DiffOptions {
+            codec: Codec::Zstd(19),
+            chunk_len: Some(1024),
+            ..Default::default()
+        };
+        let p = oxdelta::diff_bytes(old, &shared_new, &opts);
+        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(5));
+        out.push(("patch-shared-zstd".into(), p));
         out
     }
 

@@ -185,8 +185,7 @@ pub fn diff_bytes(old: &[u8], new: &[u8], opts: &DiffOptions) -> Vec<u8> {
         let Ok(meta) = meta;
         return oxdelta_format::assemble(&meta, chunks, opts.key.as_ref());
     }
-    let out = oxdelta_diff::sa::diff(old, new, &opts.engine_options());
-    oxdelta_format::assemble(&out.meta, out.chunks, opts.key.as_ref())
+    oxdelta_diff::sa::diff(old, new, &opts.engine_options()).assemble(opts.key.as_ref())
 }
 
 /// Makes a patch from two readers (sockets, decompressors, anything that
@@ -297,10 +296,7 @@ pub fn diff_bytes_in_place(
     ip: &InPlaceDiffOptions,
 ) -> (Vec<u8>, InPlaceStats) {
     let (out, stats) = oxdelta_diff::inplace::diff(old, new, &opts.engine_options(), ip);
-    (
-        oxdelta_format::assemble(&out.meta, out.chunks, opts.key.as_ref()),
-        stats,
-    )
+    (out.assemble(opts.key.as_ref()), stats)
 }
 
 /// Makes an in-place patch from the file `old` to the file `new` and writes
@@ -327,10 +323,17 @@ fn map_pair(old: &Path, new: &Path) -> Result<((File, ReadMap), (File, ReadMap))
 
 fn write_patch(patch: &Path, out: &DiffOutput, opts: &DiffOptions) -> Result<DiffReport> {
     let entries: Vec<_> = out.chunks.iter().map(|c| c.entry.clone()).collect();
-    let head = oxdelta_format::encode_head(&out.meta, &entries, opts.key.as_ref());
-    let mut len = head.len() as u64;
+    let head = oxdelta_format::encode_head_with(
+        &out.meta,
+        &entries,
+        &out.shared.as_ref().map(|s| s.desc).unwrap_or_default(),
+        opts.key.as_ref(),
+    );
+    let section: &[u8] = out.shared.as_ref().map_or(&[], |s| &s.bytes);
+    let mut len = (head.len() + section.len()) as u64;
     write_atomically(patch, |w| {
         w.write_all(&head)?;
+        w.write_all(section)?;
         for c in &out.chunks {
             w.write_all(&c.payload)?;
             len += c.payload.len() as u64;
@@ -495,8 +498,9 @@ pub fn sign_file(path: &Path, key: &SecretKey) -> Result<()> {
 pub fn verify_bytes<'a>(patch: &'a [u8], trusted: Option<&PublicKey>) -> Result<Patch<'a>> {
     let p = Patch::parse(patch)?;
     p.verify_signature(trusted)?;
+    let shared = oxdelta_format::Shared::decode_without_old(&p.head, p.shared_bytes())?;
     for (i, e) in p.head.chunks.iter().enumerate() {
-        oxdelta_format::decode_chunk(e, p.payload(i))?;
+        oxdelta_format::decode_chunk_in(e, p.payload(i), &shared)?;
     }
     Ok(p)
 }

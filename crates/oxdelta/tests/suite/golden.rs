@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1)] {
+    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -143,15 +143,23 @@ fn golden_info_fields() {
         let h = &p.head;
         assert_eq!(h.version, g.version, "{}", g.name);
         // Version 1 has no diff coding choices; every later golden patch
-        // uses one.
+        // uses one (version 5: the shared section).
         assert_eq!(
             h.chunks.iter().any(|c| c.diff_filter != DiffFilter::None
                 || c.add_mode != AddMode::Bytes
                 || c.operand_split
                 || c.ctrl_split
-                || c.lit_x86),
+                || c.lit_x86
+                || c.shared),
             g.version >= 2,
             "{}",
+            g.name
+        );
+        assert_eq!(h.shared.is_present(), g.version >= 5, "{}", g.name);
+        assert_eq!(
+            h.chunks.iter().all(|c| c.shared),
+            g.version >= 5,
+            "{}: the differ shares every chunk or none",
             g.name
         );
         assert_eq!(h.meta.old_len, g.old.len() as u64, "{}", g.name);
@@ -421,7 +429,7 @@ fn regenerate_golden() {
             ("lz4", Codec::Lz4, None),
             ("zstd", Codec::Zstd(19), None),
         ];
-        if name == "bin" {
+        if name == "bin" || (version >= 5 && name == "text") {
             sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone())));
         }
         let mut wrote = false;

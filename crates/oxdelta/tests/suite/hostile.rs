@@ -314,6 +314,9 @@ fn one_chunk(
         operand_split: false,
         ctrl_split: false,
         lit_x86: false,
+        shared: false,
+        shared_ctrl_at: 0,
+        shared_lit_at: 0,
         ctrl: lens[0],
         diff: lens[1],
         lit: lens[2],
@@ -452,6 +455,9 @@ fn terabyte_new_is_refused_before_allocating() {
                 operand_split: false,
                 ctrl_split: false,
                 lit_x86: false,
+                shared: false,
+                shared_ctrl_at: 0,
+                shared_lit_at: 0,
                 ctrl: StreamLen {
                     raw: ctrl.len() as u32,
                     stored: ctrl.len() as u32,
@@ -590,8 +596,95 @@ fn diff_filter_fields_are_checked() {
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&5u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 5");
+    p[8..10].copy_from_slice(&6u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 6");
+}
+
+/// Version 5's shared section: its descriptor's fields, its place in the
+/// head, its hash, the in-place flag and the chunks' shared bit are checked;
+/// a wrong OLD (its context) is reported as a wrong OLD by the file
+/// appliers, and OUT is left as it was.
+#[test]
+fn shared_section_fields_are_checked() {
+    let g = golden::get("v5/edits.zstd.oxd");
+    let h = Patch::parse(&g.patch).unwrap().head;
+    assert!(h.shared.is_present() && h.chunks.iter().all(|c| c.shared));
+    let desc = h.head_len as usize - head::SHARED_DESC_LEN;
+    let section = h.payload_start() as usize;
+    let refused = |p: &[u8], want: &str| {
+        let e = Patch::parse(p).expect_err(want).to_string();
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+    };
+    let apply_err = |p: &[u8]| {
+        oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default())
+            .expect_err("a damaged shared section is refused")
+            .to_string()
+    };
+    // Any byte of the section: the section hash.
+    for at in [section, section + h.shared.stored_len() as usize - 1] {
+        let mut p = g.patch.clone();
+        p[at] ^= 0x01;
+        assert!(Patch::parse(&p).is_ok());
+        let e = apply_err(&p);
+        assert!(e.contains("shared section"), "{e}");
+        assert!(oxdelta::verify_bytes(&p, None).is_err());
+    }
+    // The descriptor's hash and lengths are covered by the head's checks.
+    let mut p = g.patch.clone();
+    p[desc + 24] ^= 0x01;
+    assert!(apply_err(&p).contains("shared section"));
+    let mut p = g.patch.clone();
+    p[desc + 16..desc + 20].copy_from_slice(&(70_000u32).to_le_bytes());
+    refused(&p, "shared gap length");
+    let mut p = g.patch.clone();
+    p[desc + 20] = 1;
+    refused(&p, "reserved shared-section bytes");
+    let mut p = g.patch.clone();
+    p[desc + 60] = 1;
+    refused(&p, "reserved shared-section bytes");
+    let mut p = g.patch.clone();
+    p[desc + 8..desc + 12].copy_from_slice(&(5u32 << 20).to_le_bytes());
+    refused(&p, "shared block raw length");
+    let mut p = g.patch.clone();
+    let lit_raw = u32::from_le_bytes(p[desc + 8..desc + 12].try_into().unwrap());
+    p[desc + 8..desc + 12].copy_from_slice(&(lit_raw + 1).to_le_bytes());
+    refused(&p, "shared section");
+    // No section in an in-place patch.
+    let mut p = g.patch.clone();
+    p[10] |= 1;
+    refused(&p, "in-place");
+    // A version-4 reading of a version-5 head, and the shared bit taken
+    // off a chunk (its stored lengths of zero then do not parse).
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&4u16.to_le_bytes());
+    assert!(Patch::parse(&p).is_err());
+    let mut p = g.patch.clone();
+    p[head::TABLE_START + 12] &= !0x40;
+    assert!(Patch::parse(&p).is_err());
+    // A byte of OLD changed: in memory the chunk hashes refuse it, the file
+    // appliers report the wrong OLD and leave OUT as it was.
+    let tmp = TempDir::new("shared-old");
+    let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&pp, &g.patch).unwrap();
+    for at in [0, g.old.len() / 2, g.old.len() - 1] {
+        let mut wrong = g.old.clone();
+        wrong[at] ^= 0x20;
+        assert!(oxdelta::apply_bytes(&wrong, &g.patch, &ApplyOptions::default()).is_err());
+        fs::write(&o, &wrong).unwrap();
+        fs::write(&out, b"before").unwrap();
+        for streamed in [false, true] {
+            let opts = ApplyOptions::default();
+            let e = if streamed {
+                oxdelta::apply_reader(&o, &g.patch[..], &out, &opts).unwrap_err()
+            } else {
+                oxdelta::apply_file(&o, &pp, &out, &opts).unwrap_err()
+            };
+            assert!(matches!(e, ApplyError::WrongOld { .. }), "byte {at}: {e}");
+            assert_eq!(fs::read(&out).unwrap(), b"before");
+            assert_eq!(tmp.names(), ["old", "out", "patch"]);
+        }
+    }
 }
 
 /// The patch with its head rebuilt from `meta` and `entries` (layout

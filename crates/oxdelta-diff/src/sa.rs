@@ -73,6 +73,17 @@
 //! 1.50 s against 3.33, and patches changed by −1.0% (exe-go) to +1.6%
 //! (tar-src).
 //!
+//! # Text without a suffix array
+//!
+//! When every chunk of NEW is text ([`MatchParams::for_data`]) and the
+//! tuning is not given explicitly, no suffix array is built: only anchors
+//! seed alignments. Text tuning wants seeds of 32 bytes or more, and text
+//! that the anchors miss (matches shorter than about 128–256 bytes) comes
+//! out as literals, which the shared section (format v5) compresses
+//! against each other and against the OLD bytes they replaced. On the
+//! tar-src corpus pair: 74,086 B with the suffix array, 74,336 B without,
+//! and the diff 0.56 → 0.36 s (one run each beside another process).
+//!
 //! # Costs
 //!
 //! Time: linear in NEW for scanning, extension and emission, plus one
@@ -169,14 +180,19 @@ impl MatchParams {
             + hist[usize::from(b'\n')]
             + hist[usize::from(b'\r')];
         if nonzero >= 4096 && text * 100 >= nonzero * 95 {
-            MatchParams {
-                min_seed: 32,
-                cluster_gap: 8,
-                lit_split: 24,
-                ..MatchParams::default()
-            }
+            MatchParams::text()
         } else {
             MatchParams::default()
+        }
+    }
+
+    /// The tuning [`MatchParams::for_data`] gives text.
+    pub fn text() -> MatchParams {
+        MatchParams {
+            min_seed: 32,
+            cluster_gap: 8,
+            lit_split: 24,
+            ..MatchParams::default()
         }
     }
 }
@@ -220,19 +236,38 @@ pub fn diff_with(
             )
         },
     );
-    // The suffix array indexes only what the anchors leave of OLD.
+    // The suffix array indexes only what the anchors leave of OLD; when
+    // every chunk of NEW is text, there is none (see "Text without a
+    // suffix array" in the module docs).
     let coverage = Coverage::new(old, &anchors);
-    let compact = coverage.text(old);
-    let text: &[u8] = if coverage.is_whole() { old } else { &compact };
+    let anchors_only =
+        params.is_none() && !tuning.is_empty() && tuning.iter().all(|p| *p == MatchParams::text());
+    let compact = if anchors_only {
+        Vec::new()
+    } else {
+        coverage.text(old)
+    };
+    let text: &[u8] = if anchors_only {
+        &[]
+    } else if coverage.is_whole() {
+        old
+    } else {
+        &compact
+    };
     let long = tuning.iter().any(|p| p.min_seed >= LONG_GRAM);
-    let (parts, grams) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
+    let (parts, grams) = if anchors_only {
+        (Vec::new(), None)
+    } else {
+        let (p, g) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
+        (p, Some(g))
+    };
     let sas: Vec<(usize, &SuffixArray<'_>)> = parts.iter().map(|(s, sa)| (*s, sa)).collect();
     let index = OldIndex {
         old,
         sas: &sas,
         coverage: &coverage,
         anchors: &anchors,
-        grams: Some(&grams),
+        grams: grams.as_ref(),
     };
     progress.advance(old.len() as u64);
     progress.start(Phase::Matching, new.len() as u64);

@@ -401,3 +401,71 @@ fn gram_filter_changes_nothing_but_time() {
     assert!(maybe < 2_300, "{maybe} of 10000 absent strings passed");
     assert!(probe.windows(LONG_GRAM).all(|w| short.may_contain_long(w)));
 }
+
+/// Text from a vocabulary: words, spaces and newlines.
+fn texty(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let words: Vec<Vec<u8>> = (0..500)
+        .map(|_| {
+            let len = 2 + rng.next() as usize % 9;
+            (0..len).map(|_| b'a' + (rng.next() % 26) as u8).collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        out.extend_from_slice(&words[rng.next() as usize % words.len()]);
+        out.push(if rng.next() % 9 == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(n);
+    out
+}
+
+/// When every chunk is text, the in-memory engine seeds from anchors only
+/// (no suffix array): its patches round-trip, do not depend on the thread
+/// count, and stay close to those of the same tuning with a suffix array.
+#[test]
+fn text_without_a_suffix_array() {
+    let mut rng = Rng(21);
+    let old = texty(&mut rng, 500_000);
+    let fresh = texty(&mut rng, 2000);
+    let mut new = Vec::new();
+    let mut i = 0;
+    while i < old.len() {
+        let take = (rng.next() as usize % 6000 + 200).min(old.len() - i);
+        new.extend_from_slice(&old[i..i + take]);
+        match rng.next() % 3 {
+            // The same new paragraph in many places (and chunks).
+            0 => new.extend_from_slice(&fresh[..rng.next() as usize % 2000]),
+            1 => i += rng.next() as usize % 500,
+            _ => {
+                let n = rng.next() as usize % 300;
+                new.extend(texty(&mut rng, n));
+            }
+        }
+        i += take;
+    }
+    let o = opts(Codec::Zstd(19), Some(64 << 10));
+    assert!(
+        new.chunks(64 << 10)
+            .all(|c| MatchParams::for_data(c) == MatchParams::text())
+    );
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| patch(&old, &new, &o))
+    };
+    let p = run(2);
+    assert!(p == run(1), "1 and 2 threads give different patches");
+    let got = apply_bytes(&old, &p, &ApplyOptions::default()).expect("own patch applies");
+    assert!(got == new, "round trip differs");
+    let with_sa =
+        oxdelta_diff::sa::diff_with(&old, &new, &o, Some(&MatchParams::text())).assemble(None);
+    assert!(apply_bytes(&old, &with_sa, &ApplyOptions::default()).unwrap() == new);
+    assert!(
+        p.len() * 100 <= with_sa.len() * 110,
+        "anchors only: {} bytes, with a suffix array: {}",
+        p.len(),
+        with_sa.len()
+    );
+}

@@ -96,24 +96,9 @@ impl Shared {
     /// payload section), reading the OLD context from `old`. A head
     /// without a section gives an empty one.
     pub fn decode(head: &Head, section: &[u8], old: &[u8]) -> Result<Shared> {
-        let desc = &head.shared;
-        let start = head.payload_start();
-        if section.len() as u64 != desc.stored_len() {
-            return Err(Error::invalid(
-                "shared section",
-                format!("{} bytes", desc.stored_len()),
-                section.len(),
-                start,
-            ));
-        }
-        if !desc.is_present() {
+        let Some(ctrl) = control_block(head, section)? else {
             return Ok(Shared::default());
-        }
-        if blake3::hash(section).as_bytes() != &desc.hash {
-            return Err(Error::new(ErrorKind::HashMismatch {
-                what: "the shared section (damaged or tampered patch)".into(),
-            }));
-        }
+        };
         if old.len() as u64 != head.meta.old_len {
             return Err(Error::invalid(
                 "OLD length",
@@ -122,15 +107,14 @@ impl Shared {
                 16,
             ));
         }
-        let (c, l) = section.split_at(desc.ctrl.stored as usize);
-        let ctrl = Codec::Zstd(0).decompress(c, desc.ctrl.raw as usize, "shared control block")?;
+        let desc = &head.shared;
         let mut context = Vec::new();
         for e in head.chunks.iter().filter(|e| e.shared) {
             let s = slice(&ctrl, e.shared_ctrl_at, e.ctrl.raw, "control")?;
             old_context(e, s, old, desc.gap_max, &mut context)?;
         }
         let lit = crate::codec::zstd_decompress_with_prefix(
-            l,
+            &section[desc.ctrl.stored as usize..],
             desc.lit.raw as usize,
             &context,
             "shared literal block",
@@ -143,28 +127,12 @@ impl Shared {
     /// holds zeros in its place (as many as the block's raw length), which
     /// lets [`crate::decode_chunk_in`] check every shared chunk's structure.
     pub fn decode_without_old(head: &Head, section: &[u8]) -> Result<Shared> {
-        let desc = &head.shared;
-        if section.len() as u64 != desc.stored_len() {
-            return Err(Error::invalid(
-                "shared section",
-                format!("{} bytes", desc.stored_len()),
-                section.len(),
-                head.payload_start(),
-            ));
-        }
-        if !desc.is_present() {
-            return Ok(Shared::default());
-        }
-        if blake3::hash(section).as_bytes() != &desc.hash {
-            return Err(Error::new(ErrorKind::HashMismatch {
-                what: "the shared section (damaged or tampered patch)".into(),
-            }));
-        }
-        let c = &section[..desc.ctrl.stored as usize];
-        let ctrl = Codec::Zstd(0).decompress(c, desc.ctrl.raw as usize, "shared control block")?;
-        Ok(Shared {
-            ctrl,
-            lit: vec![0; desc.lit.raw as usize],
+        Ok(match control_block(head, section)? {
+            Some(ctrl) => Shared {
+                ctrl,
+                lit: vec![0; head.shared.lit.raw as usize],
+            },
+            None => Shared::default(),
         })
     }
 
@@ -191,6 +159,32 @@ impl Shared {
 /// A chunk's control and literal streams in stored form, borrowed from the
 /// section or decompressed.
 pub(crate) type CtrlLit<'s> = (Cow<'s, [u8]>, Cow<'s, [u8]>);
+
+/// The section's length and hash checked and its control block decoded;
+/// `None` when the patch has no section.
+fn control_block(head: &Head, section: &[u8]) -> Result<Option<Vec<u8>>> {
+    let desc = &head.shared;
+    if section.len() as u64 != desc.stored_len() {
+        return Err(Error::invalid(
+            "shared section",
+            format!("{} bytes", desc.stored_len()),
+            section.len(),
+            head.payload_start(),
+        ));
+    }
+    if !desc.is_present() {
+        return Ok(None);
+    }
+    if blake3::hash(section).as_bytes() != &desc.hash {
+        return Err(Error::new(ErrorKind::HashMismatch {
+            what: "the shared section (damaged or tampered patch)".into(),
+        }));
+    }
+    let c = &section[..desc.ctrl.stored as usize];
+    Codec::Zstd(0)
+        .decompress(c, desc.ctrl.raw as usize, "shared control block")
+        .map(Some)
+}
 
 fn slice<'s>(block: &'s [u8], at: u64, len: u32, what: &str) -> Result<&'s [u8]> {
     usize::try_from(at)

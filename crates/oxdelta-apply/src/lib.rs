@@ -69,7 +69,9 @@ pub type Result<T> = std::result::Result<T, ApplyError>;
 pub struct ApplyOptions {
     /// When set, the patch must carry a valid signature by this key.
     pub trusted_key: Option<PublicKey>,
-    /// Most bytes of decode buffers in flight at once (default 48 MiB).
+    /// Most bytes of decode buffers in flight at once, a decoded shared
+    /// section (format v5, held for the whole apply) included (default
+    /// 48 MiB).
     pub memory_budget: u64,
     /// Set to true from elsewhere (a signal handler) to stop; the apply then
     /// fails with [`ApplyError::Cancelled`] and leaves OUT as it was.
@@ -254,7 +256,7 @@ fn apply_chunks<'p>(
     slots: &mut [Option<&mut [u8]>],
     opts: &ApplyOptions,
 ) -> Result<()> {
-    for batch in batches(chunks, range, opts.memory_budget) {
+    for batch in batches(chunks, range, chunk_budget(opts, shared)) {
         if cancelled(opts) {
             return Err(ApplyError::Cancelled);
         }
@@ -857,7 +859,7 @@ fn write_atomically<'p>(
         old_failed: &old_failed,
         shared,
     };
-    let budget = Budget::new(opts.memory_budget);
+    let budget = Budget::new(chunk_budget(opts, shared));
     let failure = Failure::default();
     let mut old_checked = Ok(());
     // One rebuilt chunk may wait for the writer (its buffer stays
@@ -1037,7 +1039,7 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
         while end < order.len() {
             let e = &chunks[order[end]];
             let b = e.buffer_bound() + u64::from(e.new_len);
-            if end > at && sum + b > opts.memory_budget {
+            if end > at && sum + b > chunk_budget(opts, &shared) {
                 break;
             }
             sum += b;
@@ -1075,6 +1077,12 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
         chunks: chunks.len(),
         signed: p.signature != SignatureBlock::Unsigned,
     })
+}
+
+/// What is left of [`ApplyOptions::memory_budget`] for chunks once the
+/// decoded shared section (held for the whole apply) is counted.
+fn chunk_budget(opts: &ApplyOptions, shared: &Shared) -> u64 {
+    opts.memory_budget.saturating_sub(shared.heap_len())
 }
 
 /// Decodes the shared section before OLD's hash is known (the file

@@ -122,6 +122,12 @@ impl Shared {
         Ok(Shared { ctrl, lit })
     }
 
+    /// Bytes of the decoded blocks (what an applier holds for the whole
+    /// apply).
+    pub fn heap_len(&self) -> u64 {
+        (self.ctrl.len() + self.lit.len()) as u64
+    }
+
     /// What can be checked of the section without OLD: its hash and its
     /// control block. The literal block needs OLD's context, so the result
     /// holds zeros in its place (as many as the block's raw length), which

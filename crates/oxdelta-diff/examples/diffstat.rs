@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use oxdelta_diff::sa::{MatchParams, diff_with};
 use oxdelta_diff::{DiffOptions, DiffOutput};
-use oxdelta_format::{Codec, Op, OpDecoder, decode_chunk};
+use oxdelta_format::{Codec, Op, OpDecoder, decode_chunk_in};
 
 fn env(name: &str, v: &mut usize) {
     if let Ok(s) = std::env::var(name) {
@@ -70,8 +70,17 @@ fn main() {
     opts.chunk_len = args.get(3).map(|c| c.parse().expect("chunk length"));
     let p = params();
     let t = Instant::now();
-    let DiffOutput { meta, chunks, .. } = diff_with(&old, &new, &opts, p.as_ref());
+    let out = diff_with(&old, &new, &opts, p.as_ref());
     let secs = t.elapsed().as_secs_f64();
+    // The shared section (format v5), decoded as an applier does.
+    let section = out.shared.clone();
+    let shared = {
+        let patch =
+            oxdelta_format::assemble_with(&out.meta, out.chunks.clone(), section.as_ref(), None);
+        let parsed = oxdelta_format::Patch::parse(&patch).expect("own patch parses");
+        parsed.decode_shared(&old).expect("own section decodes")
+    };
+    let DiffOutput { meta, chunks, .. } = out;
     let dump = std::env::var("DUMP").ok();
     let (mut raw, mut stored) = ([0u64; 3], [0u64; 3]);
     let (mut n_ops, mut bytes_by) = ([0u64; 4], [0u64; 4]);
@@ -83,7 +92,7 @@ fn main() {
             raw[s] += u64::from(l.raw);
             stored[s] += u64::from(l.stored);
         }
-        let st = decode_chunk(e, &c.payload).expect("own chunk decodes");
+        let st = decode_chunk_in(e, &c.payload, &shared).expect("own chunk decodes");
         if let Some(d) = &dump {
             for (name, s) in [("ctrl", &st.ctrl), ("diff", &st.diff), ("lit", &st.lit)] {
                 std::fs::write(format!("{d}/{k}.{name}"), s).expect("dump");
@@ -140,6 +149,12 @@ fn main() {
             n_ops[i] += 1;
             bytes_by[i] += op.len();
         }
+    }
+    // A shared chunk's control and literal streams are in the section.
+    if let Some(s) = &section {
+        head += oxdelta_format::head::SHARED_DESC_LEN as u64;
+        stored[0] += u64::from(s.desc.ctrl.stored);
+        stored[2] += u64::from(s.desc.lit.stored);
     }
     let total = head + 128 + stored.iter().sum::<u64>();
     println!("{p:?}");

@@ -352,6 +352,8 @@ pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<Shar
     if after >= before {
         return None;
     }
+    // The entries as a parser derives them (offsets into the blocks).
+    let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
     for c in chunks.iter_mut() {
         let e = &mut c.entry;
         let d = e.ctrl.stored as usize..e.ctrl.stored as usize + e.diff.stored as usize;
@@ -359,6 +361,9 @@ pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<Shar
         e.ctrl.stored = 0;
         e.lit.stored = 0;
         e.shared = true;
+        (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
+        ctrl_at += u64::from(e.ctrl.raw);
+        lit_at += u64::from(e.lit.raw);
         e.payload_hash = *blake3::hash(&c.payload).as_bytes();
     }
     let mut bytes = ctrl_stored;
@@ -493,6 +498,7 @@ mod tests {
         let section = share(&old, &mut chunks, 19).expect("sharing pays here");
         assert!(chunks.iter().all(|c| c.entry.shared));
         let unshared = assemble(&meta, plain, None);
+        let chunks_made: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
         let shared = assemble_with(&meta, chunks, Some(&section), None);
         assert!(
             shared.len() + 2000 < unshared.len(),
@@ -502,6 +508,13 @@ mod tests {
         );
         let p = Patch::parse(&shared).unwrap();
         assert_eq!(p.head.version, 5);
+        for (parsed, made) in p.head.chunks.iter().zip(&chunks_made) {
+            assert_eq!(
+                (parsed.shared_ctrl_at, parsed.shared_lit_at),
+                (made.shared_ctrl_at, made.shared_lit_at),
+                "share() sets the offsets a parser derives"
+            );
+        }
         let s = p.decode_shared(&old).unwrap();
         let mut out = vec![0u8; new.len()];
         for (i, e) in p.head.chunks.iter().enumerate() {

@@ -85,6 +85,16 @@ pub struct ApplyOptions {
     /// of OLD) then `Applying` (bytes of NEW); the file applies hash OLD
     /// during `Applying` and report only that phase. Reports nothing by default.
     pub progress: Progress,
+    /// Whether [`apply_file`] and [`apply_reader`] make NEW durable before
+    /// renaming it over OUT (default true): NEW is written past the page
+    /// cache where the file system allows (`O_DIRECT`), then the file and
+    /// its directory are flushed with `fsync`. When false, NEW goes through
+    /// the page cache and nothing is flushed: the rename is still atomic for
+    /// other processes and OUT is still untouched on any error, but after a
+    /// power cut OUT may be partly written. For outputs on tmpfs, or many
+    /// applies followed by one `sync` of the file system. In-place applies
+    /// always flush (their crash safety rests on it).
+    pub durable: bool,
 }
 
 impl Default for ApplyOptions {
@@ -95,6 +105,7 @@ impl Default for ApplyOptions {
             cancel: None,
             max_in_memory_len: 4 << 30,
             progress: Progress::none(),
+            durable: true,
         }
     }
 }
@@ -373,9 +384,13 @@ impl TempOut {
         self.file.as_ref().expect("open until commit")
     }
 
-    fn commit(mut self, out: &Path) -> Result<()> {
+    /// Renames the file over `out`, first flushing it (and then the
+    /// directory) when `durable`.
+    fn commit(mut self, out: &Path, durable: bool) -> Result<()> {
         let f = self.file.take().expect("open until commit");
-        f.sync_all().map_err(io("syncing", &self.path))?;
+        if durable {
+            f.sync_all().map_err(io("syncing", &self.path))?;
+        }
         drop(f);
         // Keep the old file's permissions when replacing it.
         if let Ok(m) = fs::metadata(out) {
@@ -383,8 +398,10 @@ impl TempOut {
         }
         fs::rename(&self.path, out).map_err(io("renaming the output into place at", out))?;
         self.committed = true;
-        if let Ok(d) = File::open(parent_dir(out)) {
-            let _ = d.sync_all();
+        if durable {
+            if let Ok(d) = File::open(parent_dir(out)) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     }
@@ -620,6 +637,10 @@ struct Spawner<'s, 'scope, 'p: 'scope> {
     opts: &'scope ApplyOptions,
     budget: &'scope Budget,
     failure: &'scope Failure,
+    /// Starts OLD's hash on the pool (once; later calls do nothing).
+    start_hash: &'s dyn Fn(),
+    /// Chunks handed out before OLD's hash starts (the pool's threads).
+    hash_after: usize,
     _payloads: std::marker::PhantomData<&'p [u8]>,
 }
 
@@ -703,6 +724,9 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
                 }
             }
         });
+        if i + 1 >= self.hash_after {
+            (self.start_hash)();
+        }
         Ok(())
     }
 }
@@ -820,6 +844,14 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 /// its next chunk, the temporary file is removed and the error is
 /// [`ApplyError::WrongOld`] (it wins over any error of the rebuild, which a
 /// wrong OLD would cause). OUT is never touched before OLD is verified.
+///
+/// The hash starts once the pool's first chunks are handed out (one per
+/// thread), not before them: the writer then gets its first chunk a hash
+/// sooner (the hash took both threads for its first 1.5–4 ms, as BLAKE3
+/// splits it across the pool), and the hash fills the pool while the writer
+/// waits for the disk. hyperfine medians, 40 runs each, quiet machine:
+/// exe-go 20.5 → 19.2 ms, tar-src 34.2 → 31.9 ms; exe-rust within noise
+/// (89.4 → 90.6 and 97.3 → 91.6 ms in two runs).
 #[allow(clippy::too_many_arguments)]
 fn write_atomically<'p>(
     out: &Path,
@@ -834,7 +866,11 @@ fn write_atomically<'p>(
     tmp.file()
         .set_len(head.meta.new_len)
         .map_err(io("sizing the temporary output for", out))?;
-    let direct = open_direct(&tmp.path);
+    let direct = if opts.durable {
+        open_direct(&tmp.path)
+    } else {
+        None
+    };
     let largest = head
         .chunks
         .iter()
@@ -861,7 +897,8 @@ fn write_atomically<'p>(
     };
     let budget = Budget::new(chunk_budget(opts, shared));
     let failure = Failure::default();
-    let mut old_checked = Ok(());
+    let old_checked = std::sync::Mutex::new(Ok(()));
+    let hash_job = std::sync::Mutex::new(Some(check_old_hash));
     // One rebuilt chunk may wait for the writer (its buffer stays
     // counted in the budget until written).
     let (to_writer, from_pool) = std::sync::mpsc::sync_channel(1);
@@ -879,13 +916,22 @@ fn write_atomically<'p>(
             )
         });
         let filled = rayon::in_place_scope(|s| {
-            s.spawn(|_| {
-                old_checked = check_old_hash();
-                if old_checked.is_err() {
-                    old_failed.store(true, Ordering::Relaxed);
+            let (old_checked, old_failed) = (&old_checked, &old_failed);
+            let start_hash = || {
+                let job = hash_job.lock().ok().and_then(|mut j| j.take());
+                if let Some(job) = job {
+                    s.spawn(move |_| {
+                        let r = job();
+                        if r.is_err() {
+                            old_failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut c) = old_checked.lock() {
+                            *c = r;
+                        }
+                    });
                 }
-            });
-            fill(&Spawner {
+            };
+            let filled = fill(&Spawner {
                 scope: s,
                 sink: &sink,
                 to_writer: &to_writer,
@@ -894,8 +940,12 @@ fn write_atomically<'p>(
                 opts,
                 budget: &budget,
                 failure: &failure,
+                start_hash: &start_hash,
+                hash_after: rayon::current_num_threads(),
                 _payloads: std::marker::PhantomData,
-            })
+            });
+            start_hash();
+            filled
         });
         // The writer ends once the last chunk is written.
         drop(to_writer);
@@ -904,7 +954,9 @@ fn write_atomically<'p>(
     drop(direct);
     // A wrong OLD explains any other failure; then a chunk's or a write's
     // own error explains the `Cancelled` that stopped the handing out.
-    old_checked?;
+    old_checked
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())?;
     if let Some(e) = failure
         .first
         .into_inner()
@@ -913,7 +965,7 @@ fn write_atomically<'p>(
         return Err(e);
     }
     filled?;
-    tmp.commit(out)
+    tmp.commit(out, opts.durable)
 }
 
 /// Applies the patch file `patch` to `old`, writing NEW atomically to

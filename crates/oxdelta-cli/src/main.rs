@@ -106,6 +106,12 @@ enum Cmd {
         /// the journal's scratch area.
         #[arg(long, value_parser = parse_size, requires = "in_place")]
         batch_size: Option<u64>,
+        /// Do not flush NEW to the disk before renaming it over OUT: faster, and OUT is
+        /// still replaced atomically and untouched on any error, but a power cut soon
+        /// after may leave OUT partly written. For tmpfs outputs, or many applies
+        /// followed by one `sync`.
+        #[arg(long, conflicts_with = "in_place")]
+        no_sync: bool,
     },
     /// Check a patch's structure, hashes and signature; with --old, also
     /// rebuild NEW (writing nothing) and check it against the whole-NEW hash.
@@ -379,6 +385,7 @@ fn run(cli: Cli) -> Result<()> {
             in_place,
             journal,
             batch_size,
+            no_sync,
         } => {
             let cancel = Arc::new(AtomicBool::new(false));
             {
@@ -451,6 +458,7 @@ fn run(cli: Cli) -> Result<()> {
                 trusted_key: pubkey.as_deref().map(read_public).transpose()?,
                 cancel: Some(cancel),
                 progress: bar.progress(),
+                durable: !no_sync,
                 ..ApplyOptions::default()
             };
             let t = Instant::now();

@@ -52,6 +52,17 @@ fn diff_apply_verify_info() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
     assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
+    // --no-sync skips the flushes, not the checks or the atomic rename;
+    // in-place applies always flush.
+    let ons = d.join("ons");
+    let o = run(&[p("apply"), p("--no-sync"), &old, &patch, &ons]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&ons).unwrap(), fs::read(&new).unwrap());
+    let o = run(&[p("apply"), p("--no-sync"), &new, &patch, &ons]);
+    assert!(stderr(&o).contains("OLD does not match"), "{}", stderr(&o));
+    assert_eq!(fs::read(&ons).unwrap(), fs::read(&new).unwrap());
+    let o = run(&[p("apply"), p("--no-sync"), p("--in-place"), &ons, &patch]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // --verbose times the phases (and --quiet silences that too).
     let o = run(&[p("-v"), p("diff"), &old, &new, &d.join("pv.oxd")]);
     let e = stderr(&o);

@@ -125,7 +125,19 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 #[test]
 fn file_round_trip_and_failures_leave_out_untouched() {
-    let d = tmpdir("files");
+    // Durable (the default) and not: `durable: false` skips the flushes,
+    // not the atomic rename or the checks.
+    for durable in [true, false] {
+        file_round_trip_and_failures(durable);
+    }
+}
+
+fn file_round_trip_and_failures(durable: bool) {
+    let opts = ApplyOptions {
+        durable,
+        ..ApplyOptions::default()
+    };
+    let d = tmpdir(&format!("files-{durable}"));
     let (old, new, patch, out) = (
         testdata("msgpack/old"),
         testdata("msgpack/new"),
@@ -133,13 +145,13 @@ fn file_round_trip_and_failures_leave_out_untouched() {
         d.join("out"),
     );
     oxdelta::diff_files(&old, &new, &patch, &DiffOptions::default()).unwrap();
-    let r = oxdelta::apply_file(&old, &patch, &out, &ApplyOptions::default()).unwrap();
+    let r = oxdelta::apply_file(&old, &patch, &out, &opts).unwrap();
     assert_eq!(r.new_len, fs::metadata(&new).unwrap().len());
     assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
 
     // Wrong OLD: refused, OUT as it was.
     fs::write(&out, b"previous contents").unwrap();
-    let e = oxdelta::apply_file(&new, &patch, &out, &ApplyOptions::default()).unwrap_err();
+    let e = oxdelta::apply_file(&new, &patch, &out, &opts).unwrap_err();
     assert!(e.to_string().contains("OLD does not match"), "{e}");
     assert_eq!(fs::read(&out).unwrap(), b"previous contents");
 
@@ -147,7 +159,7 @@ fn file_round_trip_and_failures_leave_out_untouched() {
     let bytes = fs::read(&patch).unwrap();
     let short = d.join("short");
     fs::write(&short, &bytes[..bytes.len() - 10]).unwrap();
-    let e = oxdelta::apply_file(&old, &short, &out, &ApplyOptions::default()).unwrap_err();
+    let e = oxdelta::apply_file(&old, &short, &out, &opts).unwrap_err();
     assert!(e.to_string().contains("truncated"), "{e}");
     assert_eq!(fs::read(&out).unwrap(), b"previous contents");
 
@@ -157,20 +169,19 @@ fn file_round_trip_and_failures_leave_out_untouched() {
     bad[mid] ^= 0x40;
     let badp = d.join("bad");
     fs::write(&badp, &bad).unwrap();
-    let e = oxdelta::apply_file(&old, &badp, &out, &ApplyOptions::default()).unwrap_err();
+    let e = oxdelta::apply_file(&old, &badp, &out, &opts).unwrap_err();
     assert!(e.to_string().contains("hash mismatch"), "{e}");
     assert_eq!(fs::read(&out).unwrap(), b"previous contents");
 
     // Missing OLD.
-    let e =
-        oxdelta::apply_file(&d.join("nope"), &patch, &out, &ApplyOptions::default()).unwrap_err();
+    let e = oxdelta::apply_file(&d.join("nope"), &patch, &out, &opts).unwrap_err();
     assert!(e.to_string().contains("opening OLD"), "{e}");
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
 
     // OUT equal to OLD: replaced atomically, the old contents were read intact.
     let target = d.join("target");
     fs::copy(&old, &target).unwrap();
-    oxdelta::apply_file(&target, &patch, &target, &ApplyOptions::default()).unwrap();
+    oxdelta::apply_file(&target, &patch, &target, &opts).unwrap();
     assert_eq!(fs::read(&target).unwrap(), fs::read(&new).unwrap());
     fs::remove_dir_all(&d).unwrap();
 }

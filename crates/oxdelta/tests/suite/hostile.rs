@@ -662,15 +662,20 @@ fn shared_section_fields_are_checked() {
     let mut p = g.patch.clone();
     p[head::TABLE_START + 12] &= !0x40;
     assert!(Patch::parse(&p).is_err());
-    // A byte of OLD changed: in memory the chunk hashes refuse it, the file
-    // appliers report the wrong OLD and leave OUT as it was.
+    // A byte of OLD changed: every applier reports the wrong OLD (whether
+    // the section, a chunk or nothing failed first), and the file appliers
+    // leave OUT as it was.
     let tmp = TempDir::new("shared-old");
     let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
     fs::write(&pp, &g.patch).unwrap();
     for at in [0, g.old.len() / 2, g.old.len() - 1] {
         let mut wrong = g.old.clone();
         wrong[at] ^= 0x20;
-        assert!(oxdelta::apply_bytes(&wrong, &g.patch, &ApplyOptions::default()).is_err());
+        let e = oxdelta::apply_bytes(&wrong, &g.patch, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, ApplyError::WrongOld { .. }),
+            "in memory, byte {at}: {e}"
+        );
         fs::write(&o, &wrong).unwrap();
         fs::write(&out, b"before").unwrap();
         for streamed in [false, true] {
@@ -850,7 +855,11 @@ fn wrong_old_of_right_length_is_refused_by_file_applies() {
             assert_eq!(fs::read(&out).unwrap(), b"before");
             assert_eq!(tmp.names(), ["old", "out", "patch"]);
         }
-        assert!(oxdelta::apply_bytes(&wrong, &patch, &opts).is_err());
+        let e = oxdelta::apply_bytes(&wrong, &patch, &opts).unwrap_err();
+        assert!(
+            matches!(e, ApplyError::WrongOld { .. }),
+            "in memory, byte {at}: {e}"
+        );
     }
 }
 

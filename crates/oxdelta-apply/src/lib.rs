@@ -368,9 +368,20 @@ fn new_hash_mismatch() -> ApplyError {
 
 /// A temporary output file in OUT's directory, removed on drop unless
 /// committed.
+///
+/// On Linux it is created unnamed (`O_TMPFILE`) where the file system
+/// allows: it gets a name (`path`, by `linkat` through `/proc/self/fd`)
+/// only at commit, just before the rename, so an apply killed or cut off by
+/// a power loss while writing leaves nothing behind in OUT's directory.
+/// Elsewhere, and where `O_TMPFILE` or `/proc` is missing, it is a named
+/// file from the start, removed on drop (a `SIGKILL` then leaves it).
 struct TempOut {
+    /// The file's name: its own from the start, or the one it is linked to
+    /// at commit.
     path: PathBuf,
     file: Option<File>,
+    /// Whether `path` names the file yet.
+    named: bool,
     committed: bool,
 }
 
@@ -388,6 +399,14 @@ impl TempOut {
             std::process::id(),
             oxdelta_format::sign::hex(&rnd)
         ));
+        if let Some(file) = create_unnamed(&dir) {
+            return Ok(TempOut {
+                path,
+                file: Some(file),
+                named: false,
+                committed: false,
+            });
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -397,6 +416,7 @@ impl TempOut {
         Ok(TempOut {
             path,
             file: Some(file),
+            named: true,
             committed: false,
         })
     }
@@ -405,18 +425,30 @@ impl TempOut {
         self.file.as_ref().expect("open until commit")
     }
 
-    /// Renames the file over `out`, first flushing it (and then the
-    /// directory) when `durable`.
+    /// A path that opens this file again (for the `O_DIRECT` descriptor).
+    fn reopen_path(&self) -> PathBuf {
+        if self.named {
+            return self.path.clone();
+        }
+        fd_path(self.file())
+    }
+
+    /// Renames the file over `out` (giving it its name first if it has
+    /// none), flushing it before and the directory after when `durable`.
     fn commit(mut self, out: &Path, durable: bool) -> Result<()> {
         let f = self.file.take().expect("open until commit");
         if durable {
             f.sync_all().map_err(io("syncing", &self.path))?;
         }
-        drop(f);
         // Keep the old file's permissions when replacing it.
         if let Ok(m) = fs::metadata(out) {
-            let _ = fs::set_permissions(&self.path, m.permissions());
+            let _ = f.set_permissions(m.permissions());
         }
+        if !self.named {
+            link_unnamed(&f, &self.path).map_err(io("naming the temporary output", &self.path))?;
+            self.named = true;
+        }
+        drop(f);
         fs::rename(&self.path, out).map_err(io("renaming the output into place at", out))?;
         self.committed = true;
         if durable {
@@ -432,8 +464,69 @@ impl Drop for TempOut {
     fn drop(&mut self) {
         if !self.committed {
             self.file.take();
-            let _ = fs::remove_file(&self.path);
+            if self.named {
+                let _ = fs::remove_file(&self.path);
+            }
         }
+    }
+}
+
+/// An unnamed file in `dir` (`O_TMPFILE`, Linux), if the file system
+/// allows and `/proc/self/fd` is there to name it later.
+fn create_unnamed(dir: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{Mode, OFlags};
+        if !Path::new("/proc/self/fd").is_dir() {
+            return None;
+        }
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir,
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+        .ok()?;
+        Some(File::from(fd))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// The `/proc` path of `file`'s descriptor (Linux only).
+fn fd_path(file: &File) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        PathBuf::new()
+    }
+}
+
+/// Gives the unnamed `file` the name `path` (Linux only).
+fn link_unnamed(file: &File, path: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            fd_path(file),
+            rustix::fs::CWD,
+            path,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        Err(std::io::Error::other("unnamed files exist only on Linux"))
     }
 }
 
@@ -916,7 +1009,7 @@ fn write_atomically<'p>(
         .set_len(head.meta.new_len)
         .map_err(io("sizing the temporary output for", out))?;
     let direct = if opts.durable {
-        open_direct(&tmp.path)
+        open_direct(&tmp.reopen_path())
     } else {
         None
     };

@@ -493,3 +493,71 @@ fn in_place_apply_survives_sigkill() {
         "only {killed} kills landed mid-apply in {round} runs (seed {seed})"
     );
 }
+
+/// A file apply killed while it writes (here: a streamed apply waiting for
+/// the rest of its patch) leaves OUT as it was and nothing else behind: the
+/// temporary output is unnamed (`O_TMPFILE`) until the commit.
+#[cfg(target_os = "linux")]
+#[test]
+fn killed_apply_leaves_no_temporary() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let d = tmpdir("killed");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("p.oxd");
+    let o = run(&[p("diff"), p("--chunk-size"), p("16K"), &old, &new, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(&patch).unwrap();
+    let out = d.join("out");
+    fs::write(&out, b"before").unwrap();
+    let mut child = bin()
+        .args([p("apply"), &old, p("-"), &out])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // All but the last chunk's last bytes: the apply waits for them with
+    // its temporary output open.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() - 64]).unwrap();
+    stdin.flush().unwrap();
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let dir = d.canonicalize().unwrap();
+    let start = Instant::now();
+    let open_in_dir = loop {
+        let found = fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| {
+                let t = fs::read_link(e.path()).ok()?;
+                t.starts_with(&dir).then_some(t)
+            });
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the apply never opened its temporary output"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // An unnamed file shows as "DIR/#INODE (deleted)".
+    assert!(
+        open_in_dir.to_string_lossy().ends_with("(deleted)"),
+        "the temporary output has a name while written: {}",
+        open_in_dir.display()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let mut names: Vec<String> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["out", "p.oxd"]);
+    assert_eq!(fs::read(&out).unwrap(), b"before");
+    fs::remove_dir_all(&d).unwrap();
+}

@@ -758,8 +758,10 @@ struct Spawner<'s, 'scope, 'p: 'scope> {
     failure: &'scope Failure,
     /// Starts OLD's hash on the pool (once; later calls do nothing).
     start_hash: &'s dyn Fn(),
-    /// Chunks handed out before OLD's hash starts (the pool's threads).
-    hash_after: usize,
+    /// The pool's threads: OLD's hash starts once this many chunks are
+    /// handed out, and a chunk is written inline once fewer than this many
+    /// wait to start.
+    threads: usize,
     /// Chunks whose rebuild has begun on the pool.
     begun: &'scope AtomicUsize,
     _payloads: std::marker::PhantomData<&'p [u8]>,
@@ -810,7 +812,7 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
         };
         let (sink, old, opts, budget, failure) =
             (self.sink, self.old, self.opts, self.budget, self.failure);
-        let (begun, n_chunks, threads) = (self.begun, self.chunks.len(), self.hash_after);
+        let (begun, n_chunks, threads) = (self.begun, self.chunks.len(), self.threads);
         let to_writer = self.to_writer.clone();
         self.scope.spawn(move |_| {
             begun.fetch_add(1, Ordering::Relaxed);
@@ -861,7 +863,7 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
                 }
             }
         });
-        if i + 1 >= self.hash_after {
+        if i + 1 >= self.threads {
             (self.start_hash)();
         }
         Ok(())
@@ -1077,7 +1079,7 @@ fn write_atomically<'p>(
                 budget: &budget,
                 failure: &failure,
                 start_hash: &start_hash,
-                hash_after: rayon::current_num_threads(),
+                threads: rayon::current_num_threads(),
                 begun: &begun,
                 _payloads: std::marker::PhantomData,
             });

@@ -7,5 +7,7 @@ mod roundtrip;
 mod golden;
 #[path = "suite/hostile.rs"]
 mod hostile;
+#[path = "suite/identity.rs"]
+mod identity;
 #[path = "suite/streaming.rs"]
 mod streaming;

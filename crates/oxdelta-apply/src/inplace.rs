@@ -66,10 +66,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
-use oxdelta_format::ops::diff_in_op_order;
+use oxdelta_format::ops::apply_ops_from;
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
-use oxdelta_format::{ChunkEntry, OpDecoder, Patch, PublicKey, Streams, decode_chunk, ops::Op};
+use oxdelta_format::{ChunkEntry, OldBytes, Patch, PublicKey, Streams, decode_chunk};
 use rayon::prelude::*;
 
 use crate::error::io;
@@ -772,6 +772,48 @@ fn decode_step(p: &Patch<'_>, i: usize) -> Result<StepInput> {
     Ok(StepInput { streams, reads })
 }
 
+/// A step's OLD as its ops read it: the bytes of its read intervals,
+/// gathered back to back from the target under the saved layers.
+struct Gathered {
+    /// Each read interval's OLD start and its offset in `buf`, sorted.
+    starts: Vec<(u64, usize)>,
+    buf: Vec<u8>,
+    old_len: u64,
+}
+
+impl Gathered {
+    /// `buf` holds the bytes of `reads` back to back (see [`gather`]), of
+    /// an OLD of `old_len` bytes.
+    fn new(reads: &[(u64, u64)], buf: Vec<u8>, old_len: u64) -> Gathered {
+        let mut starts = Vec::with_capacity(reads.len());
+        let mut o = 0usize;
+        for &(s, e) in reads {
+            starts.push((s, o));
+            o += (e - s) as usize;
+        }
+        Gathered {
+            starts,
+            buf,
+            old_len,
+        }
+    }
+}
+
+impl OldBytes for Gathered {
+    fn old_len(&self) -> u64 {
+        self.old_len
+    }
+
+    /// Every op read lies inside one merged read interval (the intervals
+    /// are the ops' own reads, from the same streams), so `at` is at or
+    /// after the first start and `at + len` within its interval.
+    fn bytes(&self, at: u64, len: usize) -> &[u8] {
+        let k = self.starts.partition_point(|&(s, _)| s <= at) - 1;
+        let o = self.starts[k].1 + (at - self.starts[k].0) as usize;
+        &self.buf[o..o + len]
+    }
+}
+
 /// Reads `reads` back to back through the saved layers (stash, then
 /// scratch) over the target.
 fn gather(
@@ -794,54 +836,18 @@ fn gather(
     Ok(buf)
 }
 
-/// Rebuilds a step's NEW bytes from its streams and gathered input,
-/// checking the NEW hash.
-fn build(e: &ChunkEntry, st: &StepInput, input: &[u8], old_len: u64) -> Result<Vec<u8>> {
-    let mut starts = Vec::with_capacity(st.reads.len());
-    let mut o = 0usize;
-    for &(s, end) in &st.reads {
-        starts.push((s, o));
-        o += (end - s) as usize;
-    }
-    let src = |old: u64, len: usize| -> &[u8] {
-        // Every op read lies inside one merged read interval.
-        let k = starts.partition_point(|&(s, _)| s <= old) - 1;
-        let at = starts[k].1 + (old - starts[k].0) as usize;
-        &input[at..at + len]
-    };
-    let streams = &st.streams;
+/// Rebuilds a step's NEW bytes from its streams and gathered OLD (the
+/// reference interpreter, [`apply_ops_from`]), checking the NEW hash.
+fn build(e: &ChunkEntry, st: &StepInput, old: &Gathered) -> Result<Vec<u8>> {
     let mut out = vec![0u8; e.new_len as usize];
-    let dec = || {
-        OpDecoder::for_streams(
-            streams,
-            e.new_offset,
-            u64::from(e.new_len),
-            old_len,
-            &e.old_ranges,
-        )
-    };
-    let diff = diff_in_op_order(streams, dec(), src)?;
-    let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
-    for op in dec() {
-        let op = op?;
-        let len = op.len() as usize;
-        let dst = &mut out[pos..pos + len];
-        match op {
-            Op::Copy { old, .. } => dst.copy_from_slice(src(old, len)),
-            Op::Add { old, .. } => {
-                let diff = &diff[dpos..dpos + len];
-                let at = e.new_offset + pos as u64;
-                streams.add.add(dst, src(old, len), diff, at);
-                dpos += len;
-            }
-            Op::Insert { .. } => {
-                dst.copy_from_slice(&streams.lit[lpos..lpos + len]);
-                lpos += len;
-            }
-            Op::Zero { .. } => {}
-        }
-        pos += len;
-    }
+    apply_ops_from(
+        old,
+        &st.streams,
+        &e.old_ranges,
+        e.new_offset,
+        &mut out,
+        true,
+    )?;
     if blake3::hash(&out).as_bytes() != &e.new_hash {
         return Err(ApplyError::WrongTarget {
             detail: format!(
@@ -1248,7 +1254,8 @@ fn run_batches(
                 let e = &chunks[i];
                 let st = decode_step(p, i)?;
                 let input = gather(&run.target, &st.reads, &j.stash, scratch.as_ref())?;
-                let out = build(e, &st, &input, head.meta.old_len)?;
+                let old = Gathered::new(&st.reads, input, head.meta.old_len);
+                let out = build(e, &st, &old)?;
                 let mut have = vec![0u8; out.len()];
                 run.target.read(&mut have, e.new_offset)?;
                 let runs = changed_runs(e.new_offset, &out, &have);

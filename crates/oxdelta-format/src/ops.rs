@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::filter::{AddMode, split};
 use crate::limits;
 
+pub use crate::interp::{apply_ops, apply_ops_from};
+
 /// One operation, producing `len` NEW bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -798,51 +800,6 @@ impl Iterator for OpDecoder<'_> {
             }
         }
     }
-}
-
-/// Rebuilds one chunk's NEW bytes into `out` (exactly the chunk's length)
-/// from OLD and decoded streams. `out` must start zeroed when
-/// `zeroed` is true, in which case ZERO ops are skipped (leaving holes in a
-/// sparse output); otherwise they write zeros.
-#[allow(clippy::too_many_arguments)]
-pub fn apply_ops(
-    old: &[u8],
-    streams: &Streams,
-    ranges: &[(u64, u64)],
-    new_start: u64,
-    out: &mut [u8],
-    zeroed: bool,
-) -> Result<()> {
-    let out_len = out.len() as u64;
-    let dec = || OpDecoder::for_streams(streams, new_start, out_len, old.len() as u64, ranges);
-    let diff = diff_in_op_order(streams, dec(), |o, l| &old[o as usize..o as usize + l])?;
-    let dec = dec();
-    let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
-    for op in dec {
-        let op = op?;
-        let len = op.len() as usize;
-        let dst = &mut out[pos..pos + len];
-        match op {
-            Op::Copy { old: o, .. } => dst.copy_from_slice(&old[o as usize..o as usize + len]),
-            Op::Add { old: o, .. } => {
-                let src = &old[o as usize..o as usize + len];
-                let diff = &diff[dpos..dpos + len];
-                streams.add.add(dst, src, diff, new_start + pos as u64);
-                dpos += len;
-            }
-            Op::Insert { .. } => {
-                dst.copy_from_slice(&streams.lit[lpos..lpos + len]);
-                lpos += len;
-            }
-            Op::Zero { .. } => {
-                if !zeroed {
-                    dst.fill(0);
-                }
-            }
-        }
-        pos += len;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! The applier's one-pass chunk rebuild: what [`crate::apply_chunk`] runs.
 //!
-//! The reference decoder ([`crate::decode_chunk`] then
-//! [`crate::ops::apply_ops`]) materialises the diff stream three times for a
-//! chunk coded with a run layout and the operand split: the filtered stream,
-//! the diff bytes in stored order (mostly zeros, one byte per ADD byte), and
-//! the same bytes rejoined into op order, each a fresh buffer of up to the
-//! chunk's length. On the exe-rust corpus pair that was two thirds of a
-//! chunk's decode time (the rejoin alone 11–18 ms of 25–35 ms per 6.75 MB
-//! chunk).
+//! It runs the op interpreter ([`crate::interp`]) with its own ADD rule,
+//! [`OnePass`]. The reference ([`crate::decode_chunk`] then
+//! [`crate::ops::apply_ops`]) materialises the diff stream up to three
+//! times for a chunk coded with a run layout and the operand split (the
+//! filtered stream, the diff bytes in stored order, the same bytes rejoined
+//! into op order), each a buffer of up to the chunk's length, and that
+//! rejoin dominates its decode time on code.
 //!
 //! Here ADD ops first copy their OLD bytes, like COPY, and then only the
 //! non-zero runs of the filtered stream are added where they belong, read
@@ -27,8 +26,7 @@
 //! their prediction plus the stored difference, and the other ADD bytes
 //! their byte-wise diff, read from the filtered stream as above. No
 //! byte-wise diff stream is made (the reference makes one, a chunk's
-//! length): on the exe-rust pair the reference took 2.7 times as long as
-//! this (apply 0.39 s against 0.14 s).
+//! length).
 //!
 //! # Equivalence with the reference
 //!
@@ -54,8 +52,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{AddMode, DiffFilter, split};
 use crate::head::ChunkEntry;
+use crate::interp::{self, Adds, OldBytes, Out};
 use crate::operand::OpMap;
-use crate::ops::{Op, OpDecoder};
+use crate::ops::OpDecoder;
 
 /// Bytes copied and classified at a time (stays in the first-level cache).
 const PIECE: usize = 16 << 10;
@@ -602,158 +601,212 @@ impl Words {
     }
 }
 
+/// A chunk's streams as the one-pass rebuild reads them: the control and
+/// literal streams decoded (literals still x86-filtered if they were
+/// stored so), the diff stream decompressed but still filtered.
+struct Opened<'p> {
+    ctrl: std::borrow::Cow<'p, [u8]>,
+    lit: std::borrow::Cow<'p, [u8]>,
+    filtered: Vec<u8>,
+    /// Bytes the filtered diff stream decodes to.
+    diff_len: usize,
+}
+
+impl<'p> Opened<'p> {
+    /// The checks of [`crate::decode_chunk_in`] (payload length and hash,
+    /// codecs, the control split) and of the filter's decoded length, with
+    /// no detail in the errors (see the module docs).
+    fn open(
+        entry: &ChunkEntry,
+        payload: &'p [u8],
+        shared: &'p crate::Shared,
+        out_len: usize,
+    ) -> Result<Opened<'p>> {
+        if payload.len() as u64 != entry.payload_len()
+            || blake3::hash(payload).as_bytes() != &entry.payload_hash
+            || out_len != entry.new_len as usize
+        {
+            return Err(Error::new(ErrorKind::Codec(
+                "checked by the reference".into(),
+            )));
+        }
+        let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
+        let (d, l) = rest.split_at(entry.diff.stored as usize);
+        let (ctrl, lit) = shared.streams(entry, c, l)?;
+        let ctrl = if entry.ctrl_split {
+            std::borrow::Cow::Owned(crate::coding::join(&ctrl)?)
+        } else {
+            ctrl
+        };
+        let filtered = entry
+            .codec
+            .decompress(d, entry.diff.raw as usize, "diff stream")?;
+        let max_diff = (entry.new_len as usize).saturating_sub(entry.lit.raw as usize);
+        let diff_len = Runs::decoded_len(entry.diff_filter, &filtered, max_diff)?;
+        Ok(Opened {
+            ctrl,
+            lit,
+            filtered,
+            diff_len,
+        })
+    }
+}
+
+/// The one-pass rebuild's ADD (see the module docs): during the op pass,
+/// OLD's bytes are copied (unsplit unfiltered diff bytes, being dense, are
+/// added at once), the operand split's classes or the operand modes'
+/// words found while the source is in cache; [`OnePass::finish`] then adds
+/// the stored diff bytes.
+struct OnePass<'f> {
+    /// Unsplit, unfiltered, byte-wise diff bytes: added during the pass.
+    dense: Option<&'f [u8]>,
+    /// The ADDs whose diff bytes wait for [`OnePass::finish`].
+    adds: Vec<AddRec>,
+    /// An operand mode's words (their diffs also wait).
+    words: Option<Words>,
+    /// The operand split's class bitmap.
+    classes: Option<Classes>,
+    /// Diff-stream index (op order) of the next ADD byte.
+    dpos: usize,
+    mode: AddMode,
+    new_start: u64,
+}
+
+impl<'f> OnePass<'f> {
+    fn new(entry: &ChunkEntry, filtered: &'f [u8], diff_len: usize) -> OnePass<'f> {
+        let operand_mode = entry.add_mode.is_operands();
+        let dense =
+            (entry.diff_filter == DiffFilter::None && !entry.operand_split && !operand_mode)
+                .then_some(filtered);
+        OnePass {
+            dense,
+            adds: Vec::new(),
+            words: operand_mode.then(|| Words::new(diff_len)),
+            classes: entry.operand_split.then(|| Classes {
+                bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
+                ..Classes::default()
+            }),
+            dpos: 0,
+            mode: entry.add_mode,
+            new_start: entry.new_offset,
+        }
+    }
+
+    /// After the op pass: adds the stored diff bytes that wait, read from
+    /// the filtered stream, checking that they are used up exactly.
+    fn finish(self, out: &mut [u8], entry: &ChunkEntry, filtered: &[u8]) -> Result<()> {
+        // `dpos` is now the ADD bytes in all, which the op decoder checked
+        // equal the decoded diff length.
+        if self.dense.is_some() || (self.dpos == 0 && self.words.is_none()) {
+            return Ok(());
+        }
+        let mode = self.mode;
+        let mut fa = Feed::new(Runs::new(entry.diff_filter, filtered)?);
+        if let Some(w) = self.words {
+            return w.apply(out, fa, self.new_start, mode == AddMode::OperandsAbs);
+        }
+        let Some(classes) = self.classes else {
+            for a in &self.adds {
+                fa.take(a.len, |k, run| add_into(out, a, k, run, mode))?;
+            }
+            return fa.finish();
+        };
+        // Class A bytes are stored first, then class B: a second feed
+        // starts where class B does.
+        let (words, n_a) = classes.finish();
+        let mut fb = fa.clone();
+        fb.take(n_a, |_, _| {})?;
+        for a in &self.adds {
+            let (start, end) = (a.diff_start, a.diff_start + a.len);
+            let mut p = start;
+            while p < end {
+                let (class_a, n) = bit_run(&words, p, end);
+                let feed = if class_a { &mut fa } else { &mut fb };
+                let at = p - start;
+                feed.take(n, |k, run| add_into(out, a, at + k, run, mode))?;
+                p += n;
+            }
+        }
+        fb.finish()
+    }
+}
+
+impl Adds for OnePass<'_> {
+    #[inline(always)]
+    fn copied(&mut self, old: u64, len: usize, pos: usize) {
+        if let Some(w) = self.words.as_mut() {
+            w.map.push(old, len as u64, self.new_start + pos as u64);
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, dst: &mut [u8], src: &[u8], old: u64, pos: usize) {
+        let len = dst.len();
+        let new_pos = self.new_start + pos as u64;
+        if let Some(w) = self.words.as_mut() {
+            w.map.push(old, len as u64, new_pos);
+            w.start_source(old, pos, len);
+            for (k, (d, s)) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)).enumerate() {
+                d.copy_from_slice(s);
+                w.feed(k * PIECE, s);
+            }
+        } else if let Some(diff) = self.dense {
+            self.mode
+                .add(dst, src, &diff[self.dpos..self.dpos + len], new_pos);
+        } else {
+            if let Some(c) = self.classes.as_mut() {
+                // Copy and classify in pieces that stay in cache.
+                c.start_source();
+                for (d, s) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {
+                    d.copy_from_slice(s);
+                    c.feed(s);
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
+            self.adds.push(AddRec {
+                diff_start: self.dpos,
+                len,
+                out_pos: pos,
+                new_pos,
+            });
+        }
+        self.dpos += len;
+    }
+}
+
 /// Rebuilds chunk `entry` from its `payload` and `old` into `out` (the
 /// chunk's length), without checking the NEW hash: the fast equivalent of
 /// [`crate::decode_chunk`] then [`crate::ops::apply_ops`] (see the module
 /// docs). On error `out` holds anything.
-pub(crate) fn rebuild(
+pub(crate) fn rebuild<O: OldBytes + ?Sized>(
     entry: &ChunkEntry,
     payload: &[u8],
     shared: &crate::Shared,
-    old: &[u8],
+    old: &O,
     out: &mut [u8],
     zeroed: bool,
 ) -> Result<()> {
-    if payload.len() as u64 != entry.payload_len()
-        || blake3::hash(payload).as_bytes() != &entry.payload_hash
-        || out.len() != entry.new_len as usize
-    {
-        return Err(Error::new(ErrorKind::Codec(
-            "checked by the reference".into(),
-        )));
-    }
-    let (c, rest) = payload.split_at(entry.ctrl.stored as usize);
-    let (d, l) = rest.split_at(entry.diff.stored as usize);
-    let (ctrl, lit) = shared.streams(entry, c, l)?;
-    let ctrl = if entry.ctrl_split {
-        std::borrow::Cow::Owned(crate::coding::join(&ctrl)?)
-    } else {
-        ctrl
-    };
-    let filtered = entry
-        .codec
-        .decompress(d, entry.diff.raw as usize, "diff stream")?;
-    let max_diff = (entry.new_len as usize).saturating_sub(entry.lit.raw as usize);
-    let diff_len = Runs::decoded_len(entry.diff_filter, &filtered, max_diff)?;
-    let new_start = entry.new_offset;
+    let s = Opened::open(entry, payload, shared, out.len())?;
     let ops = OpDecoder::new(
-        &ctrl,
-        new_start,
+        &s.ctrl,
+        entry.new_offset,
         u64::from(entry.new_len),
-        diff_len as u64,
-        lit.len() as u64,
-        old.len() as u64,
+        s.diff_len as u64,
+        s.lit.len() as u64,
+        old.old_len(),
         &entry.old_ranges,
     );
-    // Unsplit unfiltered diff bytes are dense: add them while copying.
-    let operand_mode = entry.add_mode.is_operands();
-    let dense = (entry.diff_filter == DiffFilter::None && !entry.operand_split && !operand_mode)
-        .then_some(&filtered[..]);
-    let mut adds: Vec<AddRec> = Vec::new();
-    let mut words = operand_mode.then(|| Words::new(diff_len));
-    let mut classes = entry.operand_split.then(|| Classes {
-        bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
-        ..Classes::default()
-    });
-    let (mut pos, mut dpos, mut lpos) = (0usize, 0usize, 0usize);
-    for op in ops {
-        let op = op?;
-        let len = op.len() as usize;
-        let dst = &mut out[pos..pos + len];
-        match op {
-            Op::Copy { old: o, .. } => {
-                dst.copy_from_slice(&old[o as usize..o as usize + len]);
-                if let Some(w) = words.as_mut() {
-                    w.map.push(o, len as u64, new_start + pos as u64);
-                }
-            }
-            Op::Add { old: o, .. } => {
-                let src = &old[o as usize..o as usize + len];
-                if let Some(w) = words.as_mut() {
-                    w.map.push(o, len as u64, new_start + pos as u64);
-                    w.start_source(o, pos, len);
-                    for (k, (d, s)) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)).enumerate() {
-                        d.copy_from_slice(s);
-                        w.feed(k * PIECE, s);
-                    }
-                }
-                match dense {
-                    Some(diff) => {
-                        entry.add_mode.add(
-                            dst,
-                            src,
-                            &diff[dpos..dpos + len],
-                            new_start + pos as u64,
-                        );
-                    }
-                    None if operand_mode => {}
-                    None => {
-                        if let Some(c) = classes.as_mut() {
-                            // Copy and classify in pieces that stay in cache.
-                            c.start_source();
-                            for (d, s) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {
-                                d.copy_from_slice(s);
-                                c.feed(s);
-                            }
-                        } else {
-                            dst.copy_from_slice(src);
-                        }
-                        adds.push(AddRec {
-                            diff_start: dpos,
-                            len,
-                            out_pos: pos,
-                            new_pos: new_start + pos as u64,
-                        });
-                    }
-                }
-                dpos += len;
-            }
-            Op::Insert { .. } => {
-                dst.copy_from_slice(&lit[lpos..lpos + len]);
-                if entry.lit_x86 {
-                    crate::coding::lits_decode(dst, new_start + pos as u64);
-                }
-                lpos += len;
-            }
-            Op::Zero { .. } => {
-                if !zeroed {
-                    dst.fill(0);
-                }
-            }
-        }
-        pos += len;
-    }
-    if dense.is_some() || (diff_len == 0 && !operand_mode) {
-        return Ok(());
-    }
-    let mode = entry.add_mode;
-    let mut fa = Feed::new(Runs::new(entry.diff_filter, &filtered)?);
-    if let Some(w) = words {
-        return w.apply(out, fa, new_start, mode == AddMode::OperandsAbs);
-    }
-    if !entry.operand_split {
-        for a in &adds {
-            fa.take(a.len, |k, run| add_into(out, a, k, run, mode))?;
-        }
-        return fa.finish();
-    }
-    // Class A bytes are stored first, then class B: a second feed starts
-    // where class B does.
-    let (words, n_a) = classes.map(Classes::finish).unwrap_or_default();
-    let mut fb = fa.clone();
-    fb.take(n_a, |_, _| {})?;
-    for a in &adds {
-        let (start, end) = (a.diff_start, a.diff_start + a.len);
-        let mut p = start;
-        while p < end {
-            let (class_a, n) = bit_run(&words, p, end);
-            let feed = if class_a { &mut fa } else { &mut fb };
-            let at = p - start;
-            feed.take(n, |k, run| add_into(out, a, at + k, run, mode))?;
-            p += n;
-        }
-    }
-    fb.finish()
+    let mut adds = OnePass::new(entry, &s.filtered, s.diff_len);
+    let to = Out {
+        buf: &mut *out,
+        new_start: entry.new_offset,
+        lit: &s.lit,
+        lit_x86: entry.lit_x86,
+        zeroed,
+    };
+    interp::run(ops, old, to, &mut adds)?;
+    adds.finish(out, entry, &s.filtered)
 }
 
 #[cfg(test)]
@@ -761,7 +814,7 @@ mod tests {
     use super::*;
     use crate::codec::Codec;
     use crate::head::StreamLen;
-    use crate::ops::{ChunkEncoder, Streams, apply_ops};
+    use crate::ops::{ChunkEncoder, Op, Streams, apply_ops};
 
     struct Rng(u64);
     impl Rng {
@@ -897,7 +950,7 @@ mod tests {
         new: &[u8],
         start: usize,
         ops: &[Op],
-        (codec, filter, add, split_order): (Codec, DiffFilter, AddMode, bool),
+        (codec, filter, add, split_order, v4): Coding,
         damage: &mut dyn FnMut(&mut Streams),
     ) -> Built {
         let mut enc = ChunkEncoder::new(old, new, start as u64);
@@ -942,6 +995,11 @@ mod tests {
             diff = crate::operand::encode(&map, abs, &adds, old, &new[start..end], start as u64);
         }
         s.diff = filter.encode(&diff);
+        if v4 {
+            // The v4 stream codings: literals x86-filtered, controls split.
+            crate::coding::filter_literals(&s.ctrl, start as u64, &mut s.lit);
+            s.ctrl = crate::coding::split(&s.ctrl).expect("the encoder's controls parse");
+        }
         damage(&mut s);
         let stored: Vec<Vec<u8>> = [&s.ctrl, &s.diff, &s.lit]
             .iter()
@@ -959,8 +1017,8 @@ mod tests {
             diff_filter: filter,
             add_mode: add,
             operand_split: split_order,
-            ctrl_split: false,
-            lit_x86: false,
+            ctrl_split: v4,
+            lit_x86: v4,
             shared: false,
             shared_ctrl_at: 0,
             shared_lit_at: 0,
@@ -1003,17 +1061,23 @@ mod tests {
         Ok(out)
     }
 
-    fn codings() -> Vec<(Codec, DiffFilter, AddMode, bool)> {
+    /// Codec, diff filter, ADD mode, operand split, v4 stream codings
+    /// (controls split, literals x86-filtered).
+    type Coding = (Codec, DiffFilter, AddMode, bool, bool);
+
+    fn codings() -> Vec<Coding> {
         let mut v = Vec::new();
         for codec in [Codec::None, Codec::Lz4, Codec::Zstd(1)] {
             for filter in DiffFilter::ALL {
-                for add in AddMode::PER_OP {
-                    for split in [false, true] {
-                        v.push((codec, filter, add, split));
+                for v4 in [false, true] {
+                    for add in AddMode::PER_OP {
+                        for split in [false, true] {
+                            v.push((codec, filter, add, split, v4));
+                        }
                     }
-                }
-                for add in [AddMode::Operands, AddMode::OperandsAbs] {
-                    v.push((codec, filter, add, false));
+                    for add in [AddMode::Operands, AddMode::OperandsAbs] {
+                        v.push((codec, filter, add, false, v4));
+                    }
                 }
             }
         }

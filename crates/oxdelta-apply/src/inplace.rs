@@ -895,6 +895,20 @@ fn changed_runs(at: u64, want: &[u8], have: &[u8]) -> Vec<(u64, u64)> {
 // ---------------------------------------------------------------------------
 // The apply
 
+/// [`apply_in_place`] with the patch read from the file `patch`, mapped:
+/// every byte of it is checked (head hash and signature, each step's
+/// payload hash) before the step built from it is written (see
+/// [`crate::map`]).
+pub fn apply_in_place_file(
+    target: &Path,
+    patch: &Path,
+    opts: &InPlaceOptions,
+) -> Result<InPlaceReport> {
+    let f = File::open(patch).map_err(io("opening patch", patch))?;
+    let m = crate::map::ReadMap::checked_input(&f).map_err(io("mapping patch", patch))?;
+    apply_in_place(target, &m, opts)
+}
+
 /// Applies the in-place `patch` to `target` (a regular file or a block
 /// device), resuming from its journal if an earlier run was interrupted.
 pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Result<InPlaceReport> {

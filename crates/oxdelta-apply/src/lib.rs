@@ -557,7 +557,7 @@ fn parent_dir(p: &Path) -> PathBuf {
 
 fn open_old(old: &Path) -> Result<(File, ReadMap)> {
     let f = File::open(old).map_err(io("opening OLD", old))?;
-    let m = ReadMap::new(&f).map_err(io("mapping OLD", old))?;
+    let m = ReadMap::checked_input(&f).map_err(io("mapping OLD", old))?;
     Ok((f, m))
 }
 
@@ -1116,7 +1116,7 @@ pub fn apply_file(
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
     let pf = File::open(patch).map_err(io("opening patch", patch))?;
-    let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
+    let pm = ReadMap::checked_input(&pf).map_err(io("mapping patch", patch))?;
     let p = Patch::parse(&pm)?;
     let (of, om) = open_old(old)?;
     check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
@@ -1215,7 +1215,7 @@ pub fn apply_reader(
 /// hashed as they complete; nothing sized by NEW is held.
 pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
     let pf = File::open(patch).map_err(io("opening patch", patch))?;
-    let pm = ReadMap::new(&pf).map_err(io("mapping patch", patch))?;
+    let pm = ReadMap::checked_input(&pf).map_err(io("mapping patch", patch))?;
     let p = Patch::parse(&pm)?;
     let (of, om) = open_old(old)?;
     check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;

@@ -1,12 +1,21 @@
-//! File mapping: the only place in oxdelta with `unsafe`.
+//! Memory: read-only maps of input files, and page-aligned anonymous
+//! buffers. The only module of oxdelta-apply that may use `unsafe`, for
+//! the one call that maps a file.
 //!
-//! A memory map of a file is only sound while no one else changes the file.
-//! oxdelta maps OLD read-only and its own freshly created temporary output
-//! file; it cannot stop another process from modifying OLD concurrently, so
-//! it hashes OLD before use and checks every chunk's output hash, which
-//! turns such interference into an error rather than a wrong result. This is
-//! the same trade-off ripgrep and b3sum make; callers that cannot accept it
-//! use [`crate::apply_bytes`], which maps nothing.
+//! A memory map of a file is sound only while no one changes the file: a
+//! write by another process shows through the slice (bytes already checked
+//! can change), and a truncation makes reading the lost pages fault. Nothing
+//! here can stop another process, so mapping a file is an `unsafe fn`
+//! ([`ReadMap::new`]) whose caller takes on that contract. This crate's own
+//! file appliers ([`crate::apply_file`], [`crate::check_file`]) take it on
+//! for OLD and the patch, and state the consequence instead: they check
+//! every byte they read through a map against a hash from the patch (head
+//! and payload hashes, OLD's hash, every chunk's NEW hash) before the
+//! result is committed, so interference is reported as an error, not
+//! written as a wrong output. This is the trade-off ripgrep and b3sum make;
+//! callers that cannot accept it use [`crate::apply_bytes`], which maps
+//! nothing.
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::ops::{Deref, DerefMut};
@@ -18,18 +27,38 @@ use memmap2::{Mmap, MmapMut};
 pub struct ReadMap(Option<Mmap>);
 
 impl ReadMap {
-    /// Maps `file` read-only.
-    pub fn new(file: &File) -> std::io::Result<ReadMap> {
+    /// Maps `file` read-only; advises the kernel to read ahead.
+    ///
+    /// # Safety
+    ///
+    /// While the returned map (or a slice borrowed from it) lives, no one
+    /// may write to `file` or shorten it, in this process or another:
+    /// a write changes bytes behind a shared slice, which Rust assumes
+    /// immutable, and reading pages cut off by a truncation raises
+    /// `SIGBUS`. Opening the file read-only does not ensure this.
+    pub unsafe fn new(file: &File) -> std::io::Result<ReadMap> {
         if file.metadata()?.len() == 0 {
             return Ok(ReadMap(None));
         }
-        // SAFETY: the file is opened read-only by us; concurrent modification
-        // by another process is the documented risk above, detected by the
-        // OLD hash and per-chunk output hashes rather than prevented.
+        // SAFETY: the caller guarantees that no one writes or shortens the
+        // file while the map lives (this function's contract).
         let m = unsafe { Mmap::map(file)? };
         #[cfg(unix)]
         let _ = m.advise(memmap2::Advice::WillNeed);
         Ok(ReadMap(Some(m)))
+    }
+
+    /// Maps an input of an apply (OLD or a patch) whose every byte this
+    /// crate checks against a hash before committing what it built from
+    /// it (see the module docs); the consequence of a concurrent writer is
+    /// an error, and of a truncation a `SIGBUS`.
+    pub(crate) fn checked_input(file: &File) -> std::io::Result<ReadMap> {
+        // SAFETY: not guaranteed by this crate, which cannot stop another
+        // process: the documented trade-off of the module docs. The
+        // callers (`open_old`, the patch of `apply_file` and `check_file`)
+        // verify the head hash and signature, the payload hashes, OLD's
+        // hash and every chunk's NEW hash before anything is committed.
+        unsafe { ReadMap::new(file) }
     }
 }
 
@@ -37,45 +66,6 @@ impl Deref for ReadMap {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.0.as_deref().unwrap_or(&[])
-    }
-}
-
-/// A writable view of a whole file that this process created.
-#[derive(Debug)]
-pub struct WriteMap(Option<MmapMut>);
-
-impl WriteMap {
-    /// Maps `file` read-write; `file` must already have its final length.
-    pub fn new(file: &File) -> std::io::Result<WriteMap> {
-        if file.metadata()?.len() == 0 {
-            return Ok(WriteMap(None));
-        }
-        // SAFETY: `file` is a temporary file this process just created with a
-        // unique name in a directory it writes to, and nothing else opens it
-        // until it is renamed into place after the map is dropped.
-        let m = unsafe { MmapMut::map_mut(file)? };
-        Ok(WriteMap(Some(m)))
-    }
-
-    /// Writes dirty pages back to the file and waits for them.
-    pub fn flush(&self) -> std::io::Result<()> {
-        match &self.0 {
-            Some(m) => m.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Deref for WriteMap {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[])
-    }
-}
-
-impl DerefMut for WriteMap {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        self.0.as_deref_mut().unwrap_or(&mut [])
     }
 }
 

@@ -278,6 +278,11 @@ pub struct DiffReport {
 
 /// Makes a patch from the file `old` to the file `new` and writes it to
 /// `patch` atomically (a temporary file renamed into place).
+///
+/// OLD and NEW are mapped: they must not be written or truncated while
+/// the diff runs. If they are, applying the patch fails its hash checks
+/// (it never yields bytes other than those its hashes name), or the
+/// process gets `SIGBUS`.
 pub fn diff_files(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> Result<DiffReport> {
     let (om, nm) = map_pair(old, new)?;
     if let Some(budget) = opts.memory {
@@ -300,7 +305,7 @@ pub fn diff_bytes_in_place(
 }
 
 /// Makes an in-place patch from the file `old` to the file `new` and writes
-/// it to `patch` atomically.
+/// it to `patch` atomically. OLD and NEW are mapped as in [`diff_files`].
 pub fn diff_files_in_place(
     old: &Path,
     new: &Path,
@@ -313,11 +318,20 @@ pub fn diff_files_in_place(
     Ok((write_patch(patch, &out, opts)?, stats))
 }
 
+/// Maps the diff's inputs. The only `unsafe` outside `oxdelta_apply::map`:
+/// mapping OLD and NEW is [`ReadMap::new`]'s contract, which a library
+/// cannot keep for files others may write (see [`diff_files`]).
+#[allow(unsafe_code)]
 fn map_pair(old: &Path, new: &Path) -> Result<((File, ReadMap), (File, ReadMap))> {
     let of = File::open(old).map_err(io("opening OLD", old))?;
-    let om = ReadMap::new(&of).map_err(io("mapping OLD", old))?;
+    // SAFETY: not guaranteed, the documented risk of `diff_files`: a file
+    // written during the diff gives a patch whose hashes (computed from
+    // the maps) refuse any output but the one they name, and a
+    // truncation a SIGBUS.
+    let om = unsafe { ReadMap::new(&of) }.map_err(io("mapping OLD", old))?;
     let nf = File::open(new).map_err(io("opening NEW", new))?;
-    let nm = ReadMap::new(&nf).map_err(io("mapping NEW", new))?;
+    // SAFETY: as for OLD above.
+    let nm = unsafe { ReadMap::new(&nf) }.map_err(io("mapping NEW", new))?;
     Ok(((of, om), (nf, nm)))
 }
 
@@ -358,9 +372,9 @@ pub fn apply_in_place(
     patch: &Path,
     opts: &InPlaceApplyOptions,
 ) -> Result<InPlaceReport> {
-    let f = File::open(patch).map_err(io("opening patch", patch))?;
-    let m = ReadMap::new(&f).map_err(io("mapping patch", patch))?;
-    Ok(oxdelta_apply::inplace::apply_in_place(target, &m, opts)?)
+    Ok(oxdelta_apply::inplace::apply_in_place_file(
+        target, patch, opts,
+    )?)
 }
 
 /// The streaming engine's path of [`diff_files`]: encoded chunks are

@@ -919,43 +919,8 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
         return Err(ApplyError::NotInPlace);
     }
     let patch_id = *blake3::hash(&patch[..head.head_len as usize + SIGNATURE_BLOCK_LEN]).as_bytes();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(target)
-        .map_err(io("opening target", target))?;
-    let block_device = file
-        .metadata()
-        .map_err(io("reading", target))?
-        .file_type()
-        .is_block_device();
-    let journal_path = match (&opts.journal, block_device) {
-        (Some(j), _) => j.clone(),
-        (None, false) => default_journal_path(target),
-        (None, true) => {
-            return Err(ApplyError::Journal {
-                path: target.to_path_buf(),
-                detail: "a block device needs --journal PATH on durable storage".into(),
-            });
-        }
-    };
-    let run = Run {
-        target: Target {
-            file,
-            path: target.to_path_buf(),
-            block_device,
-        },
-        journal_path,
-        faults: Faults {
-            left: opts.fail_after_writes.map(AtomicU64::new),
-            unsynced: opts
-                .crash_seed
-                .filter(|_| opts.fail_after_writes.is_some())
-                .map(|_| std::sync::Mutex::new(Vec::new())),
-            seed: opts.crash_seed.unwrap_or(0),
-        },
-        opts,
-    };
+    let run = Run::open(target, opts)?;
+    let block_device = run.target.block_device;
     let mut report = InPlaceReport {
         outcome: InPlaceOutcome::Patched,
         resumed: false,
@@ -967,41 +932,8 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
         signed: p.signature.public_key().is_some(),
         new_len: head.meta.new_len,
     };
-    let len = run.target.len()?;
-    let mut journal = match Journal::open(&run.journal_path, &patch_id)? {
-        Some(j) => {
-            report.resumed = true;
-            check_resume(&run, &p, &j)?;
-            j
-        }
-        None => {
-            let (old_len, new_len) = (head.meta.old_len, head.meta.new_len);
-            let fits = |l: u64| if block_device { l <= len } else { l == len };
-            let new_h = fits(new_len)
-                .then(|| run.target.hash_prefix(new_len))
-                .transpose()?;
-            if new_h == Some(head.meta.new_hash) {
-                report.outcome = InPlaceOutcome::AlreadyUpToDate;
-                report.steps_skipped = report.steps;
-                return Ok(report);
-            }
-            let old_h = match (fits(old_len), new_h) {
-                (true, Some(h)) if old_len == new_len => Some(h),
-                (true, _) => Some(run.target.hash_prefix(old_len)?),
-                (false, _) => None,
-            };
-            if old_h != Some(head.meta.old_hash) {
-                return Err(ApplyError::WrongTarget {
-                    detail: format!(
-                        "{} is neither OLD ({old_len} bytes, BLAKE3 {}…) nor NEW, and there is no journal {} of an interrupted apply",
-                        target.display(),
-                        &hex(&head.meta.old_hash)[..16],
-                        run.journal_path.display()
-                    ),
-                });
-            }
-            create_journal(&run, &p, patch_id, len)?
-        }
+    let Some(mut journal) = resume_or_start(&run, &p, patch_id, &mut report)? else {
+        return Ok(report);
     };
     report.stash_bytes = journal.head.stash_len();
     if !block_device && run.target.len()? < head.meta.new_len {
@@ -1019,6 +951,99 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
     fs::remove_file(&run.journal_path).map_err(io("removing journal", &run.journal_path))?;
     run.sync_dir(&run.journal_path)?;
     Ok(report)
+}
+
+impl<'a> Run<'a> {
+    /// Opens `target` for an in-place apply and picks its journal's path.
+    fn open(target: &Path, opts: &'a InPlaceOptions) -> Result<Run<'a>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(target)
+            .map_err(io("opening target", target))?;
+        let block_device = file
+            .metadata()
+            .map_err(io("reading", target))?
+            .file_type()
+            .is_block_device();
+        let journal_path = match (&opts.journal, block_device) {
+            (Some(j), _) => j.clone(),
+            (None, false) => default_journal_path(target),
+            (None, true) => {
+                return Err(ApplyError::Journal {
+                    path: target.to_path_buf(),
+                    detail: "a block device needs --journal PATH on durable storage".into(),
+                });
+            }
+        };
+        Ok(Run {
+            target: Target {
+                file,
+                path: target.to_path_buf(),
+                block_device,
+            },
+            journal_path,
+            faults: Faults {
+                left: opts.fail_after_writes.map(AtomicU64::new),
+                unsynced: opts
+                    .crash_seed
+                    .filter(|_| opts.fail_after_writes.is_some())
+                    .map(|_| std::sync::Mutex::new(Vec::new())),
+                seed: opts.crash_seed.unwrap_or(0),
+            },
+            opts,
+        })
+    }
+}
+
+/// The journal to go on with: the interrupted apply's (checked), or a new
+/// one once the target is found to be OLD; `None` when the target is
+/// already NEW (`report` says so).
+fn resume_or_start(
+    run: &Run<'_>,
+    p: &Patch<'_>,
+    patch_id: [u8; 32],
+    report: &mut InPlaceReport,
+) -> Result<Option<Journal>> {
+    let head = &p.head;
+    let len = run.target.len()?;
+    if let Some(j) = Journal::open(&run.journal_path, &patch_id)? {
+        report.resumed = true;
+        check_resume(run, p, &j)?;
+        return Ok(Some(j));
+    }
+    let (old_len, new_len) = (head.meta.old_len, head.meta.new_len);
+    let fits = |l: u64| {
+        if run.target.block_device {
+            l <= len
+        } else {
+            l == len
+        }
+    };
+    let new_h = fits(new_len)
+        .then(|| run.target.hash_prefix(new_len))
+        .transpose()?;
+    if new_h == Some(head.meta.new_hash) {
+        report.outcome = InPlaceOutcome::AlreadyUpToDate;
+        report.steps_skipped = report.steps;
+        return Ok(None);
+    }
+    let old_h = match (fits(old_len), new_h) {
+        (true, Some(h)) if old_len == new_len => Some(h),
+        (true, _) => Some(run.target.hash_prefix(old_len)?),
+        (false, _) => None,
+    };
+    if old_h != Some(head.meta.old_hash) {
+        return Err(ApplyError::WrongTarget {
+            detail: format!(
+                "{} is neither OLD ({old_len} bytes, BLAKE3 {}…) nor NEW, and there is no journal {} of an interrupted apply",
+                run.target.path.display(),
+                &hex(&head.meta.old_hash)[..16],
+                run.journal_path.display()
+            ),
+        });
+    }
+    create_journal(run, p, patch_id, len).map(Some)
 }
 
 /// Reads NEW back from the target and checks every step's range against
@@ -1225,6 +1250,9 @@ struct Built {
     reads: Vec<(u64, u64)>,
 }
 
+/// Runs the batches from the journal's current slot to the end: each is
+/// built in parallel, staged (what a torn write could destroy is saved to
+/// the scratch area first), written, and recorded as done.
 fn run_batches(
     run: &Run<'_>,
     p: &Patch<'_>,
@@ -1233,7 +1261,6 @@ fn run_batches(
 ) -> Result<()> {
     let head = &p.head;
     let chunks = &head.chunks;
-    let n = chunks.len();
     let cur = j.current().expect("a journal has a valid slot");
     report.steps_skipped += cur.next as usize;
     let mut scratch = cur
@@ -1246,98 +1273,16 @@ fn run_batches(
     run.opts
         .progress
         .start(Phase::Applying, head.meta.new_len - done);
-    while next < n {
+    while next < chunks.len() {
         if run.cancelled() {
             return Err(ApplyError::Cancelled);
         }
-        let end = staged_end.unwrap_or_else(|| {
-            let mut e = next;
-            let mut bytes = 0u64;
-            while e < n
-                && (e == next || bytes + u64::from(chunks[e].new_len) <= run.opts.batch_budget)
-            {
-                bytes += u64::from(chunks[e].new_len);
-                e += 1;
-            }
-            e
-        });
-        // Inputs and outputs of the batch, in parallel.
-        let built: Vec<Built> = (next..end)
-            .into_par_iter()
-            .map(|i| {
-                let e = &chunks[i];
-                let st = decode_step(p, i)?;
-                let input = gather(&run.target, &st.reads, &j.stash, scratch.as_ref())?;
-                let old = Gathered::new(&st.reads, input, head.meta.old_len);
-                let out = build(e, &st, &old)?;
-                let mut have = vec![0u8; out.len()];
-                run.target.read(&mut have, e.new_offset)?;
-                let runs = changed_runs(e.new_offset, &out, &have);
-                Ok(Built {
-                    out,
-                    runs,
-                    reads: st.reads,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let end = staged_end.unwrap_or_else(|| batch_end(chunks, next, run.opts.batch_budget));
+        let built = build_batch(run, p, j, scratch.as_ref(), next..end)?;
         if staged_end.is_none() {
-            // Save what a torn write of this batch could destroy and a
-            // re-run would still read.
-            let mut writes = IntervalSet::new();
-            for b in &built {
-                for &(a, b) in &b.runs {
-                    writes.insert(a, b);
-                }
-            }
-            let mut need = IntervalSet::new();
-            for b in &built {
-                for &(s, e) in &b.reads {
-                    for (a, b) in writes.intersect(s, e) {
-                        need.insert(a, b);
-                    }
-                }
-            }
-            // Bytes already in the stash are read from there.
-            let mut ranges = Vec::new();
-            let mut data = Vec::new();
-            for (a, b) in need.iter() {
-                let mut buf = vec![0u8; (b - a) as usize];
-                run.target.read(&mut buf, a)?;
-                j.stash.overlay(a, &mut buf);
-                ranges.push((a, b - a));
-                data.extend_from_slice(&buf);
-            }
-            if !ranges.is_empty() {
-                let blob = Saved::new(ranges, data).blob();
-                run.write(&j.file, &run.journal_path, &blob, j.head.scratch_off())?;
-                run.sync(&j.file, &run.journal_path)?;
-                j.put_slot(
-                    run,
-                    Slot {
-                        seq: 0,
-                        next: next as u32,
-                        batch_end: end as u32,
-                        scratch_len: blob.len() as u64,
-                        scratch_hash: *blake3::hash(&blob).as_bytes(),
-                    },
-                )?;
-            }
+            stage_batch(run, j, &built, next..end)?;
         }
-        let mut wrote_any = false;
-        for (b, e) in built.iter().zip(&chunks[next..end]) {
-            if b.runs.is_empty() {
-                report.steps_skipped += 1;
-            }
-            for &(from, to) in &b.runs {
-                let s = (from - e.new_offset) as usize;
-                run.write_target(&b.out[s..s + (to - from) as usize], from)?;
-                report.bytes_written += to - from;
-                wrote_any = true;
-            }
-        }
-        if wrote_any {
-            run.sync_target()?;
-        }
+        write_batch(run, &built, &chunks[next..end], report)?;
         j.put_slot(
             run,
             Slot {
@@ -1355,6 +1300,111 @@ fn run_batches(
         scratch = None;
         staged_end = None;
         next = end;
+    }
+    Ok(())
+}
+
+/// Builds steps `steps` in parallel: each reads its OLD through the stash
+/// and `scratch` (a staged batch's saved bytes) over the target.
+fn build_batch(
+    run: &Run<'_>,
+    p: &Patch<'_>,
+    j: &Journal,
+    scratch: Option<&Saved>,
+    steps: std::ops::Range<usize>,
+) -> Result<Vec<Built>> {
+    steps
+        .into_par_iter()
+        .map(|i| {
+            let e = &p.head.chunks[i];
+            let st = decode_step(p, i)?;
+            let input = gather(&run.target, &st.reads, &j.stash, scratch)?;
+            let old = Gathered::new(&st.reads, input, p.head.meta.old_len);
+            let out = build(e, &st, &old)?;
+            let mut have = vec![0u8; out.len()];
+            run.target.read(&mut have, e.new_offset)?;
+            let runs = changed_runs(e.new_offset, &out, &have);
+            Ok(Built {
+                out,
+                runs,
+                reads: st.reads,
+            })
+        })
+        .collect()
+}
+
+/// Saves to the scratch area, and records in a slot, what a torn write of
+/// batch `steps` could destroy and a re-run would still read: the bytes
+/// of its reads that its writes overlap (taken from the stash where it
+/// holds them). Costs a write of those bytes to the journal and a sync.
+fn stage_batch(
+    run: &Run<'_>,
+    j: &mut Journal,
+    built: &[Built],
+    steps: std::ops::Range<usize>,
+) -> Result<()> {
+    let mut writes = IntervalSet::new();
+    for b in built {
+        for &(a, b) in &b.runs {
+            writes.insert(a, b);
+        }
+    }
+    let mut need = IntervalSet::new();
+    for b in built {
+        for &(s, e) in &b.reads {
+            for (a, b) in writes.intersect(s, e) {
+                need.insert(a, b);
+            }
+        }
+    }
+    let mut ranges = Vec::new();
+    let mut data = Vec::new();
+    for (a, b) in need.iter() {
+        let mut buf = vec![0u8; (b - a) as usize];
+        run.target.read(&mut buf, a)?;
+        j.stash.overlay(a, &mut buf);
+        ranges.push((a, b - a));
+        data.extend_from_slice(&buf);
+    }
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let blob = Saved::new(ranges, data).blob();
+    run.write(&j.file, &run.journal_path, &blob, j.head.scratch_off())?;
+    run.sync(&j.file, &run.journal_path)?;
+    j.put_slot(
+        run,
+        Slot {
+            seq: 0,
+            next: steps.start as u32,
+            batch_end: steps.end as u32,
+            scratch_len: blob.len() as u64,
+            scratch_hash: *blake3::hash(&blob).as_bytes(),
+        },
+    )
+}
+
+/// Writes the changed blocks of a built batch to the target and syncs it.
+fn write_batch(
+    run: &Run<'_>,
+    built: &[Built],
+    chunks: &[ChunkEntry],
+    report: &mut InPlaceReport,
+) -> Result<()> {
+    let mut wrote_any = false;
+    for (b, e) in built.iter().zip(chunks) {
+        if b.runs.is_empty() {
+            report.steps_skipped += 1;
+        }
+        for &(from, to) in &b.runs {
+            let s = (from - e.new_offset) as usize;
+            run.write_target(&b.out[s..s + (to - from) as usize], from)?;
+            report.bytes_written += to - from;
+            wrote_any = true;
+        }
+    }
+    if wrote_any {
+        run.sync_target()?;
     }
     Ok(())
 }

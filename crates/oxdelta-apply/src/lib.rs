@@ -22,7 +22,7 @@
 //!   hash and the signature) fixes each chunk's NEW hash, and the chunks
 //!   tile NEW exactly, so once every chunk verifies all of NEW does. The
 //!   metadata's whole-NEW hash is what the differ computed; appliers do not
-//!   recompute it (that pass was a third of apply's hashing). Every path
+//!   recompute it (a second pass over all of NEW). Every path
 //!   here — [`apply_bytes`], [`apply_file`], [`apply_reader`] — therefore
 //!   accepts and refuses the same patches. [`check_file`] rebuilds NEW
 //!   without writing it and also compares the whole-NEW hash, for tools
@@ -79,7 +79,7 @@ pub struct ApplyOptions {
     /// Largest NEW that [`apply_bytes`] builds in memory (default 4 GiB). A
     /// patch naming a larger NEW is refused before anything is allocated: a
     /// few megabytes of ZERO chunks can name a terabyte. File applies write
-    /// through a map and are not limited by it.
+    /// chunk by chunk and are not limited by it.
     pub max_in_memory_len: u64,
     /// Where to report progress: the applies hash OLD while they rebuild
     /// NEW, and report only `Applying` (bytes of NEW). Reports nothing by
@@ -314,11 +314,7 @@ pub fn apply_bytes(old: &[u8], patch: &[u8], opts: &ApplyOptions) -> Result<Vec<
     // A fallible probe first, so that a NEW too large for this machine is
     // an error, not an abort; then a zeroed allocation, which for large
     // lengths is fresh zero pages from the system: no zeroing pass, the
-    // first touches happen in the rebuild, spread over the threads. (A
-    // `resize` zeroed all of NEW on one thread first, and OLD was hashed
-    // before the rebuild. Both changed together, `benches/hpatch-compare`
-    // medians: exe-go 14.5 → 11.6 ms, tar-src 25.0 → 17.6, exe-rust 86.3 →
-    // 78.8, so-lib 267 → 218.)
+    // first touches happen in the rebuild, spread over the threads.
     Vec::<u8>::new().try_reserve_exact(new_len).map_err(|_| {
         ApplyError::Patch(oxdelta_format::Error::invalid(
             "NEW length",
@@ -566,24 +562,20 @@ fn open_old(old: &Path) -> Result<(File, ReadMap)> {
 /// one writer thread ([`write_chunks`]) with positioned writes, skipping
 /// 4 KiB blocks that are all zero so the fresh output stays sparse. The
 /// writer lets a pool thread start its next chunk while the last one goes
-/// to the disk (`O_DIRECT` writes wait for the device): tar-src, 4 chunks
-/// on 2 threads, 67 → 44 ms wall in one hyperfine run at load 2.5.
+/// to the disk (`O_DIRECT` writes wait for the device).
 ///
 /// Where the file system allows, the aligned part of each write goes
 /// through a second descriptor opened with `O_DIRECT` (Linux): the kernel
-/// then does not copy NEW into fresh page-cache pages (22–32% of apply CPU
-/// on tar-src and so-lib, first touches of pages being slow here), and the
-/// final `fsync` has no dirty data left to write (55 ms → under 1 ms on
-/// img-ext4). Measured in interleaved runs: img-ext4 0.40 → 0.33 s, img-big
-/// 1.85 → 1.15 s, so-lib 0.38 → 0.36 s. The cost: NEW is not left in the
-/// page cache. Unaligned heads and tails, and any direct write the file
-/// system refuses, go through the ordinary descriptor; `fsync` is per
-/// file, so it covers both.
+/// then copies NEW into no page-cache pages (first touches of fresh pages
+/// are a large part of apply's CPU otherwise), and the final `fsync` has
+/// no dirty data left to write. The cost: NEW is not left in the page
+/// cache. Unaligned heads and tails, and any direct write the file system
+/// refuses, go through the ordinary descriptor; `fsync` is per file, so it
+/// covers both.
 ///
-/// Writing through a shared writable map was measured first: on a fresh
-/// sparse file every first touch of a page makes the kernel zero a page
-/// (half of all apply time on img-ext4), and a positioned write of whole
-/// pages avoids that.
+/// Positioned writes of whole pages, not a shared writable map: on a fresh
+/// sparse file every first touch of a mapped page makes the kernel zero a
+/// page.
 struct FileSink<'f> {
     path: &'f Path,
     /// Output buffers not in use.
@@ -608,9 +600,7 @@ const HOLE_BLOCK: u64 = 4096;
 
 /// Output buffers at least this long are backed by transparent huge pages
 /// where the system allows (`madvise`): a fresh 4 KiB page costs a fault
-/// and its zeroing, 2 MiB pages cost the zeroing only. Measured on the
-/// small corpus pairs (CPU time, medians of 8 alternating runs): exe-go
-/// 29.6 → 24.2 ms, tar-src 47.9 → 32.9 ms, exe-rust 113 → 108 ms.
+/// and its zeroing, 2 MiB pages cost the zeroing only.
 const HUGE_BUF: usize = 2 << 20;
 
 /// A rebuilt, verified chunk on its way to the file.
@@ -741,10 +731,8 @@ impl std::ops::Deref for Payload<'_> {
 
 /// Hands chunks to the thread pool one at a time, as the memory budget
 /// allows: a sliding window, so that a chunk starts as soon as a thread
-/// and the memory for it are free (fixed batches made the last chunks of
-/// a batch wait for its slowest, and a batch of one ran alone: on the
-/// exe-rust pair, 4 chunks on 2 threads took three chunk times instead of
-/// two). Rebuilt chunks go to the writer thread, so a pool thread moves
+/// and the memory for it are free (no chunk waits for the slowest of a
+/// fixed batch). Rebuilt chunks go to the writer thread, so a pool thread moves
 /// on to its next chunk while the last one reaches the disk. The first
 /// error stops the handing out.
 struct Spawner<'s, 'scope, 'p: 'scope> {
@@ -827,9 +815,8 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
             match done {
                 Ok(Some(mut r)) => {
                     // The decode buffers and the payload are gone: only the
-                    // output buffer waits for the writer. (Holding the whole
-                    // bound until written kept a third chunk of exe-rust's
-                    // v3 patch from starting: 148 against 128 ms.)
+                    // output buffer waits for the writer, and only it stays
+                    // counted in the budget.
                     let out_len = u64::from(e.new_len).min(r.held);
                     budget.release(r.held - out_len);
                     r.held = out_len;
@@ -837,12 +824,10 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
                     // threads, so blocking this thread in a write leaves no
                     // chunk unstarted) and with no write in progress, this
                     // thread writes the chunk itself, at once; otherwise the
-                    // writer thread queues it. Handing the last chunks to the
-                    // writer made it wait for a core: with both cores
-                    // rebuilding or hashing, a woken writer started its
-                    // write up to 4 ms late on exe-go. Writing every chunk
-                    // inline took a core from the rebuild: img-ext4 190 →
-                    // 204 ms. The rest of the budget is released once the
+                    // writer thread queues it (a woken writer waits for a
+                    // core while the pool's threads rebuild or hash; a chunk
+                    // written inline earlier would take a core from the
+                    // rebuild). The rest of the budget is released once the
                     // chunk is written.
                     let waiting = n_chunks.saturating_sub(begun.load(Ordering::Relaxed));
                     let idle = waiting < threads && sink.write_lock.try_lock().is_ok();
@@ -990,12 +975,10 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 /// wrong OLD would cause). OUT is never touched before OLD is verified.
 ///
 /// The hash starts once the pool's first chunks are handed out (one per
-/// thread), not before them: the writer then gets its first chunk a hash
-/// sooner (the hash took both threads for its first 1.5–4 ms, as BLAKE3
-/// splits it across the pool), and the hash fills the pool while the writer
-/// waits for the disk. hyperfine medians, 40 runs each, quiet machine:
-/// exe-go 20.5 → 19.2 ms, tar-src 34.2 → 31.9 ms; exe-rust within noise
-/// (89.4 → 90.6 and 97.3 → 91.6 ms in two runs).
+/// thread), not before them: BLAKE3 splits it across the whole pool, so
+/// started first it would delay the first chunks, and the writer's first
+/// write, by its first milliseconds; started after them it fills the pool
+/// while the writer waits for the disk.
 #[allow(clippy::too_many_arguments)]
 fn write_atomically<'p>(
     out: &Path,
@@ -1015,13 +998,7 @@ fn write_atomically<'p>(
     } else {
         None
     };
-    let largest = head
-        .chunks
-        .iter()
-        .map(|e| e.new_len as usize)
-        .max()
-        .unwrap_or(0);
-    let huge = largest >= HUGE_BUF;
+    let (buf_len, huge) = out_buffers(head);
     let old_failed = AtomicBool::new(false);
     let pool = std::sync::Mutex::new(Vec::new());
     let write_lock = std::sync::Mutex::new(());
@@ -1029,14 +1006,7 @@ fn write_atomically<'p>(
     let sink = FileSink {
         path: out,
         pool: &pool,
-        // A length in whole 2 MiB pages gets a 2 MiB-aligned map (and
-        // huge pages throughout); 613 page faults on exe-go against 1487
-        // for the chunk's exact length.
-        buf_len: if huge {
-            largest.next_multiple_of(HUGE_BUF)
-        } else {
-            largest
-        },
+        buf_len,
         huge,
         old_failed: &old_failed,
         shared,
@@ -1105,6 +1075,24 @@ fn write_atomically<'p>(
     }
     filled?;
     tmp.commit(out, opts.durable)
+}
+
+/// The length of the pooled output buffers (the patch's largest chunk,
+/// rounded up to whole 2 MiB pages when it is at least [`HUGE_BUF`]: such
+/// a length gets a 2 MiB-aligned map, huge pages throughout, and far fewer
+/// page faults) and whether they ask for huge pages.
+fn out_buffers(head: &Head) -> (usize, bool) {
+    let largest = head
+        .chunks
+        .iter()
+        .map(|e| e.new_len as usize)
+        .max()
+        .unwrap_or(0);
+    if largest >= HUGE_BUF {
+        (largest.next_multiple_of(HUGE_BUF), true)
+    } else {
+        (largest, false)
+    }
 }
 
 /// Applies the patch file `patch` to `old`, writing NEW atomically to

@@ -11,7 +11,7 @@ use std::time::Instant;
 mod progress;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use oxdelta::oxdelta_format::sign::hex;
 use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey};
 
@@ -46,37 +46,7 @@ enum Cmd {
                             oxdelta diff --memory 256M disk-1.img disk-2.img disk.patch\n  \
                             oxdelta diff --sign release.key old new signed.patch"
     )]
-    Diff {
-        /// The file the receiver has.
-        old: PathBuf,
-        /// The file the receiver should end up with.
-        new: PathBuf,
-        /// Where to write the patch (written atomically).
-        patch: PathBuf,
-        /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest;
-        /// default zstd:19, or zstd:16 with the streaming engine).
-        #[arg(long, value_parser = Codec::parse)]
-        codec: Option<Codec>,
-        /// Use the streaming engine within this memory budget, e.g. 256M (for
-        /// inputs larger than RAM). Default: the in-memory engine when OLD and NEW
-        /// fit comfortably in available memory, else streaming with 256M.
-        /// (In-place patches always use the in-memory engine.)
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "in_place")]
-        memory: Option<u64>,
-        /// NEW bytes per chunk, e.g. 4M (default: from NEW's size, 1M to 8M).
-        #[arg(long, value_parser = parse_size)]
-        chunk_size: Option<u64>,
-        /// Sign the patch with this secret key (from `oxdelta keygen`).
-        #[arg(long, value_name = "KEY")]
-        sign: Option<PathBuf>,
-        /// Make a patch that `apply --in-place` can apply inside OLD's own storage.
-        #[arg(long)]
-        in_place: bool,
-        /// With --in-place: most OLD bytes the applier may have to save in its journal
-        /// (default 16M); conflicts beyond it become literal bytes in the patch.
-        #[arg(long, value_parser = parse_size, requires = "in_place")]
-        stash_limit: Option<u64>,
-    },
+    Diff(DiffArgs),
     /// Rebuild NEW from OLD and a patch; OUT is replaced atomically.
     #[command(
         after_help = "PATCH may be '-' to read the patch from standard input as it arrives.\n\
@@ -84,78 +54,132 @@ enum Cmd {
                             Examples:\n  oxdelta apply old.bin update.patch new.bin\n  \
                             curl -s URL | oxdelta apply --pubkey release.pub old.bin - new.bin"
     )]
-    Apply {
-        /// The file the patch was made from (with --in-place: the TARGET rewritten in place).
-        old: PathBuf,
-        /// The patch, or '-' for standard input.
-        patch: PathBuf,
-        /// Where to write NEW (not with --in-place).
-        #[arg(required_unless_present = "in_place")]
-        out: Option<PathBuf>,
-        /// Refuse the patch unless it is signed by this public key.
-        #[arg(long, value_name = "PUB")]
-        pubkey: Option<PathBuf>,
-        /// Rewrite TARGET (a file or a block device) from OLD to NEW inside its own
-        /// storage, crash-safe: re-run the same command after a kill or power loss to resume.
-        #[arg(long, conflicts_with = "out")]
-        in_place: bool,
-        /// With --in-place: the journal (default TARGET.oxdelta-journal; required for block devices).
-        #[arg(long, value_name = "PATH", requires = "in_place")]
-        journal: Option<PathBuf>,
-        /// With --in-place: NEW bytes rebuilt per batch (default 32M); bounds memory and
-        /// the journal's scratch area.
-        #[arg(long, value_parser = parse_size, requires = "in_place")]
-        batch_size: Option<u64>,
-        /// Do not flush NEW to the disk before renaming it over OUT: faster, and OUT is
-        /// still replaced atomically and untouched on any error, but a power cut soon
-        /// after may leave OUT partly written. For tmpfs outputs, or many applies
-        /// followed by one `sync`.
-        #[arg(long, conflicts_with = "in_place")]
-        no_sync: bool,
-    },
+    Apply(ApplyArgs),
     /// Check a patch's structure, hashes and signature; with --old, also
     /// rebuild NEW (writing nothing) and check it against the whole-NEW hash.
-    Verify {
-        /// The patch.
-        patch: PathBuf,
-        /// Require a signature by this public key.
-        #[arg(long, value_name = "PUB")]
-        pubkey: Option<PathBuf>,
-        /// Also check the patch against this OLD: every chunk rebuilt and verified, and
-        /// the rebuilt NEW against the metadata's NEW hash (which apply does not recompute).
-        #[arg(long, value_name = "OLD")]
-        old: Option<PathBuf>,
-    },
+    Verify(VerifyArgs),
     /// Show what a patch contains.
-    Info {
-        /// The patch.
-        patch: PathBuf,
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    Info(InfoArgs),
     /// Make a signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
-    Keygen {
-        /// Path prefix of the two files.
-        name: PathBuf,
-    },
+    Keygen(KeygenArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
     #[command(after_help = "Example:\n  oxdelta completions bash > /etc/bash_completion.d/oxdelta")]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print the man page (roff) to standard output.
     #[command(after_help = "Example:\n  oxdelta man > oxdelta.1 && man ./oxdelta.1")]
     Man,
     /// Sign an existing patch in place.
-    Sign {
-        /// Secret key (from `oxdelta keygen`).
-        #[arg(long, value_name = "KEY")]
-        key: PathBuf,
-        /// The patch.
-        patch: PathBuf,
-    },
+    Sign(SignArgs),
+}
+
+// The argument structs carry no doc comment of their own: the variant's
+// comment above is the subcommand's help text.
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The file the receiver has.
+    old: PathBuf,
+    /// The file the receiver should end up with.
+    new: PathBuf,
+    /// Where to write the patch (written atomically).
+    patch: PathBuf,
+    /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest;
+    /// default zstd:19, or zstd:16 with the streaming engine).
+    #[arg(long, value_parser = Codec::parse)]
+    codec: Option<Codec>,
+    /// Use the streaming engine within this memory budget, e.g. 256M (for
+    /// inputs larger than RAM). Default: the in-memory engine when OLD and NEW
+    /// fit comfortably in available memory, else streaming with 256M.
+    /// (In-place patches always use the in-memory engine.)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "in_place")]
+    memory: Option<u64>,
+    /// NEW bytes per chunk, e.g. 4M (default: from NEW's size, 1M to 8M).
+    #[arg(long, value_parser = parse_size)]
+    chunk_size: Option<u64>,
+    /// Sign the patch with this secret key (from `oxdelta keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Make a patch that `apply --in-place` can apply inside OLD's own storage.
+    #[arg(long)]
+    in_place: bool,
+    /// With --in-place: most OLD bytes the applier may have to save in its journal
+    /// (default 16M); conflicts beyond it become literal bytes in the patch.
+    #[arg(long, value_parser = parse_size, requires = "in_place")]
+    stash_limit: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// The file the patch was made from (with --in-place: the TARGET rewritten in place).
+    old: PathBuf,
+    /// The patch, or '-' for standard input.
+    patch: PathBuf,
+    /// Where to write NEW (not with --in-place).
+    #[arg(required_unless_present = "in_place")]
+    out: Option<PathBuf>,
+    /// Refuse the patch unless it is signed by this public key.
+    #[arg(long, value_name = "PUB")]
+    pubkey: Option<PathBuf>,
+    /// Rewrite TARGET (a file or a block device) from OLD to NEW inside its own
+    /// storage, crash-safe: re-run the same command after a kill or power loss to resume.
+    #[arg(long, conflicts_with = "out")]
+    in_place: bool,
+    /// With --in-place: the journal (default TARGET.oxdelta-journal; required for block devices).
+    #[arg(long, value_name = "PATH", requires = "in_place")]
+    journal: Option<PathBuf>,
+    /// With --in-place: NEW bytes rebuilt per batch (default 32M); bounds memory and
+    /// the journal's scratch area.
+    #[arg(long, value_parser = parse_size, requires = "in_place")]
+    batch_size: Option<u64>,
+    /// Do not flush NEW to the disk before renaming it over OUT: faster, and OUT is
+    /// still replaced atomically and untouched on any error, but a power cut soon
+    /// after may leave OUT partly written. For tmpfs outputs, or many applies
+    /// followed by one `sync`.
+    #[arg(long, conflicts_with = "in_place")]
+    no_sync: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The patch.
+    patch: PathBuf,
+    /// Require a signature by this public key.
+    #[arg(long, value_name = "PUB")]
+    pubkey: Option<PathBuf>,
+    /// Also check the patch against this OLD: every chunk rebuilt and verified, and
+    /// the rebuilt NEW against the metadata's NEW hash (which apply does not recompute).
+    #[arg(long, value_name = "OLD")]
+    old: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// The patch.
+    patch: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Path prefix of the two files.
+    name: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// Secret key (from `oxdelta keygen`).
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// The patch.
+    patch: PathBuf,
 }
 
 /// Without `--memory`: the in-memory engine if its estimated peak (5 bytes
@@ -287,284 +311,317 @@ fn run(cli: Cli) -> Result<()> {
         verbose: cli.verbose,
     };
     match cli.cmd {
-        Cmd::Diff {
-            old,
-            new,
-            patch,
-            codec,
-            memory,
-            chunk_size,
-            sign,
-            in_place,
-            stash_limit,
-        } => {
-            let key = sign.as_deref().map(read_secret).transpose()?;
-            let chunk_len = chunk_size
-                .map(|c| {
-                    let max = u64::from(oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
-                    if c == 0 || c > max {
-                        bail!("--chunk-size must be between 1 and {max} bytes");
-                    }
-                    Ok(c as u32)
-                })
-                .transpose()?;
-            let memory = match memory {
-                Some(m) => {
-                    if m < oxdelta::oxdelta_diff::stream::MIN_BUDGET {
-                        bail!(
-                            "--memory must be at least {} KiB",
-                            oxdelta::oxdelta_diff::stream::MIN_BUDGET >> 10
-                        );
-                    }
-                    Some(m)
-                }
-                None if in_place => None,
-                None => choose_engine(&old, &new, &out)?,
-            };
-            let codec = codec.unwrap_or(match memory {
-                Some(_) => Codec::Zstd(oxdelta::oxdelta_diff::stream::DEFAULT_ZSTD_LEVEL),
-                None => Codec::Zstd(oxdelta::oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
-            });
-            let opts = DiffOptions {
-                codec,
-                chunk_len,
-                key,
-                memory,
-                ..Default::default()
-            };
-            let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
-            let opts = DiffOptions {
-                progress: bar.progress(),
-                ..opts
-            };
-            let t = Instant::now();
-            let r = if in_place {
-                let mut ip = oxdelta::InPlaceDiffOptions::default();
-                if let Some(l) = stash_limit {
-                    ip.stash_limit = l;
-                }
-                let (r, st) = oxdelta::diff_files_in_place(&old, &new, &patch, &opts, &ip)?;
-                out.info(format!(
-                    "in-place: {} steps, {} conflict edges, {} cyclic groups (largest {}), \
-                     {} bytes to stash at apply time, {} bytes turned into literals",
-                    st.steps,
-                    st.edges,
-                    st.cyclic_components,
-                    st.largest_component,
-                    st.stash_bytes,
-                    st.converted_bytes
-                ));
-                r
-            } else {
-                oxdelta::diff_files(&old, &new, &patch, &opts)?
-            };
-            let secs = t.elapsed().as_secs_f64();
-            let phases = bar.phase_times();
-            bar.finish();
-            out.info(format!(
-                "diff: {} -> {} bytes, patch {} bytes ({:.2}% of NEW), {} chunks, {} engine, {:.2} s ({:.1} MB/s of NEW){}",
-                r.old_len,
-                r.new_len,
-                r.patch_len,
-                100.0 * r.patch_len as f64 / r.new_len.max(1) as f64,
-                r.chunks,
-                r.engine.name(),
-                secs,
-                r.new_len as f64 / 1e6 / secs.max(1e-9),
-                if opts.key.is_some() { ", signed" } else { "" },
-            ));
-            if let Some(p) = phases {
-                out.detail(p);
-            }
-        }
-        Cmd::Apply {
-            old,
-            patch,
-            out: dest,
-            pubkey,
-            in_place,
-            journal,
-            batch_size,
-            no_sync,
-        } => {
-            let cancel = Arc::new(AtomicBool::new(false));
-            {
-                let c = cancel.clone();
-                let _ = ctrlc::set_handler(move || c.store(true, Ordering::Relaxed));
-            }
-            if in_place {
-                if patch == Path::new("-") {
-                    bail!("--in-place needs the patch as a file, not standard input");
-                }
-                let opts = oxdelta::InPlaceApplyOptions {
-                    trusted_key: pubkey.as_deref().map(read_public).transpose()?,
-                    journal,
-                    cancel: Some(cancel),
-                    ..oxdelta::InPlaceApplyOptions::default()
-                };
-                let opts = oxdelta::InPlaceApplyOptions {
-                    batch_budget: batch_size.unwrap_or(opts.batch_budget).max(1),
-                    ..opts
-                };
-                let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
-                let opts = oxdelta::InPlaceApplyOptions {
-                    progress: bar.progress(),
-                    ..opts
-                };
-                let t = Instant::now();
-                let r = oxdelta::apply_in_place(&old, &patch, &opts)
-                    .map_err(|e| match e {
-                        oxdelta::Error::Apply(oxdelta::ApplyError::Cancelled) => anyhow::anyhow!(
-                            "cancelled; the journal keeps the progress: run the same command again to resume"
-                        ),
-                        e => anyhow::Error::new(e),
-                    })
-                    .with_context(|| format!("{}", old.display()))?;
-                let secs = t.elapsed().as_secs_f64();
-                let phases = bar.phase_times();
-                bar.finish();
-                match r.outcome {
-                    oxdelta::InPlaceOutcome::AlreadyUpToDate => out.info(format!(
-                        "apply: {} is already up to date (it holds NEW; nothing written)",
-                        old.display()
-                    )),
-                    oxdelta::InPlaceOutcome::Patched => out.info(format!(
-                        "apply: patched {} in place{} ({} bytes, {} steps, {} already done, \
-                         {} bytes written, {} bytes stashed{}), verified BLAKE3, {:.2} s",
-                        old.display(),
-                        if r.resumed {
-                            ", resumed from the journal"
-                        } else {
-                            ""
-                        },
-                        r.new_len,
-                        r.steps,
-                        r.steps_skipped,
-                        r.bytes_written,
-                        r.stash_bytes,
-                        if r.signed { ", signature verified" } else { "" },
-                        secs
-                    )),
-                }
-                if let Some(p) = phases {
-                    out.detail(p);
-                }
-                out.detail("done");
-                return Ok(());
-            }
-            let dest = dest.expect("clap requires OUT without --in-place");
-            let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
-            let opts = ApplyOptions {
-                trusted_key: pubkey.as_deref().map(read_public).transpose()?,
-                cancel: Some(cancel),
-                progress: bar.progress(),
-                durable: !no_sync,
-                ..ApplyOptions::default()
-            };
-            let t = Instant::now();
-            let r = if patch == Path::new("-") {
-                oxdelta::apply_reader(&old, std::io::stdin().lock(), &dest, &opts)
-            } else {
-                oxdelta::apply_file(&old, &patch, &dest, &opts)
-            }
-            .map_err(anyhow::Error::new)?;
-            let secs = t.elapsed().as_secs_f64();
-            let phases = bar.phase_times();
-            bar.finish();
-            out.info(format!(
-                "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
-                dest.display(),
-                r.new_len,
-                r.chunks,
-                if r.signed { ", signature verified" } else { "" },
-                secs,
-                r.new_len as f64 / 1e6 / secs.max(1e-9)
-            ));
-            if let Some(p) = phases {
-                out.detail(p);
-            }
-        }
-        Cmd::Verify { patch, pubkey, old } => {
-            let trusted = pubkey.as_deref().map(read_public).transpose()?;
-            let bytes = oxdelta::read_patch(&patch)?;
-            let p = oxdelta::verify_bytes(&bytes, trusted.as_ref())
-                .with_context(|| format!("{}", patch.display()))?;
-            let against = match &old {
-                Some(old) => {
-                    let opts = ApplyOptions {
-                        trusted_key: trusted,
-                        ..ApplyOptions::default()
-                    };
-                    oxdelta::check_file(old, &patch, &opts).with_context(|| {
-                        format!("{} against {}", patch.display(), old.display())
-                    })?;
-                    format!(", applies to {} giving the NEW it names", old.display())
-                }
-                None => String::new(),
-            };
-            out.info(format!(
-                "{}: OK ({} chunks, every payload hash verified{against}, {})",
-                patch.display(),
-                p.head.chunks.len(),
-                match p.signature.public_key() {
-                    Some(k) => format!("signed by key {}", k.id()),
-                    None => "unsigned".into(),
-                }
-            ));
-        }
-        Cmd::Info { patch, json } => {
-            let bytes = oxdelta::read_patch(&patch)?;
-            let p = Patch::parse(&bytes).with_context(|| format!("{}", patch.display()))?;
-            print_info(&p, bytes.len() as u64, json)?;
-        }
-        Cmd::Keygen { name } => {
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed)
-                .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
-            let sk = SecretKey(seed);
-            let key_path = with_ext(&name, "key");
-            let pub_path = with_ext(&name, "pub");
-            for p in [&key_path, &pub_path] {
-                if p.exists() {
-                    bail!(
-                        "{} already exists; refusing to overwrite a key",
-                        p.display()
-                    );
-                }
-            }
-            write_new(&key_path, sk.to_text().as_bytes(), true)?;
-            write_new(&pub_path, sk.public().to_text().as_bytes(), false)?;
-            out.info(format!(
-                "wrote {} (secret, keep it private) and {} (public), key id {}",
-                key_path.display(),
-                pub_path.display(),
-                sk.public().id()
-            ));
-        }
-        Cmd::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "oxdelta",
-                &mut std::io::stdout().lock(),
-            );
-        }
-        Cmd::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
-        }
-        Cmd::Sign { key, patch } => {
-            let sk = read_secret(&key)?;
-            oxdelta::sign_file(&patch, &sk)?;
-            out.info(format!(
-                "signed {} with key {}",
-                patch.display(),
-                sk.public().id()
-            ));
-        }
+        Cmd::Diff(args) => diff(args, &out)?,
+        Cmd::Apply(args) if args.in_place => apply_in_place(args, &out)?,
+        Cmd::Apply(args) => apply(args, &out)?,
+        Cmd::Verify(args) => verify(args, &out)?,
+        Cmd::Info(args) => info(args)?,
+        Cmd::Keygen(args) => keygen(args, &out)?,
+        Cmd::Completions(args) => completions(args),
+        Cmd::Man => man()?,
+        Cmd::Sign(args) => sign(args, &out)?,
     }
     out.detail("done");
+    Ok(())
+}
+
+/// `oxdelta diff`.
+fn diff(args: DiffArgs, out: &Out) -> Result<()> {
+    let DiffArgs {
+        old,
+        new,
+        patch,
+        codec,
+        memory,
+        chunk_size,
+        sign,
+        in_place,
+        stash_limit,
+    } = args;
+    let key = sign.as_deref().map(read_secret).transpose()?;
+    let chunk_len = chunk_size
+        .map(|c| {
+            let max = u64::from(oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
+            if c == 0 || c > max {
+                bail!("--chunk-size must be between 1 and {max} bytes");
+            }
+            Ok(c as u32)
+        })
+        .transpose()?;
+    let memory = match memory {
+        Some(m) => {
+            if m < oxdelta::oxdelta_diff::stream::MIN_BUDGET {
+                bail!(
+                    "--memory must be at least {} KiB",
+                    oxdelta::oxdelta_diff::stream::MIN_BUDGET >> 10
+                );
+            }
+            Some(m)
+        }
+        None if in_place => None,
+        None => choose_engine(&old, &new, out)?,
+    };
+    let codec = codec.unwrap_or(match memory {
+        Some(_) => Codec::Zstd(oxdelta::oxdelta_diff::stream::DEFAULT_ZSTD_LEVEL),
+        None => Codec::Zstd(oxdelta::oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
+    });
+    let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
+    let opts = DiffOptions {
+        codec,
+        chunk_len,
+        key,
+        memory,
+        progress: bar.progress(),
+    };
+    let t = Instant::now();
+    let r = if in_place {
+        let mut ip = oxdelta::InPlaceDiffOptions::default();
+        if let Some(l) = stash_limit {
+            ip.stash_limit = l;
+        }
+        let (r, st) = oxdelta::diff_files_in_place(&old, &new, &patch, &opts, &ip)?;
+        out.info(format!(
+            "in-place: {} steps, {} conflict edges, {} cyclic groups (largest {}), \
+             {} bytes to stash at apply time, {} bytes turned into literals",
+            st.steps,
+            st.edges,
+            st.cyclic_components,
+            st.largest_component,
+            st.stash_bytes,
+            st.converted_bytes
+        ));
+        r
+    } else {
+        oxdelta::diff_files(&old, &new, &patch, &opts)?
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let phases = bar.phase_times();
+    bar.finish();
+    out.info(format!(
+        "diff: {} -> {} bytes, patch {} bytes ({:.2}% of NEW), {} chunks, {} engine, {:.2} s ({:.1} MB/s of NEW){}",
+        r.old_len,
+        r.new_len,
+        r.patch_len,
+        100.0 * r.patch_len as f64 / r.new_len.max(1) as f64,
+        r.chunks,
+        r.engine.name(),
+        secs,
+        r.new_len as f64 / 1e6 / secs.max(1e-9),
+        if opts.key.is_some() { ", signed" } else { "" },
+    ));
+    if let Some(p) = phases {
+        out.detail(p);
+    }
+    Ok(())
+}
+
+/// A flag that Ctrl-C sets, for the appliers to stop at their next check.
+fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || c.store(true, Ordering::Relaxed));
+    cancel
+}
+
+/// `oxdelta apply` to a new OUT.
+fn apply(args: ApplyArgs, out: &Out) -> Result<()> {
+    let cancel = cancel_on_ctrl_c();
+    let dest = args.out.expect("clap requires OUT without --in-place");
+    let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
+    let opts = ApplyOptions {
+        trusted_key: args.pubkey.as_deref().map(read_public).transpose()?,
+        cancel: Some(cancel),
+        progress: bar.progress(),
+        durable: !args.no_sync,
+        ..ApplyOptions::default()
+    };
+    let t = Instant::now();
+    let r = if args.patch == Path::new("-") {
+        oxdelta::apply_reader(&args.old, std::io::stdin().lock(), &dest, &opts)
+    } else {
+        oxdelta::apply_file(&args.old, &args.patch, &dest, &opts)
+    }
+    .map_err(anyhow::Error::new)?;
+    let secs = t.elapsed().as_secs_f64();
+    let phases = bar.phase_times();
+    bar.finish();
+    out.info(format!(
+        "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
+        dest.display(),
+        r.new_len,
+        r.chunks,
+        if r.signed { ", signature verified" } else { "" },
+        secs,
+        r.new_len as f64 / 1e6 / secs.max(1e-9)
+    ));
+    if let Some(p) = phases {
+        out.detail(p);
+    }
+    Ok(())
+}
+
+/// `oxdelta apply --in-place`.
+fn apply_in_place(args: ApplyArgs, out: &Out) -> Result<()> {
+    let cancel = cancel_on_ctrl_c();
+    let ApplyArgs {
+        old,
+        patch,
+        pubkey,
+        journal,
+        batch_size,
+        ..
+    } = args;
+    if patch == Path::new("-") {
+        bail!("--in-place needs the patch as a file, not standard input");
+    }
+    let defaults = oxdelta::InPlaceApplyOptions::default();
+    let trusted_key = pubkey.as_deref().map(read_public).transpose()?;
+    let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
+    let opts = oxdelta::InPlaceApplyOptions {
+        trusted_key,
+        journal,
+        cancel: Some(cancel),
+        batch_budget: batch_size.unwrap_or(defaults.batch_budget).max(1),
+        progress: bar.progress(),
+        ..defaults
+    };
+    let t = Instant::now();
+    let r = oxdelta::apply_in_place(&old, &patch, &opts)
+        .map_err(|e| match e {
+            oxdelta::Error::Apply(oxdelta::ApplyError::Cancelled) => anyhow::anyhow!(
+                "cancelled; the journal keeps the progress: run the same command again to resume"
+            ),
+            e => anyhow::Error::new(e),
+        })
+        .with_context(|| format!("{}", old.display()))?;
+    let secs = t.elapsed().as_secs_f64();
+    let phases = bar.phase_times();
+    bar.finish();
+    match r.outcome {
+        oxdelta::InPlaceOutcome::AlreadyUpToDate => out.info(format!(
+            "apply: {} is already up to date (it holds NEW; nothing written)",
+            old.display()
+        )),
+        oxdelta::InPlaceOutcome::Patched => out.info(format!(
+            "apply: patched {} in place{} ({} bytes, {} steps, {} already done, \
+             {} bytes written, {} bytes stashed{}), verified BLAKE3, {:.2} s",
+            old.display(),
+            if r.resumed {
+                ", resumed from the journal"
+            } else {
+                ""
+            },
+            r.new_len,
+            r.steps,
+            r.steps_skipped,
+            r.bytes_written,
+            r.stash_bytes,
+            if r.signed { ", signature verified" } else { "" },
+            secs
+        )),
+    }
+    if let Some(p) = phases {
+        out.detail(p);
+    }
+    Ok(())
+}
+
+/// `oxdelta verify`.
+fn verify(args: VerifyArgs, out: &Out) -> Result<()> {
+    let VerifyArgs { patch, pubkey, old } = args;
+    let trusted = pubkey.as_deref().map(read_public).transpose()?;
+    let bytes = oxdelta::read_patch(&patch)?;
+    let p = oxdelta::verify_bytes(&bytes, trusted.as_ref())
+        .with_context(|| format!("{}", patch.display()))?;
+    let against = match &old {
+        Some(old) => {
+            let opts = ApplyOptions {
+                trusted_key: trusted,
+                ..ApplyOptions::default()
+            };
+            oxdelta::check_file(old, &patch, &opts)
+                .with_context(|| format!("{} against {}", patch.display(), old.display()))?;
+            format!(", applies to {} giving the NEW it names", old.display())
+        }
+        None => String::new(),
+    };
+    out.info(format!(
+        "{}: OK ({} chunks, every payload hash verified{against}, {})",
+        patch.display(),
+        p.head.chunks.len(),
+        match p.signature.public_key() {
+            Some(k) => format!("signed by key {}", k.id()),
+            None => "unsigned".into(),
+        }
+    ));
+    Ok(())
+}
+
+/// `oxdelta info`.
+fn info(args: InfoArgs) -> Result<()> {
+    let bytes = oxdelta::read_patch(&args.patch)?;
+    let p = Patch::parse(&bytes).with_context(|| format!("{}", args.patch.display()))?;
+    let summary = InfoSummary::new(&p, bytes.len() as u64);
+    let mut so = std::io::stdout().lock();
+    if args.json {
+        writeln!(so, "{}", serde_json::to_string_pretty(&summary.json())?)?;
+        Ok(())
+    } else {
+        summary.write_text(&mut so)
+    }
+}
+
+/// `oxdelta keygen`.
+fn keygen(args: KeygenArgs, out: &Out) -> Result<()> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    let sk = SecretKey(seed);
+    let key_path = with_ext(&args.name, "key");
+    let pub_path = with_ext(&args.name, "pub");
+    for p in [&key_path, &pub_path] {
+        if p.exists() {
+            bail!(
+                "{} already exists; refusing to overwrite a key",
+                p.display()
+            );
+        }
+    }
+    write_new(&key_path, sk.to_text().as_bytes(), true)?;
+    write_new(&pub_path, sk.public().to_text().as_bytes(), false)?;
+    out.info(format!(
+        "wrote {} (secret, keep it private) and {} (public), key id {}",
+        key_path.display(),
+        pub_path.display(),
+        sk.public().id()
+    ));
+    Ok(())
+}
+
+/// `oxdelta completions`.
+fn completions(args: CompletionsArgs) {
+    clap_complete::generate(
+        args.shell,
+        &mut Cli::command(),
+        "oxdelta",
+        &mut std::io::stdout().lock(),
+    );
+}
+
+/// `oxdelta man`.
+fn man() -> Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// `oxdelta sign`.
+fn sign(args: SignArgs, out: &Out) -> Result<()> {
+    let sk = read_secret(&args.key)?;
+    oxdelta::sign_file(&args.patch, &sk)?;
+    out.info(format!(
+        "signed {} with key {}",
+        args.patch.display(),
+        sk.public().id()
+    ));
     Ok(())
 }
 
@@ -610,55 +667,90 @@ fn read_public(path: &Path) -> Result<PublicKey> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
-    let h = &p.head;
-    let mut codecs: Vec<&str> = h.chunks.iter().map(|c| c.codec.name()).collect();
-    codecs.sort_unstable();
-    codecs.dedup();
-    let mut filters: Vec<&str> = h.chunks.iter().map(|c| c.diff_filter.name()).collect();
-    filters.sort_unstable();
-    filters.dedup();
-    let mut modes: Vec<&str> = h.chunks.iter().map(|c| c.add_mode.name()).collect();
-    modes.sort_unstable();
-    modes.dedup();
-    let split = h.chunks.iter().filter(|c| c.operand_split).count();
-    let ctrl_split = h.chunks.iter().filter(|c| c.ctrl_split).count();
-    let lit_x86 = h.chunks.iter().filter(|c| c.lit_x86).count();
-    let shared = h.chunks.iter().filter(|c| c.shared).count();
-    let sd = &h.shared;
-    let key = p.signature.public_key();
-    let v = serde_json::json!({
-        "format_version": h.version,
-        "patch_bytes": patch_len,
-        "old_bytes": h.meta.old_len,
-        "old_blake3": hex(&h.meta.old_hash),
-        "new_bytes": h.meta.new_len,
-        "new_blake3": hex(&h.meta.new_hash),
-        "engine": h.meta.engine.name(),
-        "codecs": codecs,
-        "diff_filters": filters,
-        "add_modes": modes,
-        "operand_split_chunks": split,
-        "ctrl_split_chunks": ctrl_split,
-        "x86_literal_chunks": lit_x86,
-        "shared_chunks": shared,
-        "shared_section": sd.is_present().then(|| serde_json::json!({
-            "ctrl_raw": sd.ctrl.raw,
-            "ctrl_stored": sd.ctrl.stored,
-            "lit_raw": sd.lit.raw,
-            "lit_stored": sd.lit.stored,
-            "gap_max": sd.gap_max,
-        })),
-        "chunks": h.chunks.len(),
-        "largest_chunk_bytes": h.max_chunk_new_len,
-        "in_place": h.is_in_place(),
-        "signed": key.is_some(),
-        "key_id": key.map(|k| k.id()),
-    });
-    let mut so = std::io::stdout().lock();
-    if json {
-        writeln!(so, "{}", serde_json::to_string_pretty(&v)?)?;
-    } else {
+/// What `oxdelta info` reports about a patch, shown as text or JSON.
+struct InfoSummary<'p> {
+    head: &'p oxdelta::oxdelta_format::Head,
+    key: Option<PublicKey>,
+    patch_len: u64,
+    codecs: Vec<&'static str>,
+    filters: Vec<&'static str>,
+    modes: Vec<&'static str>,
+    /// Chunks with split operands, split control, x86 literals, and in the
+    /// shared section.
+    split: usize,
+    ctrl_split: usize,
+    lit_x86: usize,
+    shared: usize,
+}
+
+/// The distinct values of `f` over the chunks, sorted.
+fn distinct(
+    chunks: &[oxdelta::oxdelta_format::ChunkEntry],
+    f: impl Fn(&oxdelta::oxdelta_format::ChunkEntry) -> &'static str,
+) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = chunks.iter().map(f).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl<'p> InfoSummary<'p> {
+    fn new(p: &'p Patch<'_>, patch_len: u64) -> Self {
+        let h = &p.head;
+        let count = |f: fn(&oxdelta::oxdelta_format::ChunkEntry) -> bool| {
+            h.chunks.iter().filter(|c| f(c)).count()
+        };
+        InfoSummary {
+            head: h,
+            key: p.signature.public_key(),
+            patch_len,
+            codecs: distinct(&h.chunks, |c| c.codec.name()),
+            filters: distinct(&h.chunks, |c| c.diff_filter.name()),
+            modes: distinct(&h.chunks, |c| c.add_mode.name()),
+            split: count(|c| c.operand_split),
+            ctrl_split: count(|c| c.ctrl_split),
+            lit_x86: count(|c| c.lit_x86),
+            shared: count(|c| c.shared),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let h = self.head;
+        let sd = &h.shared;
+        serde_json::json!({
+            "format_version": h.version,
+            "patch_bytes": self.patch_len,
+            "old_bytes": h.meta.old_len,
+            "old_blake3": hex(&h.meta.old_hash),
+            "new_bytes": h.meta.new_len,
+            "new_blake3": hex(&h.meta.new_hash),
+            "engine": h.meta.engine.name(),
+            "codecs": self.codecs,
+            "diff_filters": self.filters,
+            "add_modes": self.modes,
+            "operand_split_chunks": self.split,
+            "ctrl_split_chunks": self.ctrl_split,
+            "x86_literal_chunks": self.lit_x86,
+            "shared_chunks": self.shared,
+            "shared_section": sd.is_present().then(|| serde_json::json!({
+                "ctrl_raw": sd.ctrl.raw,
+                "ctrl_stored": sd.ctrl.stored,
+                "lit_raw": sd.lit.raw,
+                "lit_stored": sd.lit.stored,
+                "gap_max": sd.gap_max,
+            })),
+            "chunks": h.chunks.len(),
+            "largest_chunk_bytes": h.max_chunk_new_len,
+            "in_place": h.is_in_place(),
+            "signed": self.key.is_some(),
+            "key_id": self.key.as_ref().map(|k| k.id()),
+        })
+    }
+
+    fn write_text(&self, so: &mut impl Write) -> Result<()> {
+        let h = self.head;
+        let (sd, n) = (&h.shared, h.chunks.len());
+        let patch_len = self.patch_len;
         writeln!(so, "format version  {}", h.version)?;
         writeln!(
             so,
@@ -678,38 +770,32 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
             hex(&h.meta.new_hash)
         )?;
         writeln!(so, "engine          {}", h.meta.engine.name())?;
-        writeln!(so, "codec           {}", codecs.join(", "))?;
+        writeln!(so, "codec           {}", self.codecs.join(", "))?;
         writeln!(
             so,
-            "diff coding     filter {}; ADD {}; operand split in {split} of {} chunks",
-            filters.join(", "),
-            modes.join(", "),
-            h.chunks.len()
+            "diff coding     filter {}; ADD {}; operand split in {} of {n} chunks",
+            self.filters.join(", "),
+            self.modes.join(", "),
+            self.split,
         )?;
         writeln!(
             so,
-            "stream coding   split control in {ctrl_split}, x86 literals in {lit_x86} of {} chunks",
-            h.chunks.len()
+            "stream coding   split control in {}, x86 literals in {} of {n} chunks",
+            self.ctrl_split, self.lit_x86,
         )?;
         if sd.is_present() {
             writeln!(
                 so,
-                "shared section  {shared} of {} chunks; control {} -> {} bytes, \
+                "shared section  {} of {n} chunks; control {} -> {} bytes, \
                  literals {} -> {} bytes (OLD gaps up to {} bytes as context)",
-                h.chunks.len(),
-                sd.ctrl.raw,
-                sd.ctrl.stored,
-                sd.lit.raw,
-                sd.lit.stored,
-                sd.gap_max
+                self.shared, sd.ctrl.raw, sd.ctrl.stored, sd.lit.raw, sd.lit.stored, sd.gap_max
             )?;
         } else {
             writeln!(so, "shared section  none")?;
         }
         writeln!(
             so,
-            "chunks          {} (largest {} bytes)",
-            h.chunks.len(),
+            "chunks          {n} (largest {} bytes)",
             h.max_chunk_new_len
         )?;
         writeln!(
@@ -717,10 +803,10 @@ fn print_info(p: &Patch<'_>, patch_len: u64, json: bool) -> Result<()> {
             "in-place order  {}",
             if h.is_in_place() { "yes" } else { "no" }
         )?;
-        match key {
+        match &self.key {
             Some(k) => writeln!(so, "signature       Ed25519, key id {}", k.id())?,
             None => writeln!(so, "signature       none")?,
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -423,87 +423,166 @@ struct Region {
 
 /// Scans NEW `[s, e)`: exact matches (in NEW order, disjoint) and zero runs.
 fn scan(ix: &Index, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Item> {
-    let b = ix.block;
-    let mut items = Vec::new();
-    let mut found: Vec<Match> = Vec::new();
-    // NEW bytes before `covered` belong to a match or a zero run already.
-    let mut covered = s;
-    let mut i = s;
-    let mut h: Option<u64> = None;
-    let mut zero_checked = s;
-    let mut cand = [0u32; PROBES];
-    let flush = |items: &mut Vec<Item>, found: &mut Vec<Match>, upto: usize, from: &mut usize| {
-        // Everything in [from, upto) goes out as anchors and regions.
-        regions_and_anchors(items, found, *from, upto);
-        found.clear();
-        *from = upto;
-    };
-    let mut region_from = s;
-    // The alignment of the last match, and where next to try it.
-    let mut cur: Option<isize> = None;
-    let mut next_try = s;
-    while i + b <= e {
-        if i >= zero_checked && new[i] == 0 {
-            let z = zero_run(new, i, e);
-            if z >= ZERO_MIN {
-                flush(&mut items, &mut found, i, &mut region_from);
-                items.push(Item::Zero { len: z });
-                i += z;
-                covered = i;
-                region_from = i;
-                h = None;
+    Scanner {
+        ix,
+        old,
+        new,
+        end: e,
+        i: s,
+        covered: s,
+        h: None,
+        zero_checked: s,
+        region_from: s,
+        cur: None,
+        next_try: s,
+        found: Vec::new(),
+        items: Vec::new(),
+    }
+    .run()
+}
+
+/// The scan of one chunk of NEW, a position `i` moving forward. At each
+/// position the rules are tried in order, the first that applies moves `i`:
+/// a long zero run ([`Scanner::take_zeros`]), the last match's alignment
+/// ([`Scanner::follow`]), an index lookup ([`Scanner::lookup`]); when none
+/// does, the rolling hash moves one byte on ([`Scanner::roll`]).
+struct Scanner<'a> {
+    ix: &'a Index,
+    old: &'a [u8],
+    new: &'a [u8],
+    /// End of the chunk in NEW.
+    end: usize,
+    /// The NEW position being looked at.
+    i: usize,
+    /// NEW bytes before `covered` belong to a match or a zero run already.
+    covered: usize,
+    /// The rolling hash of the block at `i`, when rolled from `i - 1`.
+    h: Option<u64>,
+    /// No zero run of [`ZERO_MIN`] bytes starts before this.
+    zero_checked: usize,
+    /// Start of the NEW span whose matches are gathered in `found`.
+    region_from: usize,
+    /// The alignment (OLD minus NEW position) of the last match the index
+    /// found, and where next to try it.
+    cur: Option<isize>,
+    next_try: usize,
+    /// Matches since `region_from`, in NEW order.
+    found: Vec<Match>,
+    /// The result: anchors, zero runs and regions, in NEW order.
+    items: Vec<Item>,
+}
+
+impl Scanner<'_> {
+    fn run(mut self) -> Vec<Item> {
+        let b = self.ix.block;
+        while self.i + b <= self.end {
+            if self.take_zeros() || self.follow() {
                 continue;
             }
-            zero_checked = i + z;
-        }
-        if let (Some(off), true) = (cur, i >= next_try) {
-            let o = i as isize + off;
-            if o >= 0 && (o as usize) + APPROX_STEP <= old.len() && i + APPROX_STEP <= e {
-                let o = o as usize;
-                let l = common_prefix(&old[o..], &new[i..e]);
-                if l >= b {
-                    let back = common_suffix(&old[..o], &new[covered..i]);
-                    found.push(Match {
-                        new: i - back,
-                        old: o - back,
-                        len: back + l,
-                        exact: true,
-                    });
-                    i += l;
-                    covered = i;
-                    h = None;
-                    continue;
-                }
-                let agree = new[i..i + APPROX_STEP]
-                    .iter()
-                    .zip(&old[o..o + APPROX_STEP])
-                    .filter(|(x, y)| x == y)
-                    .count();
-                if agree * 2 >= APPROX_STEP {
-                    match found.last_mut() {
-                        Some(m) if !m.exact && m.off() == off && m.new + m.len == i => {
-                            m.len += APPROX_STEP
-                        }
-                        _ => found.push(Match {
-                            new: i,
-                            old: o,
-                            len: APPROX_STEP,
-                            exact: false,
-                        }),
-                    }
-                    i += APPROX_STEP;
-                    covered = i;
-                    h = None;
-                    continue;
-                }
+            let hv = match self.h {
+                Some(v) => v,
+                None => poly(&self.new[self.i..self.i + b]),
+            };
+            if !self.lookup(hv) {
+                self.roll(hv);
             }
-            next_try = i + 16;
         }
-        let hv = match h {
-            Some(v) => v,
-            None => poly(&new[i..i + b]),
+        self.flush(self.end);
+        self.items
+    }
+
+    /// Moves on to `to`, everything before it explained.
+    fn skip_to(&mut self, to: usize) {
+        self.i = to;
+        self.covered = to;
+        self.h = None;
+    }
+
+    /// Turns the matches gathered since `region_from` into anchors and
+    /// regions ending at `upto`.
+    fn flush(&mut self, upto: usize) {
+        regions_and_anchors(&mut self.items, &self.found, self.region_from, upto);
+        self.found.clear();
+        self.region_from = upto;
+    }
+
+    /// Rule 1: a run of at least [`ZERO_MIN`] zero bytes at `i` is a ZERO
+    /// item (and ends the region before it). A shorter run is not looked at
+    /// again.
+    fn take_zeros(&mut self) -> bool {
+        let i = self.i;
+        if i < self.zero_checked || self.new[i] != 0 {
+            return false;
+        }
+        let z = zero_run(self.new, i, self.end);
+        if z < ZERO_MIN {
+            self.zero_checked = i + z;
+            return false;
+        }
+        self.flush(i);
+        self.items.push(Item::Zero { len: z });
+        self.skip_to(i + z);
+        self.region_from = self.i;
+        true
+    }
+
+    /// Rule 2: the last match's alignment, tried again at `i` (after a miss,
+    /// not before 16 bytes on): an exact continuation of at least a block
+    /// is a match, extended backwards too; else [`APPROX_STEP`] bytes of
+    /// which at least half agree are an approximate match (joined to the
+    /// previous one when it continues it).
+    fn follow(&mut self) -> bool {
+        let (Some(off), true) = (self.cur, self.i >= self.next_try) else {
+            return false;
         };
-        let n = ix.lookup(mix(hv), &mut cand);
+        let (i, e, old, new) = (self.i, self.end, self.old, self.new);
+        let o = i as isize + off;
+        if o >= 0 && (o as usize) + APPROX_STEP <= old.len() && i + APPROX_STEP <= e {
+            let o = o as usize;
+            let l = common_prefix(&old[o..], &new[i..e]);
+            if l >= self.ix.block {
+                let back = common_suffix(&old[..o], &new[self.covered..i]);
+                self.found.push(Match {
+                    new: i - back,
+                    old: o - back,
+                    len: back + l,
+                    exact: true,
+                });
+                self.skip_to(i + l);
+                return true;
+            }
+            let agree = new[i..i + APPROX_STEP]
+                .iter()
+                .zip(&old[o..o + APPROX_STEP])
+                .filter(|(x, y)| x == y)
+                .count();
+            if agree * 2 >= APPROX_STEP {
+                match self.found.last_mut() {
+                    Some(m) if !m.exact && m.off() == off && m.new + m.len == i => {
+                        m.len += APPROX_STEP
+                    }
+                    _ => self.found.push(Match {
+                        new: i,
+                        old: o,
+                        len: APPROX_STEP,
+                        exact: false,
+                    }),
+                }
+                self.skip_to(i + APPROX_STEP);
+                return true;
+            }
+        }
+        self.next_try = i + 16;
+        false
+    }
+
+    /// Rule 3: the block at `i` (hash `hv`) looked up in the index; the
+    /// candidate that verifies and extends longest both ways is a match, and
+    /// its alignment the one to follow.
+    fn lookup(&mut self, hv: u64) -> bool {
+        let (i, b, e, old, new) = (self.i, self.ix.block, self.end, self.old, self.new);
+        let mut cand = [0u32; PROBES];
+        let n = self.ix.lookup(mix(hv), &mut cand);
         let mut best: Option<Match> = None;
         for &blk in &cand[..n] {
             let p = blk as usize * b;
@@ -511,7 +590,7 @@ fn scan(ix: &Index, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Item> {
                 continue;
             }
             let fwd = common_prefix(&old[p + b..], &new[i + b..e]);
-            let back = common_suffix(&old[..p], &new[covered..i]);
+            let back = common_suffix(&old[..p], &new[self.covered..i]);
             let m = Match {
                 new: i - back,
                 old: p - back,
@@ -522,23 +601,25 @@ fn scan(ix: &Index, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Item> {
                 best = Some(m);
             }
         }
-        if let Some(m) = best {
-            found.push(m);
-            cur = Some(m.off());
-            i = m.new + m.len;
-            covered = i;
-            h = None;
-            continue;
-        }
-        h = (i + b < e).then(|| {
-            hv.wrapping_sub((u64::from(new[i]) + 1).wrapping_mul(ix.top))
+        let Some(m) = best else {
+            return false;
+        };
+        self.found.push(m);
+        self.cur = Some(m.off());
+        self.skip_to(m.new + m.len);
+        true
+    }
+
+    /// Rule 4: nothing at `i`; the hash `hv` of its block rolls one byte on.
+    fn roll(&mut self, hv: u64) {
+        let (i, b, new) = (self.i, self.ix.block, self.new);
+        self.h = (i + b < self.end).then(|| {
+            hv.wrapping_sub((u64::from(new[i]) + 1).wrapping_mul(self.ix.top))
                 .wrapping_mul(POLY)
                 .wrapping_add(u64::from(new[i + b]) + 1)
         });
-        i += 1;
+        self.i += 1;
     }
-    flush(&mut items, &mut found, e, &mut region_from);
-    items
 }
 
 /// Turns the matches found in `[from, to)` into anchors and the regions

@@ -1,6 +1,6 @@
 //! Apply throughput (NEW bytes per second) of an in-memory patch, LZ4 and
 //! zstd, serial and parallel. For the corpus pairs and peers, see
-//! `benches/apply-compare`.
+//! `benches/apply-bench`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oxdelta::{ApplyOptions, Codec, DiffOptions};

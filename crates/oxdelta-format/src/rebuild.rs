@@ -507,7 +507,8 @@ impl Words {
 
     /// Finds the operands among the current source's bytes `from..` (fed
     /// in order): [`crate::operand`]'s walk, on trigger bitmaps of 64
-    /// bytes at a time.
+    /// bytes at a time. Inlined into the op pass, its only caller.
+    #[inline(always)]
     fn feed(&mut self, from: usize, src: &[u8]) {
         let &(_, out_pos, len, _) = self.adds.last().expect("a source was started");
         for (g, group) in src.chunks(64).enumerate() {
@@ -549,7 +550,9 @@ impl Words {
 
     /// With every op's OLD bytes in `out`: the words' predictions plus
     /// their stored differences, then the byte-wise diff of the other ADD
-    /// bytes, all read from `feed` in stored order.
+    /// bytes, all read from `feed` in stored order. Kept out of line: the
+    /// op map's lookups inline here.
+    #[inline(never)]
     fn apply(
         mut self,
         out: &mut [u8],

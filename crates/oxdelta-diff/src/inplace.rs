@@ -179,7 +179,7 @@ pub fn diff(
             for &op in &ops[i] {
                 enc.push(op);
             }
-            let chunk = enc.encode(opts.codec, sa::MAX_RANGES);
+            let chunk = crate::encode::encode(enc, opts.codec, sa::MAX_RANGES);
             progress.advance(r.end - r.start);
             chunk
         })

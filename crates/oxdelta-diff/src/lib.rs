@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod anchor;
+pub mod encode;
 pub mod inplace;
 pub mod sa;
 pub mod stream;

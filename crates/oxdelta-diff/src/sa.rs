@@ -279,7 +279,7 @@ pub fn diff_with(
             for op in ops {
                 enc.push(op);
             }
-            let chunk = enc.encode_sharing(opts.codec, MAX_RANGES, share_max);
+            let chunk = crate::encode::encode_sharing(enc, opts.codec, MAX_RANGES, share_max);
             progress.advance((e - s) as u64);
             chunk
         })
@@ -287,7 +287,7 @@ pub fn diff_with(
     // Small patches: the chunks' control and literal streams compressed
     // together, with OLD context (see `oxdelta_format::shared`).
     let (mut chunks, probed): (Vec<_>, Vec<bool>) = chunks.into_iter().unzip();
-    let shared = oxdelta_format::shared::finish_sharing(old, &mut chunks, &probed, opts.codec);
+    let shared = crate::encode::share::finish_sharing(old, &mut chunks, &probed, opts.codec);
     DiffOutput {
         meta: Metadata {
             old_len: old.len() as u64,

@@ -968,7 +968,7 @@ pub fn diff_with_plan<E>(
             enc.push(op);
         }
         // Few, wide OLD ranges: each costs 16 bytes of head.
-        enc.encode(codec, crate::sa::MAX_RANGES)
+        crate::encode::encode(enc, codec, crate::sa::MAX_RANGES)
     };
     let workers = threads.min(plan.workers).max(1);
     if workers == 1 {

@@ -199,22 +199,6 @@ pub(crate) fn lits_decode(lit: &mut [u8], q: u64) {
     });
 }
 
-/// Whether the x86 literal filter is worth trying on literal bytes
-/// `lit`: at least one operand word per 64 bytes.
-pub(crate) fn lits_look_like_code(lit: &[u8]) -> bool {
-    let mut n = 0usize;
-    let mut k = 0;
-    while k + 5 <= lit.len() {
-        if split::trigger(lit, k) {
-            n += 1;
-            k += 5;
-        } else {
-            k += 1;
-        }
-    }
-    n * 64 >= lit.len() && n > 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +273,5 @@ mod tests {
                 .iter()
                 .all(|&i| (1..5).contains(&i) || (101..105).contains(&i))
         );
-        assert!(lits_look_like_code(&orig[..64]));
-        assert!(!lits_look_like_code(&[0x90; 200]));
     }
 }

@@ -112,8 +112,10 @@ impl AddMode {
     }
 
     /// Where the word-aligned middle of an op of `len` bytes starting at
-    /// NEW offset `new_pos` lies: `(head, body)` bytes.
-    pub(crate) fn split(new_pos: u64, len: usize) -> (usize, usize) {
+    /// NEW offset `new_pos` lies: `(head, body)` bytes. [`AddMode::Words32`]
+    /// adds the body word by word; an encoder that makes an op's diff in
+    /// blocks cuts them on this grid.
+    pub fn split(new_pos: u64, len: usize) -> (usize, usize) {
         let head = ((4 - new_pos % 4) % 4) as usize;
         let head = head.min(len);
         (head, (len - head) / 4 * 4)
@@ -152,7 +154,7 @@ impl AddMode {
     /// [`AddMode::sub`] written into `out` (the length of `new` and `old`)
     /// instead of appended: the encoder's block-wise form, in loops over
     /// slices that the compiler vectorises (tested equal to `sub`).
-    pub(crate) fn sub_into(self, out: &mut [u8], new: &[u8], old: &[u8], new_pos: u64) {
+    pub fn sub_into(self, out: &mut [u8], new: &[u8], old: &[u8], new_pos: u64) {
         let bytes = |out: &mut [u8], new: &[u8], old: &[u8]| {
             for ((d, n), o) in out.iter_mut().zip(new).zip(old) {
                 *d = n.wrapping_sub(*o);
@@ -392,7 +394,7 @@ pub mod split {
     /// applier's vectorised [`masks`] needs; this form was faster in the
     /// byte-at-a-time walks (exe-go diff 293 against 248 ms, hyperfine).
     #[inline]
-    pub(crate) fn trigger(src: &[u8], j: usize) -> bool {
+    pub fn trigger(src: &[u8], j: usize) -> bool {
         let last = AS_LAST[usize::from(src[j])];
         let first = if j == 0 {
             0

@@ -5,6 +5,7 @@
 //! between fields before it returns, so an applier that holds a `Head` can
 //! size its work from it without further checks.
 
+use crate::chunk::ChunkCoding;
 use crate::codec::Codec;
 use crate::cursor::Cursor;
 use crate::error::{Error, ErrorKind, Result};
@@ -288,53 +289,8 @@ impl Head {
                 0,
             ));
         }
-        let mut c = Cursor::new(&buf[..head_len as usize], 0);
-        c.bytes(FIXED_HEADER_LEN, "fixed header")?;
-        let at = c.offset();
-        let old_len = c.u64("OLD length")?;
-        check_file_len("OLD length", old_len, at)?;
-        let old_hash = c.array("OLD hash")?;
-        let at = c.offset();
-        let new_len = c.u64("NEW length")?;
-        check_file_len("NEW length", new_len, at)?;
-        let new_hash = c.array("NEW hash")?;
-        let at = c.offset();
-        let chunk_count = c.u32("chunk count")?;
-        let table_room = (head_len - TABLE_START as u64) / ENTRY_FIXED_LEN as u64;
-        if chunk_count > limits::MAX_CHUNKS || u64::from(chunk_count) > table_room {
-            return Err(Error::invalid(
-                "chunk count",
-                format!(
-                    "at most {} (limit) and {table_room} (room in the head)",
-                    limits::MAX_CHUNKS
-                ),
-                chunk_count,
-                at,
-            ));
-        }
-        let min_chunks = new_len.div_ceil(u64::from(limits::MAX_CHUNK_NEW_LEN));
-        if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
-            return Err(Error::invalid(
-                "chunk count",
-                format!(
-                    "at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"
-                ),
-                chunk_count,
-                at,
-            ));
-        }
-        let at = c.offset();
-        let engine_id = c.u8("engine")?;
-        let engine = Engine::from_id(engine_id)
-            .ok_or_else(|| Error::invalid("engine", "0, 1 or 2", engine_id, at))?;
-        c.reserved_zero(3, "reserved metadata bytes")?;
-        let payload_len_at = c.offset();
-        let payload_len = c.u64("payload length")?;
-        let max_at = c.offset();
-        let max_chunk_new_len = c.u32("largest chunk length")?;
-        c.reserved_zero(4, "reserved metadata bytes")?;
-        debug_assert_eq!(c.offset(), TABLE_START as u64);
-
+        let buf = &buf[..head_len as usize];
+        let m = parse_meta(buf, head_len)?;
         // The shared section's descriptor ends a version-5 head; it is read
         // first (from its fixed place) because the section's stored bytes
         // open the payload section, before the first chunk's payload.
@@ -350,77 +306,27 @@ impl Head {
                         12,
                     )
                 })?;
-            let mut d = Cursor::new(&buf[desc_at as usize..head_len as usize], desc_at);
+            let mut d = Cursor::new(&buf[desc_at as usize..], desc_at);
             (parse_shared_desc(&mut d, flags)?, desc_at)
         } else {
             (SharedDesc::default(), head_len)
         };
-        let mut c = Cursor::new(&buf[TABLE_START..table_end as usize], TABLE_START as u64);
-        let mut chunks = Vec::with_capacity(chunk_count as usize);
-        let mut payload_offset = shared.stored_len();
-        let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
-        let mut seen_max = 0u32;
-        for i in 0..chunk_count {
-            let mut e = parse_entry(&mut c, i, version, old_len, payload_offset)?;
-            if e.shared {
-                (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
-                ctrl_at += u64::from(e.ctrl.raw);
-                lit_at += u64::from(e.lit.raw);
-            }
-            payload_offset += e.payload_len();
-            seen_max = seen_max.max(e.new_len);
-            chunks.push(e);
-        }
-        if (ctrl_at, lit_at) != (shared.ctrl.raw.into(), shared.lit.raw.into()) {
-            return Err(Error::invalid(
-                "shared section",
-                format!(
-                    "blocks as long as the shared chunks' streams ({ctrl_at} control, \
-                     {lit_at} literal bytes)"
-                ),
-                format!("{} and {}", shared.ctrl.raw, shared.lit.raw),
-                table_end,
-            ));
-        }
-        if !c.is_empty() {
-            return Err(Error::invalid(
-                "head length",
-                format!("the chunk table to end at byte {table_end}"),
-                format!("it ends at byte {}", c.offset()),
-                c.offset(),
-            ));
-        }
-        if payload_offset != payload_len {
-            return Err(Error::invalid(
-                "payload length",
-                format!("the shared section's and the chunks' stored lengths, {payload_offset}"),
-                payload_len,
-                payload_len_at,
-            ));
-        }
-        if seen_max != max_chunk_new_len {
-            return Err(Error::invalid(
-                "largest chunk length",
-                seen_max.to_string(),
-                max_chunk_new_len,
-                max_at,
-            ));
-        }
-        check_tiling(&chunks, new_len)?;
+        let chunks = parse_table(&buf[..table_end as usize], version, &m, &shared)?;
+        check_tiling(&chunks, m.new_len)?;
         Ok(Head {
             version,
             meta: Metadata {
-                old_len,
-                old_hash,
-                new_len,
-                new_hash,
-                engine,
+                old_len: m.old_len,
+                old_hash: m.old_hash,
+                new_len: m.new_len,
+                new_hash: m.new_hash,
+                engine: m.engine,
                 flags,
             },
             chunks,
             head_len,
-            payload_len,
-            max_chunk_new_len,
+            payload_len: m.payload_len,
+            max_chunk_new_len: m.max_chunk_new_len,
             shared,
         })
     }
@@ -441,19 +347,7 @@ impl Head {
         // need no version-2 feature still apply on version-1 appliers.
         let version: u16 = chunks
             .iter()
-            .map(|e| {
-                let v2 = e.diff_filter != DiffFilter::None || e.operand_split;
-                let v4 = e.ctrl_split || e.lit_x86;
-                e.add_mode.min_version().max(if e.shared {
-                    5
-                } else if v4 {
-                    4
-                } else if v2 {
-                    2
-                } else {
-                    1
-                })
-            })
+            .map(|e| e.coding().min_version())
             .max()
             .unwrap_or(1)
             .max(if shared.is_present() { 5 } else { 1 });
@@ -484,13 +378,7 @@ impl Head {
         for e in chunks {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
-            out.push(
-                e.codec.id()
-                    | u8::from(e.ctrl_split) << 4
-                    | u8::from(e.lit_x86) << 5
-                    | u8::from(e.shared) << 6,
-            );
-            out.push(e.diff_filter.id() | u8::from(e.operand_split) << 3 | e.add_mode.id() << 4);
+            e.coding().write(&mut out);
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
                 out.extend_from_slice(&s.raw.to_le_bytes());
@@ -533,6 +421,147 @@ impl Head {
     }
 }
 
+/// The metadata of a head as read, with where the fields checked
+/// against the table are.
+struct MetaFields {
+    old_len: u64,
+    old_hash: [u8; 32],
+    new_len: u64,
+    new_hash: [u8; 32],
+    chunk_count: u32,
+    engine: Engine,
+    payload_len: u64,
+    payload_len_at: u64,
+    max_chunk_new_len: u32,
+    max_at: u64,
+}
+
+/// Reads and checks the metadata of a head of `head_len` bytes (`head`).
+fn parse_meta(head: &[u8], head_len: u64) -> Result<MetaFields> {
+    let mut c = Cursor::new(head, 0);
+    c.bytes(FIXED_HEADER_LEN, "fixed header")?;
+    let at = c.offset();
+    let old_len = c.u64("OLD length")?;
+    check_file_len("OLD length", old_len, at)?;
+    let old_hash = c.array("OLD hash")?;
+    let at = c.offset();
+    let new_len = c.u64("NEW length")?;
+    check_file_len("NEW length", new_len, at)?;
+    let new_hash = c.array("NEW hash")?;
+    let at = c.offset();
+    let chunk_count = c.u32("chunk count")?;
+    let table_room = (head_len - TABLE_START as u64) / ENTRY_FIXED_LEN as u64;
+    if chunk_count > limits::MAX_CHUNKS || u64::from(chunk_count) > table_room {
+        return Err(Error::invalid(
+            "chunk count",
+            format!(
+                "at most {} (limit) and {table_room} (room in the head)",
+                limits::MAX_CHUNKS
+            ),
+            chunk_count,
+            at,
+        ));
+    }
+    let min_chunks = new_len.div_ceil(u64::from(limits::MAX_CHUNK_NEW_LEN));
+    if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
+        return Err(Error::invalid(
+            "chunk count",
+            format!(
+                "at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"
+            ),
+            chunk_count,
+            at,
+        ));
+    }
+    let at = c.offset();
+    let engine_id = c.u8("engine")?;
+    let engine = Engine::from_id(engine_id)
+        .ok_or_else(|| Error::invalid("engine", "0, 1 or 2", engine_id, at))?;
+    c.reserved_zero(3, "reserved metadata bytes")?;
+    let payload_len_at = c.offset();
+    let payload_len = c.u64("payload length")?;
+    let max_at = c.offset();
+    let max_chunk_new_len = c.u32("largest chunk length")?;
+    c.reserved_zero(4, "reserved metadata bytes")?;
+    debug_assert_eq!(c.offset(), TABLE_START as u64);
+    Ok(MetaFields {
+        old_len,
+        old_hash,
+        new_len,
+        new_hash,
+        chunk_count,
+        engine,
+        payload_len,
+        payload_len_at,
+        max_chunk_new_len,
+        max_at,
+    })
+}
+
+/// Reads the chunk table, which ends `head` (the head up to the shared
+/// descriptor), and checks it against the metadata `m` and the shared
+/// section's descriptor.
+fn parse_table(
+    head: &[u8],
+    version: u16,
+    m: &MetaFields,
+    shared: &SharedDesc,
+) -> Result<Vec<ChunkEntry>> {
+    let table_end = head.len() as u64;
+    let mut c = Cursor::new(&head[TABLE_START..], TABLE_START as u64);
+    let mut chunks = Vec::with_capacity(m.chunk_count as usize);
+    let mut payload_offset = shared.stored_len();
+    let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
+    let mut seen_max = 0u32;
+    for i in 0..m.chunk_count {
+        let mut e = parse_entry(&mut c, i, version, m.old_len, payload_offset)?;
+        if e.shared {
+            (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
+            ctrl_at += u64::from(e.ctrl.raw);
+            lit_at += u64::from(e.lit.raw);
+        }
+        payload_offset += e.payload_len();
+        seen_max = seen_max.max(e.new_len);
+        chunks.push(e);
+    }
+    if (ctrl_at, lit_at) != (shared.ctrl.raw.into(), shared.lit.raw.into()) {
+        return Err(Error::invalid(
+            "shared section",
+            format!(
+                "blocks as long as the shared chunks' streams ({ctrl_at} control, \
+                 {lit_at} literal bytes)"
+            ),
+            format!("{} and {}", shared.ctrl.raw, shared.lit.raw),
+            table_end,
+        ));
+    }
+    if !c.is_empty() {
+        return Err(Error::invalid(
+            "head length",
+            format!("the chunk table to end at byte {table_end}"),
+            format!("it ends at byte {}", c.offset()),
+            c.offset(),
+        ));
+    }
+    if payload_offset != m.payload_len {
+        return Err(Error::invalid(
+            "payload length",
+            format!("the shared section's and the chunks' stored lengths, {payload_offset}"),
+            m.payload_len,
+            m.payload_len_at,
+        ));
+    }
+    if seen_max != m.max_chunk_new_len {
+        return Err(Error::invalid(
+            "largest chunk length",
+            seen_max.to_string(),
+            m.max_chunk_new_len,
+            m.max_at,
+        ));
+    }
+    Ok(chunks)
+}
+
 fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
     if v > limits::MAX_FILE_LEN {
         return Err(Error::invalid(
@@ -565,96 +594,7 @@ fn parse_entry(
             at,
         ));
     }
-    let at = c.offset();
-    let codec_byte = c.u8("chunk codec")?;
-    // Version 4: bit 4 the split control stream, bit 5 the x86 literal
-    // filter, both only with a compressing codec.
-    // Version 5: bit 6 the shared section.
-    let (codec_id, ctrl_split, lit_x86) = if version >= 4 {
-        (
-            codec_byte & 0x0f,
-            codec_byte & 0x10 != 0,
-            codec_byte & 0x20 != 0,
-        )
-    } else {
-        (codec_byte, false, false)
-    };
-    let shared = version >= 5 && codec_byte & 0x40 != 0;
-    let high = if version >= 5 { 0x80 } else { 0xc0 };
-    let codec = Codec::from_id(codec_id)
-        .filter(|_| codec_byte & high == 0)
-        .ok_or_else(|| {
-            Error::invalid(
-                "chunk codec",
-                format!(
-                    "{} (chunk {i})",
-                    if version >= 5 {
-                        "0, 1 or 2 in the low four bits, bit 7 zero"
-                    } else if version >= 4 {
-                        "0, 1 or 2 in the low four bits, bits 6-7 zero"
-                    } else {
-                        "0, 1 or 2"
-                    }
-                ),
-                codec_byte,
-                at,
-            )
-        })?;
-    if (ctrl_split || lit_x86) && codec == Codec::None {
-        return Err(Error::invalid(
-            "chunk codec",
-            format!("no stream coding bits with codec none (chunk {i})"),
-            codec_byte,
-            at,
-        ));
-    }
-    let (diff_filter, add_mode, operand_split) = if version >= 2 {
-        // Bits 0-2: the diff stream's layout; bit 3: the operand split;
-        // bits 4-7: ADD's mode.
-        let at = c.offset();
-        let id = c.u8("diff coding")?;
-        let f = DiffFilter::from_id(id & 0x07).ok_or_else(|| {
-            Error::invalid(
-                "diff filter",
-                format!("0, 1 or 2 in the low three bits (chunk {i})"),
-                id,
-                at,
-            )
-        })?;
-        let m = AddMode::from_id(id >> 4)
-            .filter(|m| m.min_version() <= version)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "ADD mode",
-                    format!(
-                        "{} in the high four bits (chunk {i})",
-                        if version >= 3 { "0 to 3" } else { "0 or 1" }
-                    ),
-                    id,
-                    at,
-                )
-            })?;
-        if m.is_operands() && id & 0x08 != 0 {
-            return Err(Error::invalid(
-                "diff coding",
-                format!("no operand split with an operand ADD mode (chunk {i})"),
-                id,
-                at,
-            ));
-        }
-        if f != DiffFilter::None && codec == Codec::None {
-            return Err(Error::invalid(
-                "diff filter",
-                format!("0 for a chunk stored with codec none (chunk {i})"),
-                id,
-                at,
-            ));
-        }
-        (f, m, id & 0x08 != 0)
-    } else {
-        c.reserved_zero(1, "reserved chunk byte")?;
-        (DiffFilter::None, AddMode::Bytes, false)
-    };
+    let coding = ChunkCoding::read(c, i, version)?;
     let at = c.offset();
     let range_count = c.u16("OLD range count")?;
     if u32::from(range_count) > limits::MAX_OLD_RANGES_PER_CHUNK {
@@ -665,6 +605,43 @@ fn parse_entry(
             at,
         ));
     }
+    let [ctrl, diff, lit] = parse_stream_lens(c, i, &coding, new_len, start)?;
+    let payload_hash = c.array("payload hash")?;
+    let new_hash = c.array("chunk NEW hash")?;
+    let old_ranges = parse_old_ranges(c, range_count, old_len)?;
+    Ok(ChunkEntry {
+        new_offset,
+        new_len,
+        codec: coding.codec,
+        diff_filter: coding.diff_filter,
+        add_mode: coding.add_mode,
+        operand_split: coding.operand_split,
+        ctrl_split: coding.ctrl_split,
+        lit_x86: coding.lit_x86,
+        shared: coding.shared,
+        shared_ctrl_at: 0,
+        shared_lit_at: 0,
+        ctrl,
+        diff,
+        lit,
+        payload_hash,
+        new_hash,
+        old_ranges,
+        payload_offset,
+    })
+}
+
+/// The control, diff and literal lengths of entry `i` (which starts at
+/// byte `start` and produces `new_len` bytes), checked against its coding
+/// and the limits.
+fn parse_stream_lens(
+    c: &mut Cursor<'_>,
+    i: u32,
+    coding: &ChunkCoding,
+    new_len: u32,
+    start: u64,
+) -> Result<[StreamLen; 3]> {
+    let (codec, shared) = (coding.codec, coding.shared);
     let mut lens = [StreamLen::default(); 3];
     for (k, name) in ["control", "diff", "literal"].into_iter().enumerate() {
         let at = c.offset();
@@ -704,7 +681,7 @@ fn parse_entry(
             start + 16,
         ));
     }
-    let diff_ok = match diff_filter {
+    let diff_ok = match coding.diff_filter {
         DiffFilter::None => u64::from(diff.raw) + u64::from(lit.raw) <= u64::from(new_len),
         _ => u64::from(diff.raw) <= filter::max_filtered_len(new_len.into()) && lit.raw <= new_len,
     };
@@ -720,11 +697,14 @@ fn parse_entry(
             start + 24,
         ));
     }
-    let payload_hash = c.array("payload hash")?;
-    let new_hash = c.array("chunk NEW hash")?;
-    let mut old_ranges = Vec::with_capacity(range_count as usize);
+    Ok(lens)
+}
+
+/// `count` OLD ranges: non-empty, inside OLD, sorted and not touching.
+fn parse_old_ranges(c: &mut Cursor<'_>, count: u16, old_len: u64) -> Result<Vec<(u64, u64)>> {
+    let mut old_ranges = Vec::with_capacity(count as usize);
     let mut prev_end = 0u64;
-    for _ in 0..range_count {
+    for _ in 0..count {
         let at = c.offset();
         let s = c.u64("OLD range start")?;
         let l = c.u64("OLD range length")?;
@@ -744,26 +724,7 @@ fn parse_entry(
         prev_end = end;
         old_ranges.push((s, l));
     }
-    Ok(ChunkEntry {
-        new_offset,
-        new_len,
-        codec,
-        diff_filter,
-        add_mode,
-        operand_split,
-        ctrl_split,
-        lit_x86,
-        shared,
-        shared_ctrl_at: 0,
-        shared_lit_at: 0,
-        ctrl,
-        diff,
-        lit,
-        payload_hash,
-        new_hash,
-        old_ranges,
-        payload_offset,
-    })
+    Ok(old_ranges)
 }
 
 fn parse_shared_desc(d: &mut Cursor<'_>, flags: u16) -> Result<SharedDesc> {

@@ -2,10 +2,15 @@
 //!
 //! This crate is the contract between whoever builds patches and the
 //! devices that apply them. It owns the operation vocabulary ([`Op`]), the
-//! chunk table ([`Head`]), the stream codecs ([`Codec`]), the hashes and the
-//! signature block ([`SignatureBlock`]). It does no file I/O: it reads and
-//! writes byte slices, so it can be fuzzed, embedded and reasoned about on
-//! its own.
+//! chunk table ([`Head`]), the stream codecs ([`Codec`]), the reversible
+//! stream transforms and their decoders, the hashes and the signature
+//! block ([`SignatureBlock`]). It does no file I/O: it reads and writes
+//! byte slices, so it can be fuzzed, embedded and reasoned about on its
+//! own.
+//!
+//! It encodes each transform for a named choice ([`ChunkCoding`],
+//! [`encode_chunk_as`]) but never chooses: trying codings and keeping the
+//! smallest is the differ's search (`oxdelta-diff`'s `encode` module).
 //!
 //! # Design
 //!
@@ -29,14 +34,15 @@
 //! # Example
 //!
 //! ```
-//! use oxdelta_format::{encode_chunk, Codec, Engine, Metadata, Op, ChunkEncoder, Patch, assemble};
+//! use oxdelta_format::{encode_chunk_as, ChunkCoding, Codec, Engine, Metadata, Op, ChunkEncoder, Patch, assemble};
 //!
 //! let old = b"hello, old world".to_vec();
 //! let new = b"hello, new world".to_vec();
 //! let mut enc = ChunkEncoder::new(&old, &new, 0);
 //! enc.push(Op::Add { old: 0, len: new.len() as u64 });
 //! let (streams, ranges) = enc.finish();
-//! let chunk = encode_chunk(Codec::Zstd(3), &streams, ranges, 0, &new);
+//! let coding = ChunkCoding::plain(Codec::Zstd(3));
+//! let chunk = encode_chunk_as(&old, &streams, &coding, ranges, 0, &new);
 //! let meta = Metadata {
 //!     old_len: old.len() as u64,
 //!     old_hash: *blake3::hash(&old).as_bytes(),
@@ -53,6 +59,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod chunk;
 pub mod codec;
 pub mod coding;
 pub mod cursor;
@@ -69,14 +76,13 @@ mod rebuild;
 pub mod shared;
 pub mod sign;
 
+pub use chunk::{ChunkCoding, EncodedChunk, StoredStream, encode_chunk_as};
 pub use codec::Codec;
 pub use error::{Error, ErrorKind, Result};
-use filter::FilterSink;
 pub use filter::{AddMode, DiffFilter};
 pub use head::{ChunkEntry, Engine, Head, Metadata, SharedDesc, StreamLen};
 pub use interp::OldBytes;
-pub use ops::{ChunkEncoder, Op, OpDecoder, Streams};
-use rayon::prelude::*;
+pub use ops::{AddSources, ChunkEncoder, Op, OpDecoder, Streams};
 pub use shared::{NO_SHARED, Shared, SharedSection};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
@@ -85,330 +91,6 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
 pub const FORMAT_VERSION: u16 = 5;
-
-/// A chunk ready to be written: its table entry and its payload.
-#[derive(Clone, Debug)]
-pub struct EncodedChunk {
-    /// Table entry (its `payload_offset` is filled in by [`assemble`]).
-    pub entry: ChunkEntry,
-    /// Payload: stored control, diff and literal streams, in order.
-    pub payload: Vec<u8>,
-}
-
-/// Compresses a chunk's streams with `codec` and builds its table entry.
-/// `new_chunk` is the NEW bytes the chunk produces.
-///
-/// With a compressing codec the diff stream is tried in the run layouts of
-/// [`DiffFilter`] (and as is, when its bytes are dense or few) and the
-/// smallest result is kept. A chunk whose streams would grow overall is
-/// stored with [`Codec::None`]. [`ChunkEncoder::encode`] also tries the
-/// other [`AddMode`]s, which need OLD.
-pub fn encode_chunk(
-    codec: Codec,
-    streams: &Streams,
-    old_ranges: Vec<(u64, u64)>,
-    new_offset: u64,
-    new_chunk: &[u8],
-) -> EncodedChunk {
-    let none = |_: AddMode, _: bool, _: &mut dyn FnMut(&[u8])| unreachable!("no alternatives");
-    encode_chunk_with(
-        codec,
-        codec,
-        streams,
-        &[],
-        &none,
-        old_ranges,
-        new_offset,
-        new_chunk,
-    )
-}
-
-/// Makes the diff stream of a chunk's ops in another add mode and order
-/// (`true`: the operand split's) on demand, passing it in consecutive
-/// pieces to the callback.
-pub(crate) type DiffVariant<'a> = &'a (dyn Fn(AddMode, bool, &mut dyn FnMut(&[u8])) + Sync);
-
-/// [`encode_chunk`], also trying the diff stream in the add modes and
-/// orders `alternatives`, which `make` produces one at a time. The literal
-/// stream is compressed with `side` (the same kind of codec as `codec`,
-/// perhaps at another level; see [`shared::finish_sharing`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn encode_chunk_with(
-    codec: Codec,
-    side: Codec,
-    streams: &Streams,
-    alternatives: &[(AddMode, bool)],
-    make: DiffVariant<'_>,
-    old_ranges: Vec<(u64, u64)>,
-    new_offset: u64,
-    new_chunk: &[u8],
-) -> EncodedChunk {
-    let raw_total = streams.ctrl.len() + streams.diff.len() + streams.lit.len();
-    let mut codec = codec;
-    let mut layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
-    let mut stored: Vec<Vec<u8>> = Vec::new();
-    let (mut ctrl_split, mut lit_x86) = (false, false);
-    let mut ctrl_raw = streams.ctrl.len();
-    if codec != Codec::None {
-        // The three streams are coded side by side (each picks the same
-        // coding whatever the threads).
-        let ctrl_limit = limits::max_ctrl_raw_len(new_chunk.len() as u32);
-        let (best, ((ctrl_pick, split_pick), lit_pick)) = rayon::join(
-            || DiffLayout::best(codec, streams, alternatives, make),
-            || {
-                rayon::join(
-                    || {
-                        // Version 4's codings, each kept where it
-                        // compresses smaller. The split form carries a tag
-                        // byte per op: kept only within the control
-                        // stream's limit, which applies to it as stored.
-                        rayon::join(
-                            || codec.compress(&streams.ctrl),
-                            || {
-                                coding::split(&streams.ctrl)
-                                    .filter(|s| s.len() as u64 <= ctrl_limit)
-                                    .map(|s| (codec.compress(&s), s.len()))
-                            },
-                        )
-                    },
-                    || {
-                        rayon::join(
-                            || side.compress(&streams.lit),
-                            || {
-                                coding::lits_look_like_code(&streams.lit).then(|| {
-                                    let mut filtered = streams.lit.clone();
-                                    coding::filter_literals(
-                                        &streams.ctrl,
-                                        new_offset,
-                                        &mut filtered,
-                                    );
-                                    side.compress(&filtered)
-                                })
-                            },
-                        )
-                    },
-                )
-            },
-        );
-        layout = best;
-        let mut ctrl = ctrl_pick;
-        if let Some((split_stored, split_len)) = split_pick {
-            if split_stored.len() < ctrl.len() {
-                (ctrl, ctrl_split, ctrl_raw) = (split_stored, true, split_len);
-            }
-        }
-        let (mut lit, lit_filtered) = lit_pick;
-        if let Some(f) = lit_filtered {
-            if f.len() < lit.len() {
-                (lit, lit_x86) = (f, true);
-            }
-        }
-        stored = vec![ctrl, std::mem::take(&mut layout.stored), lit];
-        if stored.iter().map(Vec::len).sum::<usize>() >= raw_total {
-            codec = Codec::None;
-        }
-    }
-    if codec == Codec::None {
-        (ctrl_split, lit_x86, ctrl_raw) = (false, false, streams.ctrl.len());
-        layout = DiffLayout::plain(streams.add, streams.split, &streams.diff);
-        stored = vec![
-            streams.ctrl.clone(),
-            streams.diff.clone(),
-            streams.lit.clone(),
-        ];
-    }
-    let raw_lens = [ctrl_raw, layout.filtered_len, streams.lit.len()];
-    let lens: Vec<StreamLen> = raw_lens
-        .iter()
-        .zip(&stored)
-        .map(|(&r, s)| StreamLen {
-            raw: r as u32,
-            stored: s.len() as u32,
-        })
-        .collect();
-    let payload = stored.concat();
-    EncodedChunk {
-        entry: ChunkEntry {
-            new_offset,
-            new_len: u32::try_from(new_chunk.len()).expect("chunk length fits in u32"),
-            codec,
-            diff_filter: layout.filter,
-            add_mode: layout.add,
-            operand_split: layout.split,
-            ctrl_split,
-            lit_x86,
-            shared: false,
-            shared_ctrl_at: 0,
-            shared_lit_at: 0,
-            ctrl: lens[0],
-            diff: lens[1],
-            lit: lens[2],
-            payload_hash: *blake3::hash(&payload).as_bytes(),
-            new_hash: *blake3::hash(new_chunk).as_bytes(),
-            old_ranges,
-            payload_offset: 0,
-        },
-        payload,
-    }
-}
-
-/// A diff stream's chosen coding: add mode, layout, the filtered (raw)
-/// length and the compressed bytes.
-struct DiffLayout {
-    add: AddMode,
-    split: bool,
-    filter: DiffFilter,
-    filtered_len: usize,
-    stored: Vec<u8>,
-}
-
-impl DiffLayout {
-    fn plain(add: AddMode, split: bool, diff: &[u8]) -> DiffLayout {
-        DiffLayout {
-            add,
-            split,
-            filter: DiffFilter::None,
-            filtered_len: diff.len(),
-            stored: Vec::new(),
-        }
-    }
-
-    /// Tries the diff stream in each add mode and order, each in each run
-    /// layout, and as is when its bytes are dense or few (compressing long
-    /// zero runs as is costs the most time: zstd 19 is ~30 times slower on
-    /// a sparse diff stream than on its run layout), and keeps the smallest.
-    ///
-    /// Candidates are ranked with a fast level of the codec (zstd 3) and
-    /// only the best, and the runner-up when within 1% of it, are
-    /// compressed at the codec's own level: on the corpus pairs the
-    /// layouts and modes differ by 5–50%, and a strong level costs ~20× a
-    /// fast one. (Keeping every candidate within 3% gave the same patches
-    /// on exe-go and exe-rust, 10% slower; on exe-rust a runner-up does
-    /// win.) Variants are made block by block, one at a time: one pass
-    /// records a variant's runs, from which both run layouts are written
-    /// and ranked, then dropped; a variant is held as is only when the
-    /// unfiltered layout is tried; the finalists are made again. So the
-    /// extra memory is one variant's runs and one candidate (at most about
-    /// twice the diff stream) per worker thread, not all of them: the
-    /// variants are ranked, and the two finalists compressed, side by
-    /// side.
-    fn best(
-        codec: Codec,
-        streams: &Streams,
-        alternatives: &[(AddMode, bool)],
-        make: DiffVariant<'_>,
-    ) -> DiffLayout {
-        if streams.diff.is_empty() {
-            return DiffLayout::plain(streams.add, streams.split, &streams.diff);
-        }
-        // One variant through a sink: the chunk's own diff stream
-        // directly, the others through `make`.
-        let own = (streams.add, streams.split);
-        let sink = |v: (AddMode, bool), filter: DiffFilter| -> FilterSink {
-            let mut sink = FilterSink::new(filter);
-            if v == own {
-                sink.push_slice(&streams.diff);
-            } else {
-                make(v.0, v.1, &mut |piece| sink.push_slice(piece));
-            }
-            sink
-        };
-        // One variant in one layout.
-        let filtered = |v: (AddMode, bool), filter: DiffFilter| -> std::borrow::Cow<'_, [u8]> {
-            if v == own && filter == DiffFilter::None {
-                std::borrow::Cow::Borrowed(&streams.diff)
-            } else {
-                std::borrow::Cow::Owned(sink(v, filter).finish())
-            }
-        };
-        let mut variants = vec![(streams.add, streams.split)];
-        for &v in alternatives {
-            if !variants.contains(&v) {
-                variants.push(v);
-            }
-        }
-        let quick = match codec {
-            Codec::Zstd(level) if level > 3 => Some(Codec::Zstd(3)),
-            _ => None,
-        };
-        let n = streams.diff.len();
-        // The layouts of one variant, in a fixed order: both run layouts
-        // from one pass over it, then the stream as is only when dense, or
-        // small enough that trying costs little (tiny streams also pay the
-        // filters' run lengths with nothing to win back).
-        let layouts = |v: (AddMode, bool), f: &mut dyn FnMut(DiffFilter, &[u8])| {
-            let mut runs = sink(v, DiffFilter::Runs);
-            let nonzero = runs.counts().1;
-            for filter in [DiffFilter::Tokens, DiffFilter::Runs] {
-                f(filter, &runs.layout(filter));
-            }
-            drop(runs);
-            if nonzero * 4 >= n || n <= 64 << 10 {
-                f(DiffFilter::None, &filtered(v, DiffFilter::None));
-            }
-        };
-        let compress = |v: (AddMode, bool), filter: DiffFilter, filtered: &[u8]| DiffLayout {
-            add: v.0,
-            split: v.1,
-            filter,
-            filtered_len: filtered.len(),
-            stored: codec.compress(filtered),
-        };
-        let Some(quick) = quick else {
-            // The sizes are final: one candidate at a time, the smallest
-            // (the first of equals) kept.
-            let mut best: Option<DiffLayout> = None;
-            for &v in &variants {
-                layouts(v, &mut |filter, bytes| {
-                    let c = compress(v, filter, bytes);
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| c.stored.len() < b.stored.len())
-                    {
-                        best = Some(c);
-                    }
-                });
-            }
-            return best.expect("at least one candidate");
-        };
-        // (size, variant, filter) by the quick codec, the variants ranked
-        // side by side (collected in variant order, so the ranking does not
-        // depend on the threads).
-        let mut ranked: Vec<(usize, (AddMode, bool), DiffFilter)> = variants
-            .par_iter()
-            .flat_map_iter(|&v| {
-                let mut out = Vec::new();
-                layouts(v, &mut |filter, bytes| {
-                    out.push((quick.compress(bytes).len(), v, filter))
-                });
-                out
-            })
-            .collect();
-        ranked.sort_by_key(|r| r.0);
-        let min = ranked.first().map_or(0, |r| r.0);
-        let finalists: Vec<_> = ranked
-            .iter()
-            .take(2)
-            .filter(|r| r.0 * 100 <= min * 101)
-            .collect();
-        let finish = |&&(_, v, filter): &&(usize, (AddMode, bool), DiffFilter)| {
-            compress(v, filter, &filtered(v, filter))
-        };
-        let (first, second) = match finalists.as_slice() {
-            [a] => (finish(a), None),
-            [a, b] => {
-                let (a, b) = rayon::join(|| finish(a), || finish(b));
-                (a, Some(b))
-            }
-            _ => unreachable!("at least one candidate"),
-        };
-        // The first of equals, as in a serial pass.
-        match second {
-            Some(b) if b.stored.len() < first.stored.len() => b,
-            _ => first,
-        }
-    }
-}
 
 /// Builds the head and signature block for `chunks` (in apply order), signed
 /// with `key` when given. The patch is the returned bytes followed by each
@@ -439,7 +121,7 @@ pub fn assemble(meta: &Metadata, chunks: Vec<EncodedChunk>, key: Option<&SecretK
     assemble_with(meta, chunks, None, key)
 }
 
-/// [`assemble`] with a shared section (see [`shared::share`]).
+/// [`assemble`] with a shared section (see [`shared::SharedBlocks`]).
 pub fn assemble_with(
     meta: &Metadata,
     chunks: Vec<EncodedChunk>,

@@ -11,7 +11,6 @@
 //! chunk's NEW offset (so data that did not move costs a zero) and after a
 //! COPY or ADD points just past the OLD bytes it read.
 
-use crate::codec::Codec;
 use crate::cursor::{Cursor, put_varint, unzigzag, zigzag};
 use crate::error::{Error, Result};
 use crate::filter::{AddMode, split};
@@ -230,71 +229,20 @@ impl<'a> ChunkEncoder<'a> {
         (self.streams, ranges)
     }
 
-    /// Finishes the chunk and encodes it with `codec` (see
-    /// [`crate::encode_chunk`]), declaring at most `max_ranges` OLD ranges.
-    /// With a compressing codec the diff stream is also tried in
-    /// [`AddMode::Words32`] and, where it pays, in the operand split's
-    /// order; both need OLD and NEW: the reason this is a method of the
-    /// encoder.
-    pub fn encode(self, codec: Codec, max_ranges: usize) -> crate::EncodedChunk {
-        self.encode_sharing(codec, max_ranges, 0).0
+    /// All of OLD, as given to [`ChunkEncoder::new`].
+    pub fn old(&self) -> &'a [u8] {
+        self.old
     }
 
-    /// [`ChunkEncoder::encode`] for a chunk that may go into a shared
-    /// section ([`crate::shared`]): when its control and literal streams
-    /// are each at most `share_max` bytes and `codec` is zstd, the literal
-    /// stream is compressed at [`crate::shared::PROBE_LEVEL`] only (what
-    /// [`crate::shared::finish_sharing`] compresses again, with the others,
-    /// at `codec`'s level), and the flag returned is true. Otherwise as
-    /// `encode`.
-    pub fn encode_sharing(
-        self,
-        codec: Codec,
-        max_ranges: usize,
-        share_max: usize,
-    ) -> (crate::EncodedChunk, bool) {
-        let (old, new, start, end) = (self.old, self.new, self.start, self.new_pos);
-        let (streams, ranges) = self.finish();
-        let probe = matches!(codec, Codec::Zstd(_))
-            && streams.ctrl.len() <= share_max
-            && streams.lit.len() <= share_max;
-        let side = if probe {
-            Codec::Zstd(crate::shared::PROBE_LEVEL)
-        } else {
-            codec
-        };
-        let ranges = coalesce_ranges(ranges, max_ranges);
-        let new_chunk = &new[start as usize..end as usize];
-        let mut alternatives = Vec::new();
-        let mut variants = None;
-        if codec != Codec::None && !streams.diff.is_empty() {
-            let v = DiffVariants::new(&streams, old, new_chunk, start);
-            alternatives.push((AddMode::Words32, false));
-            if v.split_pays {
-                alternatives.push((AddMode::Bytes, true));
-                alternatives.push((AddMode::Words32, true));
-                alternatives.push((AddMode::Operands, false));
-                alternatives.push((AddMode::OperandsAbs, false));
-            }
-            variants = Some(v);
-        }
-        let make = |add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])| {
-            variants
-                .as_ref()
-                .expect("alternatives only with variants")
-                .feed(add, order_split, f)
-        };
-        let chunk = crate::encode_chunk_with(
-            codec,
-            side,
-            &streams,
-            &alternatives,
-            &make,
-            ranges,
-            start,
-            new_chunk,
-        );
-        (chunk, probe)
+    /// The NEW bytes of the chunk so far (from its start to
+    /// [`ChunkEncoder::new_pos`]).
+    pub fn new_chunk(&self) -> &'a [u8] {
+        &self.new[self.start as usize..self.new_pos as usize]
+    }
+
+    /// NEW offset of the chunk's first byte.
+    pub fn start(&self) -> u64 {
+        self.start
     }
 }
 
@@ -328,233 +276,106 @@ fn add_sources(
     .collect()
 }
 
-/// Diff bytes per block of [`DiffVariants::feed`] (a multiple of 64).
-const VARIANT_BLOCK: usize = 16 << 10;
-
-/// Makes a chunk's diff stream in any add mode and order, block by block,
-/// without holding it: what [`AddMode::sub`] per ADD, then (for the
-/// operand split's order) [`split::split`] would make (tested).
-///
-/// The split's classes are computed once per chunk into a bitmap, a bit
-/// per diff byte (an eighth of the diff stream), and read 64 at a time by
-/// every split variant. Memory: the bitmap and two buffers of about
-/// [`VARIANT_BLOCK`] bytes per [`DiffVariants::feed`].
-struct DiffVariants<'a> {
+/// The ADDs of an encoder's own chunk, with what the ADD modes' encoders
+/// read: the definition of a chunk's diff stream in every ADD mode and
+/// order ([`AddSources::encode`]). The chunk's op map (for the operand
+/// modes) is made on first use, once.
+#[derive(Debug)]
+pub struct AddSources<'a> {
+    streams: &'a Streams,
     old: &'a [u8],
     new_chunk: &'a [u8],
     start: u64,
-    /// See [`add_sources`].
     adds: Vec<(usize, usize, usize)>,
-    /// Bit k of the words: diff byte k (op order) is of class A; one word
-    /// of padding. Empty unless `split_pays`.
-    class_a: Vec<u64>,
-    /// Whether the operand split is worth trying (see [`split_pays`]);
-    /// the operand modes are tried where it is.
-    split_pays: bool,
-    /// The chunk's op map, for the operand modes; empty unless
-    /// `split_pays`.
-    map: crate::operand::OpMap,
+    map: std::sync::OnceLock<crate::operand::OpMap>,
 }
 
-impl<'a> DiffVariants<'a> {
-    fn new(streams: &Streams, old: &'a [u8], new_chunk: &'a [u8], start: u64) -> DiffVariants<'a> {
-        let adds = add_sources(streams, old, new_chunk.len() as u64, start);
-        let class_a = class_bitmap(&adds, old, streams.diff.len());
-        let split_pays = split_pays(&class_a, &streams.diff);
-        let mut map = crate::operand::OpMap::default();
-        if split_pays {
-            let whole = [(0, old.len() as u64)];
-            let dec = OpDecoder::for_streams(
-                streams,
-                start,
-                new_chunk.len() as u64,
-                old.len() as u64,
-                &whole,
-            );
-            map =
-                crate::operand::OpMap::from_ops(dec, start).expect("the encoder's own ops decode");
-        }
-        DiffVariants {
+impl<'a> AddSources<'a> {
+    /// The ADDs of `streams`, made by a [`ChunkEncoder`] for the chunk
+    /// `new_chunk` at NEW offset `start` from all of OLD, `old`.
+    ///
+    /// # Panics
+    /// If the streams do not decode against OLD and the chunk (they are
+    /// not an encoder's own).
+    pub fn new(
+        streams: &'a Streams,
+        old: &'a [u8],
+        new_chunk: &'a [u8],
+        start: u64,
+    ) -> AddSources<'a> {
+        AddSources {
+            streams,
             old,
             new_chunk,
             start,
-            adds,
-            class_a: if split_pays { class_a } else { Vec::new() },
-            split_pays,
-            map,
+            adds: add_sources(streams, old, new_chunk.len() as u64, start),
+            map: std::sync::OnceLock::new(),
         }
     }
 
-    /// Calls `f` with consecutive pieces of the diff stream in `add` mode
-    /// and, with `order_split`, in the operand split's order.
-    fn feed(&self, add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])) {
+    /// `(OLD start, length, offset in the chunk)` of every ADD, in op order.
+    pub fn adds(&self) -> &[(usize, usize, usize)] {
+        &self.adds
+    }
+
+    /// All of OLD.
+    pub fn old(&self) -> &'a [u8] {
+        self.old
+    }
+
+    /// The chunk's NEW bytes.
+    pub fn new_chunk(&self) -> &'a [u8] {
+        self.new_chunk
+    }
+
+    /// NEW offset of the chunk.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// The diff stream in `add` mode and, with `order_split`, in the
+    /// operand split's order, by the definitions: [`AddMode::sub`] per ADD
+    /// then [`split::split`], or the operand mode's encoder
+    /// ([`crate::operand`]). Holds the whole stream.
+    ///
+    /// # Panics
+    /// With `order_split` and an operand mode (no such coding).
+    pub fn encode(&self, add: AddMode, order_split: bool) -> Vec<u8> {
+        let (old, new) = (self.old, self.new_chunk);
         if add.is_operands() {
-            // Made whole (one chunk's diff stream at most): the words go
-            // first, so the stream is not made in op order.
+            assert!(!order_split, "no operand split with an operand mode");
             let abs = add == AddMode::OperandsAbs;
-            let adds = &self.adds;
-            f(&crate::operand::encode(
-                &self.map,
-                abs,
-                adds,
-                self.old,
-                self.new_chunk,
+            return crate::operand::encode(self.map(), abs, &self.adds, old, new, self.start);
+        }
+        let mut plain = Vec::with_capacity(self.adds.iter().map(|a| a.1).sum());
+        for &(o, l, at) in &self.adds {
+            add.sub(
+                &mut plain,
+                &new[at..at + l],
+                &old[o..o + l],
+                self.start + at as u64,
+            );
+        }
+        if !order_split {
+            return plain;
+        }
+        split::split(&plain, self.adds.iter().map(|&(o, l, _)| &old[o..o + l]))
+    }
+
+    /// The chunk's op map (made on the first call).
+    fn map(&self) -> &crate::operand::OpMap {
+        self.map.get_or_init(|| {
+            let whole = [(0, self.old.len() as u64)];
+            let dec = OpDecoder::for_streams(
+                self.streams,
                 self.start,
-            ));
-            return;
-        }
-        // `diff`: one block of one ADD; `out`: what is gathered for `f`.
-        let mut diff = vec![0u8; VARIANT_BLOCK + 4];
-        let mut out = vec![0u8; 2 * VARIANT_BLOCK + 4];
-        let mut fill = 0;
-        let classes: &[bool] = if order_split {
-            &[true, false]
-        } else {
-            &[false]
-        };
-        for &class in classes {
-            // Offset of the current ADD in the diff stream.
-            let mut d0 = 0;
-            for &(o, l, at) in &self.adds {
-                let (src, dst) = (&self.old[o..o + l], &self.new_chunk[at..at + l]);
-                let new_pos = self.start + at as u64;
-                // Blocks on the op's word grid: the first ends a multiple
-                // of 4 after the op's first aligned byte, so each block is
-                // an op of its own with the same words (see AddMode::split).
-                let (head, _) = AddMode::split(new_pos, l);
-                let mut k0 = 0;
-                while k0 < l {
-                    let k1 = if k0 == 0 {
-                        head + VARIANT_BLOCK
-                    } else {
-                        k0 + VARIANT_BLOCK
-                    }
-                    .min(l);
-                    let n = k1 - k0;
-                    let (s, d) = (&src[k0..k1], &dst[k0..k1]);
-                    if order_split {
-                        add.sub_into(&mut diff[..n], d, s, new_pos + k0 as u64);
-                        fill += gather(&mut out[fill..], &diff[..n], &self.class_a, d0 + k0, class);
-                    } else {
-                        add.sub_into(&mut out[fill..fill + n], d, s, new_pos + k0 as u64);
-                        fill += n;
-                    }
-                    if fill >= VARIANT_BLOCK {
-                        f(&out[..fill]);
-                        fill = 0;
-                    }
-                    k0 = k1;
-                }
-                d0 += l;
-            }
-        }
-        if fill > 0 {
-            f(&out[..fill]);
-        }
+                self.new_chunk.len() as u64,
+                self.old.len() as u64,
+                &whole,
+            );
+            crate::operand::OpMap::from_ops(dec, self.start).expect("the encoder's own ops decode")
+        })
     }
-}
-
-/// The operand split's classes of the diff bytes of `adds` (`len` in all),
-/// a bit per byte, set for class A, with one word of padding.
-fn class_bitmap(adds: &[(usize, usize, usize)], old: &[u8], len: usize) -> Vec<u64> {
-    let mut bits = vec![0u64; len.div_ceil(64) + 1];
-    let mut g = 0;
-    let mut put = |v: u64, k: usize| {
-        let (w, s) = (g / 64, g % 64);
-        bits[w] |= v << s;
-        if s + k > 64 {
-            bits[w + 1] |= v >> (64 - s);
-        }
-        g += k;
-    };
-    for &(o, l, _) in adds {
-        split::masks(&old[o..o + l], |m| {
-            let mut eights = m.chunks_exact(8);
-            for b in &mut eights {
-                // Eight 0/1 bytes to eight bits, the first lowest.
-                let x = u64::from_le_bytes(b.try_into().expect("8 bytes"));
-                put(x.wrapping_mul(0x0102_0408_1020_4080) >> 56, 8);
-            }
-            for &c in eights.remainder() {
-                put(u64::from(c), 1);
-            }
-        });
-    }
-    debug_assert_eq!(g, len);
-    bits
-}
-
-/// The 64 bits of `bits` from bit `g` on (`bits` padded by a word).
-#[inline]
-fn bits_at(bits: &[u64], g: usize) -> u64 {
-    let (w, s) = (g / 64, g % 64);
-    if s == 0 {
-        bits[w]
-    } else {
-        (bits[w] >> s) | (bits[w + 1] << (64 - s))
-    }
-}
-
-/// Copies to the front of `out` (at least as long as `diff`) the bytes of
-/// `diff` whose class, read from `class_a` from bit `g` on, is A when
-/// `want_a`, else B; returns how many.
-fn gather(out: &mut [u8], diff: &[u8], class_a: &[u64], g: usize, want_a: bool) -> usize {
-    let mut o = 0;
-    for (i, block) in diff.chunks(64).enumerate() {
-        let n = block.len();
-        let mut w = bits_at(class_a, g + 64 * i);
-        if !want_a {
-            w = !w;
-        }
-        if n < 64 {
-            w &= (1u64 << n) - 1;
-        }
-        if w == 0 {
-            continue;
-        }
-        if w == u64::MAX {
-            out[o..o + 64].copy_from_slice(block);
-            o += 64;
-        } else if w.count_ones() <= 16 {
-            while w != 0 {
-                out[o] = block[w.trailing_zeros() as usize];
-                o += 1;
-                w &= w - 1;
-            }
-        } else {
-            // Branch-free: write every byte, advance past the wanted ones.
-            let out = &mut out[o..o + n];
-            let mut p = 0;
-            for (j, &b) in block.iter().enumerate() {
-                out[p] = b;
-                p += ((w >> j) & 1) as usize;
-            }
-            o += p;
-        }
-    }
-    o
-}
-
-/// Whether the operand split is worth trying for a chunk's ADDs, given
-/// their classes `class_a` (see [`class_bitmap`]) and diff bytes `diff`:
-/// their class-A diff bytes must be at least four times as often non-zero
-/// as the others and hold at least a tenth of the non-zero ones. In moved
-/// code the ratio is 6–70 (exe-go); in data it is about 1, and trying the
-/// split there cost a fifth of the streaming engine's time on disk images.
-fn split_pays(class_a: &[u64], diff: &[u8]) -> bool {
-    let (mut a_len, mut a_nz, mut b_nz) = (0usize, 0usize, 0usize);
-    for (block, &a) in diff.chunks(64).zip(class_a) {
-        let mut nz = 0u64;
-        for (j, &b) in block.iter().enumerate() {
-            nz |= u64::from(b != 0) << j;
-        }
-        a_len += a.count_ones() as usize;
-        a_nz += (nz & a).count_ones() as usize;
-        b_nz += (nz & !a).count_ones() as usize;
-    }
-    let b_len = diff.len() - a_len;
-    // a_nz / a_len >= 4 · b_nz / b_len, without division.
-    a_len > 0 && a_nz * b_len >= 4 * b_nz * a_len && a_nz * 10 >= a_nz + b_nz
 }
 
 /// The diff bytes of `streams` in op order: `streams.diff` itself, or, when
@@ -798,185 +619,6 @@ impl Iterator for OpDecoder<'_> {
                 self.failed = true;
                 Some(Err(e))
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::filter::{DiffFilter, FilterSink, tests::naive_encode};
-    use proptest::prelude::*;
-
-    /// A variant's diff stream by its definition: [`AddMode::sub`] per ADD,
-    /// then [`split::split`] for the operand split's order.
-    fn defined_variant(v: &DiffVariants<'_>, add: AddMode, order_split: bool) -> Vec<u8> {
-        let mut plain = Vec::new();
-        for &(o, l, at) in &v.adds {
-            add.sub(
-                &mut plain,
-                &v.new_chunk[at..at + l],
-                &v.old[o..o + l],
-                v.start + at as u64,
-            );
-        }
-        if !order_split {
-            return plain;
-        }
-        split::split(&plain, v.adds.iter().map(|&(o, l, _)| &v.old[o..o + l]))
-    }
-
-    /// [`split_pays`] by its definition, from the byte-wise classes.
-    fn defined_split_pays(v: &DiffVariants<'_>, diff: &[u8]) -> bool {
-        let mut class_a = Vec::new();
-        for &(o, l, _) in &v.adds {
-            split::classify(&v.old[o..o + l], |_, a| class_a.push(a));
-        }
-        let (mut a_len, mut a_nz, mut b_nz) = (0, 0, 0);
-        for (&a, &d) in class_a.iter().zip(diff) {
-            a_len += usize::from(a);
-            a_nz += usize::from(a && d != 0);
-            b_nz += usize::from(!a && d != 0);
-        }
-        let b_len = diff.len() - a_len;
-        a_len > 0 && a_nz * b_len >= 4 * b_nz * a_len && a_nz * 10 >= a_nz + b_nz
-    }
-
-    /// Encodes `ops` on a chunk of `new` at `start` and checks that every
-    /// variant, and every layout of it, that [`DiffVariants`] makes equals
-    /// its definition: [`AddMode::sub`], [`split::split`], then the
-    /// layouts as FORMAT.md defines them.
-    fn check_variants(old: &[u8], new: &[u8], start: usize, ops: &[Op]) {
-        let mut enc = ChunkEncoder::new(old, new, start as u64);
-        for &op in ops {
-            enc.push(op);
-        }
-        let end = enc.new_pos() as usize;
-        let (streams, _) = enc.finish();
-        if streams.diff.is_empty() {
-            return;
-        }
-        let chunk = &new[start..end];
-        let v = DiffVariants::new(&streams, old, chunk, start as u64);
-        assert_eq!(v.split_pays, defined_split_pays(&v, &streams.diff));
-        // Every variant, whether or not the split pays here.
-        let class_a = class_bitmap(&v.adds, old, streams.diff.len());
-        let v = DiffVariants { class_a, ..v };
-        for add in AddMode::PER_OP {
-            for order_split in [false, true] {
-                let want = defined_variant(&v, add, order_split);
-                if (add, order_split) == (AddMode::Bytes, false) {
-                    assert_eq!(want, streams.diff);
-                }
-                let mut got = Vec::new();
-                v.feed(add, order_split, &mut |p| got.extend_from_slice(p));
-                assert_eq!(got, want, "{add:?} split {order_split} at {start}");
-                let mut runs = FilterSink::new(DiffFilter::Runs);
-                v.feed(add, order_split, &mut |p| runs.push_slice(p));
-                assert_eq!(
-                    runs.counts(),
-                    (want.len(), want.iter().filter(|&&b| b != 0).count())
-                );
-                for filter in DiffFilter::ALL {
-                    let layout = naive_encode(filter, &want);
-                    let mut sink = FilterSink::new(filter);
-                    v.feed(add, order_split, &mut |p| sink.push_slice(p));
-                    assert_eq!(sink.finish(), layout, "{add:?} {order_split} {filter:?}");
-                    assert_eq!(filter.encode(&want), layout);
-                    if filter != DiffFilter::None {
-                        assert_eq!(runs.layout(filter), layout, "both layouts from one sink");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Long ADDs over code-like bytes: blocks of [`DiffVariants::feed`]
-    /// end inside ADDs, at both word alignments of the chunk.
-    #[test]
-    fn streamed_variants_follow_the_definition() {
-        let mut x = 0x9e37_79b9u32;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
-        // Code-like OLD with calls, NEW with shifted call operands.
-        let old: Vec<u8> = (0..5 * VARIANT_BLOCK)
-            .map(|i| if i % 9 == 0 { 0xe8 } else { rnd() as u8 })
-            .collect();
-        let mut new = old.clone();
-        for i in (1..new.len()).step_by(9) {
-            new[i] = new[i].wrapping_add(0x40);
-        }
-        for start in [0usize, 1, 3] {
-            let long = VARIANT_BLOCK as u64 + 4097;
-            let ops = [
-                Op::Add {
-                    old: start as u64 + 1,
-                    len: long,
-                },
-                Op::Insert { len: 7 },
-                Op::Add {
-                    old: long + 13,
-                    len: VARIANT_BLOCK as u64 - 5,
-                },
-                Op::Add {
-                    old: 5,
-                    len: 2 * VARIANT_BLOCK as u64 + 3,
-                },
-            ];
-            check_variants(&old, &new, start, &ops);
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
-        /// Random ops over OLD bytes rich in the split's trigger opcodes.
-        #[test]
-        fn fast_variants_equal_the_definition(
-            old in proptest::collection::vec(
-                prop_oneof![
-                    any::<u8>(),
-                    proptest::sample::select(vec![0xe8u8, 0xe9, 0x0f, 0x85, 0x8b, 0x05, 0]),
-                ],
-                1..4000,
-            ),
-            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..300),
-            start in 0usize..8,
-            raw_ops in proptest::collection::vec((0u8..5, any::<usize>(), 1usize..700), 1..30),
-        ) {
-            let mut new = old.clone();
-            new.extend_from_slice(&old[..old.len() / 3]);
-            for &(at, d) in &edits {
-                let at = at % new.len();
-                new[at] = new[at].wrapping_add(d);
-            }
-            let start = start.min(new.len() - 1);
-            let mut pos = start;
-            let mut ops = Vec::new();
-            for &(tag, r, len) in &raw_ops {
-                let len = len.min(new.len() - pos);
-                if len == 0 {
-                    break;
-                }
-                let fits = len <= old.len();
-                // Mostly ADDs, half of them where the data did not move.
-                let at = if r % 2 == 0 { pos.min(old.len().saturating_sub(len)) } else {
-                    r % (old.len() - len.min(old.len()) + 1)
-                };
-                let (old_pos, len) = (at as u64, len as u64);
-                ops.push(match tag {
-                    0 if fits => Op::Copy { old: old_pos, len },
-                    1..=3 if fits => Op::Add { old: old_pos, len },
-                    _ if tag % 2 == 0 => Op::Zero { len },
-                    _ => Op::Insert { len },
-                });
-                pos += len as usize;
-            }
-            check_variants(&old, &new, start, &ops);
         }
     }
 }

@@ -48,24 +48,6 @@ use crate::head::{ChunkEntry, Head, SharedDesc, StreamLen};
 use crate::ops::{Op, OpDecoder};
 use crate::{EncodedChunk, coding, limits};
 
-/// Longest OLD gap the encoder takes into the context. Whole patches at
-/// zstd 19 against this value: tar-src 75,994 B with 256, 75,272 with
-/// 1 KiB, 74,086 with 4 KiB, 73,350 with 16 KiB, 73,925 with 64 KiB (the
-/// 1 MiB context limit then cuts in); exe-rust 2,300,181 with 4 KiB and
-/// 2,301,799 with 16 KiB; so-lib 1,077,268 and 1,076,574. 4 KiB is the
-/// middle, and keeps the context small.
-pub const DEFAULT_GAP_MAX: u32 = 4 << 10;
-
-/// The zstd level at which [`crate::ChunkEncoder::encode_sharing`]
-/// compresses the literal stream of a chunk that is likely to be shared:
-/// enough to choose its coding (the x86 filter) and to compare with the
-/// section, at a fraction of the time of level 19 (on tar-src the
-/// per-chunk literal streams at 19 took as long as the whole section).
-/// Control streams are small and are compressed at the patch's level: at
-/// level 3 the split control stream lost to the joined one in two of
-/// tar-src's four chunks where at 19 it wins (0.7 KB).
-pub const PROBE_LEVEL: i32 = 3;
-
 /// A decoded shared section: the control and literal blocks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shared {
@@ -258,138 +240,120 @@ pub fn old_context(
     Ok(())
 }
 
-/// Finishes the chunks of one patch made by
-/// [`crate::ChunkEncoder::encode_sharing`] with `codec`, `probed[i]` the
-/// flag it returned for chunk `i`: when every chunk was probed, their
-/// streams are shared if that is smaller ([`share`]); whatever is not
-/// shared is compressed again at `codec`'s own level, so the patch is what
-/// plain encoding would have made. (The comparison in [`share`] is then
-/// against the probed literal streams, at [`PROBE_LEVEL`]: it leans
-/// towards sharing; on all four corpus pairs sharing made the patch
-/// smaller.) Deterministic: it depends on the chunks
-/// only, not on threads.
-pub fn finish_sharing(
-    old: &[u8],
-    chunks: &mut [EncodedChunk],
-    probed: &[bool],
-    codec: Codec,
-) -> Option<SharedSection> {
-    let Codec::Zstd(level) = codec else {
-        return None;
-    };
-    if !chunks.is_empty() && probed.iter().all(|&p| p) {
-        if let Some(s) = share(old, chunks, level) {
-            return Some(s);
+/// The uncompressed blocks of a shared section for some chunks, and the
+/// OLD context of its literal block: the section's encoder. It moves
+/// every chunk it is made from into the section; whether that pays is
+/// the differ's choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedBlocks {
+    ctrl: Vec<u8>,
+    lit: Vec<u8>,
+    context: Vec<u8>,
+    gap_max: u32,
+}
+
+impl SharedBlocks {
+    /// The blocks of `chunks` (in table order, none shared, made from
+    /// `old`), with OLD gaps of at most `gap_max` bytes in the context.
+    /// `None` when a block would pass [`limits::MAX_SHARED_BLOCK`] or
+    /// `gap_max` [`limits::MAX_SHARED_GAP`], or a chunk is shared already
+    /// or does not decode.
+    pub fn gather(old: &[u8], chunks: &[EncodedChunk], gap_max: u32) -> Option<SharedBlocks> {
+        let total = |f: fn(&ChunkEntry) -> StreamLen| -> u64 {
+            chunks.iter().map(|c| u64::from(f(&c.entry).raw)).sum()
+        };
+        let (ctrl_raw, lit_raw) = (total(|e| e.ctrl), total(|e| e.lit));
+        if chunks.is_empty()
+            || ctrl_raw > limits::MAX_SHARED_BLOCK
+            || lit_raw > limits::MAX_SHARED_BLOCK
+            || gap_max > limits::MAX_SHARED_GAP
+            || chunks.iter().any(|c| c.entry.shared)
+        {
+            return None;
         }
+        let mut ctrl = Vec::with_capacity(ctrl_raw as usize);
+        let mut lit = Vec::with_capacity(lit_raw as usize);
+        let mut context = Vec::new();
+        for c in chunks {
+            let e = &c.entry;
+            let (cs, rest) = c.payload.split_at(e.ctrl.stored as usize);
+            let ls = &rest[e.diff.stored as usize..];
+            let (cr, lr) = NO_SHARED.streams(e, cs, ls).ok()?;
+            old_context(e, &cr, old, gap_max, &mut context).ok()?;
+            ctrl.extend_from_slice(&cr);
+            lit.extend_from_slice(&lr);
+        }
+        Some(SharedBlocks {
+            ctrl,
+            lit,
+            context,
+            gap_max,
+        })
     }
-    use rayon::prelude::*;
-    chunks
-        .par_iter_mut()
-        .zip(probed)
-        .filter(|(_, p)| **p)
-        .for_each(|(c, _)| recompress(c, codec));
-    None
-}
 
-/// Compresses chunk `c`'s literal stream again with `codec`.
-fn recompress(c: &mut EncodedChunk, codec: Codec) {
-    let e = &mut c.entry;
-    if e.codec == Codec::None || e.shared {
-        return;
+    /// The control block compressed at zstd `level`.
+    pub fn compress_ctrl(&self, level: i32) -> Vec<u8> {
+        Codec::Zstd(level).compress(&self.ctrl)
     }
-    let (cs, rest) = c.payload.split_at(e.ctrl.stored as usize);
-    let (ds, ls) = rest.split_at(e.diff.stored as usize);
-    let (cr, lr) = NO_SHARED
-        .streams(e, cs, ls)
-        .expect("the encoder's own streams decompress");
-    drop(cr);
-    let lit = codec.compress(&lr);
-    let mut payload = Vec::with_capacity(cs.len() + ds.len() + lit.len());
-    payload.extend_from_slice(cs);
-    payload.extend_from_slice(ds);
-    payload.extend_from_slice(&lit);
-    e.lit.stored = lit.len() as u32;
-    e.payload_hash = *blake3::hash(&payload).as_bytes();
-    c.payload = payload;
-}
 
-/// Moves the control and literal streams of `chunks` (in table order) into
-/// a shared section compressed with `level`, when that makes the patch
-/// smaller than the chunks' own stored streams; returns the section, or
-/// `None` and leaves `chunks` as they were. Sharing is tried only when
-/// both blocks fit their limit; `old` is the OLD the chunks were made
-/// from.
-pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<SharedSection> {
-    let total = |f: fn(&ChunkEntry) -> StreamLen| -> u64 {
-        chunks.iter().map(|c| u64::from(f(&c.entry).raw)).sum()
-    };
-    let (ctrl_raw, lit_raw) = (total(|e| e.ctrl), total(|e| e.lit));
-    if chunks.is_empty()
-        || ctrl_raw > limits::MAX_SHARED_BLOCK
-        || lit_raw > limits::MAX_SHARED_BLOCK
-        || chunks.iter().any(|c| c.entry.shared)
-    {
-        return None;
+    /// The literal block compressed at zstd `level`, with the OLD context
+    /// as its prefix.
+    pub fn compress_lit(&self, level: i32) -> Vec<u8> {
+        crate::codec::zstd_compress_with_prefix(level, &self.lit, &self.context)
     }
-    let mut ctrl = Vec::with_capacity(ctrl_raw as usize);
-    let mut lit = Vec::with_capacity(lit_raw as usize);
-    let mut context = Vec::new();
-    for c in chunks.iter() {
-        let e = &c.entry;
-        let (cs, rest) = c.payload.split_at(e.ctrl.stored as usize);
-        let ls = &rest[e.diff.stored as usize..];
-        let (cr, lr) = NO_SHARED.streams(e, cs, ls).ok()?;
-        old_context(e, &cr, old, DEFAULT_GAP_MAX, &mut context).ok()?;
-        ctrl.extend_from_slice(&cr);
-        lit.extend_from_slice(&lr);
+
+    /// The section whose blocks, compressed, are `ctrl_stored` and
+    /// `lit_stored` ([`SharedBlocks::compress_ctrl`],
+    /// [`SharedBlocks::compress_lit`]), and the `chunks` it was gathered
+    /// from made shared: their control and literal streams leave their
+    /// payloads, their entries get the offsets a parser derives.
+    pub fn finish(
+        self,
+        chunks: &mut [EncodedChunk],
+        ctrl_stored: Vec<u8>,
+        lit_stored: Vec<u8>,
+    ) -> SharedSection {
+        let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
+        for c in chunks.iter_mut() {
+            let e = &mut c.entry;
+            let d = e.ctrl.stored as usize..e.ctrl.stored as usize + e.diff.stored as usize;
+            c.payload = c.payload[d].to_vec();
+            e.ctrl.stored = 0;
+            e.lit.stored = 0;
+            e.shared = true;
+            (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
+            ctrl_at += u64::from(e.ctrl.raw);
+            lit_at += u64::from(e.lit.raw);
+            e.payload_hash = *blake3::hash(&c.payload).as_bytes();
+        }
+        debug_assert_eq!(
+            (ctrl_at, lit_at),
+            (self.ctrl.len() as u64, self.lit.len() as u64),
+            "the chunks the blocks were gathered from"
+        );
+        let ctrl_len = ctrl_stored.len();
+        let mut bytes = ctrl_stored;
+        bytes.extend_from_slice(&lit_stored);
+        let desc = SharedDesc {
+            ctrl: StreamLen {
+                raw: self.ctrl.len() as u32,
+                stored: ctrl_len as u32,
+            },
+            lit: StreamLen {
+                raw: self.lit.len() as u32,
+                stored: lit_stored.len() as u32,
+            },
+            gap_max: self.gap_max,
+            hash: *blake3::hash(&bytes).as_bytes(),
+        };
+        SharedSection { desc, bytes }
     }
-    let (ctrl_stored, lit_stored) = rayon::join(
-        || Codec::Zstd(level).compress(&ctrl),
-        || crate::codec::zstd_compress_with_prefix(level, &lit, &context),
-    );
-    let before: u64 = chunks
-        .iter()
-        .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
-        .sum();
-    let after = (ctrl_stored.len() + lit_stored.len() + crate::head::SHARED_DESC_LEN) as u64;
-    if after >= before {
-        return None;
-    }
-    // The entries as a parser derives them (offsets into the blocks).
-    let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
-    for c in chunks.iter_mut() {
-        let e = &mut c.entry;
-        let d = e.ctrl.stored as usize..e.ctrl.stored as usize + e.diff.stored as usize;
-        c.payload = c.payload[d].to_vec();
-        e.ctrl.stored = 0;
-        e.lit.stored = 0;
-        e.shared = true;
-        (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
-        ctrl_at += u64::from(e.ctrl.raw);
-        lit_at += u64::from(e.lit.raw);
-        e.payload_hash = *blake3::hash(&c.payload).as_bytes();
-    }
-    let mut bytes = ctrl_stored;
-    bytes.extend_from_slice(&lit_stored);
-    let desc = SharedDesc {
-        ctrl: StreamLen {
-            raw: ctrl_raw as u32,
-            stored: (bytes.len() - lit_stored.len()) as u32,
-        },
-        lit: StreamLen {
-            raw: lit_raw as u32,
-            stored: lit_stored.len() as u32,
-        },
-        gap_max: DEFAULT_GAP_MAX,
-        hash: *blake3::hash(&bytes).as_bytes(),
-    };
-    Some(SharedSection { desc, bytes })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChunkEncoder, Engine, Metadata, Patch, assemble, assemble_with};
+    use crate::ChunkEncoder;
 
     fn bytes(seed: u32, n: usize) -> Vec<u8> {
         let mut x = seed.wrapping_mul(2_654_435_761) | 1;
@@ -408,7 +372,10 @@ mod tests {
         for &op in ops {
             enc.push(op);
         }
-        enc.encode(codec, 16)
+        let chunk = enc.new_chunk();
+        let (streams, ranges) = enc.finish();
+        let coding = crate::ChunkCoding::plain(codec);
+        crate::encode_chunk_as(old, &streams, &coding, ranges, start, chunk)
     }
 
     /// The context is the OLD bytes between the cursor before a run of
@@ -457,128 +424,5 @@ mod tests {
         let mut got = Vec::new();
         old_context(&c.entry, ctrl, &old, 49, &mut got).unwrap();
         assert!(got.is_empty());
-    }
-
-    /// Four chunks that insert the same new text: shared, the patch is
-    /// smaller than unshared, and it applies to NEW through the section.
-    #[test]
-    fn shared_patch_applies_and_is_smaller() {
-        let old = bytes(2, 64_000);
-        let para = bytes(3, 3000);
-        let (mut new, mut plan) = (Vec::new(), Vec::new());
-        for k in 0..4u64 {
-            let start = new.len() as u64;
-            let o = k * 16_000;
-            // The inserted text starts like the OLD bytes it replaces (the
-            // context), then the text every chunk inserts.
-            new.extend_from_slice(&old[o as usize..o as usize + 6100]);
-            new.extend_from_slice(&para);
-            new.extend_from_slice(&old[o as usize + 6100..o as usize + 16_000]);
-            let ops = vec![
-                Op::Copy { old: o, len: 6000 },
-                Op::Insert { len: 3100 },
-                Op::Copy {
-                    old: o + 6100,
-                    len: 9900,
-                },
-            ];
-            plan.push((start, ops));
-        }
-        let meta = Metadata {
-            old_len: old.len() as u64,
-            old_hash: *blake3::hash(&old).as_bytes(),
-            new_len: new.len() as u64,
-            new_hash: *blake3::hash(&new).as_bytes(),
-            engine: Engine::SuffixArray,
-            flags: 0,
-        };
-        let codec = Codec::Zstd(19);
-        let plain: Vec<EncodedChunk> = plan
-            .iter()
-            .map(|(s, ops)| chunk(&old, &new, *s, ops, codec))
-            .collect();
-        let mut chunks = plain.clone();
-        let section = share(&old, &mut chunks, 19).expect("sharing pays here");
-        assert!(chunks.iter().all(|c| c.entry.shared));
-        let unshared = assemble(&meta, plain, None);
-        let chunks_made: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
-        let shared = assemble_with(&meta, chunks, Some(&section), None);
-        assert!(
-            shared.len() + 2000 < unshared.len(),
-            "{} against {}",
-            shared.len(),
-            unshared.len()
-        );
-        let p = Patch::parse(&shared).unwrap();
-        assert_eq!(p.head.version, 5);
-        for (parsed, made) in p.head.chunks.iter().zip(&chunks_made) {
-            assert_eq!(
-                (parsed.shared_ctrl_at, parsed.shared_lit_at),
-                (made.shared_ctrl_at, made.shared_lit_at),
-                "share() sets the offsets a parser derives"
-            );
-        }
-        let s = p.decode_shared(&old).unwrap();
-        let mut out = vec![0u8; new.len()];
-        for (i, e) in p.head.chunks.iter().enumerate() {
-            let r = e.new_range();
-            p.apply_chunk_in(
-                i,
-                &s,
-                &old,
-                &mut out[r.start as usize..r.end as usize],
-                false,
-            )
-            .unwrap();
-        }
-        assert!(out == new);
-        // Without the section a shared chunk does not decode.
-        let r = p.head.chunks[0].new_range();
-        let e = p
-            .apply_chunk(0, &old, &mut out[r.start as usize..r.end as usize], false)
-            .unwrap_err();
-        assert!(e.to_string().contains("shared"), "{e}");
-        // Another OLD gives another context, which chunk 0's literals
-        // copy from: it does not verify.
-        let mut wrong = old.clone();
-        wrong[6050] ^= 1;
-        let bad = p
-            .decode_shared(&wrong)
-            .and_then(|s| p.apply_chunk_in(0, &s, &wrong, &mut out[..r.end as usize], false));
-        assert!(bad.is_err());
-    }
-
-    /// When not every chunk was probed, nothing is shared and each probed
-    /// chunk ends up byte for byte as plain encoding makes it.
-    #[test]
-    fn unshared_probed_chunks_are_as_plain_encoding_makes_them() {
-        let old = bytes(4, 40_000);
-        let mut new = old[..10_000].to_vec();
-        new.extend_from_slice(&bytes(5, 5000));
-        new.extend_from_slice(&old[10_000..20_000]);
-        let ops = [
-            Op::Copy {
-                old: 0,
-                len: 10_000,
-            },
-            Op::Insert { len: 5000 },
-            Op::Copy {
-                old: 10_000,
-                len: 10_000,
-            },
-        ];
-        let codec = Codec::Zstd(19);
-        let plain = chunk(&old, &new, 0, &ops, codec);
-        let mut enc = ChunkEncoder::new(&old, &new, 0);
-        for op in ops {
-            enc.push(op);
-        }
-        let (probed, flag) = enc.encode_sharing(codec, 16, 1 << 20);
-        assert!(flag);
-        assert_ne!(probed.payload, plain.payload, "probed at another level");
-        let mut chunks = vec![probed, plain.clone()];
-        assert!(finish_sharing(&old, &mut chunks, &[true, false], codec).is_none());
-        assert_eq!(chunks[0].payload, plain.payload);
-        assert_eq!(chunks[0].entry, plain.entry);
     }
 }

@@ -1,0 +1,308 @@
+//! How each chunk is stored: the search over the format's codings.
+//!
+//! The format crate encodes a chunk as any coding it is named
+//! ([`ChunkCoding`], [`oxdelta_format::encode_chunk_as`]) and decodes
+//! every one; it never chooses. This module chooses, per chunk: the diff
+//! stream's ADD mode, order and run layout ([`layout`]'s search over the
+//! variants [`variants`] makes), whether the control stream is split by
+//! field, whether the literals take the x86 filter, and whether a chunk
+//! that does not compress is stored as is; then, per patch, whether the
+//! chunks' streams go into a shared section ([`share`]). The three
+//! streams are coded side by side and the diff variants ranked side by
+//! side (rayon); every choice compares sizes only, so the patch does not
+//! depend on the thread count.
+//!
+//! # Adding a diff-stream variant
+//!
+//! Once the format can encode and decode a new ADD mode (its
+//! [`oxdelta_format::AddSources::encode`] arm and its decoder), the
+//! search tries it by one more line in [`VARIANTS`], saying when it is
+//! worth trying ([`When`]; a new condition is a new `When` and its arm in
+//! [`When::holds`]). Modes that are not per op
+//! ([`AddMode::PER_OP`]) are made whole by the format's encoder, so
+//! [`variants::DiffVariants`] needs no change.
+
+use oxdelta_format::filter::split;
+use oxdelta_format::ops::coalesce_ranges;
+use oxdelta_format::{
+    AddMode, ChunkCoding, ChunkEncoder, Codec, EncodedChunk, StoredStream, Streams, coding, limits,
+};
+
+mod layout;
+pub mod share;
+mod variants;
+
+use layout::{DiffLayout, DiffVariant};
+use variants::DiffVariants;
+
+/// When a diff-stream variant is worth trying on a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    /// On every chunk with diff bytes.
+    Always,
+    /// Where the operand split pays ([`variants::DiffVariants::split_pays`]):
+    /// the ADDs read code whose operand bytes change far more often than
+    /// the others.
+    SplitPays,
+}
+
+impl When {
+    fn holds(self, v: &DiffVariants<'_>) -> bool {
+        match self {
+            When::Always => true,
+            When::SplitPays => v.split_pays(),
+        }
+    }
+}
+
+/// The diff-stream variants tried besides the chunk's own (byte-wise ADD,
+/// op order): ADD mode, the operand split's order, and when. Candidates
+/// are ranked in this order after the chunk's own, so among equal sizes
+/// the earlier wins.
+const VARIANTS: &[(AddMode, bool, When)] = &[
+    (AddMode::Words32, false, When::Always),
+    (AddMode::Bytes, true, When::SplitPays),
+    (AddMode::Words32, true, When::SplitPays),
+    (AddMode::Operands, false, When::SplitPays),
+    (AddMode::OperandsAbs, false, When::SplitPays),
+];
+
+/// Finishes `enc` and encodes its chunk with `codec`, declaring at most
+/// `max_ranges` OLD ranges: every coding the search tries (see the module
+/// docs), the smallest kept.
+pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> EncodedChunk {
+    encode_sharing(enc, codec, max_ranges, 0).0
+}
+
+/// [`encode`] for a chunk that may go into a shared section: when its
+/// control and literal streams are each at most `share_max` bytes and
+/// `codec` is zstd, the literal stream is compressed at
+/// [`share::PROBE_LEVEL`] only (what [`share::finish_sharing`] compresses
+/// again, with the others, at `codec`'s level), and the flag returned is
+/// true. Otherwise as `encode`.
+pub fn encode_sharing(
+    enc: ChunkEncoder<'_>,
+    codec: Codec,
+    max_ranges: usize,
+    share_max: usize,
+) -> (EncodedChunk, bool) {
+    let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
+    let (streams, ranges) = enc.finish();
+    let probe = matches!(codec, Codec::Zstd(_))
+        && streams.ctrl.len() <= share_max
+        && streams.lit.len() <= share_max;
+    let side = if probe {
+        Codec::Zstd(share::PROBE_LEVEL)
+    } else {
+        codec
+    };
+    let ranges = coalesce_ranges(ranges, max_ranges);
+    let mut alternatives = Vec::new();
+    let mut variants = None;
+    if codec != Codec::None && !streams.diff.is_empty() {
+        let v = DiffVariants::new(&streams, old, new_chunk, start);
+        alternatives = VARIANTS
+            .iter()
+            .filter(|&&(_, _, when)| when.holds(&v))
+            .map(|&(add, order_split, _)| (add, order_split))
+            .collect();
+        variants = Some(v);
+    }
+    let make = |add: AddMode, order_split: bool, f: &mut dyn FnMut(&[u8])| {
+        variants
+            .as_ref()
+            .expect("alternatives only with variants")
+            .feed(add, order_split, f)
+    };
+    let best = (codec != Codec::None)
+        .then(|| {
+            best_coding(
+                codec,
+                side,
+                &streams,
+                &alternatives,
+                &make,
+                start,
+                new_chunk.len(),
+            )
+        })
+        .filter(|(_, stored)| {
+            let raw = streams.ctrl.len() + streams.diff.len() + streams.lit.len();
+            stored.iter().map(|s| s.bytes.len()).sum::<usize>() < raw
+        });
+    // Streams that would grow overall are stored as they are.
+    let (coding, stored) = best.unwrap_or_else(|| {
+        let coding = ChunkCoding {
+            add_mode: streams.add,
+            operand_split: streams.split,
+            ..ChunkCoding::plain(Codec::None)
+        };
+        let raw = |s: &Vec<u8>| StoredStream {
+            raw_len: s.len(),
+            bytes: s.clone(),
+        };
+        (
+            coding,
+            [&streams.ctrl, &streams.diff, &streams.lit].map(raw),
+        )
+    });
+    let chunk = EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk);
+    (chunk, probe)
+}
+
+/// The smallest coding found of each stream with compressing `codec`
+/// (the literal stream with `side`, the same kind of codec perhaps at
+/// another level), the three searched side by side, and the streams so
+/// stored. `alternatives` are the diff variants `make` produces.
+fn best_coding(
+    codec: Codec,
+    side: Codec,
+    streams: &Streams,
+    alternatives: &[(AddMode, bool)],
+    make: DiffVariant<'_>,
+    new_offset: u64,
+    new_len: usize,
+) -> (ChunkCoding, [StoredStream; 3]) {
+    let ctrl_limit = limits::max_ctrl_raw_len(new_len as u32);
+    let (diff, ((ctrl, ctrl_split), (lit, lit_x86))) = rayon::join(
+        || DiffLayout::best(codec, streams, alternatives, make),
+        || {
+            rayon::join(
+                || best_ctrl(codec, &streams.ctrl, ctrl_limit),
+                || best_lit(side, streams, new_offset),
+            )
+        },
+    );
+    let coding = ChunkCoding {
+        codec,
+        diff_filter: diff.filter,
+        add_mode: diff.add,
+        operand_split: diff.split,
+        ctrl_split,
+        lit_x86,
+        shared: false,
+    };
+    let diff = StoredStream {
+        raw_len: diff.filtered_len,
+        bytes: diff.stored,
+    };
+    (coding, [ctrl, diff, lit])
+}
+
+/// The control stream as is or split by field (format version 4),
+/// whichever compresses smaller; `true` for the split form. The split form
+/// carries a tag byte per op: it is tried only within the control
+/// stream's limit `limit`, which applies to it as stored.
+fn best_ctrl(codec: Codec, ctrl: &[u8], limit: u64) -> (StoredStream, bool) {
+    let (plain, split) = rayon::join(
+        || StoredStream::compress(codec, ctrl),
+        || {
+            coding::split(ctrl)
+                .filter(|s| s.len() as u64 <= limit)
+                .map(|s| StoredStream::compress(codec, &s))
+        },
+    );
+    match split {
+        Some(s) if s.bytes.len() < plain.bytes.len() => (s, true),
+        _ => (plain, false),
+    }
+}
+
+/// The literal stream as is or with the x86 literal filter (format
+/// version 4, tried when the literals look like code), whichever
+/// compresses smaller with `side`; `true` for the filtered form.
+fn best_lit(side: Codec, streams: &Streams, new_offset: u64) -> (StoredStream, bool) {
+    let (plain, filtered) = rayon::join(
+        || StoredStream::compress(side, &streams.lit),
+        || {
+            lits_look_like_code(&streams.lit).then(|| {
+                let mut filtered = streams.lit.clone();
+                coding::filter_literals(&streams.ctrl, new_offset, &mut filtered);
+                StoredStream::compress(side, &filtered)
+            })
+        },
+    );
+    match filtered {
+        Some(f) if f.bytes.len() < plain.bytes.len() => (f, true),
+        _ => (plain, false),
+    }
+}
+
+/// Whether the x86 literal filter is worth trying on literal bytes
+/// `lit`: at least one operand word per 64 bytes (words found by the
+/// format's trigger rule, as the filter finds them).
+fn lits_look_like_code(lit: &[u8]) -> bool {
+    let mut n = 0usize;
+    let mut k = 0;
+    while k + 5 <= lit.len() {
+        if split::trigger(lit, k) {
+            n += 1;
+            k += 5;
+        } else {
+            k += 1;
+        }
+    }
+    n * 64 >= lit.len() && n > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxdelta_format::{Op, encode_chunk_as};
+
+    #[test]
+    fn literals_with_calls_look_like_code() {
+        let mut lit = [0x90u8; 200];
+        for at in [0usize, 100] {
+            lit[at] = 0xe8;
+        }
+        assert!(lits_look_like_code(&lit[..64]));
+        assert!(!lits_look_like_code(&[0x90; 200]));
+    }
+
+    /// The search only chooses: its chunk is what the format's encoder
+    /// makes of the coding it chose, byte for byte.
+    #[test]
+    fn the_chosen_coding_is_the_formats_encoding() {
+        let old: Vec<u8> = (0..40_000u32)
+            .map(|i| match i % 9 {
+                0 => 0xe8,
+                1..=4 => (i / 9 * 13) as u8,
+                _ => (i.wrapping_mul(2_654_435_761) >> 25) as u8,
+            })
+            .collect();
+        let mut new = old[..20_000].to_vec();
+        new.extend((0..3000u32).map(|i| (i * 7) as u8));
+        new.extend_from_slice(&old[21_000..]);
+        for i in (1..new.len()).step_by(9) {
+            new[i] = new[i].wrapping_add(0x40);
+        }
+        let ops = [
+            Op::Add {
+                old: 0,
+                len: 20_000,
+            },
+            Op::Insert { len: 3000 },
+            Op::Add {
+                old: 21_000,
+                len: 19_000,
+            },
+        ];
+        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3), Codec::Zstd(19)] {
+            let mut enc = ChunkEncoder::new(&old, &new, 0);
+            for op in ops {
+                enc.push(op);
+            }
+            let mut again = ChunkEncoder::new(&old, &new, 0);
+            for op in ops {
+                again.push(op);
+            }
+            let chunk = encode(enc, codec, 16);
+            let (streams, ranges) = again.finish();
+            let coding = chunk.entry.coding();
+            let made = encode_chunk_as(&old, &streams, &coding, ranges, 0, &new);
+            assert_eq!(made.entry, chunk.entry, "{codec:?}");
+            assert!(made.payload == chunk.payload, "{codec:?}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Whether a patch's chunks share their control and literal streams (the
+//! format's shared section, [`oxdelta_format::shared`]).
+
+use oxdelta_format::head::SHARED_DESC_LEN;
+use oxdelta_format::shared::SharedBlocks;
+use oxdelta_format::{Codec, EncodedChunk, SharedSection};
+use rayon::prelude::*;
+
+/// Longest OLD gap the encoder takes into the context. Whole patches at
+/// zstd 19 against this value: tar-src 75,994 B with 256, 75,272 with
+/// 1 KiB, 74,086 with 4 KiB, 73,350 with 16 KiB, 73,925 with 64 KiB (the
+/// 1 MiB context limit then cuts in); exe-rust 2,300,181 with 4 KiB and
+/// 2,301,799 with 16 KiB; so-lib 1,077,268 and 1,076,574. 4 KiB is the
+/// middle, and keeps the context small.
+pub const DEFAULT_GAP_MAX: u32 = 4 << 10;
+
+/// The zstd level at which [`super::encode_sharing`] compresses the
+/// literal stream of a chunk that is likely to be shared: enough to
+/// choose its coding (the x86 filter) and to compare with the section, at
+/// a fraction of the time of level 19 (on tar-src the per-chunk literal
+/// streams at 19 took as long as the whole section). Control streams are
+/// small and are compressed at the patch's level: at level 3 the split
+/// control stream lost to the joined one in two of tar-src's four chunks
+/// where at 19 it wins (0.7 KB).
+pub const PROBE_LEVEL: i32 = 3;
+
+/// Finishes the chunks of one patch made by [`super::encode_sharing`]
+/// with `codec`, `probed[i]` the flag it returned for chunk `i`: when
+/// every chunk was probed, their streams are shared if that is smaller
+/// ([`share`]); whatever is not shared is compressed again at `codec`'s
+/// own level, so the patch is what plain encoding would have made. (The
+/// comparison in [`share`] is then against the probed literal streams, at
+/// [`PROBE_LEVEL`]: it leans towards sharing; on all four corpus pairs
+/// sharing made the patch smaller.) Deterministic: it depends on the
+/// chunks only, not on threads.
+pub fn finish_sharing(
+    old: &[u8],
+    chunks: &mut [EncodedChunk],
+    probed: &[bool],
+    codec: Codec,
+) -> Option<SharedSection> {
+    let Codec::Zstd(level) = codec else {
+        return None;
+    };
+    if !chunks.is_empty() && probed.iter().all(|&p| p) {
+        if let Some(s) = share(old, chunks, level) {
+            return Some(s);
+        }
+    }
+    chunks
+        .par_iter_mut()
+        .zip(probed)
+        .filter(|(_, p)| **p)
+        .for_each(|(c, _)| c.recompress_literals(codec));
+    None
+}
+
+/// Moves the control and literal streams of `chunks` (in table order) into
+/// a shared section compressed with `level`, when that makes the patch
+/// smaller than the chunks' own stored streams; returns the section, or
+/// `None` and leaves `chunks` as they were. Sharing is tried only when
+/// both blocks fit their limit; `old` is the OLD the chunks were made
+/// from.
+pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<SharedSection> {
+    let blocks = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX)?;
+    let (ctrl, lit) = rayon::join(
+        || blocks.compress_ctrl(level),
+        || blocks.compress_lit(level),
+    );
+    let before: u64 = chunks
+        .iter()
+        .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
+        .sum();
+    let after = (ctrl.len() + lit.len() + SHARED_DESC_LEN) as u64;
+    if after >= before {
+        return None;
+    }
+    Some(blocks.finish(chunks, ctrl, lit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxdelta_format::{
+        ChunkEncoder, ChunkEntry, Engine, Metadata, Op, Patch, assemble, assemble_with,
+    };
+
+    fn bytes(seed: u32, n: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                b"etaoin shrdlu\n{};()"[(x % 19) as usize]
+            })
+            .collect()
+    }
+
+    fn chunk(old: &[u8], new: &[u8], start: u64, ops: &[Op], codec: Codec) -> EncodedChunk {
+        let mut enc = ChunkEncoder::new(old, new, start);
+        for &op in ops {
+            enc.push(op);
+        }
+        super::super::encode(enc, codec, 16)
+    }
+
+    /// Four chunks that insert the same new text: shared, the patch is
+    /// smaller than unshared, and it applies to NEW through the section.
+    #[test]
+    fn shared_patch_applies_and_is_smaller() {
+        let old = bytes(2, 64_000);
+        let para = bytes(3, 3000);
+        let (mut new, mut plan) = (Vec::new(), Vec::new());
+        for k in 0..4u64 {
+            let start = new.len() as u64;
+            let o = k * 16_000;
+            // The inserted text starts like the OLD bytes it replaces (the
+            // context), then the text every chunk inserts.
+            new.extend_from_slice(&old[o as usize..o as usize + 6100]);
+            new.extend_from_slice(&para);
+            new.extend_from_slice(&old[o as usize + 6100..o as usize + 16_000]);
+            let ops = vec![
+                Op::Copy { old: o, len: 6000 },
+                Op::Insert { len: 3100 },
+                Op::Copy {
+                    old: o + 6100,
+                    len: 9900,
+                },
+            ];
+            plan.push((start, ops));
+        }
+        let meta = Metadata {
+            old_len: old.len() as u64,
+            old_hash: *blake3::hash(&old).as_bytes(),
+            new_len: new.len() as u64,
+            new_hash: *blake3::hash(&new).as_bytes(),
+            engine: Engine::SuffixArray,
+            flags: 0,
+        };
+        let codec = Codec::Zstd(19);
+        let plain: Vec<EncodedChunk> = plan
+            .iter()
+            .map(|(s, ops)| chunk(&old, &new, *s, ops, codec))
+            .collect();
+        let mut chunks = plain.clone();
+        let section = share(&old, &mut chunks, 19).expect("sharing pays here");
+        assert!(chunks.iter().all(|c| c.entry.shared));
+        let unshared = assemble(&meta, plain, None);
+        let chunks_made: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
+        let shared = assemble_with(&meta, chunks, Some(&section), None);
+        assert!(
+            shared.len() + 2000 < unshared.len(),
+            "{} against {}",
+            shared.len(),
+            unshared.len()
+        );
+        let p = Patch::parse(&shared).unwrap();
+        assert_eq!(p.head.version, 5);
+        for (parsed, made) in p.head.chunks.iter().zip(&chunks_made) {
+            assert_eq!(
+                (parsed.shared_ctrl_at, parsed.shared_lit_at),
+                (made.shared_ctrl_at, made.shared_lit_at),
+                "share() sets the offsets a parser derives"
+            );
+        }
+        let s = p.decode_shared(&old).unwrap();
+        let mut out = vec![0u8; new.len()];
+        for (i, e) in p.head.chunks.iter().enumerate() {
+            let r = e.new_range();
+            p.apply_chunk_in(
+                i,
+                &s,
+                &old,
+                &mut out[r.start as usize..r.end as usize],
+                false,
+            )
+            .unwrap();
+        }
+        assert!(out == new);
+        // Without the section a shared chunk does not decode.
+        let r = p.head.chunks[0].new_range();
+        let e = p
+            .apply_chunk(0, &old, &mut out[r.start as usize..r.end as usize], false)
+            .unwrap_err();
+        assert!(e.to_string().contains("shared"), "{e}");
+        // Another OLD gives another context, which chunk 0's literals
+        // copy from: it does not verify.
+        let mut wrong = old.clone();
+        wrong[6050] ^= 1;
+        let bad = p
+            .decode_shared(&wrong)
+            .and_then(|s| p.apply_chunk_in(0, &s, &wrong, &mut out[..r.end as usize], false));
+        assert!(bad.is_err());
+    }
+
+    /// When not every chunk was probed, nothing is shared and each probed
+    /// chunk ends up byte for byte as plain encoding makes it.
+    #[test]
+    fn unshared_probed_chunks_are_as_plain_encoding_makes_them() {
+        let old = bytes(4, 40_000);
+        let mut new = old[..10_000].to_vec();
+        new.extend_from_slice(&bytes(5, 5000));
+        new.extend_from_slice(&old[10_000..20_000]);
+        let ops = [
+            Op::Copy {
+                old: 0,
+                len: 10_000,
+            },
+            Op::Insert { len: 5000 },
+            Op::Copy {
+                old: 10_000,
+                len: 10_000,
+            },
+        ];
+        let codec = Codec::Zstd(19);
+        let plain = chunk(&old, &new, 0, &ops, codec);
+        let mut enc = ChunkEncoder::new(&old, &new, 0);
+        for op in ops {
+            enc.push(op);
+        }
+        let (probed, flag) = super::super::encode_sharing(enc, codec, 16, 1 << 20);
+        assert!(flag);
+        assert_ne!(probed.payload, plain.payload, "probed at another level");
+        let mut chunks = vec![probed, plain.clone()];
+        assert!(finish_sharing(&old, &mut chunks, &[true, false], codec).is_none());
+        assert_eq!(chunks[0].payload, plain.payload);
+        assert_eq!(chunks[0].entry, plain.entry);
+    }
+}

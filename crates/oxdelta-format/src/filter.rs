@@ -390,7 +390,7 @@ pub mod split {
     /// True when an operand starts after byte `j` of `src`: an `E8`/`E9`
     /// opcode, a `0F 8x` conditional jump, or a ModRM byte `mod=00 r/m=101`
     /// after a common memory opcode (two table reads, no data-dependent
-    /// branch but `j == 0`). The same rule as [`trigger_flag`], which the
+    /// branch but `j == 0`). The same rule as `trigger_flag`, which the
     /// applier's vectorised [`masks`] needs; this form was faster in the
     /// byte-at-a-time walks (exe-go diff 293 against 248 ms, hyperfine).
     #[inline]

@@ -3,8 +3,8 @@
 //! The format crate encodes a chunk as any coding it is named
 //! ([`ChunkCoding`], [`oxdelta_format::encode_chunk_as`]) and decodes
 //! every one; it never chooses. This module chooses, per chunk: the diff
-//! stream's ADD mode, order and run layout ([`layout`]'s search over the
-//! variants [`variants`] makes), whether the control stream is split by
+//! stream's ADD mode, order and run layout (`layout`'s search over the
+//! variants `variants` makes), whether the control stream is split by
 //! field, whether the literals take the x86 filter, and whether a chunk
 //! that does not compress is stored as is; then, per patch, whether the
 //! chunks' streams go into a shared section ([`share`]). The three
@@ -16,11 +16,11 @@
 //!
 //! Once the format can encode and decode a new ADD mode (its
 //! [`oxdelta_format::AddSources::encode`] arm and its decoder), the
-//! search tries it by one more line in [`VARIANTS`], saying when it is
-//! worth trying ([`When`]; a new condition is a new `When` and its arm in
-//! [`When::holds`]). Modes that are not per op
+//! search tries it by one more line in `VARIANTS`, saying when it is
+//! worth trying (`When`; a new condition is a new `When` and its arm in
+//! `When::holds`). Modes that are not per op
 //! ([`AddMode::PER_OP`]) are made whole by the format's encoder, so
-//! [`variants::DiffVariants`] needs no change.
+//! `variants::DiffVariants` needs no change.
 
 use oxdelta_format::filter::split;
 use oxdelta_format::ops::coalesce_ranges;

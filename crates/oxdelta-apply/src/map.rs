@@ -7,8 +7,10 @@
 //! can change), and a truncation makes reading the lost pages fault. Nothing
 //! here can stop another process, so mapping a file is an `unsafe fn`
 //! ([`ReadMap::new`]) whose caller takes on that contract. This crate's own
-//! file appliers ([`crate::apply_file`], [`crate::check_file`]) take it on
-//! for OLD and the patch, and state the consequence instead: they check
+//! file appliers ([`crate::apply_file`], [`crate::apply_reader`],
+//! [`crate::check_file`], and `inplace::apply_in_place_file` for its
+//! patch) take it on for OLD and the patch, and state the consequence
+//! instead: they check
 //! every byte they read through a map against a hash from the patch (head
 //! and payload hashes, OLD's hash, every chunk's NEW hash) before the
 //! result is committed, so interference is reported as an error, not
@@ -55,8 +57,8 @@ impl ReadMap {
     pub(crate) fn checked_input(file: &File) -> std::io::Result<ReadMap> {
         // SAFETY: not guaranteed by this crate, which cannot stop another
         // process: the documented trade-off of the module docs. The
-        // callers (`open_old`, the patch of `apply_file` and `check_file`)
-        // verify the head hash and signature, the payload hashes, OLD's
+        // callers (`open_old`, the patch of `apply_file`, `check_file` and
+        // `apply_in_place_file`) verify the head hash and signature, the payload hashes, OLD's
         // hash and every chunk's NEW hash before anything is committed.
         unsafe { ReadMap::new(file) }
     }

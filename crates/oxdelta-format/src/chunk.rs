@@ -174,13 +174,17 @@ fn read_diff_byte(
                 "ADD mode",
                 format!(
                     "{} in the high four bits (chunk {i})",
-                    if version >= 3 { "0 to 3" } else { "0 or 1" }
+                    match version {
+                        6.. => "0 to 4",
+                        3.. => "0 to 3",
+                        _ => "0 or 1",
+                    }
                 ),
                 id,
                 at,
             )
         })?;
-    if m.is_operands() && id & 0x08 != 0 {
+    if m.is_predicted() && id & 0x08 != 0 {
         return Err(Error::invalid(
             "diff coding",
             format!("no operand split with an operand ADD mode (chunk {i})"),
@@ -448,7 +452,7 @@ mod tests {
                             let untransformed =
                                 diff_filter == DiffFilter::None && !ctrl_split && !lit_x86;
                             if (codec == Codec::None && !untransformed)
-                                || (add_mode.is_operands() && operand_split)
+                                || (add_mode.is_predicted() && operand_split)
                             {
                                 continue;
                             }

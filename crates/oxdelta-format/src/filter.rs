@@ -57,15 +57,21 @@ pub enum AddMode {
     /// As [`AddMode::Operands`], misses relative to the OLD word moved by
     /// the op's shift (absolute targets).
     OperandsAbs,
+    /// AArch64 instruction words (branches, ADRP and the low parts paired
+    /// with it) predicted from the chunk's ops and from the words already
+    /// decoded (format version 6; [`crate::arm64`]). Like the operand
+    /// modes, its stream is turned into byte-wise diffs first.
+    Arm64,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 4] = [
+    pub const ALL: [AddMode; 5] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
         AddMode::OperandsAbs,
+        AddMode::Arm64,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -77,12 +83,21 @@ impl AddMode {
         matches!(self, AddMode::Operands | AddMode::OperandsAbs)
     }
 
+    /// Whether the mode predicts words from the chunk's op map (the
+    /// operand modes and [`AddMode::Arm64`]): its stream is not in op
+    /// order, the operand split may not accompany it, and an applier holds
+    /// the op map.
+    pub fn is_predicted(self) -> bool {
+        self.is_operands() || self == AddMode::Arm64
+    }
+
     /// The lowest format version that has this mode.
     pub fn min_version(self) -> u16 {
         match self {
             AddMode::Bytes => 1,
             AddMode::Words32 => 2,
             AddMode::Operands | AddMode::OperandsAbs => 3,
+            AddMode::Arm64 => 6,
         }
     }
 
@@ -93,6 +108,7 @@ impl AddMode {
             AddMode::Words32 => 1,
             AddMode::Operands => 2,
             AddMode::OperandsAbs => 3,
+            AddMode::Arm64 => 4,
         }
     }
 
@@ -108,6 +124,7 @@ impl AddMode {
             AddMode::Words32 => "words32",
             AddMode::Operands => "operands",
             AddMode::OperandsAbs => "operands-abs",
+            AddMode::Arm64 => "arm64",
         }
     }
 
@@ -130,7 +147,9 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(dst, src, diff),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
+                bytes(dst, src, diff)
+            }
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -161,7 +180,9 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(out, new, old),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
+                bytes(out, new, old)
+            }
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -188,7 +209,9 @@ impl AddMode {
             out.extend(new.iter().zip(old).map(|(n, o)| n.wrapping_sub(*o)));
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => bytes(out, new, old),
+            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
+                bytes(out, new, old)
+            }
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

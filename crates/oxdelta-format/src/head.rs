@@ -158,9 +158,15 @@ impl ChunkEntry {
         // An operand mode also holds the op map and the byte-wise diff (at
         // most the chunk's bytes that are not literals; the one-pass
         // rebuild holds the words' positions instead, fewer bytes).
-        let operands = if self.add_mode.is_operands() {
+        let operands = if self.add_mode.is_predicted() {
+            let learned = if self.add_mode == AddMode::Arm64 {
+                crate::arm64::learned_bound(self.new_len.into())
+            } else {
+                0
+            };
             crate::operand::op_map_bound(self.new_len.into(), self.ctrl.raw.into())
                 + u64::from(self.new_len.saturating_sub(self.lit.raw))
+                + learned
         } else {
             0
         };

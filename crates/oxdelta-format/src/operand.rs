@@ -113,7 +113,7 @@ impl OpMap {
 
     /// The shift of the op that maps OLD position `t`, if one does: the
     /// last entry whose start is at most `t`, when `t` is inside it.
-    fn lookup(&self, t: i64) -> Option<i64> {
+    pub(crate) fn lookup(&self, t: i64) -> Option<i64> {
         let t = u64::try_from(t).ok()?.checked_sub(self.base)?;
         let b = (t >> self.shift) as usize;
         // Entries before bucket `b` start at most at `t`; those from

@@ -262,8 +262,9 @@ impl<'a> Runs<'a> {
 fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
     let dst = &mut out[a.out_pos + at..a.out_pos + at + diff.len()];
     match mode {
-        // (Operand modes never get here: `Words::apply` adds their bytes.)
-        AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs => {
+        // (Operand modes never get here: `Words::apply` adds their bytes;
+        // nor does arm64, which the reference decodes.)
+        AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }

@@ -150,7 +150,8 @@ pub struct ChunkInput {
     /// Bit 0: compress the streams with the codec (else they are stored
     /// as given, with `raw_lens` as their declared raw lengths). Bit 1:
     /// declare all of OLD as one range (else `ranges`). Bit 2: the x86
-    /// literal filter (with a compressing codec).
+    /// literal filter (with a compressing codec). Bit 3: the ADD mode
+    /// arm64 (format version 6) instead of the one `codec` names.
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -167,6 +168,7 @@ pub struct ChunkInput {
 const FLAG_COMPRESS: u8 = 1;
 const FLAG_WHOLE_OLD: u8 = 2;
 const FLAG_LIT_X86: u8 = 4;
+const FLAG_ARM64: u8 = 8;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -345,6 +347,221 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
     out
 }
 
+/// The arm64 mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "AArch64 words"): linear searches of the op map and of the
+/// learned shifts, wide integers, every word position tried in turn.
+fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let mut map: Vec<(i128, i128, i128)> = Vec::new();
+    let mut pos = i128::from(new_start);
+    let mut adds = Vec::new();
+    for op in ops {
+        if let Some((o, l)) = op.old_range() {
+            if l >= 16 {
+                map.push((o.into(), l.into(), pos - i128::from(o)));
+            }
+            if let Op::Add { .. } = op {
+                adds.push((o as usize, l as usize, pos));
+            }
+        }
+        pos += i128::from(op.len());
+    }
+    map.sort();
+    let word = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let signed = |v: u32, bits: u32| {
+        let v = i128::from(v & ((1u32 << bits) - 1));
+        if v >= 1 << (bits - 1) {
+            v - (1 << bits)
+        } else {
+            v
+        }
+    };
+    let imm21 = |w: u32| signed((((w >> 5) & 0x7_FFFF) << 2) | ((w >> 29) & 3), 21);
+    let branch = |w: u32| w & 0x7C00_0000 == 0x1400_0000;
+    let adrp = |w: u32| w & 0x9F00_0000 == 0x9000_0000;
+    // The pair of an ADRP with register rd among `src[k+4 ..]`: (offset,
+    // scale).
+    let pair_of = |src: &[u8], k: usize, rd: u32| {
+        (1..=4)
+            .map(|i| k + 4 * i)
+            .take_while(|&j| j + 4 <= src.len())
+            .find_map(|j| {
+                let x = word(src, j);
+                if (x >> 5) & 31 != rd {
+                    None
+                } else if x & 0xFFC0_0000 == 0x9100_0000 {
+                    Some((j, 0))
+                } else if x & 0x3B00_0000 == 0x3900_0000 {
+                    let q = x >> 30 == 0 && x & (1 << 26) != 0 && x & (1 << 23) != 0;
+                    Some((j, if q { 4 } else { x >> 30 }))
+                } else {
+                    None
+                }
+            })
+    };
+    // Pass 1: which words are predicted, per ADD (offsets in the op).
+    let walks: Vec<Vec<(usize, u8, Option<(usize, u32)>)>> = adds
+        .iter()
+        .map(|&(o, l, _)| {
+            let src = &old[o..o + l];
+            let mut claimed: Vec<usize> = Vec::new();
+            let mut v = Vec::new();
+            for k in 0..l.saturating_sub(3) {
+                if (o + k) % 4 != 0 {
+                    continue;
+                }
+                let w = word(src, k);
+                if let Some(i) = claimed.iter().position(|&c| c == k) {
+                    claimed.remove(i);
+                    v.push((k, 2, None));
+                } else if branch(w) {
+                    v.push((k, 0, None));
+                } else if adrp(w) {
+                    let p = pair_of(src, k, w & 31);
+                    if let Some((j, _)) = p {
+                        if !claimed.contains(&j) {
+                            claimed.push(j);
+                        }
+                    }
+                    v.push((k, 1, p));
+                }
+            }
+            v
+        })
+        .collect();
+    let n_words: usize = walks.iter().map(Vec::len).sum();
+    let mut learned: [Vec<(i128, i128)>; 2] = [Vec::new(), Vec::new()];
+    let shift = |learned: &[(i128, i128)], t: i128| {
+        learned
+            .iter()
+            .find(|e| e.0 == t)
+            .map(|e| e.1)
+            .or_else(|| {
+                map.iter()
+                    .rfind(|e| e.0 <= t)
+                    .filter(|e| t < e.0 + e.1)
+                    .map(|e| e.2)
+            })
+            .or_else(|| {
+                learned
+                    .iter()
+                    .filter(|e| e.0 < t)
+                    .max_by_key(|e| e.0)
+                    .map(|e| e.1)
+            })
+    };
+    let learn = |learned: &mut Vec<(i128, i128)>, t: i128, s: i128| {
+        if let Some(e) = learned.iter_mut().find(|e| e.0 == t) {
+            e.1 = s;
+        } else if learned.len() < 1 << 16 {
+            learned.push((t, s));
+        }
+    };
+    let (mut w_at, mut r, mut out) = (0usize, 4 * n_words, Vec::new());
+    for (&(o, l, q), walk) in adds.iter().zip(&walks) {
+        let src = &old[o..o + l];
+        let s_op = q - o as i128;
+        let mut diff = vec![None::<u8>; l];
+        // Claims: (pair offset, prediction, OLD word, scale, t, NEW page).
+        let mut claims: Vec<(usize, u32, u32, u32, i128, Option<i128>)> = Vec::new();
+        for &(k, kind, pair) in walk {
+            let w = word(src, k);
+            let pc = o as i128 + k as i128;
+            let npc = pc + s_op;
+            let pred = match kind {
+                0 => {
+                    let t = pc + 4 * signed(w, 26);
+                    match shift(&learned[0], t) {
+                        Some(s) if (s - s_op) % 4 == 0 => {
+                            let imm = (signed(w, 26) + (s - s_op) / 4).rem_euclid(1 << 26);
+                            (w & 0xFC00_0000) | imm as u32
+                        }
+                        _ => w,
+                    }
+                }
+                1 => w,
+                _ => claims.iter().find(|c| c.0 == k).map(|c| c.1).unwrap(),
+            };
+            // ADRP: its prediction and its pair's.
+            let mut adrp_info = None;
+            let pred = if kind == 1 {
+                let lo = pair.map_or(0, |(j, sc)| i128::from((word(src, j) >> 10) & 0xFFF) << sc);
+                let t = pc.div_euclid(4096) * 4096 + imm21(w) * 4096 + lo;
+                let (p, pp) = match shift(&learned[1], t) {
+                    Some(s) => {
+                        let nt = t + s;
+                        let im =
+                            (nt.div_euclid(4096) - npc.div_euclid(4096)).rem_euclid(1 << 21) as u32;
+                        let pp = pair.map(|(j, sc)| {
+                            let x = word(src, j);
+                            let lo = nt.rem_euclid(4096);
+                            if lo % (1 << sc) == 0 {
+                                (x & !(0xFFF << 10)) | (((lo >> sc) as u32) << 10)
+                            } else {
+                                x
+                            }
+                        });
+                        ((w & 0x9F00_001F) | ((im & 3) << 29) | ((im >> 2) << 5), pp)
+                    }
+                    None => (w, pair.map(|(j, _)| word(src, j))),
+                };
+                adrp_info = Some((t, pp));
+                p
+            } else {
+                pred
+            };
+            let stored = word(&s.diff, w_at);
+            w_at += 4;
+            let n = stored.wrapping_add(pred);
+            for (i, b) in n.to_le_bytes().into_iter().enumerate() {
+                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
+            }
+            match kind {
+                0 => {
+                    if n >> 26 == w >> 26 {
+                        let t = pc + 4 * signed(w, 26);
+                        learn(&mut learned[0], t, npc + 4 * signed(n, 26) - t);
+                    }
+                }
+                1 => {
+                    let (t, pp) = adrp_info.unwrap();
+                    let np = adrp(n).then(|| npc.div_euclid(4096) * 4096 + imm21(n) * 4096);
+                    match (pair, pp) {
+                        (Some((j, sc)), Some(pp)) => {
+                            claims.retain(|c| c.0 != j);
+                            claims.push((j, pp, word(src, j), sc, t, np));
+                        }
+                        _ => {
+                            if let Some(np) = np {
+                                learn(&mut learned[1], t, np - t);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    let i = claims.iter().position(|c| c.0 == k).unwrap();
+                    let (_, _, x, sc, t, np) = claims.remove(i);
+                    if let Some(np) = np {
+                        if n & !(0xFFF << 10) == x & !(0xFFF << 10) {
+                            learn(
+                                &mut learned[1],
+                                t,
+                                np + (i128::from((n >> 10) & 0xFFF) << sc) - t,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for d in diff {
+            out.push(d.unwrap_or_else(|| {
+                r += 1;
+                s.diff[r - 1]
+            }));
+        }
+    }
+    out
+}
+
 /// The obvious interpretation of a chunk's ops: the oracle for
 /// [`apply_ops`].
 fn naive_apply(
@@ -386,6 +603,8 @@ fn naive_apply(
         out
     } else if s.add.is_operands() {
         naive_operands(old, s, &ops, new_start)
+    } else if s.add == AddMode::Arm64 {
+        naive_arm64(old, s, &ops, new_start)
     } else {
         s.diff.clone()
     };
@@ -465,7 +684,11 @@ fn check_chunk(input: &ChunkInput) {
         Codec::None => DiffFilter::None,
         _ => DiffFilter::ALL[usize::from(input.codec / 3) % 3],
     };
-    let add_mode = AddMode::ALL[usize::from(input.codec / 9) % 4];
+    let add_mode = if input.flags & FLAG_ARM64 != 0 {
+        AddMode::Arm64
+    } else {
+        AddMode::ALL[usize::from(input.codec / 9) % 4]
+    };
     let operand_split = input.codec / 36 % 2 == 1;
     // Version 4's codings (compressing codecs only): the control stream
     // is fed to the split layout's decoder as it is.
@@ -1044,7 +1267,91 @@ pub mod seeds {
                 out.push((format!("chunk-{codec}-{flags}"), input.to_bytes()));
             }
         }
+        // AArch64-like code in the arm64 mode (format version 6): the
+        // byte-wise diff of moved code read as that mode's stream, so the
+        // walk finds branches, ADRPs and pairs, and predicts them from
+        // the ops and from each other.
+        let (old, new) = arm64_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 1200 });
+        enc.push(Op::Insert { len: 64 });
+        enc.push(Op::Add {
+            old: 1200,
+            len: (old.len() - 1200) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [2u8, 5] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_ARM64,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-arm64-{codec}"), input.to_bytes()));
+        }
         out
+    }
+
+    /// AArch64-like code (calls, ADRP with ADD or load pairs, other words)
+    /// and the same code with 64 bytes inserted after byte 1200, every call
+    /// and address keeping its target.
+    pub fn arm64_pair() -> (Vec<u8>, Vec<u8>) {
+        let mut x: u32 = 0x2545_f491;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        // (kind, target word): 0 other, 1 BL, 2 ADRP + ADD, 3 ADRP + LDR.
+        let mut prog: Vec<(u8, u32)> = Vec::new();
+        while prog.len() < 700 {
+            let t = r() % 700;
+            match r() % 8 {
+                0 => prog.push((1, t)),
+                1 => prog.extend([(2, t), (9, 0)]),
+                2 => prog.extend([(3, t), (9, 0)]),
+                _ => prog.push((0, t % 3)),
+            }
+        }
+        let layout = |ins: usize| {
+            let at = |i: usize| 4 * i + if 4 * i >= 1200 { ins } else { 0 };
+            let mut out = vec![0u8; 4 * prog.len() + ins];
+            for (i, &(kind, t)) in prog.iter().enumerate() {
+                let (pc, fill) = (at(i) as i64, [0xAA01_03E0, 0xF940_0BE0, 0xD503_201F]);
+                let t = at(t as usize) as i64;
+                let mut put = |pos: i64, w: u32| {
+                    out[pos as usize..pos as usize + 4].copy_from_slice(&w.to_le_bytes())
+                };
+                match kind {
+                    0 => put(pc, fill[t as usize / 4 % 3]),
+                    1 => put(pc, 0x9400_0000 | ((t - pc) / 4) as u32 & 0x3FF_FFFF),
+                    2 | 3 => {
+                        let imm = ((t >> 12) - (pc >> 12)) as u32 & 0x1F_FFFF;
+                        put(pc, 0x9000_0000 | ((imm & 3) << 29) | ((imm >> 2) << 5) | 3);
+                        let lo = (t & 0xFFF) as u32;
+                        put(
+                            pc + 4,
+                            if kind == 2 {
+                                0x9100_0000 | (lo << 10) | (3 << 5)
+                            } else {
+                                0xB940_0000 | ((lo / 4) << 10) | (3 << 5) | 1
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            out
+        };
+        (layout(0), layout(64))
     }
 
     /// Small (OLD, NEW) pairs (for `roundtrip`).
@@ -1070,6 +1377,25 @@ pub mod seeds {
             new: b"only new".to_vec(),
         };
         out.push(("pair-empty-old".into(), empty.to_bytes()));
+        let (old, new) = arm64_pair();
+        let opts = DiffOptions {
+            codec: Codec::Zstd(19),
+            chunk_len: Some(1024),
+            ..Default::default()
+        };
+        let p = oxdelta::diff_bytes(&old, &new, &opts);
+        let arm64 = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Arm64);
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| arm64(&p)),
+            "the arm64 mode pays"
+        );
+        let arm = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-arm64".into(), arm.to_bytes()));
         out
     }
 

@@ -516,3 +516,64 @@ fn progress_reports_add_up_to_the_announced_totals() {
     assert!(fs::read(&out).unwrap() == new);
     let _ = fs::remove_dir_all(&d);
 }
+
+/// The AArch64 sample (testdata/esbuild-arm64): the differ codes its code
+/// chunks in the arm64 mode (format version 6), the patch rebuilds NEW from
+/// memory, from a file and from a stream, and it is the same patch in a
+/// 1-thread and a 3-thread pool.
+#[test]
+fn arm64_sample_round_trips_serial_equals_parallel() {
+    let (old_path, new_path) = (testdata("esbuild-arm64/old"), testdata("esbuild-arm64/new"));
+    let (old, new) = (fs::read(&old_path).unwrap(), fs::read(&new_path).unwrap());
+    let opts = DiffOptions {
+        chunk_len: Some(128 << 10),
+        ..DiffOptions::default()
+    };
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| diff_bytes(&old, &new, &opts))
+    };
+    let serial = in_pool(1);
+    assert!(
+        serial == in_pool(3),
+        "the patch depends on the thread count"
+    );
+    let head = oxdelta::Patch::parse(&serial).unwrap().head;
+    assert_eq!(head.version, 6);
+    let arm = head
+        .chunks
+        .iter()
+        .filter(|c| c.add_mode == oxdelta::AddMode::Arm64)
+        .count();
+    assert!(
+        arm >= 3,
+        "{arm} of {} chunks in the arm64 mode",
+        head.chunks.len()
+    );
+    assert!(apply_bytes(&old, &serial, &ApplyOptions::default()).unwrap() == new);
+    let dir = tmpdir("arm64-sample");
+    let (p, out, streamed) = (dir.join("patch"), dir.join("out"), dir.join("streamed"));
+    fs::write(&p, &serial).unwrap();
+    oxdelta::apply_file(&old_path, &p, &out, &ApplyOptions::default()).unwrap();
+    assert!(fs::read(&out).unwrap() == new, "apply_file");
+    oxdelta::apply_reader(&old_path, &serial[..], &streamed, &ApplyOptions::default()).unwrap();
+    assert!(fs::read(&streamed).unwrap() == new, "apply_reader");
+    oxdelta::verify_bytes(&serial, None).unwrap();
+    // The streaming engine rounds trip too, serial equal to parallel.
+    let opts = DiffOptions {
+        memory: Some(oxdelta::oxdelta_diff::stream::MIN_BUDGET),
+        ..opts
+    };
+    let s1 = diff_bytes(&old, &new, &opts);
+    let s3 = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(|| diff_bytes(&old, &new, &opts));
+    assert!(s1 == s3, "the streaming patch depends on the thread count");
+    assert!(apply_bytes(&old, &s1, &ApplyOptions::default()).unwrap() == new);
+    fs::remove_dir_all(&dir).unwrap();
+}

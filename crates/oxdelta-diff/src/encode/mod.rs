@@ -44,6 +44,9 @@ enum When {
     /// the ADDs read code whose operand bytes change far more often than
     /// the others.
     SplitPays,
+    /// Where the ADDs read what looks like AArch64 code
+    /// ([`oxdelta_format::arm64::looks_like_code`]).
+    Arm64Code,
 }
 
 impl When {
@@ -51,6 +54,7 @@ impl When {
         match self {
             When::Always => true,
             When::SplitPays => v.split_pays(),
+            When::Arm64Code => v.arm64(),
         }
     }
 }
@@ -65,6 +69,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::Words32, true, When::SplitPays),
     (AddMode::Operands, false, When::SplitPays),
     (AddMode::OperandsAbs, false, When::SplitPays),
+    (AddMode::Arm64, false, When::Arm64Code),
 ];
 
 /// Finishes `enc` and encodes its chunk with `codec`, declaring at most

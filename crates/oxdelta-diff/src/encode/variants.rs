@@ -25,6 +25,8 @@ pub(super) struct DiffVariants<'a> {
     class_a: Vec<u64>,
     /// Whether the operand split is worth trying (see [`split_pays`]).
     split_pays: bool,
+    /// Whether the ADDs read what looks like AArch64 code.
+    arm64: bool,
 }
 
 impl<'a> DiffVariants<'a> {
@@ -37,11 +39,21 @@ impl<'a> DiffVariants<'a> {
         let sources = AddSources::new(streams, old, new_chunk, start);
         let class_a = class_bitmap(sources.adds(), old, streams.diff.len());
         let split_pays = split_pays(&class_a, &streams.diff);
+        let arm64 =
+            oxdelta_format::arm64::looks_like_code(sources.adds().iter().map(|a| (a.0, a.1)), old);
         DiffVariants {
             sources,
             class_a: if split_pays { class_a } else { Vec::new() },
             split_pays,
+            arm64,
         }
+    }
+
+    /// Whether the ADDs read what looks like AArch64 code
+    /// ([`oxdelta_format::arm64::looks_like_code`]): the arm64 mode is
+    /// tried.
+    pub(super) fn arm64(&self) -> bool {
+        self.arm64
     }
 
     /// Whether the operand split is worth trying for this chunk (see

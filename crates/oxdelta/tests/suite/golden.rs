@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7)] {
+    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7), (6, 1)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -155,10 +155,18 @@ fn golden_info_fields() {
             "{}",
             g.name
         );
-        assert_eq!(h.shared.is_present(), g.version >= 5, "{}", g.name);
+        assert_eq!(
+            h.chunks.iter().any(|c| c.add_mode == AddMode::Arm64),
+            g.version >= 6,
+            "{}: version 6 is the arm64 mode",
+            g.name
+        );
+        // The shared section is zstd's (version 6 also has lz4 patches).
+        let shares = g.version >= 5 && g.codec == "zstd";
+        assert_eq!(h.shared.is_present(), shares, "{}", g.name);
         assert_eq!(
             h.chunks.iter().all(|c| c.shared),
-            g.version >= 5,
+            shares,
             "{}: the differ shares every chunk or none",
             g.name
         );
@@ -403,7 +411,92 @@ fn pairs() -> Vec<Pair> {
         i += step + (r() % 3) as usize;
     }
     let e = ("edits", old, new);
-    vec![t, b, w, c, m, n, e]
+
+    // AArch64-like code calling its functions (BL) and addressing its data
+    // (ADRP + ADD or LDR), then the data; NEW inserts 64 instructions in
+    // the middle of the code and 200 bytes in the middle of the data, and
+    // every call and address keeps its target: the arm64 mode predicts
+    // them from the ops and from each other (format version 6).
+    let mut r = rng(8);
+    const FILL: [u32; 6] = [
+        0xAA01_03E0,
+        0xF940_0BE0,
+        0xD503_201F,
+        0x9100_43FD,
+        0xA9BF_7BFD,
+        0xD65F_03C0,
+    ];
+    let (n_words, data_len, funcs, items) = (3000usize, 6000usize, 40u64, 30u64);
+    // (kind, operand): 0 filler index, 1 BL to function f, 2 ADRP+ADD and
+    // 3 ADRP+LDR to data item d (two words).
+    let mut prog: Vec<(u8, usize)> = Vec::new();
+    while prog.len() < n_words {
+        match r() % 10 {
+            0 | 1 => prog.push((1, (r() % funcs) as usize)),
+            2 => prog.extend([(2, (r() % items) as usize), (9, 0)]),
+            3 => prog.extend([(3, (r() % items) as usize), (9, 0)]),
+            _ => prog.push((0, (r() % FILL.len() as u64) as usize)),
+        }
+    }
+    let data: Vec<u8> = (0..data_len).map(|i| (i * 13 % 241) as u8).collect();
+    let fill: Vec<u32> = (0..64).map(|_| FILL[(r() % 6) as usize]).collect();
+    // Word indices of functions and data offsets of items (8-aligned).
+    let func_at: Vec<usize> = (0..funcs)
+        .map(|_| (r() % n_words as u64) as usize)
+        .collect();
+    let item_at: Vec<usize> = (0..items)
+        .map(|_| (r() % (data_len as u64 / 8)) as usize * 8)
+        .collect();
+    let layout = |code_ins: usize, data_ins: usize| -> Vec<u8> {
+        let word_pos = |i: usize| 4 * if i >= 1500 { i + code_ins } else { i };
+        let code_len = 4 * (prog.len() + code_ins);
+        let data_start = code_len.next_multiple_of(4096);
+        let item_pos = |d: usize| {
+            data_start
+                + if item_at[d] >= 3000 {
+                    item_at[d] + data_ins
+                } else {
+                    item_at[d]
+                }
+        };
+        let mut out = vec![0u8; data_start];
+        let mut put = |pos: usize, w: u32| out[pos..pos + 4].copy_from_slice(&w.to_le_bytes());
+        for (i, &(kind, x)) in prog.iter().enumerate() {
+            let pc = word_pos(i);
+            match kind {
+                0 => put(pc, FILL[x]),
+                1 => {
+                    let t = word_pos(func_at[x]);
+                    put(
+                        pc,
+                        0x9400_0000 | ((t as i64 - pc as i64) / 4) as u32 & 0x3FF_FFFF,
+                    );
+                }
+                2 | 3 => {
+                    let t = item_pos(x);
+                    let imm = ((t >> 12) as u32).wrapping_sub((pc >> 12) as u32) & 0x1F_FFFF;
+                    put(pc, 0x9000_0000 | ((imm & 3) << 29) | ((imm >> 2) << 5) | 8);
+                    let lo = (t & 0xFFF) as u32;
+                    let second = if kind == 2 {
+                        0x9100_0000 | (lo << 10) | (8 << 5)
+                    } else {
+                        0xF940_0000 | ((lo / 8) << 10) | (8 << 5) | 1
+                    };
+                    put(pc + 4, second);
+                }
+                _ => {}
+            }
+        }
+        for (j, &w) in fill.iter().enumerate().take(code_ins) {
+            put(4 * (1500 + j), w);
+        }
+        out.extend_from_slice(&data[..3000]);
+        out.extend((0..data_ins).map(|i| (i * 7) as u8));
+        out.extend_from_slice(&data[3000..]);
+        out
+    };
+    let a = ("arm64", layout(0, 0), layout(64, 200));
+    vec![t, b, w, c, m, n, e, a]
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the

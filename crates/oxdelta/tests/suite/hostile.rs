@@ -596,8 +596,8 @@ fn diff_filter_fields_are_checked() {
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&6u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 6");
+    p[8..10].copy_from_slice(&7u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 7");
 }
 
 /// Version 5's shared section: its descriptor's fields, its place in the
@@ -915,4 +915,45 @@ fn zero_chunks_are_known_without_rebuilding() {
     fs::write(&pp, &patch).unwrap();
     oxdelta::apply_file(&o, &pp, &out, &opts).unwrap();
     assert!(fs::read(&out).unwrap() == new);
+}
+
+/// Version 6's ADD mode `arm64` (id 4): refused in an earlier version,
+/// with the operand split, and past it (id 5); accepted on a chunk whose
+/// stream was not made for it, where the chunk hash refuses what it
+/// rebuilds, without a panic.
+#[test]
+fn arm64_mode_fields_are_checked() {
+    let g = golden::get("v6/arm64.zstd.oxd");
+    let h = Patch::parse(&g.patch).unwrap().head;
+    let mut arm = None;
+    let mut at = head::TABLE_START;
+    for e in &h.chunks {
+        if e.add_mode == oxdelta_format::AddMode::Arm64 {
+            arm.get_or_insert(at);
+        }
+        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+    }
+    let at = arm.expect("a chunk in the arm64 mode");
+    let refused = |p: &[u8], want: &str| {
+        let e = Patch::parse(p).expect_err(want).to_string();
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+    };
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&5u16.to_le_bytes());
+    refused(&p, "ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] |= 0x08;
+    refused(&p, "no operand split with an operand ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] = (p[at + 13] & 0x0f) | 0x50;
+    refused(&p, "ADD mode");
+    // The patch is unsigned, so it parses with another mode; the chunk
+    // then rebuilds other bytes, which its hash refuses.
+    for mode in [0x00, 0x10, 0x20, 0x30] {
+        let mut p = g.patch.clone();
+        p[at + 13] = (p[at + 13] & 0x0f) | mode;
+        assert!(Patch::parse(&p).is_ok());
+        assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    }
 }

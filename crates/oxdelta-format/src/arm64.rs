@@ -35,7 +35,7 @@
 //! The *shift* `s` of a target `t` (where its bytes went: NEW − OLD) is,
 //! in this order: the shift learned for exactly `t` by an earlier word of
 //! the same kind (branch or ADRP) in the chunk; the op map's
-//! ([`OpMap`], as for the operand modes); the shift learned for the
+//! (`OpMap`, as for the operand modes); the shift learned for the
 //! greatest target below `t`; otherwise none. Each branch and ADRP word,
 //! once its NEW word is known (as the decoder knows it, after adding the
 //! stored difference), teaches the shift of its OLD target: the NEW target
@@ -507,7 +507,7 @@ mod tests {
         };
         let wd = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
         let se = |v: u32, bits: u32| {
-            let v = i128::from(v & ((1u32 << bits) - 1) as u32);
+            let v = i128::from(v & ((1u32 << bits) - 1));
             if v >= 1 << (bits - 1) {
                 v - (1 << bits)
             } else {

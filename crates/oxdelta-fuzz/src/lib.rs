@@ -398,8 +398,10 @@ fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
                 }
             })
     };
-    // Pass 1: which words are predicted, per ADD (offsets in the op).
-    let walks: Vec<Vec<(usize, u8, Option<(usize, u32)>)>> = adds
+    // Pass 1: which words are predicted, per ADD: (offset in the op, kind
+    // 0 branch / 1 ADRP / 2 pair, the ADRP's pair).
+    type Walk = Vec<(usize, u8, Option<(usize, u32)>)>;
+    let walks: Vec<Walk> = adds
         .iter()
         .map(|&(o, l, _)| {
             let src = &old[o..o + l];

@@ -123,33 +123,10 @@ pub fn diff(
     };
     let order = order_steps(&adj, &mut stats);
 
-    // Conflicting pieces of the chosen order: (step, OLD start, end).
-    let mut written = IntervalSet::new();
-    let mut pieces: Vec<(usize, u64, u64)> = Vec::new();
-    let mut conflict = IntervalSet::new();
-    for &i in &order {
-        for &(a, b) in &reads[i] {
-            for (s, e) in written.intersect(a, b) {
-                pieces.push((i, s, e));
-                conflict.insert(s, e);
-            }
-        }
-        written.insert(writes[i].0, writes[i].1);
-    }
-    stats.conflict_bytes = conflict.covered();
+    let (pieces, conflict_bytes) = conflict_pieces(&order, &writes, &reads);
+    stats.conflict_bytes = conflict_bytes;
     if stats.conflict_bytes > ip.stash_limit {
-        // Largest pieces first, until what is left certainly fits.
-        pieces.sort_by_key(|&(i, s, e)| (std::cmp::Reverse(e - s), i, s));
-        let mut left: u64 = pieces.iter().map(|p| p.2 - p.1).sum();
-        let mut avoid: Vec<Vec<(u64, u64)>> = vec![Vec::new(); writes.len()];
-        for &(i, s, e) in &pieces {
-            if left <= ip.stash_limit {
-                break;
-            }
-            avoid[i].push((s, e));
-            left -= e - s;
-            stats.converted_bytes += e - s;
-        }
+        let mut avoid = pieces_to_convert(pieces, writes.len(), ip.stash_limit, &mut stats);
         // Convert in apply order, so each step knows what is still intact:
         // converted bytes are first looked for again in OLD that no
         // earlier step has overwritten, and only what is not found there
@@ -199,6 +176,53 @@ pub fn diff(
         },
         stats,
     )
+}
+
+/// The conflicting pieces of apply order `order`, as (step, OLD start,
+/// end): OLD bytes a step reads after an earlier step has overwritten
+/// them. Also returns the OLD bytes they cover (overlaps counted once).
+fn conflict_pieces(
+    order: &[usize],
+    writes: &[(u64, u64)],
+    reads: &[Vec<(u64, u64)>],
+) -> (Vec<(usize, u64, u64)>, u64) {
+    let mut written = IntervalSet::new();
+    let mut pieces: Vec<(usize, u64, u64)> = Vec::new();
+    let mut conflict = IntervalSet::new();
+    for &i in order {
+        for &(a, b) in &reads[i] {
+            for (s, e) in written.intersect(a, b) {
+                pieces.push((i, s, e));
+                conflict.insert(s, e);
+            }
+        }
+        written.insert(writes[i].0, writes[i].1);
+    }
+    (pieces, conflict.covered())
+}
+
+/// The OLD intervals each of `steps` steps must stop reading so that the
+/// conflicting bytes left fit in `limit`: the largest pieces first, until
+/// what is left certainly fits. Adds their bytes to
+/// `stats.converted_bytes`.
+fn pieces_to_convert(
+    mut pieces: Vec<(usize, u64, u64)>,
+    steps: usize,
+    limit: u64,
+    stats: &mut InPlaceStats,
+) -> Vec<Vec<(u64, u64)>> {
+    pieces.sort_by_key(|&(i, s, e)| (std::cmp::Reverse(e - s), i, s));
+    let mut left: u64 = pieces.iter().map(|p| p.2 - p.1).sum();
+    let mut avoid: Vec<Vec<(u64, u64)>> = vec![Vec::new(); steps];
+    for &(i, s, e) in &pieces {
+        if left <= limit {
+            break;
+        }
+        avoid[i].push((s, e));
+        left -= e - s;
+        stats.converted_bytes += e - s;
+    }
+    avoid
 }
 
 /// The OLD intervals `[start, end)` the ops read, sorted and merged.

@@ -33,6 +33,8 @@ fn params() -> Option<MatchParams> {
         "LIT_SPLIT",
         "EXT_NUM",
         "EXT_DEN",
+        "LOCAL_SHIFT",
+        "LOCAL_MARGIN",
     ];
     if !names.iter().any(|n| std::env::var(n).is_ok()) {
         return None;
@@ -48,6 +50,8 @@ fn params() -> Option<MatchParams> {
     let (mut num, mut den) = (p.ext_num as usize, p.ext_den as usize);
     env("EXT_NUM", &mut num);
     env("EXT_DEN", &mut den);
+    env("LOCAL_SHIFT", &mut p.local_shift);
+    env("LOCAL_MARGIN", &mut p.local_margin);
     (p.ext_num, p.ext_den) = (num as isize, den as isize);
     Some(p)
 }

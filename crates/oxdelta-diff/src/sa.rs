@@ -73,16 +73,30 @@
 //! 1.50 s against 3.33, and patches changed by −1.0% (exe-go) to +1.6%
 //! (tar-src).
 //!
-//! # Text without a suffix array
+//! # Local alignments before far seeds
 //!
-//! When every chunk of NEW is text ([`MatchParams::for_data`]) and the
-//! tuning is not given explicitly, no suffix array is built: only anchors
-//! seed alignments. Text tuning wants seeds of 32 bytes or more, and text
-//! that the anchors miss (matches shorter than about 128–256 bytes) comes
-//! out as literals, which the shared section (format v5) compresses
-//! against each other and against the OLD bytes they replaced. On the
-//! tar-src corpus pair: 74,086 B with the suffix array, 74,336 B without,
-//! and the diff 603 → 328 ms (hyperfine, 10 runs, quiet machine).
+//! An edit that changes a length (a renamed identifier, a changed string)
+//! shifts the alignment by a few bytes. The longest match after it is often
+//! elsewhere in OLD (boilerplate repeats), and taking it makes the ops jump
+//! far away and back: each jump costs an OLD offset of several bytes in the
+//! control stream. So before adopting a seed whose alignment is more than
+//! [`MatchParams::local_shift`] bytes from the current one, the scan tries
+//! every alignment within that distance over the seed's stretch, and keeps
+//! the nearest one that agrees with all but [`MatchParams::local_margin`]
+//! bytes of it (at most an eighth) instead. Only alignments that agree on
+//! eight bytes at one of three probe points are scored, so a seed costs at
+//! most `2·local_shift + 1` probes and a few full scores. On a generated
+//! source tarball nobody tuned on (windows-sys 0.45 → 0.48) the patch fell
+//! from 278,813 to 164,890 B (with text tuning and a suffix array).
+//!
+//! # Text
+//!
+//! Text gets a suffix array like any data (an earlier rule left it out
+//! when every chunk was text, which a heavily refactored source tarball
+//! paid for with a patch 39% larger), longer seeds (48 bytes: a short far
+//! match of text saves fewer compressed bytes than its offset costs) and a
+//! wider local search. The suite table in `docs/NOTES.md` (2026-12-07
+//! session) shows the choice on every pair.
 //!
 //! # Costs
 //!
@@ -135,6 +149,12 @@ pub struct MatchParams {
     pub cluster_gap: usize,
     /// A mismatch cluster at least this long becomes INSERT.
     pub lit_split: usize,
+    /// Alignments within this many bytes of the current one are *local*:
+    /// a far seed is not adopted when a local alignment explains its
+    /// stretch within [`MatchParams::local_margin`] bytes (0: off).
+    pub local_shift: usize,
+    /// See [`MatchParams::local_shift`].
+    pub local_margin: usize,
 }
 
 impl Default for MatchParams {
@@ -149,6 +169,8 @@ impl Default for MatchParams {
             zero_run: 64,
             cluster_gap: 4,
             lit_split: 1 << 16,
+            local_shift: 16,
+            local_margin: 8,
         }
     }
 }
@@ -160,7 +182,7 @@ impl MatchParams {
     /// literal bytes it replaces, which cost what they compress to. Text
     /// (source, configuration, documents) compresses several times better
     /// than machine code, so there short matches are a loss: text gets
-    /// longer seeds (32 bytes) and turns changed stretches of 24 bytes or
+    /// longer seeds (48 bytes) and turns changed stretches of 24 bytes or
     /// more into literals rather than diff bytes. Everything else keeps
     /// bsdiff's settings. Data counts as text when at least 95% of its
     /// non-zero bytes are printable ASCII or whitespace (zeros are ignored:
@@ -189,9 +211,10 @@ impl MatchParams {
     /// The tuning [`MatchParams::for_data`] gives text.
     pub fn text() -> MatchParams {
         MatchParams {
-            min_seed: 32,
+            min_seed: 48,
             cluster_gap: 8,
             lit_split: 24,
+            local_shift: 64,
             ..MatchParams::default()
         }
     }
@@ -236,25 +259,17 @@ pub fn diff_with(
             )
         },
     );
-    // The suffix array indexes only what the anchors leave of OLD; when
-    // every chunk of NEW is text, there is none (see "Text without a
-    // suffix array" in the module docs).
+    // The suffix array indexes only what the anchors leave of OLD.
     let coverage = Coverage::new(old, &anchors);
-    let anchors_only =
-        params.is_none() && !tuning.is_empty() && tuning.iter().all(|p| *p == MatchParams::text());
-    let compact = if anchors_only || coverage.is_whole() {
+    let compact = if coverage.is_whole() {
         Vec::new()
     } else {
         coverage.text(old)
     };
     let text: &[u8] = if coverage.is_whole() { old } else { &compact };
     let long = tuning.iter().any(|p| p.min_seed >= LONG_GRAM);
-    let (parts, grams) = if anchors_only {
-        (Vec::new(), None)
-    } else {
-        let (p, g) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
-        (p, Some(g))
-    };
+    let (parts, grams) = rayon::join(|| build_parts(text), || GramFilter::new(text, long));
+    let grams = Some(grams);
     let sas: Vec<(usize, &SuffixArray<'_>)> = parts.iter().map(|(s, sa)| (*s, sa)).collect();
     let index = OldIndex {
         old,
@@ -724,6 +739,18 @@ fn find_seeds(
             let off = m.pos as isize - i as isize;
             let current = cur.map_or(0, |c| score(old, new, i, i + m.len, c));
             if cur != Some(off) && m.len >= current + p.seed_margin {
+                if let Some(c) = cur.filter(|c| (off - c).unsigned_abs() > p.local_shift) {
+                    if let Some((local, j, r)) = local_alignment(old, new, i, i + m.len, c, p) {
+                        seeds.push(Seed {
+                            new: j,
+                            off: local,
+                            len: r,
+                        });
+                        cur = Some(local);
+                        i = j + r;
+                        continue;
+                    }
+                }
                 seeds.push(Seed {
                     new: i,
                     off,
@@ -737,6 +764,46 @@ fn find_seeds(
         i += 1;
     }
     seeds
+}
+
+/// A local alternative to a far seed over NEW `[a, b)`: an alignment
+/// within `p.local_shift` of `cur` that agrees with all but
+/// `p.local_margin` bytes of the stretch, as (alignment, first NEW position
+/// of its first agreeing run in the stretch, that run's length).
+fn local_alignment(
+    old: &[u8],
+    new: &[u8],
+    a: usize,
+    b: usize,
+    cur: isize,
+    p: &MatchParams,
+) -> Option<(isize, usize, usize)> {
+    if p.local_shift == 0 {
+        return None;
+    }
+    let len = b - a;
+    let need = len - p.local_margin.min(len / 8);
+    let probes = [a + len / 4, a + len / 2, a + 3 * len / 4];
+    let d_max = p.local_shift as isize;
+    let mut best: Option<(usize, isize)> = None;
+    for d in -d_max..=d_max {
+        let off = cur + d;
+        if probes
+            .iter()
+            .all(|&q| run_at(old, new, q, b.min(q + 8), off) < 8.min(b - q))
+        {
+            continue;
+        }
+        let s = score(old, new, a, b, off);
+        if s >= need
+            && best.is_none_or(|(bs, bd)| s > bs || (s == bs && d.abs() < (bd - cur).abs()))
+        {
+            best = Some((s, off));
+        }
+    }
+    let (_, off) = best?;
+    let j = (a..b).find(|&j| agrees(old, new, off, j))?;
+    Some((off, j, run_at(old, new, j, b, off)))
 }
 
 /// Joins consecutive seeds of the same alignment into one when the gap

@@ -419,53 +419,61 @@ fn texty(rng: &mut Rng, n: usize) -> Vec<u8> {
     out
 }
 
-/// When every chunk is text, the in-memory engine seeds from anchors only
-/// (no suffix array): its patches round-trip, do not depend on the thread
-/// count, and stay close to those of the same tuning with a suffix array.
+/// Generated text whose records share boilerplate, edited so that every
+/// record's alignment shifts by a few bytes: after each edit the longest
+/// match is often a far copy of the boilerplate, while the record's own
+/// OLD text, a few bytes away, explains nearly as much. The local search
+/// must keep the ops near (patch at least 15% smaller than without it),
+/// and the patch is the same on one thread and on two.
 #[test]
-fn text_without_a_suffix_array() {
+fn local_alignments_beat_far_boilerplate() {
     let mut rng = Rng(21);
-    let old = texty(&mut rng, 500_000);
-    let fresh = texty(&mut rng, 2000);
-    let mut new = Vec::new();
-    let mut i = 0;
-    while i < old.len() {
-        let take = (rng.next() as usize % 6000 + 200).min(old.len() - i);
-        new.extend_from_slice(&old[i..i + take]);
-        match rng.next() % 3 {
-            // The same new paragraph in many places (and chunks).
-            0 => new.extend_from_slice(&fresh[..rng.next() as usize % 2000]),
-            1 => i += rng.next() as usize % 500,
-            _ => {
-                let n = rng.next() as usize % 300;
-                new.extend(texty(&mut rng, n));
-            }
-        }
-        i += take;
+    let names = ["features", "targets", "feature", "gates"];
+    let record = |rng: &mut Rng, name: &str| -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(b"#[repr(C)]\n#[doc = \"*Required ");
+        r.extend_from_slice(name.as_bytes());
+        r.extend_from_slice(b": `Win32_Networking`*\"]\npub struct S");
+        r.extend(texty(rng, 12));
+        r.extend_from_slice(b" {\n    pub a: u32,\n    pub b: *mut ::core::ffi::c_void,\n}\n");
+        r.extend(texty(rng, 60));
+        r.extend_from_slice(b"\nimpl ::core::clone::Clone for T {\n    fn clone(&self) -> Self {\n        *self\n    }\n}\n");
+        r
+    };
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    for _ in 0..3000 {
+        let seed = rng.next();
+        old.extend(record(&mut Rng(seed), names[0]));
+        new.extend(record(&mut Rng(seed), names[1 + (seed % 3) as usize]));
     }
-    let o = opts(Codec::Zstd(19), Some(64 << 10));
+    let o = opts(Codec::Zstd(19), Some(256 << 10));
     assert!(
-        new.chunks(64 << 10)
+        new.chunks(256 << 10)
             .all(|c| MatchParams::for_data(c) == MatchParams::text())
     );
-    let run = |threads: usize| {
+    let run = |threads: usize, p: Option<&MatchParams>| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| patch(&old, &new, &o))
+            .install(|| oxdelta_diff::sa::diff_with(&old, &new, &o, p).assemble(None))
     };
-    let p = run(2);
-    assert!(p == run(1), "1 and 2 threads give different patches");
-    let got = apply_bytes(&old, &p, &ApplyOptions::default()).expect("own patch applies");
-    assert!(got == new, "round trip differs");
-    let with_sa =
-        oxdelta_diff::sa::diff_with(&old, &new, &o, Some(&MatchParams::text())).assemble(None);
-    assert!(apply_bytes(&old, &with_sa, &ApplyOptions::default()).unwrap() == new);
+    let local = run(2, None);
     assert!(
-        p.len() * 100 <= with_sa.len() * 110,
-        "anchors only: {} bytes, with a suffix array: {}",
-        p.len(),
-        with_sa.len()
+        local == run(1, None),
+        "1 and 2 threads give different patches"
+    );
+    assert!(apply_bytes(&old, &local, &ApplyOptions::default()).unwrap() == new);
+    let far = MatchParams {
+        local_shift: 0,
+        ..MatchParams::text()
+    };
+    let far = run(2, Some(&far));
+    assert!(apply_bytes(&old, &far, &ApplyOptions::default()).unwrap() == new);
+    assert!(
+        local.len() * 100 <= far.len() * 85,
+        "with the local search: {} bytes, without: {}",
+        local.len(),
+        far.len()
     );
 }

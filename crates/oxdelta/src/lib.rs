@@ -24,6 +24,11 @@
 //! | slices | [`diff_bytes`] | [`apply_bytes`] |
 //! | files (mapped, written atomically) | [`diff_files`] | [`apply_file`] |
 //! | readers and writers | [`diff_readers`] | [`apply_to_writer`]; [`apply_reader`] streams a patch into a file in bounded memory |
+//! | a caller's output (a partition, a flash driver, a socket) | | [`apply_to_sink`], [`apply_file_to_sink`]: only verified chunks, in NEW order, after OLD is checked |
+//!
+//! Around them: [`info_bytes`] ([`PatchInfo`], what `oxdelta info` shows),
+//! [`verify_bytes`], [`check_file`], [`sign_file`], and key files
+//! ([`keygen`], [`read_secret_key`], [`read_public_key`]).
 //!
 //! Options have defaults ([`DiffOptions::default`], [`ApplyOptions::default`]);
 //! errors are typed ([`Error`], [`ApplyError`], [`oxdelta_format::Error`]
@@ -48,6 +53,14 @@
 //! assert_eq!(done.load(Ordering::Relaxed), 20_000); // OLD indexed, NEW matched
 //! ```
 #![deny(missing_docs)]
+
+mod info;
+mod keys;
+mod sink;
+
+pub use info::{PatchInfo, SharedSectionInfo, info_bytes};
+pub use keys::{KeyPair, keygen, read_public_key, read_secret_key};
+pub use sink::{Sink, apply_file_to_sink, apply_to_sink};
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
@@ -130,6 +143,14 @@ pub enum Error {
     Format(oxdelta_format::Error),
     /// Applying failed.
     Apply(ApplyError),
+    /// A key file is not an oxdelta key of the expected kind, or would be
+    /// overwritten.
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -142,6 +163,7 @@ impl std::fmt::Display for Error {
             } => write!(f, "{action} {}: {source}", path.display()),
             Error::Format(e) => write!(f, "bad patch: {e}"),
             Error::Apply(e) => e.fmt(f),
+            Error::Key { path, detail } => write!(f, "key {}: {detail}", path.display()),
         }
     }
 }
@@ -318,7 +340,8 @@ pub fn diff_files_in_place(
     Ok((write_patch(patch, &out, opts)?, stats))
 }
 
-/// Maps the diff's inputs. The only `unsafe` outside `oxdelta_apply::map`:
+/// Maps the diff's inputs. With `sink.rs`'s `map_checked_input`, the only
+/// `unsafe` outside `oxdelta_apply::map` and the C API:
 /// mapping OLD and NEW is [`ReadMap::new`]'s contract, which a library
 /// cannot keep for files others may write (see [`diff_files`]).
 #[allow(unsafe_code)]

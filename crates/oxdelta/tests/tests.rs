@@ -3,6 +3,8 @@
 mod roundtrip;
 
 // Golden patches and hostile input (modules under suite/).
+#[path = "suite/embed.rs"]
+mod embed;
 #[path = "suite/golden.rs"]
 mod golden;
 #[path = "suite/hostile.rs"]

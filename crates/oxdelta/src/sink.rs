@@ -1,0 +1,155 @@
+//! Applying to an output the caller owns: [`Sink`] and [`apply_to_sink`].
+//!
+//! The file appliers write NEW to a temporary file and rename it into
+//! place; a device updater writes to a partition, a flash driver or a
+//! socket instead, which has no rename. So the order of checks is
+//! stricter here: the signature and the *whole* of OLD (length and BLAKE3)
+//! are checked before the first write, and each chunk reaches the sink
+//! only once its NEW hash verified.
+
+use std::path::Path;
+
+use oxdelta_apply::map::ReadMap;
+use oxdelta_apply::{ApplyError, ApplyOptions, ApplyReport};
+use oxdelta_format::progress::Phase;
+use oxdelta_format::{Patch, SignatureBlock};
+use rayon::prelude::*;
+
+use crate::{Result, io};
+
+/// Where [`apply_to_sink`] writes NEW.
+pub trait Sink {
+    /// Writes `data` at byte `offset` of NEW. Calls come from the thread
+    /// that called [`apply_to_sink`], in increasing offset order, and
+    /// their ranges tile NEW exactly (zeros included: nothing is assumed
+    /// about what the output held before).
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()>;
+
+    /// Called once after the last write, before the apply reports success.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// A caller's buffer of exactly NEW's length.
+impl Sink for [u8] {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|s| Some(s..s.checked_add(data.len())?))
+            .filter(|r| r.end <= self.len())
+            .ok_or_else(|| std::io::Error::other("write past the end of the output buffer"))?;
+        self[range].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Applies `patch` to `old` and writes NEW through `sink`, in NEW order.
+///
+/// Before anything is written the signature is checked (required when
+/// [`ApplyOptions::trusted_key`] is set) and all of OLD is hashed; each
+/// chunk is then rebuilt and checked against its NEW hash before it is
+/// written. A sink cannot be rolled back, so if the apply fails after
+/// that point (a damaged chunk, a cancel through
+/// [`ApplyOptions::cancel`], a failing sink) the sink holds a prefix of
+/// NEW: treat the output as invalid unless this returns `Ok`.
+///
+/// Memory: chunks are rebuilt in parallel batches whose decode buffers
+/// and outputs stay within [`ApplyOptions::memory_budget`] (a chunk larger
+/// than the budget runs alone); nothing sized by NEW is held.
+/// [`ApplyOptions::durable`] and [`ApplyOptions::max_in_memory_len`] do not
+/// apply: the sink decides durability in its `flush`.
+pub fn apply_to_sink<S: Sink + ?Sized>(
+    old: &[u8],
+    patch: &[u8],
+    sink: &mut S,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let p = Patch::parse(patch)?;
+    p.verify_signature(opts.trusted_key.as_ref())?;
+    opts.progress.start(Phase::Verifying, old.len() as u64);
+    oxdelta_apply::check_old(&p.head, old)?;
+    opts.progress.advance(old.len() as u64);
+    let shared = p.decode_shared(old)?;
+    opts.progress.start(Phase::Applying, p.head.meta.new_len);
+    let chunks = &p.head.chunks;
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_unstable_by_key(|&i| chunks[i].new_offset);
+    let budget = opts.memory_budget.saturating_sub(shared.heap_len());
+    let cancelled = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    let sink_path = Path::new("<sink>");
+    let mut at = 0;
+    while at < order.len() {
+        let (mut end, mut sum) = (at, 0u64);
+        while end < order.len() {
+            let e = &chunks[order[end]];
+            let b = e.buffer_bound() + u64::from(e.new_len);
+            if end > at && sum + b > budget {
+                break;
+            }
+            sum += b;
+            end += 1;
+        }
+        if cancelled() {
+            return Err(ApplyError::Cancelled.into());
+        }
+        let outs: Vec<Vec<u8>> = order[at..end]
+            .par_iter()
+            .map(|&i| {
+                let mut buf = vec![0u8; chunks[i].new_len as usize];
+                p.apply_chunk_in(i, &shared, old, &mut buf, true)?;
+                opts.progress.advance(buf.len() as u64);
+                Ok(buf)
+            })
+            .collect::<std::result::Result<_, oxdelta_format::Error>>()?;
+        for (&i, buf) in order[at..end].iter().zip(&outs) {
+            sink.write_at(chunks[i].new_offset, buf)
+                .map_err(io("writing NEW to", sink_path))?;
+        }
+        at = end;
+    }
+    sink.flush().map_err(io("flushing NEW to", sink_path))?;
+    Ok(ApplyReport {
+        old_len: p.head.meta.old_len,
+        new_len: p.head.meta.new_len,
+        patch_len: patch.len() as u64,
+        chunks: chunks.len(),
+        signed: p.signature != SignatureBlock::Unsigned,
+    })
+}
+
+/// [`apply_to_sink`] with OLD and the patch read from files (mapped).
+///
+/// The maps carry the risk stated in [`oxdelta_apply::map`]: a file written
+/// during the apply changes bytes under the applier, and a truncation
+/// raises `SIGBUS`. Every byte read through them is checked against a hash
+/// before it can reach the sink (head hash and signature, OLD's hash before
+/// the first write, each chunk's payload and NEW hashes), so a concurrent
+/// writer gives an error, not a wrong output.
+pub fn apply_file_to_sink<S: Sink + ?Sized>(
+    old: &Path,
+    patch: &Path,
+    sink: &mut S,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let pm = map_checked_input(patch, "opening patch")?;
+    let om = map_checked_input(old, "opening OLD")?;
+    apply_to_sink(&om, &pm, sink, opts)
+}
+
+/// Maps an input of [`apply_file_to_sink`]; with the facade's `map_pair`,
+/// the only `unsafe` of this crate.
+#[allow(unsafe_code)]
+fn map_checked_input(path: &Path, what: &'static str) -> Result<ReadMap> {
+    let f = std::fs::File::open(path).map_err(io(what, path))?;
+    // SAFETY: not guaranteed, the documented risk of `apply_file_to_sink`:
+    // every byte read through the map is checked by hash before anything
+    // built from it reaches the sink; a truncation is a SIGBUS.
+    unsafe { ReadMap::new(&f) }.map_err(io(what, path))
+}

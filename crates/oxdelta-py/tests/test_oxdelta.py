@@ -176,19 +176,15 @@ def test_progress_and_exceptions_in_it(tmp_path):
         oxdelta.diff_bytes(OLD, NEW, progress=stop)
 
 
-def big_pair():
-    """A few MB of incompressible OLD and a NEW with scattered edits."""
-    rnd = random.Random(26)
-    old = bytearray(rnd.randbytes(6 << 20))
-    new = bytearray(old)
-    for _ in range(3000):
-        at = rnd.randrange(len(new) - 64)
-        new[at : at + 16] = rnd.randbytes(16)
-    return bytes(old), bytes(new)
+def slow_pair():
+    """Inputs whose diff takes about a second whatever the matcher does:
+    NEW is 8 MiB of random bytes unrelated to (empty) OLD, so the time is
+    zstd level 19 over 8 MiB of literals."""
+    return b"", random.Random(26).randbytes(8 << 20)
 
 
 def test_gil_is_released_while_rust_works():
-    old, new = big_pair()
+    old, new = slow_pair()
     done = threading.Event()
     result = {}
 

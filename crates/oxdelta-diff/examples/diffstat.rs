@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use oxdelta_diff::sa::{MatchParams, diff_with};
 use oxdelta_diff::{DiffOptions, DiffOutput};
-use oxdelta_format::{Codec, Op, OpDecoder, decode_chunk_in};
+use oxdelta_format::{Codec, EncodedChunk, Op, OpDecoder, Shared, decode_chunk_in};
 
 fn env(name: &str, v: &mut usize) {
     if let Ok(s) = std::env::var(name) {
@@ -56,6 +56,120 @@ fn params() -> Option<MatchParams> {
     Some(p)
 }
 
+/// Sizes and op counts summed over a patch's chunks.
+#[derive(Default)]
+struct Stats {
+    /// Head bytes (fixed part, chunk entries, shared section descriptor).
+    head: u64,
+    /// Raw and stored bytes of the control, diff and literal streams.
+    raw: [u64; 3],
+    stored: [u64; 3],
+    /// Ops and NEW bytes of COPY, ADD, INSERT and ZERO.
+    n_ops: [u64; 4],
+    bytes_by: [u64; 4],
+}
+
+impl Stats {
+    fn count_op(&mut self, op: &Op) {
+        let i = match op {
+            Op::Copy { .. } => 0,
+            Op::Add { .. } => 1,
+            Op::Insert { .. } => 2,
+            Op::Zero { .. } => 3,
+        };
+        self.n_ops[i] += 1;
+        self.bytes_by[i] += op.len();
+    }
+
+    fn print(&self, chunks: usize, secs: f64) {
+        let (head, raw, stored) = (self.head, self.raw, self.stored);
+        let total = head + 128 + stored.iter().sum::<u64>();
+        println!(
+            "patch {total} B  head {head}  ctrl {}/{}  diff {}/{}  lit {}/{}  ({chunks} chunks, {secs:.2} s)",
+            stored[0], raw[0], stored[1], raw[1], stored[2], raw[2],
+        );
+        let (n, b) = (self.n_ops, self.bytes_by);
+        println!(
+            "ops: copy {} ({} B)  add {} ({} B)  insert {} ({} B)  zero {} ({} B)",
+            n[0], b[0], n[1], b[1], n[2], b[2], n[3], b[3]
+        );
+    }
+}
+
+/// With `GAPS=MAX`, writes `DIR/<chunk>.gap`: the OLD bytes skipped (at
+/// most `MAX` of them) between the op before each INSERT and the next op
+/// that reads OLD.
+fn dump_gaps(dir: &str, k: usize, ops: &[Op], old: &[u8], new_offset: u64) {
+    let Ok(g) = std::env::var("GAPS") else {
+        return;
+    };
+    let max: u64 = g.parse().expect("a number");
+    let mut gap = Vec::new();
+    let mut cursor = new_offset;
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Copy { old, len } | Op::Add { old, len } => cursor = old + len,
+            Op::Insert { .. } => {
+                let next = ops[i + 1..].iter().find_map(|o| match *o {
+                    Op::Copy { old, .. } | Op::Add { old, .. } => Some(old),
+                    _ => None,
+                });
+                if let Some(p) = next {
+                    if p > cursor && p - cursor <= max {
+                        gap.extend_from_slice(&old[cursor as usize..p as usize]);
+                    }
+                }
+            }
+            Op::Zero { .. } => {}
+        }
+    }
+    std::fs::write(format!("{dir}/{k}.gap"), &gap).expect("dump");
+}
+
+/// Adds chunk `k` to `stats`; prints its ops with `SHOW_OPS` (below NEW
+/// offset 3,000,000) and its INSERTs of at least `SHOW_INSERTS` bytes;
+/// dumps its streams with `DUMP`.
+fn chunk_stats(stats: &mut Stats, k: usize, c: &EncodedChunk, old: &[u8], shared: &Shared) {
+    let e = &c.entry;
+    stats.head += 104 + 16 * e.old_ranges.len() as u64;
+    for (s, l) in [e.ctrl, e.diff, e.lit].iter().enumerate() {
+        stats.raw[s] += u64::from(l.raw);
+        stats.stored[s] += u64::from(l.stored);
+    }
+    let st = decode_chunk_in(e, &c.payload, shared).expect("own chunk decodes");
+    let dec = OpDecoder::for_streams(
+        &st,
+        e.new_offset,
+        u64::from(e.new_len),
+        old.len() as u64,
+        &e.old_ranges,
+    );
+    let ops: Vec<Op> = dec.map(|o| o.expect("own ops decode")).collect();
+    if let Ok(d) = std::env::var("DUMP") {
+        for (name, s) in [("ctrl", &st.ctrl), ("diff", &st.diff), ("lit", &st.lit)] {
+            std::fs::write(format!("{d}/{k}.{name}"), s).expect("dump");
+        }
+        dump_gaps(&d, k, &ops, old, e.new_offset);
+    }
+    let show_inserts = std::env::var("SHOW_INSERTS")
+        .ok()
+        .map(|v| v.parse::<u64>().expect("a number"));
+    let show_ops = std::env::var("SHOW_OPS").is_ok();
+    let mut at = e.new_offset;
+    for op in ops {
+        if let Op::Insert { len } = op {
+            if show_inserts.is_some_and(|min| len >= min) {
+                println!("insert at {at} len {len}");
+            }
+        }
+        if show_ops && at < 3_000_000 {
+            println!("{at} {op:?}");
+        }
+        at += op.len();
+        stats.count_op(&op);
+    }
+}
+
 #[allow(clippy::field_reassign_with_default)] // other engines add options
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -84,96 +198,20 @@ fn main() {
         let parsed = oxdelta_format::Patch::parse(&patch).expect("own patch parses");
         parsed.decode_shared(&old).expect("own section decodes")
     };
-    let DiffOutput { meta, chunks, .. } = out;
-    let dump = std::env::var("DUMP").ok();
-    let (mut raw, mut stored) = ([0u64; 3], [0u64; 3]);
-    let (mut n_ops, mut bytes_by) = ([0u64; 4], [0u64; 4]);
-    let mut head = 120u64;
+    let DiffOutput { chunks, .. } = out;
+    let mut stats = Stats {
+        head: 120,
+        ..Stats::default()
+    };
     for (k, c) in chunks.iter().enumerate() {
-        let e = &c.entry;
-        head += 104 + 16 * e.old_ranges.len() as u64;
-        for (s, l) in [e.ctrl, e.diff, e.lit].iter().enumerate() {
-            raw[s] += u64::from(l.raw);
-            stored[s] += u64::from(l.stored);
-        }
-        let st = decode_chunk_in(e, &c.payload, &shared).expect("own chunk decodes");
-        if let Some(d) = &dump {
-            for (name, s) in [("ctrl", &st.ctrl), ("diff", &st.diff), ("lit", &st.lit)] {
-                std::fs::write(format!("{d}/{k}.{name}"), s).expect("dump");
-            }
-        }
-        let dec = OpDecoder::for_streams(
-            &st,
-            e.new_offset,
-            u64::from(e.new_len),
-            meta.old_len,
-            &e.old_ranges,
-        );
-        let ops: Vec<Op> = dec.map(|o| o.expect("own ops decode")).collect();
-        if let (Some(d), Ok(g)) = (&dump, std::env::var("GAPS")) {
-            let max: u64 = g.parse().expect("a number");
-            let mut gap = Vec::new();
-            let mut cursor = e.new_offset;
-            for (i, op) in ops.iter().enumerate() {
-                match *op {
-                    Op::Copy { old, len } | Op::Add { old, len } => cursor = old + len,
-                    Op::Insert { .. } => {
-                        let next = ops[i + 1..].iter().find_map(|o| match *o {
-                            Op::Copy { old, .. } | Op::Add { old, .. } => Some(old),
-                            _ => None,
-                        });
-                        if let Some(p) = next {
-                            if p > cursor && p - cursor <= max {
-                                gap.extend_from_slice(&old[cursor as usize..p as usize]);
-                            }
-                        }
-                    }
-                    Op::Zero { .. } => {}
-                }
-            }
-            std::fs::write(format!("{d}/{k}.gap"), &gap).expect("dump");
-        }
-        let mut at = e.new_offset;
-        for op in ops {
-            if std::env::var("SHOW_INSERTS").is_ok_and(|v| op.len() >= v.parse().unwrap()) {
-                if let Op::Insert { len } = op {
-                    println!("insert at {at} len {len}");
-                }
-            }
-            if std::env::var("SHOW_OPS").is_ok() && at < 3_000_000 {
-                println!("{at} {op:?}");
-            }
-            at += op.len();
-            let i = match op {
-                Op::Copy { .. } => 0,
-                Op::Add { .. } => 1,
-                Op::Insert { .. } => 2,
-                Op::Zero { .. } => 3,
-            };
-            n_ops[i] += 1;
-            bytes_by[i] += op.len();
-        }
+        chunk_stats(&mut stats, k, c, &old, &shared);
     }
     // A shared chunk's control and literal streams are in the section.
     if let Some(s) = &section {
-        head += oxdelta_format::head::SHARED_DESC_LEN as u64;
-        stored[0] += u64::from(s.desc.ctrl.stored);
-        stored[2] += u64::from(s.desc.lit.stored);
+        stats.head += oxdelta_format::head::SHARED_DESC_LEN as u64;
+        stats.stored[0] += u64::from(s.desc.ctrl.stored);
+        stats.stored[2] += u64::from(s.desc.lit.stored);
     }
-    let total = head + 128 + stored.iter().sum::<u64>();
     println!("{p:?}");
-    println!(
-        "patch {total} B  head {head}  ctrl {}/{}  diff {}/{}  lit {}/{}  ({} chunks, {secs:.2} s)",
-        stored[0],
-        raw[0],
-        stored[1],
-        raw[1],
-        stored[2],
-        raw[2],
-        chunks.len()
-    );
-    println!(
-        "ops: copy {} ({} B)  add {} ({} B)  insert {} ({} B)  zero {} ({} B)",
-        n_ops[0], bytes_by[0], n_ops[1], bytes_by[1], n_ops[2], bytes_by[2], n_ops[3], bytes_by[3]
-    );
+    stats.print(chunks.len(), secs);
 }

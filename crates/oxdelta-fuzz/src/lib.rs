@@ -259,23 +259,30 @@ fn one_chunk_patch(old: &[u8], entry: &ChunkEntry, payload: &[u8], new_hash: [u8
 /// Opcodes whose ModRM byte may name a RIP-relative operand.
 const MEM: [u8; 9] = [0x89, 0x8b, 0x8d, 0x39, 0x3b, 0x81, 0x83, 0xc7, 0xff];
 
+/// True when byte `j` of an ADD's OLD source is an x86 opcode (or ModRM
+/// byte) followed by a 32-bit displacement.
+fn naive_starts_operand(src: &[u8], j: usize) -> bool {
+    let b = src[j];
+    b == 0xe8
+        || b == 0xe9
+        || (j > 0 && src[j - 1] == 0x0f && (0x80..=0x8f).contains(&b))
+        || (j > 0 && MEM.contains(&src[j - 1]) && b & 0xc7 == 0x05)
+}
+
 /// True when byte `k` of an ADD's OLD source follows, within 4 bytes, an
 /// x86 opcode whose operand is a 32-bit displacement.
 fn naive_operand(src: &[u8], k: usize) -> bool {
-    (k.saturating_sub(4)..k).any(|j| {
-        let b = src[j];
-        b == 0xe8
-            || b == 0xe9
-            || (j > 0 && src[j - 1] == 0x0f && (0x80..=0x8f).contains(&b))
-            || (j > 0 && MEM.contains(&src[j - 1]) && b & 0xc7 == 0x05)
-    })
+    (k.saturating_sub(4)..k).any(|j| naive_starts_operand(src, j))
 }
 
-/// The operand modes' stream turned into byte-wise diffs the obvious way
-/// (FORMAT.md, "Operand words"): a linear search of the op map, wide
-/// integers.
-fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
-    let mut map: Vec<(i128, i128, i128)> = Vec::new();
+/// The op map of FORMAT.md, unindexed: `(OLD start, length, NEW − OLD)`
+/// of every COPY and ADD of at least 16 bytes, sorted.
+type NaiveMap = Vec<(i128, i128, i128)>;
+
+/// The op map of a chunk's `ops` (NEW from `new_start`) and its ADDs as
+/// `(OLD start, length, NEW position)`.
+fn naive_map_and_adds(ops: &[Op], new_start: u64) -> (NaiveMap, Vec<(usize, usize, i128)>) {
+    let mut map = Vec::new();
     let mut pos = i128::from(new_start);
     let mut adds = Vec::new();
     for op in ops {
@@ -290,20 +297,30 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
         pos += i128::from(op.len());
     }
     map.sort();
-    let starts = |src: &[u8], k: usize| {
-        let b = src[k];
-        b == 0xe8
-            || b == 0xe9
-            || (k > 0 && src[k - 1] == 0x0f && (0x80..=0x8f).contains(&b))
-            || (k > 0 && MEM.contains(&src[k - 1]) && b & 0xc7 == 0x05)
-    };
+    (map, adds)
+}
+
+/// The shift of OLD position `t` by the op map: that of the last entry
+/// starting at or before `t`, when `t` is inside it.
+fn naive_mapped(map: &NaiveMap, t: i128) -> Option<i128> {
+    map.iter()
+        .rfind(|e| e.0 <= t)
+        .filter(|e| t < e.0 + e.1)
+        .map(|e| e.2)
+}
+
+/// The operand modes' stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "Operand words"): a linear search of the op map, wide
+/// integers.
+fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let (map, adds) = naive_map_and_adds(ops, new_start);
     let n_words: usize = adds
         .iter()
         .map(|&(o, l, _)| {
             let src = &old[o..o + l];
             let (mut k, mut n) = (0, 0);
             while k + 5 <= l {
-                if starts(src, k) {
+                if naive_starts_operand(src, k) {
                     n += 4;
                     k += 5;
                 } else {
@@ -319,14 +336,13 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
         let s_op = q - o as i128;
         let mut k = 0;
         while k < l {
-            if k + 5 <= l && starts(src, k) {
+            if k + 5 <= l && naive_starts_operand(src, k) {
                 out.push(s.diff[r]);
                 r += 1;
                 let ow = u32::from_le_bytes(src[k + 1..k + 5].try_into().unwrap());
                 let t = o as i128 + k as i128 + 5 + i128::from(ow as i32);
-                let hit = map.iter().rfind(|e| e.0 <= t).filter(|e| t < e.0 + e.1);
-                let pred = match hit {
-                    Some(e) => i128::from(ow) + e.2 - s_op,
+                let pred = match naive_mapped(&map, t) {
+                    Some(s_t) => i128::from(ow) + s_t - s_op,
                     None if s.add == AddMode::OperandsAbs => i128::from(ow) - s_op,
                     None => i128::from(ow),
                 };
@@ -347,102 +363,112 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
     out
 }
 
-/// The arm64 mode's stream turned into byte-wise diffs the obvious way
-/// (FORMAT.md, "AArch64 words"): linear searches of the op map and of the
-/// learned shifts, wide integers, every word position tried in turn.
-fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
-    let mut map: Vec<(i128, i128, i128)> = Vec::new();
-    let mut pos = i128::from(new_start);
-    let mut adds = Vec::new();
-    for op in ops {
-        if let Some((o, l)) = op.old_range() {
-            if l >= 16 {
-                map.push((o.into(), l.into(), pos - i128::from(o)));
-            }
-            if let Op::Add { .. } = op {
-                adds.push((o as usize, l as usize, pos));
-            }
-        }
-        pos += i128::from(op.len());
+/// The little-endian word at `b[i..]`.
+fn word_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(b[i..i + 4].try_into().unwrap())
+}
+
+/// `v`'s low `bits` bits as a signed number.
+fn signed(v: u32, bits: u32) -> i128 {
+    let v = i128::from(v & ((1u32 << bits) - 1));
+    if v >= 1 << (bits - 1) {
+        v - (1 << bits)
+    } else {
+        v
     }
-    map.sort();
-    let word = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-    let signed = |v: u32, bits: u32| {
-        let v = i128::from(v & ((1u32 << bits) - 1));
-        if v >= 1 << (bits - 1) {
-            v - (1 << bits)
-        } else {
-            v
+}
+
+/// An AArch64 `B` or `BL`.
+fn is_branch(w: u32) -> bool {
+    w & 0x7C00_0000 == 0x1400_0000
+}
+
+/// An AArch64 `ADRP`.
+fn is_adrp(w: u32) -> bool {
+    w & 0x9F00_0000 == 0x9000_0000
+}
+
+/// An ADRP's page offset (immlo in bits 29–30, immhi in bits 5–23).
+fn adrp_pages(w: u32) -> i128 {
+    signed((((w >> 5) & 0x7_FFFF) << 2) | ((w >> 29) & 3), 21)
+}
+
+/// The pair of an ADRP with register `rd` at `src[k..]`: the first of the
+/// next 4 words that is an `ADD` (64-bit, immediate) or a load/store with
+/// an unsigned offset, based on `rd`, as (offset, scale).
+fn naive_pair(src: &[u8], k: usize, rd: u32) -> Option<(usize, u32)> {
+    (1..=4)
+        .map(|i| k + 4 * i)
+        .take_while(|&j| j + 4 <= src.len())
+        .find_map(|j| {
+            let x = word_at(src, j);
+            if (x >> 5) & 31 != rd {
+                None
+            } else if x & 0xFFC0_0000 == 0x9100_0000 {
+                Some((j, 0))
+            } else if x & 0x3B00_0000 == 0x3900_0000 {
+                let q = x >> 30 == 0 && x & (1 << 26) != 0 && x & (1 << 23) != 0;
+                Some((j, if q { 4 } else { x >> 30 }))
+            } else {
+                None
+            }
+        })
+}
+
+/// What the arm64 walk predicts at a word.
+#[derive(Clone, Copy, PartialEq)]
+enum NaiveKind {
+    Branch,
+    /// An ADRP and its pair (offset, scale).
+    Adrp(Option<(usize, u32)>),
+    /// A word an earlier ADRP claimed as its pair.
+    Pair,
+}
+
+/// The predicted words of an ADD source `src` at OLD `o`, in order.
+fn naive_walk(src: &[u8], o: usize) -> Vec<(usize, NaiveKind)> {
+    let mut claimed: Vec<usize> = Vec::new();
+    let mut v = Vec::new();
+    for k in 0..src.len().saturating_sub(3) {
+        if (o + k) % 4 != 0 {
+            continue;
         }
-    };
-    let imm21 = |w: u32| signed((((w >> 5) & 0x7_FFFF) << 2) | ((w >> 29) & 3), 21);
-    let branch = |w: u32| w & 0x7C00_0000 == 0x1400_0000;
-    let adrp = |w: u32| w & 0x9F00_0000 == 0x9000_0000;
-    // The pair of an ADRP with register rd among `src[k+4 ..]`: (offset,
-    // scale).
-    let pair_of = |src: &[u8], k: usize, rd: u32| {
-        (1..=4)
-            .map(|i| k + 4 * i)
-            .take_while(|&j| j + 4 <= src.len())
-            .find_map(|j| {
-                let x = word(src, j);
-                if (x >> 5) & 31 != rd {
-                    None
-                } else if x & 0xFFC0_0000 == 0x9100_0000 {
-                    Some((j, 0))
-                } else if x & 0x3B00_0000 == 0x3900_0000 {
-                    let q = x >> 30 == 0 && x & (1 << 26) != 0 && x & (1 << 23) != 0;
-                    Some((j, if q { 4 } else { x >> 30 }))
-                } else {
-                    None
-                }
-            })
-    };
-    // Pass 1: which words are predicted, per ADD: (offset in the op, kind
-    // 0 branch / 1 ADRP / 2 pair, the ADRP's pair).
-    type Walk = Vec<(usize, u8, Option<(usize, u32)>)>;
-    let walks: Vec<Walk> = adds
-        .iter()
-        .map(|&(o, l, _)| {
-            let src = &old[o..o + l];
-            let mut claimed: Vec<usize> = Vec::new();
-            let mut v = Vec::new();
-            for k in 0..l.saturating_sub(3) {
-                if (o + k) % 4 != 0 {
-                    continue;
-                }
-                let w = word(src, k);
-                if let Some(i) = claimed.iter().position(|&c| c == k) {
-                    claimed.remove(i);
-                    v.push((k, 2, None));
-                } else if branch(w) {
-                    v.push((k, 0, None));
-                } else if adrp(w) {
-                    let p = pair_of(src, k, w & 31);
-                    if let Some((j, _)) = p {
-                        if !claimed.contains(&j) {
-                            claimed.push(j);
-                        }
-                    }
-                    v.push((k, 1, p));
+        let w = word_at(src, k);
+        if let Some(i) = claimed.iter().position(|&c| c == k) {
+            claimed.remove(i);
+            v.push((k, NaiveKind::Pair));
+        } else if is_branch(w) {
+            v.push((k, NaiveKind::Branch));
+        } else if is_adrp(w) {
+            let p = naive_pair(src, k, w & 31);
+            if let Some((j, _)) = p {
+                if !claimed.contains(&j) {
+                    claimed.push(j);
                 }
             }
-            v
-        })
-        .collect();
-    let n_words: usize = walks.iter().map(Vec::len).sum();
-    let mut learned: [Vec<(i128, i128)>; 2] = [Vec::new(), Vec::new()];
-    let shift = |learned: &[(i128, i128)], t: i128| {
+            v.push((k, NaiveKind::Adrp(p)));
+        }
+    }
+    v
+}
+
+/// Shifts by OLD target: the op map and the learned shifts of branches
+/// (0) and ADRPs (1), in learning order.
+struct NaiveShifts<'m> {
+    map: &'m NaiveMap,
+    learned: [Vec<(i128, i128)>; 2],
+}
+
+impl NaiveShifts<'_> {
+    /// The exact learned shift, else the op map's, else the one learned
+    /// for the greatest target below `t`.
+    fn shift(&self, kind: usize, t: i128) -> Option<i128> {
+        let learned = &self.learned[kind];
         learned
             .iter()
             .find(|e| e.0 == t)
             .map(|e| e.1)
-            .or_else(|| {
-                map.iter()
-                    .rfind(|e| e.0 <= t)
-                    .filter(|e| t < e.0 + e.1)
-                    .map(|e| e.2)
-            })
+            .or_else(|| naive_mapped(self.map, t))
             .or_else(|| {
                 learned
                     .iter()
@@ -450,108 +476,162 @@ fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
                     .max_by_key(|e| e.0)
                     .map(|e| e.1)
             })
-    };
-    let learn = |learned: &mut Vec<(i128, i128)>, t: i128, s: i128| {
+    }
+
+    fn learn(&mut self, kind: usize, t: i128, s: i128) {
+        let learned = &mut self.learned[kind];
         if let Some(e) = learned.iter_mut().find(|e| e.0 == t) {
             e.1 = s;
         } else if learned.len() < 1 << 16 {
             learned.push((t, s));
         }
+    }
+}
+
+/// A pair claimed by an ADRP: its prediction, OLD word and scale, the
+/// ADRP's OLD target and its NEW page (when the NEW word is an ADRP).
+struct NaiveClaim {
+    at: usize,
+    pred: u32,
+    old: u32,
+    scale: u32,
+    t: i128,
+    new_page: Option<i128>,
+}
+
+/// One ADD of the arm64 mode: its OLD source at `o`, its shift, the pairs
+/// claimed so far.
+struct NaiveAdd<'a> {
+    src: &'a [u8],
+    o: i128,
+    s_op: i128,
+    claims: Vec<NaiveClaim>,
+}
+
+impl NaiveAdd<'_> {
+    /// The NEW word of the branch at `k`, stored as `stored`.
+    fn branch(&self, sh: &mut NaiveShifts<'_>, k: usize, stored: u32) -> u32 {
+        let w = word_at(self.src, k);
+        let pc = self.o + k as i128;
+        let t = pc + 4 * signed(w, 26);
+        let pred = match sh.shift(0, t) {
+            Some(s) if (s - self.s_op) % 4 == 0 => {
+                let imm = (signed(w, 26) + (s - self.s_op) / 4).rem_euclid(1 << 26);
+                (w & 0xFC00_0000) | imm as u32
+            }
+            _ => w,
+        };
+        let n = stored.wrapping_add(pred);
+        if n >> 26 == w >> 26 {
+            sh.learn(0, t, pc + self.s_op + 4 * signed(n, 26) - t);
+        }
+        n
+    }
+
+    /// The NEW word of the ADRP at `k` (with its `pair`), stored as
+    /// `stored`; claims its pair.
+    fn adrp(
+        &mut self,
+        sh: &mut NaiveShifts<'_>,
+        k: usize,
+        pair: Option<(usize, u32)>,
+        stored: u32,
+    ) -> u32 {
+        let w = word_at(self.src, k);
+        let pc = self.o + k as i128;
+        let npc = pc + self.s_op;
+        let lo = pair.map_or(0, |(j, sc)| {
+            i128::from((word_at(self.src, j) >> 10) & 0xFFF) << sc
+        });
+        let t = pc.div_euclid(4096) * 4096 + adrp_pages(w) * 4096 + lo;
+        let (pred, pair_pred) = match sh.shift(1, t) {
+            Some(s) => {
+                let nt = t + s;
+                let im = (nt.div_euclid(4096) - npc.div_euclid(4096)).rem_euclid(1 << 21) as u32;
+                let pp = pair.map(|(j, sc)| {
+                    let x = word_at(self.src, j);
+                    let lo = nt.rem_euclid(4096);
+                    if lo % (1 << sc) == 0 {
+                        (x & !(0xFFF << 10)) | (((lo >> sc) as u32) << 10)
+                    } else {
+                        x
+                    }
+                });
+                ((w & 0x9F00_001F) | ((im & 3) << 29) | ((im >> 2) << 5), pp)
+            }
+            None => (w, pair.map(|(j, _)| word_at(self.src, j))),
+        };
+        let n = stored.wrapping_add(pred);
+        let new_page = is_adrp(n).then(|| npc.div_euclid(4096) * 4096 + adrp_pages(n) * 4096);
+        match (pair, pair_pred) {
+            (Some((j, scale)), Some(pred)) => {
+                self.claims.retain(|c| c.at != j);
+                self.claims.push(NaiveClaim {
+                    at: j,
+                    pred,
+                    old: word_at(self.src, j),
+                    scale,
+                    t,
+                    new_page,
+                });
+            }
+            _ => {
+                if let Some(np) = new_page {
+                    sh.learn(1, t, np - t);
+                }
+            }
+        }
+        n
+    }
+
+    /// The NEW word of the claimed pair at `k`, stored as `stored`.
+    fn pair(&mut self, sh: &mut NaiveShifts<'_>, k: usize, stored: u32) -> u32 {
+        let i = self.claims.iter().position(|c| c.at == k).unwrap();
+        let c = self.claims.remove(i);
+        let n = stored.wrapping_add(c.pred);
+        if let Some(np) = c.new_page {
+            if n & !(0xFFF << 10) == c.old & !(0xFFF << 10) {
+                let nt = np + (i128::from((n >> 10) & 0xFFF) << c.scale);
+                sh.learn(1, c.t, nt - c.t);
+            }
+        }
+        n
+    }
+}
+
+/// The arm64 mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "AArch64 words"): linear searches of the op map and of the
+/// learned shifts, wide integers, every word position tried in turn.
+fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let (map, adds) = naive_map_and_adds(ops, new_start);
+    let walks: Vec<_> = adds
+        .iter()
+        .map(|&(o, l, _)| naive_walk(&old[o..o + l], o))
+        .collect();
+    let n_words: usize = walks.iter().map(Vec::len).sum();
+    let mut sh = NaiveShifts {
+        map: &map,
+        learned: [Vec::new(), Vec::new()],
     };
     let (mut w_at, mut r, mut out) = (0usize, 4 * n_words, Vec::new());
     for (&(o, l, q), walk) in adds.iter().zip(&walks) {
-        let src = &old[o..o + l];
-        let s_op = q - o as i128;
+        let mut add = NaiveAdd {
+            src: &old[o..o + l],
+            o: o as i128,
+            s_op: q - o as i128,
+            claims: Vec::new(),
+        };
         let mut diff = vec![None::<u8>; l];
-        // Claims: (pair offset, prediction, OLD word, scale, t, NEW page).
-        let mut claims: Vec<(usize, u32, u32, u32, i128, Option<i128>)> = Vec::new();
-        for &(k, kind, pair) in walk {
-            let w = word(src, k);
-            let pc = o as i128 + k as i128;
-            let npc = pc + s_op;
-            let pred = match kind {
-                0 => {
-                    let t = pc + 4 * signed(w, 26);
-                    match shift(&learned[0], t) {
-                        Some(s) if (s - s_op) % 4 == 0 => {
-                            let imm = (signed(w, 26) + (s - s_op) / 4).rem_euclid(1 << 26);
-                            (w & 0xFC00_0000) | imm as u32
-                        }
-                        _ => w,
-                    }
-                }
-                1 => w,
-                _ => claims.iter().find(|c| c.0 == k).map(|c| c.1).unwrap(),
-            };
-            // ADRP: its prediction and its pair's.
-            let mut adrp_info = None;
-            let pred = if kind == 1 {
-                let lo = pair.map_or(0, |(j, sc)| i128::from((word(src, j) >> 10) & 0xFFF) << sc);
-                let t = pc.div_euclid(4096) * 4096 + imm21(w) * 4096 + lo;
-                let (p, pp) = match shift(&learned[1], t) {
-                    Some(s) => {
-                        let nt = t + s;
-                        let im =
-                            (nt.div_euclid(4096) - npc.div_euclid(4096)).rem_euclid(1 << 21) as u32;
-                        let pp = pair.map(|(j, sc)| {
-                            let x = word(src, j);
-                            let lo = nt.rem_euclid(4096);
-                            if lo % (1 << sc) == 0 {
-                                (x & !(0xFFF << 10)) | (((lo >> sc) as u32) << 10)
-                            } else {
-                                x
-                            }
-                        });
-                        ((w & 0x9F00_001F) | ((im & 3) << 29) | ((im >> 2) << 5), pp)
-                    }
-                    None => (w, pair.map(|(j, _)| word(src, j))),
-                };
-                adrp_info = Some((t, pp));
-                p
-            } else {
-                pred
-            };
-            let stored = word(&s.diff, w_at);
+        for &(k, kind) in walk {
+            let stored = word_at(&s.diff, w_at);
             w_at += 4;
-            let n = stored.wrapping_add(pred);
+            let n = match kind {
+                NaiveKind::Branch => add.branch(&mut sh, k, stored),
+                NaiveKind::Adrp(pair) => add.adrp(&mut sh, k, pair, stored),
+                NaiveKind::Pair => add.pair(&mut sh, k, stored),
+            };
             for (i, b) in n.to_le_bytes().into_iter().enumerate() {
-                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
-            }
-            match kind {
-                0 => {
-                    if n >> 26 == w >> 26 {
-                        let t = pc + 4 * signed(w, 26);
-                        learn(&mut learned[0], t, npc + 4 * signed(n, 26) - t);
-                    }
-                }
-                1 => {
-                    let (t, pp) = adrp_info.unwrap();
-                    let np = adrp(n).then(|| npc.div_euclid(4096) * 4096 + imm21(n) * 4096);
-                    match (pair, pp) {
-                        (Some((j, sc)), Some(pp)) => {
-                            claims.retain(|c| c.0 != j);
-                            claims.push((j, pp, word(src, j), sc, t, np));
-                        }
-                        _ => {
-                            if let Some(np) = np {
-                                learn(&mut learned[1], t, np - t);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    let i = claims.iter().position(|c| c.0 == k).unwrap();
-                    let (_, _, x, sc, t, np) = claims.remove(i);
-                    if let Some(np) = np {
-                        if n & !(0xFFF << 10) == x & !(0xFFF << 10) {
-                            learn(
-                                &mut learned[1],
-                                t,
-                                np + (i128::from((n >> 10) & 0xFFF) << sc) - t,
-                            );
-                        }
-                    }
-                }
+                diff[k + i] = Some(b.wrapping_sub(add.src[k + i]));
             }
         }
         for d in diff {
@@ -675,6 +755,24 @@ pub fn decode_chunk(data: &[u8]) {
 }
 
 fn check_chunk(input: &ChunkInput) {
+    let (entry, payload) = chunk_entry(input);
+    let old = &input.old[..];
+    let patch = one_chunk_patch(old, &entry, &payload, [0; 32]);
+    let Ok(p) = Patch::parse(&patch) else {
+        return;
+    };
+    let e = &p.head.chunks[0];
+    let decoded = oxdelta_format::decode_chunk(e, p.payload(0));
+    check_codec_round_trip(input, e, decoded.as_ref().ok());
+    if let Ok(streams) = decoded {
+        check_ops_against_naive(old, e, p.payload(0), &streams);
+    }
+}
+
+/// The chunk entry (with a zero NEW hash) and payload that `input` names:
+/// its coding bits from `codec` and `flags`, its streams compressed (after
+/// the diff, control and literal filters) or stored as given.
+fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
     let codec = match input.codec % 3 {
         0 => Codec::None,
         1 => Codec::Lz4,
@@ -697,7 +795,6 @@ fn check_chunk(input: &ChunkInput) {
     let ctrl_split = codec != Codec::None && input.codec / 72 % 2 == 1;
     let lit_x86 = codec != Codec::None && input.flags & FLAG_LIT_X86 != 0;
     let compress = input.flags & FLAG_COMPRESS != 0;
-    let old = &input.old[..];
     let mut raw_streams = input.streams.clone();
     if compress {
         raw_streams[1] = diff_filter.encode(&input.streams[1]);
@@ -726,6 +823,7 @@ fn check_chunk(input: &ChunkInput) {
             stored: stored[k].len() as u32,
         })
         .collect();
+    let old = &input.old;
     let old_ranges: Vec<(u64, u64)> = if input.flags & FLAG_WHOLE_OLD != 0 {
         if old.is_empty() {
             vec![]
@@ -760,41 +858,43 @@ fn check_chunk(input: &ChunkInput) {
         old_ranges,
         payload_offset: 0,
     };
-    let patch = one_chunk_patch(old, &entry, &payload, [0; 32]);
-    let Ok(p) = Patch::parse(&patch) else {
-        return;
-    };
-    let e = &p.head.chunks[0];
-    let decoded = oxdelta_format::decode_chunk(e, p.payload(0));
+    (entry, payload)
+}
+
+/// Honestly compressed streams that fit the chunk `e` decode (`decoded`)
+/// to the input's streams.
+fn check_codec_round_trip(input: &ChunkInput, e: &ChunkEntry, decoded: Option<&Streams>) {
     // A filtered diff stream is checked against the chunk only when it is
     // unfiltered (the parser bounds the filtered length), so honest streams
     // decode only when diff and literals fit in the chunk.
     let fits = input.streams[1].len() + input.streams[2].len() <= e.new_len as usize;
     // A split control stream decodes to its varints' shortest forms: to
     // the input when that is how the input wrote them.
-    let honest_ctrl = !ctrl_split
+    let honest_ctrl = !e.ctrl_split
         || coding::split(&input.streams[0])
             .and_then(|s| coding::join(&s).ok())
             .is_some_and(|j| j == input.streams[0]);
-    if compress && fits && honest_ctrl {
-        let s = decoded
-            .as_ref()
-            .expect("honestly compressed streams decode");
+    if input.flags & FLAG_COMPRESS != 0 && fits && honest_ctrl {
+        let s = decoded.expect("honestly compressed streams decode");
         assert_eq!(
             [&s.ctrl, &s.diff, &s.lit],
             [&input.streams[0], &input.streams[1], &input.streams[2]],
             "codec round trip"
         );
     }
-    let Ok(streams) = decoded else {
-        return;
-    };
+}
+
+/// [`apply_ops`] (into a dirty buffer and into a zeroed one) agrees with
+/// [`naive_apply`] on the decoded `streams` of chunk `e`, and fails exactly
+/// when it does; the patch of that chunk, given the naive output's hash,
+/// applies through `apply_bytes` to exactly that output.
+fn check_ops_against_naive(old: &[u8], e: &ChunkEntry, payload: &[u8], streams: &Streams) {
     let new_len = u64::from(e.new_len);
-    let want = naive_apply(old, &streams, &e.old_ranges, 0, new_len);
+    let want = naive_apply(old, streams, &e.old_ranges, 0, new_len);
     let mut dirty = vec![0xa5u8; new_len as usize];
     let mut zeroed = vec![0u8; new_len as usize];
-    let r1 = apply_ops(old, &streams, &e.old_ranges, 0, &mut dirty, false);
-    let r2 = apply_ops(old, &streams, &e.old_ranges, 0, &mut zeroed, true);
+    let r1 = apply_ops(old, streams, &e.old_ranges, 0, &mut dirty, false);
+    let r2 = apply_ops(old, streams, &e.old_ranges, 0, &mut zeroed, true);
     let Some(want) = want else {
         assert!(
             r1.is_err() && r2.is_err(),
@@ -815,7 +915,7 @@ fn check_chunk(input: &ChunkInput) {
         "apply_ops (zeroed output) differs from the naive interpreter"
     );
     let h = *blake3::hash(&want).as_bytes();
-    let patch = one_chunk_patch(old, e, p.payload(0), h);
+    let patch = one_chunk_patch(old, e, payload, h);
     let got =
         oxdelta::apply_bytes(old, &patch, &apply_opts()).expect("a valid one-chunk patch applies");
     assert_eq!(got, want, "apply_bytes differs from the naive interpreter");

@@ -738,6 +738,7 @@ impl<'p> InfoSummary<'p> {
                 "lit_raw": sd.lit.raw,
                 "lit_stored": sd.lit.stored,
                 "gap_max": sd.gap_max,
+                "margin": sd.margin,
             })),
             "chunks": h.chunks.len(),
             "largest_chunk_bytes": h.max_chunk_new_len,
@@ -787,8 +788,15 @@ impl<'p> InfoSummary<'p> {
             writeln!(
                 so,
                 "shared section  {} of {n} chunks; control {} -> {} bytes, \
-                 literals {} -> {} bytes (OLD gaps up to {} bytes as context)",
-                self.shared, sd.ctrl.raw, sd.ctrl.stored, sd.lit.raw, sd.lit.stored, sd.gap_max
+                 literals {} -> {} bytes (OLD gaps up to {} bytes, {} more on each side, \
+                 as context)",
+                self.shared,
+                sd.ctrl.raw,
+                sd.ctrl.stored,
+                sd.lit.raw,
+                sd.lit.stored,
+                sd.gap_max,
+                sd.margin
             )?;
         } else {
             writeln!(so, "shared section  none")?;

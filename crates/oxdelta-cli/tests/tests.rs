@@ -101,8 +101,9 @@ fn diff_apply_verify_info() {
     // The msgpack pair's diff bytes are sparse: a run filter pays, which
     // takes format version 2; its control stream pays to be split by field,
     // which takes version 4; its chunks' control and literal streams are
-    // smaller in a shared section, which takes version 5.
-    assert_eq!(v["format_version"], 5);
+    // smaller in a shared section, which takes version 5; its literal block
+    // is smaller with the context's margin, which takes version 7.
+    assert_eq!(v["format_version"], 7);
     assert!(v["ctrl_split_chunks"].as_u64().unwrap() >= 1, "{v}");
     let chunks = v["chunks"].as_u64().unwrap();
     assert_eq!(v["shared_chunks"].as_u64(), Some(chunks), "{v}");
@@ -112,6 +113,7 @@ fn diff_apply_verify_info() {
         "{v}"
     );
     assert_eq!(s["gap_max"], 4096);
+    assert_eq!(s["margin"], 1024);
     assert_ne!(v["diff_filters"][0], "none");
     assert_eq!(v["old_bytes"], fs::metadata(&old).unwrap().len());
     assert_eq!(v["new_bytes"], fs::metadata(&new).unwrap().len());

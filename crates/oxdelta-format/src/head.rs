@@ -220,6 +220,9 @@ pub struct SharedDesc {
     pub lit: StreamLen,
     /// Longest OLD gap taken into the literal block's OLD context.
     pub gap_max: u32,
+    /// OLD bytes taken on each side of a gap into the context (format
+    /// version 7; zero before, which keeps version 5's rule).
+    pub margin: u32,
     /// BLAKE3 of the section's stored bytes (control then literal block).
     pub hash: [u8; 32],
 }
@@ -313,7 +316,7 @@ impl Head {
                     )
                 })?;
             let mut d = Cursor::new(&buf[desc_at as usize..], desc_at);
-            (parse_shared_desc(&mut d, flags)?, desc_at)
+            (parse_shared_desc(&mut d, version, flags)?, desc_at)
         } else {
             (SharedDesc::default(), head_len)
         };
@@ -356,7 +359,13 @@ impl Head {
             .map(|e| e.coding().min_version())
             .max()
             .unwrap_or(1)
-            .max(if shared.is_present() { 5 } else { 1 });
+            .max(if shared.margin != 0 {
+                7
+            } else if shared.is_present() {
+                5
+            } else {
+                1
+            });
         let desc_len = if version >= 5 { SHARED_DESC_LEN } else { 0 };
         let head_len = TABLE_START + table_len + desc_len;
         let mut out = Vec::with_capacity(head_len);
@@ -403,7 +412,7 @@ impl Head {
                 out.extend_from_slice(&s.stored.to_le_bytes());
             }
             out.extend_from_slice(&shared.gap_max.to_le_bytes());
-            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&shared.margin.to_le_bytes());
             out.extend_from_slice(&shared.hash);
             out.extend_from_slice(&[0; 8]);
         }
@@ -733,7 +742,7 @@ fn parse_old_ranges(c: &mut Cursor<'_>, count: u16, old_len: u64) -> Result<Vec<
     Ok(old_ranges)
 }
 
-fn parse_shared_desc(d: &mut Cursor<'_>, flags: u16) -> Result<SharedDesc> {
+fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
     let mut lens = [StreamLen::default(); 2];
     for (k, name) in ["control", "literal"].into_iter().enumerate() {
         let at = d.offset();
@@ -772,16 +781,31 @@ fn parse_shared_desc(d: &mut Cursor<'_>, flags: u16) -> Result<SharedDesc> {
             at,
         ));
     }
-    d.reserved_zero(4, "reserved shared-section bytes")?;
+    let at_margin = d.offset();
+    let margin = d.u32("shared context margin")?;
+    let margin_max = if version >= 7 {
+        limits::MAX_SHARED_MARGIN
+    } else {
+        0
+    };
+    if margin > margin_max {
+        return Err(Error::invalid(
+            "shared context margin",
+            format!("at most {margin_max} in format version {version}"),
+            margin,
+            at_margin,
+        ));
+    }
     let hash = d.array("shared section hash")?;
     d.reserved_zero(8, "reserved shared-section bytes")?;
     let desc = SharedDesc {
         ctrl: lens[0],
         lit: lens[1],
         gap_max,
+        margin,
         hash,
     };
-    if desc.ctrl.raw == 0 && (desc.lit.raw != 0 || gap_max != 0 || hash != [0; 32]) {
+    if desc.ctrl.raw == 0 && (desc.lit.raw != 0 || gap_max != 0 || margin != 0 || hash != [0; 32]) {
         return Err(Error::invalid(
             "shared section",
             "an all-zero descriptor when there is no control block",

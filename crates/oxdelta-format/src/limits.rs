@@ -22,9 +22,28 @@ pub const MAX_SHARED_BLOCK: u64 = 4 << 20;
 /// Longest OLD gap a shared section may take into its OLD context (64 KiB).
 pub const MAX_SHARED_GAP: u32 = 64 << 10;
 
-/// Most bytes of OLD context for the shared literal block (1 MiB): gaps
-/// past it are left out.
+/// Most bytes of OLD context for the shared literal block (1 MiB) when the
+/// context has no margin (format version 5's rule): gaps past it are left
+/// out.
 pub const MAX_SHARED_CONTEXT: usize = 1 << 20;
+
+/// Most bytes of OLD context for the shared literal block when the context
+/// has a margin (format version 7): 8 MiB, what one chunk's buffers cost.
+pub const MAX_SHARED_CONTEXT_WIDE: usize = 8 << 20;
+
+/// Largest margin of OLD bytes on each side of a gap in the shared
+/// section's context (format version 7; 64 KiB).
+pub const MAX_SHARED_MARGIN: u32 = 64 << 10;
+
+/// The context limit for a shared section with `margin`: version 5's
+/// 1 MiB without one, [`MAX_SHARED_CONTEXT_WIDE`] with one.
+pub const fn max_shared_context(margin: u32) -> usize {
+    if margin == 0 {
+        MAX_SHARED_CONTEXT
+    } else {
+        MAX_SHARED_CONTEXT_WIDE
+    }
+}
 
 /// Largest number of chunks in one patch.
 ///

@@ -1322,6 +1322,23 @@ pub mod seeds {
         let p = oxdelta::diff_bytes(old, &shared_new, &opts);
         assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(5));
         out.push(("patch-shared-zstd".into(), p));
+        // New text that resembles the OLD bytes around what it replaced
+        // (every fifth byte changed, so no copy covers it): the literal
+        // block is smaller with the context's margin (format version 7).
+        let mut margin_new = Vec::new();
+        for k in 0..4 {
+            let near = &old[k * 1000 + 700..k * 1000 + 1000];
+            margin_new.extend_from_slice(&old[k * 1000..k * 1000 + 600]);
+            margin_new.extend(near.iter().enumerate().map(
+                |(i, &b)| {
+                    if i % 5 == 0 { b ^ 0x55 } else { b }
+                },
+            ));
+            margin_new.extend_from_slice(&old[k * 1000 + 650..k * 1000 + 1000]);
+        }
+        let p = oxdelta::diff_bytes(old, &margin_new, &opts);
+        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
+        out.push(("patch-shared-margin-zstd".into(), p));
         out
     }
 

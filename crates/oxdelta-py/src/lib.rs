@@ -354,6 +354,7 @@ fn info<'py>(py: Python<'py>, patch: PathBuf) -> PyResult<Bound<'py, PyDict>> {
             sd.set_item("lit_raw", s.lit_raw)?;
             sd.set_item("lit_stored", s.lit_stored)?;
             sd.set_item("gap_max", s.gap_max)?;
+            sd.set_item("margin", s.margin)?;
             Some(sd)
         }
     };

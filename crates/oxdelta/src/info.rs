@@ -64,6 +64,8 @@ pub struct SharedSectionInfo {
     pub lit_stored: u32,
     /// Longest OLD gap taken into the literal block's context.
     pub gap_max: u32,
+    /// OLD bytes taken on each side of a gap (format version 7).
+    pub margin: u32,
 }
 
 impl PatchInfo {
@@ -102,6 +104,7 @@ impl PatchInfo {
                 lit_raw: sd.lit.raw,
                 lit_stored: sd.lit.stored,
                 gap_max: sd.gap_max,
+                margin: sd.margin,
             }),
             chunks: h.chunks.len(),
             largest_chunk_bytes: h.max_chunk_new_len,

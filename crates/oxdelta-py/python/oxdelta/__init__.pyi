@@ -31,6 +31,7 @@ class SharedSection(TypedDict):
     lit_raw: int
     lit_stored: int
     gap_max: int
+    margin: int
 
 class Info(TypedDict):
     """The fields of `oxdelta info --json`."""

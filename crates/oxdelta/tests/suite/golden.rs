@@ -102,7 +102,7 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7), (6, 1)] {
+    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7), (6, 1), (7, 2)] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -157,8 +157,14 @@ fn golden_info_fields() {
         );
         assert_eq!(
             h.chunks.iter().any(|c| c.add_mode == AddMode::Arm64),
-            g.version >= 6,
+            g.version == 6 || (g.version > 6 && g.name.contains("arm64")),
             "{}: version 6 is the arm64 mode",
+            g.name
+        );
+        assert_eq!(
+            h.shared.margin != 0,
+            g.version >= 7,
+            "{}: version 7 is the context margin",
             g.name
         );
         // The shared section is zstd's (version 6 also has lz4 patches).

@@ -596,8 +596,8 @@ fn diff_filter_fields_are_checked() {
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&7u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 7");
+    p[8..10].copy_from_slice(&8u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 8");
 }
 
 /// Version 5's shared section: its descriptor's fields, its place in the
@@ -637,9 +637,17 @@ fn shared_section_fields_are_checked() {
     let mut p = g.patch.clone();
     p[desc + 16..desc + 20].copy_from_slice(&(70_000u32).to_le_bytes());
     refused(&p, "shared gap length");
+    // The margin is version 7's: zero in version 5 and 6, at most 64 KiB
+    // in version 7, where the same section with a margin builds another
+    // context (the patch then does not apply).
     let mut p = g.patch.clone();
     p[desc + 20] = 1;
-    refused(&p, "reserved shared-section bytes");
+    refused(&p, "shared context margin");
+    p[8..10].copy_from_slice(&7u16.to_le_bytes());
+    assert!(Patch::parse(&p).is_ok());
+    apply_err(&p);
+    p[desc + 20..desc + 24].copy_from_slice(&(65_537u32).to_le_bytes());
+    refused(&p, "shared context margin");
     let mut p = g.patch.clone();
     p[desc + 60] = 1;
     refused(&p, "reserved shared-section bytes");

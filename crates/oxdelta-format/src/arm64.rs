@@ -63,9 +63,8 @@
 use std::collections::BTreeMap;
 
 use crate::Result;
-use crate::error::Error;
-use crate::operand::OpMap;
-use crate::ops::{Op, OpDecoder};
+use crate::ops::OpDecoder;
+use crate::predicted::{self, OpMap, Walk, word};
 
 /// Words after an ADRP searched for its pair.
 pub const LOOKAHEAD: usize = 4;
@@ -79,10 +78,6 @@ pub const MAX_LEARNED: usize = 1 << 16;
 /// nodes are at least half full, plus the inner nodes).
 pub fn learned_bound(new_len: u64) -> u64 {
     2 * (new_len / 4).min(MAX_LEARNED as u64) * 64
-}
-
-fn word(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// `v`'s low `bits` bits, sign-extended.
@@ -225,11 +220,18 @@ impl<'m> Predictor<'m> {
             .or_else(|| map.lookup(t))
             .or_else(|| learned.below(t))
     }
+}
 
-    /// Walks the ADD reading `src` at OLD `p` into NEW at `q`: for every
-    /// predicted word (offset `k` in the op, in order), `f(k, prediction)`
-    /// returns the NEW word, from which later predictions learn.
-    pub(crate) fn op(&mut self, src: &[u8], p: u64, q: u64, mut f: impl FnMut(usize, u32) -> u32) {
+/// The walk of the module docs: later predictions learn from the NEW
+/// words `f` returns.
+impl Walk for Predictor<'_> {
+    fn count(src: &[u8], p: u64) -> usize {
+        let mut n = 0;
+        scan(src, p, |_, _| n += 1);
+        n
+    }
+
+    fn op(&mut self, src: &[u8], p: u64, q: u64, mut f: impl FnMut(usize, u32) -> u32) {
         let s_op = (q as i64).wrapping_sub(p as i64);
         let mut pending: Vec<Pending> = Vec::with_capacity(LOOKAHEAD + 1);
         scan(src, p, |k, kind| {
@@ -322,13 +324,6 @@ impl<'m> Predictor<'m> {
     }
 }
 
-/// Predicted words in an ADD source `src` at OLD `p`.
-fn count_words(src: &[u8], p: u64) -> usize {
-    let mut n = 0;
-    scan(src, p, |_, _| n += 1);
-    n
-}
-
 /// Whether a chunk's ADD sources `(OLD start, length)` look like AArch64
 /// code, cheaply: at least one aligned word in 40 is a branch whose target
 /// lies inside OLD (7% on the text of the exe-arm64 corpus pair; random
@@ -361,36 +356,7 @@ pub(crate) fn encode(
     new_chunk: &[u8],
     start: u64,
 ) -> Vec<u8> {
-    let total: usize = adds.iter().map(|a| a.1).sum();
-    let words: usize = adds
-        .iter()
-        .map(|&(o, l, _)| count_words(&old[o..o + l], o as u64))
-        .sum();
-    let mut out = vec![0u8; total];
-    let (mut w, mut r) = (0, 4 * words);
-    let mut pr = Predictor::new(map);
-    let mut at = Vec::new();
-    for &(o, l, off) in adds {
-        let (src, dst) = (&old[o..o + l], &new_chunk[off..off + l]);
-        at.clear();
-        pr.op(src, o as u64, start + off as u64, |k, pred| {
-            let nw = word(&dst[k..]);
-            out[w..w + 4].copy_from_slice(&nw.wrapping_sub(pred).to_le_bytes());
-            w += 4;
-            at.push(k);
-            nw
-        });
-        let mut next = 0;
-        for &k in at.iter().chain(std::iter::once(&l)) {
-            for i in next..k {
-                out[r] = dst[i].wrapping_sub(src[i]);
-                r += 1;
-            }
-            next = k + 4;
-        }
-    }
-    debug_assert_eq!((w, r), (4 * words, total));
-    out
+    predicted::encode(&mut Predictor::new(map), adds, old, new_chunk, start)
 }
 
 /// The byte-wise diff (`NEW − OLD` per byte, in op order) that the mode's
@@ -404,61 +370,13 @@ pub(crate) fn to_bytes<'d, 'o>(
     src: impl Fn(u64, usize) -> &'o [u8],
 ) -> Result<Vec<u8>> {
     let map = OpMap::from_ops(dec(), new_start)?;
-    let (mut words, mut total) = (0usize, 0usize);
-    for op in dec() {
-        if let Op::Add { old, len } = op? {
-            words += count_words(src(old, len as usize), old);
-            total += len as usize;
-        }
-    }
-    if total != stored.len() {
-        return Err(Error::invalid(
-            "diff stream",
-            format!("{total} bytes (the ADDs' length)"),
-            stored.len(),
-            0,
-        ));
-    }
-    let mut out = vec![0u8; total];
-    let (mut w, mut r, mut d) = (0, 4 * words, 0);
-    let mut pr = Predictor::new(&map);
-    let mut at = Vec::new();
-    let mut q = new_start;
-    for op in dec() {
-        let op = op?;
-        if let Op::Add { old: p, len } = op {
-            let s = src(p, len as usize);
-            let dst = &mut out[d..d + s.len()];
-            at.clear();
-            pr.op(s, p, q, |k, pred| {
-                let nw = word(&stored[w..]).wrapping_add(pred);
-                w += 4;
-                at.push(k);
-                // The NEW word as byte-wise diffs from OLD's bytes.
-                for (i, b) in nw.to_le_bytes().into_iter().enumerate() {
-                    dst[k + i] = b.wrapping_sub(s[k + i]);
-                }
-                nw
-            });
-            let mut next = 0;
-            for &k in at.iter().chain(std::iter::once(&s.len())) {
-                let n = k - next;
-                dst[next..k].copy_from_slice(&stored[r..r + n]);
-                r += n;
-                next = k + 4;
-            }
-            d += s.len();
-        }
-        q += op.len();
-    }
-    debug_assert_eq!((w, r, d), (4 * words, total, total));
-    Ok(out)
+    predicted::to_bytes(&mut Predictor::new(&map), stored, dec, new_start, src)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{ChunkEncoder, Streams};
+    use crate::ops::{ChunkEncoder, Op, Streams};
     use proptest::prelude::*;
 
     /// The mode's stream by the module docs' words, with linear searches
@@ -472,16 +390,7 @@ mod tests {
         new_chunk: &[u8],
         start: u64,
     ) -> Vec<u8> {
-        let mut entries: Vec<(i128, i128, i128)> = ops
-            .iter()
-            .filter(|o| o.1 >= 16)
-            .map(|&(o, l, n)| (o as i128, l as i128, n as i128 - o as i128))
-            .collect();
-        entries.sort();
-        let mapped = |t: i128| match entries.iter().rfind(|e| e.0 <= t) {
-            Some(&(s, l, sh)) if t < s + l => Some(sh),
-            _ => None,
-        };
+        let mapped = |t: i128| predicted::naive_mapped(ops, t);
         // Learned shifts per kind (0 branch, 1 ADRP), in learning order.
         let mut learned: [Vec<(i128, i128)>; 2] = [Vec::new(), Vec::new()];
         let shift = |learned: &Vec<(i128, i128)>, t: i128| {

@@ -164,7 +164,7 @@ impl ChunkEntry {
             } else {
                 0
             };
-            crate::operand::op_map_bound(self.new_len.into(), self.ctrl.raw.into())
+            crate::predicted::op_map_bound(self.new_len.into(), self.ctrl.raw.into())
                 + u64::from(self.new_len.saturating_sub(self.lit.raw))
                 + learned
         } else {

@@ -72,6 +72,7 @@ pub mod interp;
 pub mod limits;
 pub mod operand;
 pub mod ops;
+pub mod predicted;
 pub mod progress;
 mod rebuild;
 pub mod shared;

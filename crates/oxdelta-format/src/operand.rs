@@ -37,97 +37,16 @@
 //! Bounds: the op map holds at most one entry per 16 NEW bytes of the chunk
 //! (24 bytes each, and 4 bytes of lookup index: 14 MiB for an 8 MiB chunk
 //! of 16-byte ops, about 0.5 MiB on the corpus executables); see
-//! [`op_map_bound`]. The one-pass applier (`apply_chunk`'s) also holds
+//! [`crate::predicted::op_map_bound`]. The one-pass applier (`apply_chunk`'s) also holds
 //! the position of each word (at most 4 bytes per 5 ADD bytes); the
 //! reference applier the byte-wise diff (one chunk's length).
 
 use crate::Result;
-use crate::error::Error;
 use crate::filter::split;
-use crate::limits;
-use crate::ops::{Op, OpDecoder};
-
-/// Bytes of op map an applier may hold for a chunk of `new_len` bytes
-/// whose control stream is `ctrl_raw` bytes long.
-///
-/// An entry is a COPY or ADD of at least [`limits::MIN_COPY_LEN`] bytes,
-/// and every COPY or ADD takes at least two bytes of the `ctrl_raw`-byte
-/// control stream (its length and its position), so the map has at most
-/// the fewer of the two counts of entries.
-pub fn op_map_bound(new_len: u64, ctrl_raw: u64) -> u64 {
-    let entries = (new_len / limits::MIN_COPY_LEN).min(ctrl_raw / 2);
-    // An entry and its share of the bucket index (at most one bucket per
-    // entry, plus one).
-    (entries + 1) * (std::mem::size_of::<Entry>() + 4) as u64
-}
-
-type Entry = (u64, u64, i64);
-
-/// Where the matched OLD bytes of a chunk went in NEW.
-#[derive(Debug, Default)]
-pub(crate) struct OpMap {
-    /// `(OLD start, length, NEW − OLD)`, sorted.
-    entries: Vec<Entry>,
-    /// The bucket index of [`OpMap::lookup`]: `first[b]` counts the
-    /// entries whose start is below `base + (b << shift)`; at most one
-    /// bucket per entry, so a lookup searches about one entry instead of
-    /// all (the search was a quarter of an operand chunk's apply time).
-    first: Vec<u32>,
-    base: u64,
-    shift: u32,
-}
+use crate::ops::OpDecoder;
+use crate::predicted::{self, OpMap, Walk, word};
 
 impl OpMap {
-    /// Records an op reading `len` OLD bytes at `old` into NEW at `new`.
-    pub(crate) fn push(&mut self, old: u64, len: u64, new: u64) {
-        if len >= limits::MIN_COPY_LEN {
-            self.entries
-                .push((old, len, (new as i64).wrapping_sub(old as i64)));
-        }
-    }
-
-    /// Sorts the entries; call once all are pushed.
-    pub(crate) fn finish(&mut self) {
-        self.entries.sort_unstable();
-        let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) else {
-            return;
-        };
-        let (base, span) = (first.0, last.0 - first.0);
-        // The smallest bucket width that needs no more buckets than entries.
-        let mut shift = 0;
-        while (span >> shift) + 1 > self.entries.len() as u64 {
-            shift += 1;
-        }
-        let buckets = (span >> shift) as usize + 1;
-        self.first = Vec::with_capacity(buckets + 1);
-        let mut i = 0;
-        for b in 0..=buckets as u64 {
-            let edge = (u128::from(base) + (u128::from(b) << shift)).min(u64::MAX.into()) as u64;
-            while i < self.entries.len() && self.entries[i].0 < edge {
-                i += 1;
-            }
-            self.first.push(i as u32);
-        }
-        (self.base, self.shift) = (base, shift);
-    }
-
-    /// The shift of the op that maps OLD position `t`, if one does: the
-    /// last entry whose start is at most `t`, when `t` is inside it.
-    pub(crate) fn lookup(&self, t: i64) -> Option<i64> {
-        let t = u64::try_from(t).ok()?.checked_sub(self.base)?;
-        let b = (t >> self.shift) as usize;
-        // Entries before bucket `b` start at most at `t`; those from
-        // bucket `b + 1` on start after it.
-        let (lo, hi) = match (self.first.get(b), self.first.get(b + 1)) {
-            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
-            _ => (self.entries.len(), self.entries.len()),
-        };
-        let t = t + self.base;
-        let i = lo + self.entries[lo..hi].partition_point(|e| e.0 <= t);
-        let &(start, len, shift) = self.entries.get(i.checked_sub(1)?)?;
-        (t - start < len).then_some(shift)
-    }
-
     /// The predicted NEW word of an operand whose OLD word is `w` and
     /// whose next byte is at OLD `after`, inside an ADD of shift `s_op`
     /// (NEW − OLD).
@@ -139,22 +58,6 @@ impl OpMap {
             None if abs => w.wrapping_sub(s_op as u32),
             None => w,
         }
-    }
-
-    /// The map of the COPY and ADD ops that `dec` yields (NEW positions
-    /// from `new_start`).
-    pub(crate) fn from_ops(dec: OpDecoder<'_>, new_start: u64) -> Result<OpMap> {
-        let mut m = OpMap::default();
-        let mut pos = new_start;
-        for op in dec {
-            let op = op?;
-            if let Some((o, l)) = op.old_range() {
-                m.push(o, l, pos);
-            }
-            pos += op.len();
-        }
-        m.finish();
-        Ok(m)
     }
 }
 
@@ -172,20 +75,32 @@ pub(crate) fn operands(src: &[u8], mut f: impl FnMut(usize)) {
     }
 }
 
-fn word(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+/// The operand modes' walk: an ADD's operand words, each predicted from
+/// the op map alone.
+pub(crate) struct Operands<'m> {
+    pub(crate) map: &'m OpMap,
+    /// `operands-abs`: an unmapped target's word predicted as absolute.
+    pub(crate) abs: bool,
 }
 
-/// The predicted NEW word of the operand after byte `k` of an ADD reading
-/// OLD at `p` into NEW at `q`.
-fn predict(map: &OpMap, abs: bool, src: &[u8], p: u64, q: u64, k: usize) -> u32 {
-    let w = word(&src[k + 1..k + 5]);
-    map.predict(
-        abs,
-        w,
-        p.wrapping_add(k as u64 + 5),
-        (q as i64).wrapping_sub(p as i64),
-    )
+impl Walk for Operands<'_> {
+    fn count(src: &[u8], _: u64) -> usize {
+        let mut n = 0;
+        operands(src, |_| n += 1);
+        n
+    }
+
+    #[inline]
+    fn op(&mut self, src: &[u8], p: u64, q: u64, mut f: impl FnMut(usize, u32) -> u32) {
+        let s_op = (q as i64).wrapping_sub(p as i64);
+        operands(src, |k| {
+            let w = word(&src[k + 1..]);
+            let pred = self
+                .map
+                .predict(self.abs, w, p.wrapping_add(k as u64 + 5), s_op);
+            f(k + 1, pred);
+        });
+    }
 }
 
 /// The operand mode's diff stream for ADDs `(OLD start, length, offset in
@@ -199,34 +114,7 @@ pub(crate) fn encode(
     new_chunk: &[u8],
     start: u64,
 ) -> Vec<u8> {
-    let total: usize = adds.iter().map(|a| a.1).sum();
-    let mut words = 0;
-    for &(o, l, _) in adds {
-        operands(&old[o..o + l], |_| words += 4);
-    }
-    let mut out = vec![0u8; total];
-    let (mut w, mut r) = (0, words);
-    for &(o, l, at) in adds {
-        let (src, dst) = (&old[o..o + l], &new_chunk[at..at + l]);
-        let q = start + at as u64;
-        let mut next = 0;
-        operands(src, |k| {
-            for i in next..=k {
-                out[r] = dst[i].wrapping_sub(src[i]);
-                r += 1;
-            }
-            let d = word(&dst[k + 1..k + 5]).wrapping_sub(predict(map, abs, src, o as u64, q, k));
-            out[w..w + 4].copy_from_slice(&d.to_le_bytes());
-            w += 4;
-            next = k + 5;
-        });
-        for i in next..l {
-            out[r] = dst[i].wrapping_sub(src[i]);
-            r += 1;
-        }
-    }
-    debug_assert_eq!((w, r), (words, total));
-    out
+    predicted::encode(&mut Operands { map, abs }, adds, old, new_chunk, start)
 }
 
 /// The byte-wise diff (`NEW − OLD` per byte, in op order) that an operand
@@ -241,61 +129,23 @@ pub(crate) fn to_bytes<'d, 'o>(
     src: impl Fn(u64, usize) -> &'o [u8],
 ) -> Result<Vec<u8>> {
     let map = OpMap::from_ops(dec(), new_start)?;
-    // Lengths first: the words' share and the whole.
-    let (mut words, mut total) = (0usize, 0usize);
-    for op in dec() {
-        if let Op::Add { old, len } = op? {
-            operands(src(old, len as usize), |_| words += 4);
-            total += len as usize;
-        }
-    }
-    if total != stored.len() {
-        return Err(Error::invalid(
-            "diff stream",
-            format!("{total} bytes (the ADDs' length)"),
-            stored.len(),
-            0,
-        ));
-    }
-    let mut out = vec![0u8; total];
-    let (mut w, mut r, mut d) = (0, words, 0);
-    let mut q = new_start;
-    for op in dec() {
-        let op = op?;
-        if let Op::Add { old: p, len } = op {
-            let s = src(p, len as usize);
-            let mut next = 0;
-            operands(s, |k| {
-                let n = next..=k;
-                out[d..d + n.clone().count()].copy_from_slice(&stored[r..r + n.clone().count()]);
-                d += n.clone().count();
-                r += n.count();
-                let nw = word(&stored[w..w + 4]).wrapping_add(predict(&map, abs, s, p, q, k));
-                for (i, b) in nw.to_le_bytes().into_iter().enumerate() {
-                    out[d + i] = b.wrapping_sub(s[k + 1 + i]);
-                }
-                d += 4;
-                w += 4;
-                next = k + 5;
-            });
-            let rest = s.len() - next;
-            out[d..d + rest].copy_from_slice(&stored[r..r + rest]);
-            d += rest;
-            r += rest;
-        }
-        q += op.len();
-    }
-    Ok(out)
+    predicted::to_bytes(
+        &mut Operands { map: &map, abs },
+        stored,
+        dec,
+        new_start,
+        src,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{ChunkEncoder, Streams};
+    use crate::ops::{ChunkEncoder, Op, Streams};
     use proptest::prelude::*;
 
     /// The prediction by FORMAT.md's words, with a linear search of the
-    /// op map: the oracle for [`predict`].
+    /// op map: the oracle for [`OpMap::predict`].
     fn naive_predict(
         ops: &[(u64, u64, u64)],
         abs: bool,
@@ -307,19 +157,10 @@ mod tests {
         let w = u32::from_le_bytes(src[k + 1..k + 5].try_into().unwrap());
         let t = p as i128 + k as i128 + 5 + i128::from(w as i32);
         let s_op = q as i128 - p as i128;
-        // (start, length, shift) of ops of 16 bytes or more, sorted by
-        // start then shift; the last one starting at or before t.
-        let mut entries: Vec<(i128, i128, i128)> = ops
-            .iter()
-            .filter(|o| o.1 >= 16)
-            .map(|&(o, l, n)| (o as i128, l as i128, n as i128 - o as i128))
-            .collect();
-        entries.sort();
-        let last = entries.iter().rfind(|e| e.0 <= t);
-        let pred = match last {
-            Some(&(s, l, s_t)) if t < s + l => i128::from(w) + s_t - s_op,
-            _ if abs => i128::from(w) - s_op,
-            _ => i128::from(w),
+        let pred = match predicted::naive_mapped(ops, t) {
+            Some(s_t) => i128::from(w) + s_t - s_op,
+            None if abs => i128::from(w) - s_op,
+            None => i128::from(w),
         };
         pred.rem_euclid(1 << 32) as u32
     }

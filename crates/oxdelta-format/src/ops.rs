@@ -287,7 +287,7 @@ pub struct AddSources<'a> {
     new_chunk: &'a [u8],
     start: u64,
     adds: Vec<(usize, usize, usize)>,
-    map: std::sync::OnceLock<crate::operand::OpMap>,
+    map: std::sync::OnceLock<crate::predicted::OpMap>,
 }
 
 impl<'a> AddSources<'a> {
@@ -367,7 +367,7 @@ impl<'a> AddSources<'a> {
     }
 
     /// The chunk's op map (made on the first call).
-    fn map(&self) -> &crate::operand::OpMap {
+    fn map(&self) -> &crate::predicted::OpMap {
         self.map.get_or_init(|| {
             let whole = [(0, self.old.len() as u64)];
             let dec = OpDecoder::for_streams(
@@ -377,7 +377,8 @@ impl<'a> AddSources<'a> {
                 self.old.len() as u64,
                 &whole,
             );
-            crate::operand::OpMap::from_ops(dec, self.start).expect("the encoder's own ops decode")
+            crate::predicted::OpMap::from_ops(dec, self.start)
+                .expect("the encoder's own ops decode")
         })
     }
 }

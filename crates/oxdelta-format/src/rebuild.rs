@@ -45,7 +45,7 @@
 //! list (24 bytes per ADD op, at most one op per [`crate::limits::MIN_COPY_LEN`]
 //! bytes of the chunk) and, with the operand split, the class bitmap (an
 //! eighth of the diff length), or with an operand mode the op map (see
-//! [`crate::operand::op_map_bound`]) and a 4-byte position per operand word
+//! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
 //! (at most one per five diff bytes). Nothing of the chunk's length besides
 //! `out`.
 
@@ -53,8 +53,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{AddMode, DiffFilter, split};
 use crate::head::ChunkEntry;
 use crate::interp::{self, Adds, OldBytes, Out};
-use crate::operand::OpMap;
 use crate::ops::OpDecoder;
+use crate::predicted::OpMap;
 
 /// Bytes copied and classified at a time (stays in the first-level cache).
 const PIECE: usize = 16 << 10;

@@ -214,11 +214,10 @@ impl<'m> Predictor<'m> {
         }
     }
 
-    fn shift(map: &OpMap, learned: &Learned, t: i64) -> Option<i64> {
-        learned
-            .exact(t)
-            .or_else(|| map.lookup(t))
-            .or_else(|| learned.below(t))
+    /// The shift of target `t` (see the module docs), where `known` is
+    /// what `learned` holds for exactly `t`.
+    fn shift(map: &OpMap, learned: &Learned, known: Option<i64>, t: i64) -> Option<i64> {
+        known.or_else(|| map.lookup(t)).or_else(|| learned.below(t))
     }
 }
 
@@ -242,7 +241,10 @@ impl Walk for Predictor<'_> {
                 Kind::Branch => {
                     let imm = sext(w, 26);
                     let t = pc.wrapping_add(imm.wrapping_mul(4));
-                    let pred = match Self::shift(self.map, &self.branch, t) {
+                    // Learning what is known changes nothing: one search
+                    // of the table fewer for a branch to a known target.
+                    let known = self.branch.exact(t);
+                    let pred = match Self::shift(self.map, &self.branch, known, t) {
                         Some(s) if s.wrapping_sub(s_op) % 4 == 0 => {
                             let imm = imm.wrapping_add(s.wrapping_sub(s_op) / 4);
                             (w & 0xFC00_0000) | (imm as u32 & 0x3FF_FFFF)
@@ -252,7 +254,10 @@ impl Walk for Predictor<'_> {
                     let nw = f(k, pred);
                     if nw & 0xFC00_0000 == w & 0xFC00_0000 {
                         let nt = new_pc.wrapping_add(sext(nw, 26).wrapping_mul(4));
-                        self.branch.learn(t, nt.wrapping_sub(t));
+                        let s = nt.wrapping_sub(t);
+                        if known != Some(s) {
+                            self.branch.learn(t, s);
+                        }
                     }
                 }
                 Kind::Adrp(pair) => {
@@ -260,7 +265,8 @@ impl Walk for Predictor<'_> {
                     let pair = pair.map(|(j, scale)| (j, word(&src[j..]), scale));
                     let lo = pair.map_or(0, |(_, x, scale)| i64::from((x >> 10) & 0xFFF) << scale);
                     let t = page.wrapping_add(lo);
-                    let (pred, pair_pred) = match Self::shift(self.map, &self.page, t) {
+                    let known = self.page.exact(t);
+                    let (pred, pair_pred) = match Self::shift(self.map, &self.page, known, t) {
                         Some(s) => {
                             let nt = t.wrapping_add(s);
                             let imm = (nt >> 12).wrapping_sub(new_pc >> 12);
@@ -300,7 +306,10 @@ impl Walk for Predictor<'_> {
                         }
                         _ => {
                             if let Some(np) = new_page {
-                                self.page.learn(t, np.wrapping_sub(t));
+                                let s = np.wrapping_sub(t);
+                                if known != Some(s) {
+                                    self.page.learn(t, s);
+                                }
                             }
                         }
                     }

@@ -420,12 +420,7 @@ pub fn apply_chunk_in(
             entry.new_offset,
         ));
     }
-    // The one-pass rebuild does not know the arm64 mode (format version
-    // 6), whose predictions depend on the words decoded before: the
-    // reference decodes it.
-    if entry.add_mode == AddMode::Arm64
-        || rebuild::rebuild(entry, payload, shared, old, out, zeroed).is_err()
-    {
+    if rebuild::rebuild(entry, payload, shared, old, out, zeroed).is_err() {
         // The one-pass rebuild refuses whatever the reference refuses (and
         // nothing else, tested): the reference reports the error.
         if zeroed {

@@ -26,7 +26,11 @@
 //! their prediction plus the stored difference, and the other ADD bytes
 //! their byte-wise diff, read from the filtered stream as above. No
 //! byte-wise diff stream is made (the reference makes one, a chunk's
-//! length).
+//! length). The arm64 mode ([`crate::arm64`]) predicts each word also from
+//! the NEW words decoded before it, so after the op pass its ADDs are
+//! walked again in op order, each word written as it is decoded, and the
+//! other ADD bytes get their byte-wise diff from a second position in the
+//! filtered stream (where the words end).
 //!
 //! # Equivalence with the reference
 //!
@@ -46,15 +50,17 @@
 //! bytes of the chunk) and, with the operand split, the class bitmap (an
 //! eighth of the diff length), or with an operand mode the op map (see
 //! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
-//! (at most one per five diff bytes). Nothing of the chunk's length besides
-//! `out`.
+//! (at most one per five diff bytes), or with the arm64 mode the op map and
+//! the learned shifts ([`crate::arm64::learned_bound`]). Nothing of the
+//! chunk's length besides `out`.
 
+use crate::arm64::Predictor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{AddMode, DiffFilter, split};
 use crate::head::ChunkEntry;
 use crate::interp::{self, Adds, OldBytes, Out};
 use crate::ops::OpDecoder;
-use crate::predicted::OpMap;
+use crate::predicted::{OpMap, Walk};
 
 /// Bytes copied and classified at a time (stays in the first-level cache).
 const PIECE: usize = 16 << 10;
@@ -262,8 +268,8 @@ impl<'a> Runs<'a> {
 fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
     let dst = &mut out[a.out_pos + at..a.out_pos + at + diff.len()];
     match mode {
-        // (Operand modes never get here: `Words::apply` adds their bytes;
-        // nor does arm64, which the reference decodes.)
+        // (Predicted modes never get here: `Words::apply` and
+        // `Arm64Words::apply` add their bytes.)
         AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
@@ -605,6 +611,91 @@ impl Words {
     }
 }
 
+/// The arm64 mode's words ([`crate::arm64`]): the op pass copies each
+/// ADD's OLD bytes, records the op map and counts the ADD's predicted
+/// words; [`Arm64Words::apply`] then walks the ADDs in op order, as the
+/// reference does: each word's prediction needs the op map and the NEW
+/// words decoded before it.
+struct Arm64Words {
+    map: OpMap,
+    /// The ADD ops: OLD start, position in `out`, length.
+    adds: Vec<(u64, usize, usize)>,
+    /// Predicted words in all the ADDs.
+    n_words: usize,
+}
+
+impl Arm64Words {
+    /// Starts the ADD reading `src` at OLD `old` into `out` at `out_pos`
+    /// (NEW `new_pos`).
+    fn add(&mut self, src: &[u8], old: u64, out_pos: usize, new_pos: u64) {
+        self.map.push(old, src.len() as u64, new_pos);
+        self.adds.push((old, out_pos, src.len()));
+        self.n_words += Predictor::count(src, old);
+    }
+
+    /// With every op's OLD bytes in `out`: each ADD's words (predicted,
+    /// plus their stored differences, read from `feed` in stored order)
+    /// written over their OLD words, and the byte-wise diff of its other
+    /// bytes added (read from a second feed, where the words end). Kept
+    /// out of line, like [`Words::apply`].
+    #[inline(never)]
+    fn apply<O: OldBytes + ?Sized>(
+        mut self,
+        out: &mut [u8],
+        feed: Feed<'_>,
+        old: &O,
+        new_start: u64,
+    ) -> Result<()> {
+        self.map.finish();
+        let mut words = feed;
+        let mut rest = words.clone();
+        rest.take(4 * self.n_words, |_, _| {})?;
+        let mut pr = Predictor::new(&self.map);
+        let mut failed = None;
+        for &(p, out_pos, len) in &self.adds {
+            let dst = &mut out[out_pos..out_pos + len];
+            let mut next = 0;
+            pr.op(
+                old.bytes(p, len),
+                p,
+                new_start + out_pos as u64,
+                |k, pred| {
+                    let mut d = [0u8; 4];
+                    // Cannot fail: `rest` took these bytes already.
+                    if let Err(e) = words.take(4, |j, run| d[j..j + run.len()].copy_from_slice(run))
+                    {
+                        failed.get_or_insert(e);
+                    }
+                    let nw = u32::from_le_bytes(d).wrapping_add(pred);
+                    if failed.is_none() {
+                        if let Err(e) = add_bytes(&mut rest, &mut dst[next..k]) {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                    dst[k..k + 4].copy_from_slice(&nw.to_le_bytes());
+                    next = k + 4;
+                    nw
+                },
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            add_bytes(&mut rest, &mut dst[next..])?;
+        }
+        rest.finish()
+    }
+}
+
+/// `dst += ` the next `dst.len()` stored bytes of `feed`.
+#[inline(always)]
+fn add_bytes(feed: &mut Feed<'_>, dst: &mut [u8]) -> Result<()> {
+    feed.take(dst.len(), |k, run| {
+        for (d, x) in dst[k..k + run.len()].iter_mut().zip(run) {
+            *d = d.wrapping_add(*x);
+        }
+    })
+}
+
 /// A chunk's streams as the one-pass rebuild reads them: the control and
 /// literal streams decoded (literals still x86-filtered if they were
 /// stored so), the diff stream decompressed but still filtered.
@@ -668,6 +759,8 @@ struct OnePass<'f> {
     adds: Vec<AddRec>,
     /// An operand mode's words (their diffs also wait).
     words: Option<Words>,
+    /// The arm64 mode's words (their diffs also wait).
+    arm64: Option<Arm64Words>,
     /// The operand split's class bitmap.
     classes: Option<Classes>,
     /// Diff-stream index (op order) of the next ADD byte.
@@ -679,13 +772,19 @@ struct OnePass<'f> {
 impl<'f> OnePass<'f> {
     fn new(entry: &ChunkEntry, filtered: &'f [u8], diff_len: usize) -> OnePass<'f> {
         let operand_mode = entry.add_mode.is_operands();
-        let dense =
-            (entry.diff_filter == DiffFilter::None && !entry.operand_split && !operand_mode)
-                .then_some(filtered);
+        let dense = (entry.diff_filter == DiffFilter::None
+            && !entry.operand_split
+            && !entry.add_mode.is_predicted())
+        .then_some(filtered);
         OnePass {
             dense,
             adds: Vec::new(),
             words: operand_mode.then(|| Words::new(diff_len)),
+            arm64: (entry.add_mode == AddMode::Arm64).then(|| Arm64Words {
+                map: OpMap::default(),
+                adds: Vec::new(),
+                n_words: 0,
+            }),
             classes: entry.operand_split.then(|| Classes {
                 bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
                 ..Classes::default()
@@ -698,16 +797,26 @@ impl<'f> OnePass<'f> {
 
     /// After the op pass: adds the stored diff bytes that wait, read from
     /// the filtered stream, checking that they are used up exactly.
-    fn finish(self, out: &mut [u8], entry: &ChunkEntry, filtered: &[u8]) -> Result<()> {
+    fn finish<O: OldBytes + ?Sized>(
+        self,
+        out: &mut [u8],
+        entry: &ChunkEntry,
+        filtered: &[u8],
+        old: &O,
+    ) -> Result<()> {
         // `dpos` is now the ADD bytes in all, which the op decoder checked
         // equal the decoded diff length.
-        if self.dense.is_some() || (self.dpos == 0 && self.words.is_none()) {
+        let predicted = self.words.is_some() || self.arm64.is_some();
+        if self.dense.is_some() || (self.dpos == 0 && !predicted) {
             return Ok(());
         }
         let mode = self.mode;
         let mut fa = Feed::new(Runs::new(entry.diff_filter, filtered)?);
         if let Some(w) = self.words {
             return w.apply(out, fa, self.new_start, mode == AddMode::OperandsAbs);
+        }
+        if let Some(w) = self.arm64 {
+            return w.apply(out, fa, old, self.new_start);
         }
         let Some(classes) = self.classes else {
             for a in &self.adds {
@@ -740,6 +849,8 @@ impl Adds for OnePass<'_> {
     fn copied(&mut self, old: u64, len: usize, pos: usize) {
         if let Some(w) = self.words.as_mut() {
             w.map.push(old, len as u64, self.new_start + pos as u64);
+        } else if let Some(w) = self.arm64.as_mut() {
+            w.map.push(old, len as u64, self.new_start + pos as u64);
         }
     }
 
@@ -754,6 +865,9 @@ impl Adds for OnePass<'_> {
                 d.copy_from_slice(s);
                 w.feed(k * PIECE, s);
             }
+        } else if let Some(w) = self.arm64.as_mut() {
+            dst.copy_from_slice(src);
+            w.add(src, old, pos, new_pos);
         } else if let Some(diff) = self.dense {
             self.mode
                 .add(dst, src, &diff[self.dpos..self.dpos + len], new_pos);
@@ -810,7 +924,7 @@ pub(crate) fn rebuild<O: OldBytes + ?Sized>(
         zeroed,
     };
     interp::run(ops, old, to, &mut adds)?;
-    adds.finish(out, entry, &s.filtered)
+    adds.finish(out, entry, &s.filtered, old)
 }
 
 #[cfg(test)]
@@ -998,6 +1112,9 @@ mod tests {
             let abs = add == AddMode::OperandsAbs;
             diff = crate::operand::encode(&map, abs, &adds, old, &new[start..end], start as u64);
         }
+        if add == AddMode::Arm64 {
+            diff = crate::arm64::encode(&map, &adds, old, &new[start..end], start as u64);
+        }
         s.diff = filter.encode(&diff);
         if v4 {
             // The v4 stream codings: literals x86-filtered, controls split.
@@ -1079,7 +1196,7 @@ mod tests {
                             v.push((codec, filter, add, split, v4));
                         }
                     }
-                    for add in [AddMode::Operands, AddMode::OperandsAbs] {
+                    for add in [AddMode::Operands, AddMode::OperandsAbs, AddMode::Arm64] {
                         v.push((codec, filter, add, false, v4));
                     }
                 }
@@ -1088,11 +1205,39 @@ mod tests {
         v
     }
 
-    /// Random ops over code-like OLD and a NEW made from it (moved code
-    /// with shifted operands, new bytes, zeros).
+    /// AArch64-like words: branches, ADRPs followed by an ADD or a load
+    /// on their register (or not), other words.
+    fn arm64_code(r: &mut Rng, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 4);
+        let mut rd = 0;
+        while out.len() < n {
+            let imm = r.next() as u32;
+            let w = match r.below(8) {
+                0 => 0x9400_0000 | (imm % 2048),
+                1 => 0x1400_0000 | (imm & 0x3FF_FFFF),
+                2 => {
+                    rd = r.below(4) as u32;
+                    0x9000_0000 | (imm & 0x6000_3FE0) | rd
+                }
+                3 => 0x9100_0000 | (imm & 0x3F_FC00) | (rd << 5),
+                4 => 0xF940_0000 | (imm & 0x3F_FC00) | (rd << 5) | 1,
+                _ => imm,
+            };
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Random ops over code-like OLD (x86 or AArch64) and a NEW made from
+    /// it (moved code with shifted operands, new bytes, zeros).
     fn case(r: &mut Rng) -> (Vec<u8>, Vec<u8>, usize, Vec<Op>) {
         let n = 200 + r.below(6000) as usize;
-        let old = code(r, n);
+        let old = if r.below(2) == 0 {
+            code(r, n)
+        } else {
+            arm64_code(r, n)
+        };
         let start = r.below(7) as usize;
         let mut new = code(r, start);
         let mut ops = Vec::new();

@@ -266,25 +266,8 @@ impl Walk for Predictor<'_> {
                     let lo = pair.map_or(0, |(_, x, scale)| i64::from((x >> 10) & 0xFFF) << scale);
                     let t = page.wrapping_add(lo);
                     let known = self.page.exact(t);
-                    let (pred, pair_pred) = match Self::shift(self.map, &self.page, known, t) {
-                        Some(s) => {
-                            let nt = t.wrapping_add(s);
-                            let imm = (nt >> 12).wrapping_sub(new_pc >> 12);
-                            let pred = (w & 0x9F00_001F)
-                                | ((imm as u32 & 3) << 29)
-                                | (((imm >> 2) as u32 & 0x7_FFFF) << 5);
-                            let pair_pred = pair.map(|(_, x, scale)| {
-                                let lo = nt & 0xFFF;
-                                if lo & ((1 << scale) - 1) == 0 {
-                                    (x & NOT_LO12) | (((lo >> scale) as u32) << 10)
-                                } else {
-                                    x
-                                }
-                            });
-                            (pred, pair_pred)
-                        }
-                        None => (w, pair.map(|(_, x, _)| x)),
-                    };
+                    let shift = Self::shift(self.map, &self.page, known, t);
+                    let (pred, pair_pred) = adrp_prediction(w, pair, t, shift, new_pc);
                     let nw = f(k, pred);
                     let new_page = is_adrp(nw).then(|| {
                         (new_pc & !0xFFF).wrapping_add(adrp_imm(nw).wrapping_mul(1 << 12))
@@ -331,6 +314,33 @@ impl Walk for Predictor<'_> {
             }
         });
     }
+}
+
+/// The predicted NEW words of an ADRP `w` at NEW `new_pc` with OLD target
+/// `t` and its pair `(offset, OLD word, scale)`, when the target's shift
+/// is `shift`: the OLD words when it is unknown (see the module docs).
+fn adrp_prediction(
+    w: u32,
+    pair: Option<(usize, u32, u32)>,
+    t: i64,
+    shift: Option<i64>,
+    new_pc: i64,
+) -> (u32, Option<u32>) {
+    let Some(s) = shift else {
+        return (w, pair.map(|(_, x, _)| x));
+    };
+    let nt = t.wrapping_add(s);
+    let imm = (nt >> 12).wrapping_sub(new_pc >> 12);
+    let pred = (w & 0x9F00_001F) | ((imm as u32 & 3) << 29) | (((imm >> 2) as u32 & 0x7_FFFF) << 5);
+    let pair_pred = pair.map(|(_, x, scale)| {
+        let lo = nt & 0xFFF;
+        if lo & ((1 << scale) - 1) == 0 {
+            (x & NOT_LO12) | (((lo >> scale) as u32) << 10)
+        } else {
+            x
+        }
+    });
+    (pred, pair_pred)
 }
 
 /// Whether a chunk's ADD sources `(OLD start, length)` look like AArch64

@@ -3,7 +3,7 @@
 //! some 32-bit words of their ADDs as `NEW word − prediction`, predicted
 //! from the chunk's *op map* (where each matched OLD byte went in NEW).
 //!
-//! * The op map ([`OpMap`]): every COPY and ADD op of the chunk of at
+//! * The op map (`OpMap`): every COPY and ADD op of the chunk of at
 //!   least [`limits::MIN_COPY_LEN`] bytes, as `(OLD start, length, NEW −
 //!   OLD)` sorted by start then shift; an OLD position `t` is mapped by the
 //!   last entry whose start is ≤ `t`, when `t` is inside it.
@@ -12,8 +12,8 @@
 //!   the byte-wise diff (`NEW − OLD` modulo 256) of every other ADD byte,
 //!   in op order. It is exactly as long as the ADDs.
 //!
-//! A mode is its [`Walk`]: which words of an ADD it predicts, and how.
-//! [`encode`] and [`to_bytes`] lay out and read back the stream of any
+//! A mode is its `Walk`: which words of an ADD it predicts, and how.
+//! `encode` and `to_bytes` lay out and read back the stream of any
 //! walk.
 
 use crate::Result;

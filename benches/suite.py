@@ -294,12 +294,16 @@ def run_suite(pairs):
         times, mems, size = [], [], None
         for k in range(runs):
             note(f"{pair}: oxdelta run {k + 1}/{runs}")
+            if os.path.exists(patch):
+                os.remove(patch)  # diff replaces an existing patch only with -f
             secs, mib = memwatch(memwatch_bin, [ox, "-q", "diff", *ox_args, old, new, patch])
             times.append(secs)
             mems.append(mib)
             if size is not None and os.path.getsize(patch) != size:
                 fail(f"oxdelta's patch of {pair} changed size between runs")
             size = os.path.getsize(patch)
+        if os.path.exists(out):
+            os.remove(out)
         run_ok([ox, "-q", "apply", old, patch, out])
         if not same_file(out, new):
             fail(f"oxdelta's patch of {pair} does not rebuild NEW")

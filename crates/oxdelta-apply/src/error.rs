@@ -41,6 +41,29 @@ pub enum ApplyError {
     },
     /// The patch was not made for in-place apply (`diff --in-place`).
     NotInPlace,
+    /// The output exists and replacing it was not asked for
+    /// ([`crate::ApplyOptions::overwrite`]).
+    OutputExists {
+        /// The output.
+        path: PathBuf,
+    },
+    /// The output is one of the inputs (the same device and inode, also
+    /// through a hard or symbolic link); refused even when overwriting.
+    SameFile {
+        /// The output.
+        path: PathBuf,
+        /// Which input it is, e.g. "the patch".
+        input: &'static str,
+    },
+    /// An input changed while it was read: it shrank (its mapped pages
+    /// were cut off), or its length or modification time moved. Nothing
+    /// was written.
+    InputChanged {
+        /// The input.
+        path: PathBuf,
+        /// What changed.
+        detail: String,
+    },
 }
 
 impl fmt::Display for ApplyError {
@@ -61,6 +84,21 @@ impl fmt::Display for ApplyError {
             ApplyError::NotInPlace => write!(
                 f,
                 "the patch was not made for in-place apply (make it with diff --in-place)"
+            ),
+            ApplyError::OutputExists { path } => write!(
+                f,
+                "{} exists; refusing to replace it (ask to overwrite it)",
+                path.display()
+            ),
+            ApplyError::SameFile { path, input } => write!(
+                f,
+                "{} is {input} (the same file); refusing to write over it",
+                path.display()
+            ),
+            ApplyError::InputChanged { path, detail } => write!(
+                f,
+                "{} changed while it was read ({detail}); nothing was written",
+                path.display()
             ),
         }
     }

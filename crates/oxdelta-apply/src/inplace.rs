@@ -160,8 +160,13 @@ pub struct InPlaceReport {
     pub stash_bytes: u64,
     /// Batches run.
     pub batches: usize,
-    /// Whether the patch was signed (and the signature verified).
+    /// Whether the patch was signed and its signature verified: against
+    /// the trusted key when one was given (see `key`), else only against
+    /// the key the patch itself carries, which proves the head unchanged
+    /// since someone signed it, not who.
     pub signed: bool,
+    /// The key that signed the patch (`None` if unsigned).
+    pub key: Option<PublicKey>,
     /// NEW bytes.
     pub new_len: u64,
 }
@@ -895,18 +900,21 @@ fn changed_runs(at: u64, want: &[u8], have: &[u8]) -> Vec<(u64, u64)> {
 // ---------------------------------------------------------------------------
 // The apply
 
-/// [`apply_in_place`] with the patch read from the file `patch`, mapped:
-/// every byte of it is checked (head hash and signature, each step's
-/// payload hash) before the step built from it is written (see
-/// [`crate::map`]).
+/// [`apply_in_place`] with the patch read from the file `patch`, mapped
+/// and guarded ([`crate::map::InputMap`]): every byte of it is checked
+/// (head hash and signature, each step's payload hash) before the step
+/// built from it is written, and a patch that changes during the apply
+/// fails it with [`ApplyError::InputChanged`], not a signal.
 pub fn apply_in_place_file(
     target: &Path,
     patch: &Path,
     opts: &InPlaceOptions,
 ) -> Result<InPlaceReport> {
-    let f = File::open(patch).map_err(io("opening patch", patch))?;
-    let m = crate::map::ReadMap::checked_input(&f).map_err(io("mapping patch", patch))?;
-    apply_in_place(target, &m, opts)
+    let m = crate::map::InputMap::open(patch).map_err(io("opening patch", patch))?;
+    apply_in_place(target, &m, opts).or_else(|e| {
+        m.check(patch)?;
+        Err(e)
+    })
 }
 
 /// Applies the in-place `patch` to `target` (a regular file or a block
@@ -930,6 +938,7 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
         stash_bytes: 0,
         batches: 0,
         signed: p.signature.public_key().is_some(),
+        key: p.signature.public_key(),
         new_len: head.meta.new_len,
     };
     let Some(mut journal) = resume_or_start(&run, &p, patch_id, &mut report)? else {

@@ -30,8 +30,10 @@
 //! * **Atomic commit.** The temporary file lives in OUT's directory; once
 //!   every chunk verifies it is flushed, synced and
 //!   renamed over OUT, and the directory is synced. On any error or
-//!   cancellation the temporary file is removed and OUT is as it was. OUT
-//!   may be OLD itself.
+//!   cancellation the temporary file is removed and OUT is as it was. An
+//!   existing OUT is replaced only when [`ApplyOptions::overwrite`] asks
+//!   for it (OUT may then be OLD itself); OUT is never the patch (see
+//!   [`output`]).
 //!
 //! # Bounds
 //!
@@ -45,6 +47,7 @@ mod error;
 #[cfg(unix)]
 pub mod inplace;
 pub mod map;
+pub mod output;
 pub mod sparse;
 
 use std::fs::{self, File, OpenOptions};
@@ -55,7 +58,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use error::ApplyError;
 use error::io;
-use map::ReadMap;
+use map::InputMap;
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
 use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, Shared, SignatureBlock, head};
@@ -95,6 +98,11 @@ pub struct ApplyOptions {
     /// applies followed by one `sync` of the file system. In-place applies
     /// always flush (their crash safety rests on it).
     pub durable: bool,
+    /// Whether [`apply_file`] and [`apply_reader`] may replace an existing
+    /// OUT (default false: [`ApplyError::OutputExists`]). OUT may be OLD
+    /// itself only with this set; it is never the patch
+    /// ([`ApplyError::SameFile`]). See [`output`].
+    pub overwrite: bool,
 }
 
 impl Default for ApplyOptions {
@@ -106,6 +114,7 @@ impl Default for ApplyOptions {
             max_in_memory_len: 4 << 30,
             progress: Progress::none(),
             durable: true,
+            overwrite: false,
         }
     }
 }
@@ -121,8 +130,13 @@ pub struct ApplyReport {
     pub patch_len: u64,
     /// Chunks applied.
     pub chunks: usize,
-    /// Whether the patch was signed (and the signature verified).
+    /// Whether the patch was signed and its signature verified: against
+    /// the trusted key when one was given (see `key`), else only against
+    /// the key the patch itself carries, which proves the head unchanged
+    /// since someone signed it, not who.
     pub signed: bool,
+    /// The key that signed the patch (`None` if unsigned).
+    pub key: Option<PublicKey>,
 }
 
 /// Checks the head's signature and OLD against the patch metadata.
@@ -431,22 +445,38 @@ impl TempOut {
 
     /// Renames the file over `out` (giving it its name first if it has
     /// none), flushing it before and the directory after when `durable`.
-    fn commit(mut self, out: &Path, durable: bool) -> Result<()> {
+    /// Without `overwrite`, fails with [`ApplyError::OutputExists`] rather
+    /// than replace a file that appeared at `out` meanwhile: an unnamed
+    /// file is then linked at `out` directly (a link never replaces), a
+    /// named one renamed without replacing ([`output::rename_into_place`]).
+    fn commit(mut self, out: &Path, durable: bool, overwrite: bool) -> Result<()> {
         let f = self.file.take().expect("open until commit");
         if durable {
             f.sync_all().map_err(io("syncing", &self.path))?;
         }
-        // Keep the old file's permissions when replacing it.
-        if let Ok(m) = fs::metadata(out) {
-            let _ = f.set_permissions(m.permissions());
+        let exists = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ApplyError::OutputExists {
+                path: out.to_path_buf(),
+            },
+            _ => io("renaming the output into place at", out)(e),
+        };
+        if !self.named && !overwrite {
+            link_unnamed(&f, out).map_err(exists)?;
+            self.committed = true;
+        } else {
+            // Keep the old file's permissions when replacing it.
+            if let Ok(m) = fs::metadata(out) {
+                let _ = f.set_permissions(m.permissions());
+            }
+            if !self.named {
+                link_unnamed(&f, &self.path)
+                    .map_err(io("naming the temporary output", &self.path))?;
+                self.named = true;
+            }
+            drop(f);
+            output::rename_into_place(&self.path, out, overwrite).map_err(exists)?;
+            self.committed = true;
         }
-        if !self.named {
-            link_unnamed(&f, &self.path).map_err(io("naming the temporary output", &self.path))?;
-            self.named = true;
-        }
-        drop(f);
-        fs::rename(&self.path, out).map_err(io("renaming the output into place at", out))?;
-        self.committed = true;
         if durable {
             if let Ok(d) = File::open(parent_dir(out)) {
                 let _ = d.sync_all();
@@ -551,10 +581,14 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-fn open_old(old: &Path) -> Result<(File, ReadMap)> {
-    let f = File::open(old).map_err(io("opening OLD", old))?;
-    let m = ReadMap::checked_input(&f).map_err(io("mapping OLD", old))?;
-    Ok((f, m))
+/// OLD, mapped and guarded (see [`map`]).
+fn open_old(old: &Path) -> Result<InputMap> {
+    InputMap::open(old).map_err(io("opening OLD", old))
+}
+
+/// The patch file, mapped and guarded (see [`map`]).
+fn open_patch(patch: &Path) -> Result<InputMap> {
+    InputMap::open(patch).map_err(io("opening patch", patch))
 }
 
 /// Where file applies put NEW: chunks are rebuilt in pooled, page-aligned
@@ -988,6 +1022,7 @@ fn write_atomically<'p>(
     opts: &'p ApplyOptions,
     check_old_hash: impl FnOnce() -> Result<()> + Send,
     fill: impl FnOnce(&Spawner<'_, '_, 'p>) -> Result<()>,
+    inputs_unchanged: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let tmp = TempOut::create(out)?;
     tmp.file()
@@ -1074,7 +1109,8 @@ fn write_atomically<'p>(
         return Err(e);
     }
     filled?;
-    tmp.commit(out, opts.durable)
+    inputs_unchanged()?;
+    tmp.commit(out, opts.durable, opts.overwrite)
 }
 
 /// The length of the pooled output buffers (the patch's largest chunk,
@@ -1103,26 +1139,43 @@ pub fn apply_file(
     out: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
-    let pf = File::open(patch).map_err(io("opening patch", patch))?;
-    let pm = ReadMap::checked_input(&pf).map_err(io("mapping patch", patch))?;
-    let p = Patch::parse(&pm)?;
-    let (of, om) = open_old(old)?;
-    check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
-    let n = p.head.chunks.len();
-    let shared = decode_shared(&p.head, p.shared_bytes(), &om, &of)?;
-    let old_hash = || check_old_hash(&p.head, &om, Some(&of));
-    write_atomically(out, &p.head, &shared, &om, opts, old_hash, |chunks| {
-        for i in 0..n {
-            chunks.apply(i, || Ok(Payload::Borrowed(p.payload(i))))?;
-        }
-        Ok(())
-    })?;
-    Ok(ApplyReport {
+    output::check_output(out, &[("the patch", patch)], opts.overwrite)?;
+    let pm = open_patch(patch)?;
+    let om = open_old(old)?;
+    // A change to either input shows as a hash mismatch or a parse error
+    // first; the check says what happened.
+    let unchanged = || pm.check(patch).and_then(|()| om.check(old));
+    (|| {
+        let p = Patch::parse(&pm)?;
+        check_signature_and_old_len(p.head_bytes(), &p.signature, &p.head, &om, opts)?;
+        let n = p.head.chunks.len();
+        let shared = decode_shared(&p.head, p.shared_bytes(), &om, om.file())?;
+        let old_hash = || check_old_hash(&p.head, &om, Some(om.file()));
+        write_atomically(
+            out,
+            &p.head,
+            &shared,
+            &om,
+            opts,
+            old_hash,
+            |chunks| {
+                for i in 0..n {
+                    chunks.apply(i, || Ok(Payload::Borrowed(p.payload(i))))?;
+                }
+                Ok(())
+            },
+            unchanged,
+        )?;
+        Ok(p)
+    })()
+    .map_err(|e| unchanged().err().unwrap_or(e))
+    .map(|p| ApplyReport {
         old_len: p.head.meta.old_len,
         new_len: p.head.meta.new_len,
         patch_len: pm.len() as u64,
-        chunks: n,
+        chunks: p.head.chunks.len(),
         signed: p.signature != SignatureBlock::Unsigned,
+        key: p.signature.public_key(),
     })
 }
 
@@ -1134,6 +1187,7 @@ pub fn apply_reader(
     out: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
+    output::check_output(out, &[], opts.overwrite)?;
     let stdin_path = Path::new("<patch stream>");
     let mut fixed = vec![0u8; head::FIXED_HEADER_LEN];
     read_exact_or_truncated(&mut reader, &mut fixed, "fixed header", 0, stdin_path)?;
@@ -1148,7 +1202,8 @@ pub fn apply_reader(
     let head = Head::parse(&head_bytes)?;
     let sig_at = head.head_len as usize;
     let sig = SignatureBlock::parse(head_bytes.get(sig_at..).unwrap_or(&[]), sig_at as u64)?;
-    let (of, om) = open_old(old)?;
+    let om = open_old(old)?;
+    let of = om.file();
     check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
     let mut offset = head.payload_start();
     // The shared section opens the payloads; its length is bounded by the
@@ -1162,36 +1217,54 @@ pub fn apply_reader(
         stdin_path,
     )?;
     offset += section.len() as u64;
-    let shared = decode_shared(&head, &section, &om, &of)?;
+    let shared = decode_shared(&head, &section, &om, of)?;
     drop(section);
-    let old_hash = || check_old_hash(&head, &om, Some(&of));
-    write_atomically(out, &head, &shared, &om, opts, old_hash, |chunks| {
-        for i in 0..head.chunks.len() {
-            chunks.apply(i, || {
-                let len = head.chunks[i].payload_len() as usize;
-                let mut b = vec![0u8; len];
-                read_exact_or_truncated(&mut reader, &mut b, "chunk payload", offset, stdin_path)?;
-                offset += len as u64;
-                Ok(Payload::Owned(b))
-            })?;
-        }
-        let mut extra = [0u8; 1];
-        if reader.read(&mut extra).map_err(io("reading", stdin_path))? != 0 {
-            return Err(ApplyError::Patch(oxdelta_format::Error::invalid(
-                "patch length",
-                format!("{offset} bytes"),
-                "trailing data",
-                offset,
-            )));
-        }
-        Ok(())
-    })?;
+    let old_hash = || check_old_hash(&head, &om, Some(of));
+    let unchanged = || om.check(old);
+    write_atomically(
+        out,
+        &head,
+        &shared,
+        &om,
+        opts,
+        old_hash,
+        |chunks| {
+            for i in 0..head.chunks.len() {
+                chunks.apply(i, || {
+                    let len = head.chunks[i].payload_len() as usize;
+                    let mut b = vec![0u8; len];
+                    read_exact_or_truncated(
+                        &mut reader,
+                        &mut b,
+                        "chunk payload",
+                        offset,
+                        stdin_path,
+                    )?;
+                    offset += len as u64;
+                    Ok(Payload::Owned(b))
+                })?;
+            }
+            let mut extra = [0u8; 1];
+            if reader.read(&mut extra).map_err(io("reading", stdin_path))? != 0 {
+                return Err(ApplyError::Patch(oxdelta_format::Error::invalid(
+                    "patch length",
+                    format!("{offset} bytes"),
+                    "trailing data",
+                    offset,
+                )));
+            }
+            Ok(())
+        },
+        unchanged,
+    )
+    .map_err(|e| unchanged().err().unwrap_or(e))?;
     Ok(ApplyReport {
         old_len: head.meta.old_len,
         new_len: head.meta.new_len,
         patch_len: offset,
         chunks: head.chunks.len(),
         signed: sig != SignatureBlock::Unsigned,
+        key: sig.public_key(),
     })
 }
 
@@ -1202,12 +1275,26 @@ pub fn apply_reader(
 /// batches under [`ApplyOptions::memory_budget`] (plus their outputs), and
 /// hashed as they complete; nothing sized by NEW is held.
 pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
-    let pf = File::open(patch).map_err(io("opening patch", patch))?;
-    let pm = ReadMap::checked_input(&pf).map_err(io("mapping patch", patch))?;
-    let p = Patch::parse(&pm)?;
-    let (of, om) = open_old(old)?;
-    check_signature_and_old(p.head_bytes(), &p.signature, &p.head, &om, Some(&of), opts)?;
-    let shared = p.decode_shared(&om)?;
+    let pm = open_patch(patch)?;
+    let om = open_old(old)?;
+    let unchanged = || pm.check(patch).and_then(|()| om.check(old));
+    check_patch_against(&pm, &om, opts)
+        .and_then(|r| unchanged().map(|()| r))
+        .map_err(|e| unchanged().err().unwrap_or(e))
+}
+
+/// [`check_file`] on the mapped patch and OLD.
+fn check_patch_against(pm: &[u8], om: &InputMap, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let p = Patch::parse(pm)?;
+    check_signature_and_old(
+        p.head_bytes(),
+        &p.signature,
+        &p.head,
+        om,
+        Some(om.file()),
+        opts,
+    )?;
+    let shared = p.decode_shared(om)?;
     let chunks = &p.head.chunks;
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_unstable_by_key(|&i| chunks[i].new_offset);
@@ -1232,7 +1319,7 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
             .map(|&i| {
                 let e = &chunks[i];
                 let mut buf = vec![0u8; e.new_len as usize];
-                oxdelta_format::apply_chunk_in(e, p.payload(i), &shared, &om, &mut buf, true)?;
+                oxdelta_format::apply_chunk_in(e, p.payload(i), &shared, om, &mut buf, true)?;
                 opts.progress.advance(u64::from(e.new_len));
                 Ok(buf)
             })
@@ -1255,6 +1342,7 @@ pub fn check_file(old: &Path, patch: &Path, opts: &ApplyOptions) -> Result<Apply
         patch_len: pm.len() as u64,
         chunks: chunks.len(),
         signed: p.signature != SignatureBlock::Unsigned,
+        key: p.signature.public_key(),
     })
 }
 

@@ -85,6 +85,13 @@ enum oxdelta_status {
   // A bug in oxdelta (a caught panic) or an error this version cannot
   // name.
   OXDELTA_E_INTERNAL = 12,
+  // The output exists and `overwrite` is not set, or the output is one
+  // of the inputs (the same file, also through a link), which is
+  // refused even with `overwrite`.
+  OXDELTA_E_OUTPUT = 13,
+  // An input changed while it was read (it shrank, or its length or
+  // modification time moved); nothing was written.
+  OXDELTA_E_INPUT_CHANGED = 14,
 };
 
 // Progress callback: `done` of `total` bytes of `phase` are finished.
@@ -124,6 +131,9 @@ struct oxdelta_diff_options {
   oxdelta_progress_fn progress;
   // Passed to `progress`.
   void *progress_ctx;
+  // Non-zero: replace `patch_path` if it exists. Default: refuse
+  // (`OXDELTA_E_OUTPUT`). The patch is never OLD or NEW.
+  int overwrite;
 };
 
 // Sink write callback: store `len` bytes at `data` at byte `offset` of
@@ -181,6 +191,10 @@ struct oxdelta_apply_options {
   oxdelta_progress_fn progress;
   // Passed to `progress`.
   void *progress_ctx;
+  // Non-zero: `oxdelta_apply_file` may replace an existing output (which
+  // may then be OLD itself). Default: refuse (`OXDELTA_E_OUTPUT`). The
+  // output is never the patch.
+  int overwrite;
 };
 
 // What an in-place apply did. The caller sets `size`.

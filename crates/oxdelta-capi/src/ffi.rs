@@ -305,6 +305,7 @@ unsafe fn diff_options(o: &oxdelta_diff_options) -> Result<DiffOptions, Failure>
             &Arc::new(AtomicBool::new(false)),
         ),
         memory,
+        overwrite: o.overwrite != 0,
     })
 }
 
@@ -341,6 +342,7 @@ unsafe fn apply_options(
         cancel: Some(cancel.clone()),
         progress: progress(o.progress, o.progress_ctx, cancel),
         durable: o.no_sync == 0,
+        overwrite: o.overwrite != 0,
         ..d
     })
 }
@@ -690,8 +692,7 @@ pub unsafe extern "C" fn oxdelta_verify(
         // SAFETY: `o` came from the caller with its strings.
         let a = unsafe { apply_options(&o, &cancel) }?;
         with_threads(o.threads, || {
-            let bytes = facade::read_patch(&patch)?;
-            facade::verify_bytes(&bytes, a.trusted_key.as_ref())?;
+            facade::verify_file(&patch, a.trusted_key.as_ref())?;
             if let Some(old) = old {
                 facade::check_file(&old, &patch, &a).map_err(facade::Error::from)?;
             }
@@ -714,8 +715,7 @@ pub unsafe extern "C" fn oxdelta_info(patch_path: *const c_char, info: *mut oxde
         if info.is_null() {
             return Err(Failure::invalid("info is NULL"));
         }
-        let bytes = facade::read_patch(&patch)?;
-        let i = facade::info_bytes(&bytes)?;
+        let i = facade::info_file(&patch)?;
         // SAFETY: as the caller promises.
         unsafe { write_sized(info, &oxdelta_info::from_info(&i), "struct oxdelta_info") }
     })

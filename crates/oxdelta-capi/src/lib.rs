@@ -56,6 +56,13 @@ pub enum oxdelta_status {
     /// A bug in oxdelta (a caught panic) or an error this version cannot
     /// name.
     OXDELTA_E_INTERNAL = 12,
+    /// The output exists and `overwrite` is not set, or the output is one
+    /// of the inputs (the same file, also through a link), which is
+    /// refused even with `overwrite`.
+    OXDELTA_E_OUTPUT = 13,
+    /// An input changed while it was read (it shrank, or its length or
+    /// modification time moved); nothing was written.
+    OXDELTA_E_INPUT_CHANGED = 14,
 }
 
 /// Phases reported to an `oxdelta_progress_fn`.
@@ -157,6 +164,9 @@ pub struct oxdelta_diff_options {
     pub progress: oxdelta_progress_fn,
     /// Passed to `progress`.
     pub progress_ctx: *mut c_void,
+    /// Non-zero: replace `patch_path` if it exists. Default: refuse
+    /// (`OXDELTA_E_OUTPUT`). The patch is never OLD or NEW.
+    pub overwrite: c_int,
 }
 
 /// How to apply or verify. Zero in any field means its default; NULL
@@ -188,6 +198,10 @@ pub struct oxdelta_apply_options {
     pub progress: oxdelta_progress_fn,
     /// Passed to `progress`.
     pub progress_ctx: *mut c_void,
+    /// Non-zero: `oxdelta_apply_file` may replace an existing output (which
+    /// may then be OLD itself). Default: refuse (`OXDELTA_E_OUTPUT`). The
+    /// output is never the patch.
+    pub overwrite: c_int,
 }
 
 /// What a patch holds (`oxdelta info`). The caller sets `size`.
@@ -285,6 +299,10 @@ impl From<Error> for Failure {
                 ApplyError::WrongTarget { .. } => S::OXDELTA_E_WRONG_TARGET,
                 ApplyError::Journal { .. } => S::OXDELTA_E_JOURNAL,
                 ApplyError::NotInPlace => S::OXDELTA_E_NOT_IN_PLACE,
+                ApplyError::OutputExists { .. } | ApplyError::SameFile { .. } => {
+                    S::OXDELTA_E_OUTPUT
+                }
+                ApplyError::InputChanged { .. } => S::OXDELTA_E_INPUT_CHANGED,
                 _ => S::OXDELTA_E_INTERNAL,
             },
             _ => S::OXDELTA_E_INTERNAL,

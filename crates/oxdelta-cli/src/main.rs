@@ -13,7 +13,7 @@ mod progress;
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use oxdelta::oxdelta_format::sign::hex;
-use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey};
+use oxdelta::{ApplyOptions, Codec, DiffOptions, PublicKey, SecretKey};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,11 +24,11 @@ use oxdelta::{ApplyOptions, Codec, DiffOptions, Patch, PublicKey, SecretKey};
                   Example:\n  oxdelta diff app-1.0 app-1.1 app.patch\n  oxdelta apply app-1.0 app.patch app-1.1.rebuilt"
 )]
 struct Cli {
-    /// Worker threads (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
+    /// Worker threads, at least 1 (default: all cores).
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     threads: Option<usize>,
     /// Print nothing but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Print more detail.
     #[arg(short, long, global = true)]
@@ -50,7 +50,8 @@ enum Cmd {
     /// Rebuild NEW from OLD and a patch; OUT is replaced atomically.
     #[command(
         after_help = "PATCH may be '-' to read the patch from standard input as it arrives.\n\
-                            OUT may be OLD itself. On any failure OUT is left as it was.\n\n\
+                            An existing OUT is replaced only with -f; OUT may then be OLD itself.\n\
+                            OUT is never the patch. On any failure OUT is left as it was.\n\n\
                             Examples:\n  oxdelta apply old.bin update.patch new.bin\n  \
                             curl -s URL | oxdelta apply --pubkey release.pub old.bin - new.bin"
     )]
@@ -81,8 +82,11 @@ struct DiffArgs {
     old: PathBuf,
     /// The file the receiver should end up with.
     new: PathBuf,
-    /// Where to write the patch (written atomically).
+    /// Where to write the patch (written atomically; never OLD or NEW).
     patch: PathBuf,
+    /// Replace PATCH if it exists.
+    #[arg(short, long)]
+    force: bool,
     /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL (smallest;
     /// default zstd:19, or zstd:16 with the streaming engine).
     #[arg(long, value_parser = Codec::parse)]
@@ -91,11 +95,11 @@ struct DiffArgs {
     /// inputs larger than RAM). Default: the in-memory engine when OLD and NEW
     /// fit comfortably in available memory, else streaming with 256M.
     /// (In-place patches always use the in-memory engine.)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "in_place")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, conflicts_with = "in_place")]
     memory: Option<u64>,
     /// NEW bytes per chunk, e.g. 4M (default: from NEW's size, 1M to 8M).
-    #[arg(long, value_parser = parse_size)]
-    chunk_size: Option<u64>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
+    chunk_size: Option<u32>,
     /// Sign the patch with this secret key (from `oxdelta keygen`).
     #[arg(long, value_name = "KEY")]
     sign: Option<PathBuf>,
@@ -114,10 +118,19 @@ struct ApplyArgs {
     old: PathBuf,
     /// The patch, or '-' for standard input.
     patch: PathBuf,
-    /// Where to write NEW (not with --in-place).
+    /// Where to write NEW (not with --in-place; never the patch).
     #[arg(required_unless_present = "in_place")]
     out: Option<PathBuf>,
-    /// Refuse the patch unless it is signed by this public key.
+    /// Replace OUT if it exists (OUT may then be OLD itself: NEW replaces
+    /// it atomically).
+    #[arg(short, long, conflicts_with = "in_place")]
+    force: bool,
+    /// Refuse the patch unless it is signed by this public key (NAME.pub, or a
+    /// file of several, one per line). Default: the trusted keys in the file
+    /// named by $OXDELTA_TRUSTED_KEYS, else ~/.config/oxdelta/trusted-keys, else
+    /// /etc/oxdelta/trusted-keys, if one exists; without any, a signature is
+    /// checked only against the key the patch carries (which proves nothing
+    /// about who made it).
     #[arg(long, value_name = "PUB")]
     pubkey: Option<PathBuf>,
     /// Rewrite TARGET (a file or a block device) from OLD to NEW inside its own
@@ -129,7 +142,7 @@ struct ApplyArgs {
     journal: Option<PathBuf>,
     /// With --in-place: NEW bytes rebuilt per batch (default 32M); bounds memory and
     /// the journal's scratch area.
-    #[arg(long, value_parser = parse_size, requires = "in_place")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_batch_size, requires = "in_place")]
     batch_size: Option<u64>,
     /// Do not flush NEW to the disk before renaming it over OUT: faster, and OUT is
     /// still replaced atomically and untouched on any error, but a power cut soon
@@ -143,7 +156,12 @@ struct ApplyArgs {
 struct VerifyArgs {
     /// The patch.
     patch: PathBuf,
-    /// Require a signature by this public key.
+    /// Refuse the patch unless it is signed by this public key (NAME.pub, or a
+    /// file of several, one per line). Default: the trusted keys in the file
+    /// named by $OXDELTA_TRUSTED_KEYS, else ~/.config/oxdelta/trusted-keys, else
+    /// /etc/oxdelta/trusted-keys, if one exists; without any, a signature is
+    /// checked only against the key the patch carries (which proves nothing
+    /// about who made it).
     #[arg(long, value_name = "PUB")]
     pubkey: Option<PathBuf>,
     /// Also check the patch against this OLD: every chunk rebuilt and verified, and
@@ -226,6 +244,43 @@ fn mem_available() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// `--threads`: a count of at least 1.
+fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a thread count")),
+    }
+}
+
+/// `--memory`: a size of at least the streaming engine's minimum budget.
+fn parse_memory(s: &str) -> std::result::Result<u64, String> {
+    let m = parse_size(s)?;
+    let min = oxdelta::oxdelta_diff::stream::MIN_BUDGET;
+    if m < min {
+        return Err(format!("must be at least {} KiB", min >> 10));
+    }
+    Ok(m)
+}
+
+/// `--chunk-size`: 1 byte up to the format's largest chunk.
+fn parse_chunk_size(s: &str) -> std::result::Result<u32, String> {
+    let c = parse_size(s)?;
+    let max = oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN;
+    match u32::try_from(c) {
+        Ok(c) if (1..=max).contains(&c) => Ok(c),
+        _ => Err(format!("must be between 1 and {max} bytes")),
+    }
+}
+
+/// `--batch-size`: at least 1 byte.
+fn parse_batch_size(s: &str) -> std::result::Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        b => Ok(b),
+    }
+}
+
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
@@ -298,9 +353,6 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -331,33 +383,20 @@ fn diff(args: DiffArgs, out: &Out) -> Result<()> {
         old,
         new,
         patch,
+        force,
         codec,
         memory,
-        chunk_size,
+        chunk_size: chunk_len,
         sign,
         in_place,
         stash_limit,
     } = args;
     let key = sign.as_deref().map(read_secret).transpose()?;
-    let chunk_len = chunk_size
-        .map(|c| {
-            let max = u64::from(oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
-            if c == 0 || c > max {
-                bail!("--chunk-size must be between 1 and {max} bytes");
-            }
-            Ok(c as u32)
-        })
-        .transpose()?;
+    // Refused before any work (the library checks again when it commits).
+    oxdelta::oxdelta_apply::output::check_output(&patch, &[("OLD", &old), ("NEW", &new)], force)
+        .map_err(refusal)?;
     let memory = match memory {
-        Some(m) => {
-            if m < oxdelta::oxdelta_diff::stream::MIN_BUDGET {
-                bail!(
-                    "--memory must be at least {} KiB",
-                    oxdelta::oxdelta_diff::stream::MIN_BUDGET >> 10
-                );
-            }
-            Some(m)
-        }
+        Some(m) => Some(m),
         None if in_place => None,
         None => choose_engine(&old, &new, out)?,
     };
@@ -372,6 +411,7 @@ fn diff(args: DiffArgs, out: &Out) -> Result<()> {
         key,
         memory,
         progress: bar.progress(),
+        overwrite: force,
     };
     let t = Instant::now();
     let r = if in_place {
@@ -379,7 +419,8 @@ fn diff(args: DiffArgs, out: &Out) -> Result<()> {
         if let Some(l) = stash_limit {
             ip.stash_limit = l;
         }
-        let (r, st) = oxdelta::diff_files_in_place(&old, &new, &patch, &opts, &ip)?;
+        let (r, st) =
+            oxdelta::diff_files_in_place(&old, &new, &patch, &opts, &ip).map_err(refusal)?;
         out.info(format!(
             "in-place: {} steps, {} conflict edges, {} cyclic groups (largest {}), \
              {} bytes to stash at apply time, {} bytes turned into literals",
@@ -392,7 +433,7 @@ fn diff(args: DiffArgs, out: &Out) -> Result<()> {
         ));
         r
     } else {
-        oxdelta::diff_files(&old, &new, &patch, &opts)?
+        oxdelta::diff_files(&old, &new, &patch, &opts).map_err(refusal)?
     };
     let secs = t.elapsed().as_secs_f64();
     let phases = bar.phase_times();
@@ -415,6 +456,18 @@ fn diff(args: DiffArgs, out: &Out) -> Result<()> {
     Ok(())
 }
 
+/// The library's error, with the command line's remedy where it has one
+/// (`-f` for an existing output).
+fn refusal(e: impl Into<oxdelta::Error>) -> anyhow::Error {
+    match e.into() {
+        oxdelta::Error::Apply(oxdelta::ApplyError::OutputExists { path }) => anyhow::anyhow!(
+            "{} exists; refusing to replace it (use -f to overwrite)",
+            path.display()
+        ),
+        e => anyhow::Error::new(e),
+    }
+}
+
 /// A flag that Ctrl-C sets, for the appliers to stop at their next check.
 fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
@@ -427,30 +480,53 @@ fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
 fn apply(args: ApplyArgs, out: &Out) -> Result<()> {
     let cancel = cancel_on_ctrl_c();
     let dest = args.out.expect("clap requires OUT without --in-place");
+    // A patch read from standard input may still be OUT, redirected.
+    let patch_file = match args.patch.as_path() {
+        p if p == Path::new("-") => Path::new("/dev/stdin"),
+        p => p,
+    };
+    oxdelta::oxdelta_apply::output::check_output(&dest, &[("the patch", patch_file)], args.force)
+        .map_err(refusal)?;
+    let trust = Trust::load(args.pubkey.as_deref())?;
+    // With several trusted keys, the patch's own key picks the one to
+    // require; its head is read first (from standard input: kept, and
+    // read again by the apply).
+    let mut stdin_head = Vec::new();
+    let trusted_key = match &trust {
+        None => None,
+        Some(t) if args.patch == Path::new("-") => {
+            let signer;
+            (stdin_head, signer) = peek_signer(&mut std::io::stdin().lock())?;
+            Some(t.key_for(signer.as_ref())?)
+        }
+        Some(t) => Some(t.key_for_file(&args.patch)?),
+    };
     let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
     let opts = ApplyOptions {
-        trusted_key: args.pubkey.as_deref().map(read_public).transpose()?,
+        trusted_key,
         cancel: Some(cancel),
         progress: bar.progress(),
         durable: !args.no_sync,
+        overwrite: args.force,
         ..ApplyOptions::default()
     };
     let t = Instant::now();
     let r = if args.patch == Path::new("-") {
-        oxdelta::apply_reader(&args.old, std::io::stdin().lock(), &dest, &opts)
+        let stdin = std::io::Cursor::new(stdin_head).chain(std::io::stdin().lock());
+        oxdelta::apply_reader(&args.old, stdin, &dest, &opts)
     } else {
         oxdelta::apply_file(&args.old, &args.patch, &dest, &opts)
     }
-    .map_err(anyhow::Error::new)?;
+    .map_err(refusal)?;
     let secs = t.elapsed().as_secs_f64();
     let phases = bar.phase_times();
     bar.finish();
     out.info(format!(
-        "apply: wrote {} ({} bytes, {} chunks{}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
+        "apply: wrote {} ({} bytes, {} chunks, {}), verified BLAKE3, {:.2} s ({:.1} MB/s)",
         dest.display(),
         r.new_len,
         r.chunks,
-        if r.signed { ", signature verified" } else { "" },
+        trust_note(r.key.as_ref(), opts.trusted_key.is_some()),
         secs,
         r.new_len as f64 / 1e6 / secs.max(1e-9)
     ));
@@ -475,7 +551,10 @@ fn apply_in_place(args: ApplyArgs, out: &Out) -> Result<()> {
         bail!("--in-place needs the patch as a file, not standard input");
     }
     let defaults = oxdelta::InPlaceApplyOptions::default();
-    let trusted_key = pubkey.as_deref().map(read_public).transpose()?;
+    let trusted_key = match Trust::load(pubkey.as_deref())? {
+        Some(t) => Some(t.key_for_file(&patch)?),
+        None => None,
+    };
     let bar = progress::Bar::new(!out.quiet, out.verbose && !out.quiet);
     let opts = oxdelta::InPlaceApplyOptions {
         trusted_key,
@@ -504,7 +583,7 @@ fn apply_in_place(args: ApplyArgs, out: &Out) -> Result<()> {
         )),
         oxdelta::InPlaceOutcome::Patched => out.info(format!(
             "apply: patched {} in place{} ({} bytes, {} steps, {} already done, \
-             {} bytes written, {} bytes stashed{}), verified BLAKE3, {:.2} s",
+             {} bytes written, {} bytes stashed, {}), verified BLAKE3, {:.2} s",
             old.display(),
             if r.resumed {
                 ", resumed from the journal"
@@ -516,7 +595,7 @@ fn apply_in_place(args: ApplyArgs, out: &Out) -> Result<()> {
             r.steps_skipped,
             r.bytes_written,
             r.stash_bytes,
-            if r.signed { ", signature verified" } else { "" },
+            trust_note(r.key.as_ref(), opts.trusted_key.is_some()),
             secs
         )),
     }
@@ -529,10 +608,13 @@ fn apply_in_place(args: ApplyArgs, out: &Out) -> Result<()> {
 /// `oxdelta verify`.
 fn verify(args: VerifyArgs, out: &Out) -> Result<()> {
     let VerifyArgs { patch, pubkey, old } = args;
-    let trusted = pubkey.as_deref().map(read_public).transpose()?;
-    let bytes = oxdelta::read_patch(&patch)?;
-    let p = oxdelta::verify_bytes(&bytes, trusted.as_ref())
+    let trusted = match Trust::load(pubkey.as_deref())? {
+        Some(t) => Some(t.key_for_file(&patch)?),
+        None => None,
+    };
+    let info = oxdelta::verify_file(&patch, trusted.as_ref())
         .with_context(|| format!("{}", patch.display()))?;
+    let is_trusted = trusted.is_some();
     let against = match &old {
         Some(old) => {
             let opts = ApplyOptions {
@@ -548,51 +630,32 @@ fn verify(args: VerifyArgs, out: &Out) -> Result<()> {
     out.info(format!(
         "{}: OK ({} chunks, every payload hash verified{against}, {})",
         patch.display(),
-        p.head.chunks.len(),
-        match p.signature.public_key() {
-            Some(k) => format!("signed by key {}", k.id()),
-            None => "unsigned".into(),
-        }
+        info.chunks,
+        trust_note(info.key.as_ref(), is_trusted),
     ));
     Ok(())
 }
 
-/// `oxdelta info`.
+/// `oxdelta info`: the head alone is read.
 fn info(args: InfoArgs) -> Result<()> {
-    let bytes = oxdelta::read_patch(&args.patch)?;
-    let p = Patch::parse(&bytes).with_context(|| format!("{}", args.patch.display()))?;
-    let summary = InfoSummary::new(&p, bytes.len() as u64);
+    let i = oxdelta::info_file(&args.patch).with_context(|| format!("{}", args.patch.display()))?;
     let mut so = std::io::stdout().lock();
     if args.json {
-        writeln!(so, "{}", serde_json::to_string_pretty(&summary.json())?)?;
+        writeln!(so, "{}", serde_json::to_string_pretty(&info_json(&i))?)?;
         Ok(())
     } else {
-        summary.write_text(&mut so)
+        write_info_text(&i, &mut so)
     }
 }
 
 /// `oxdelta keygen`.
 fn keygen(args: KeygenArgs, out: &Out) -> Result<()> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
-    let sk = SecretKey(seed);
-    let key_path = with_ext(&args.name, "key");
-    let pub_path = with_ext(&args.name, "pub");
-    for p in [&key_path, &pub_path] {
-        if p.exists() {
-            bail!(
-                "{} already exists; refusing to overwrite a key",
-                p.display()
-            );
-        }
-    }
-    write_new(&key_path, sk.to_text().as_bytes(), true)?;
-    write_new(&pub_path, sk.public().to_text().as_bytes(), false)?;
+    let k = oxdelta::keygen(&args.name)?;
     out.info(format!(
         "wrote {} (secret, keep it private) and {} (public), key id {}",
-        key_path.display(),
-        pub_path.display(),
-        sk.public().id()
+        k.secret_path.display(),
+        k.public_path.display(),
+        k.public.id()
     ));
     Ok(())
 }
@@ -625,196 +688,196 @@ fn sign(args: SignArgs, out: &Out) -> Result<()> {
     Ok(())
 }
 
-fn with_ext(name: &Path, ext: &str) -> PathBuf {
-    let mut s = name.as_os_str().to_owned();
-    s.push(".");
-    s.push(ext);
-    PathBuf::from(s)
-}
-
-fn write_new(path: &Path, data: &[u8], secret: bool) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let _ = secret;
-    let mut f = o
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-fn read_text(path: &Path, what: &str) -> Result<String> {
-    let mut s = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4096).read_to_string(&mut s))
-        .with_context(|| format!("reading {what} {}", path.display()))?;
-    Ok(s)
-}
-
 fn read_secret(path: &Path) -> Result<SecretKey> {
-    SecretKey::from_text(&read_text(path, "secret key")?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Ok(oxdelta::read_secret_key(path)?)
 }
 
-fn read_public(path: &Path) -> Result<PublicKey> {
-    PublicKey::from_text(&read_text(path, "public key")?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+/// What a signature check proved, in the words of the summary lines.
+fn trust_note(key: Option<&PublicKey>, trusted: bool) -> String {
+    match key {
+        None => "unsigned".into(),
+        Some(k) if trusted => format!("signature verified (key {})", k.id()),
+        Some(k) => format!(
+            "signed by key {} (not checked against a trusted key; use --pubkey)",
+            k.id()
+        ),
+    }
 }
 
-/// What `oxdelta info` reports about a patch, shown as text or JSON.
-struct InfoSummary<'p> {
-    head: &'p oxdelta::oxdelta_format::Head,
-    key: Option<PublicKey>,
-    patch_len: u64,
-    codecs: Vec<&'static str>,
-    filters: Vec<&'static str>,
-    modes: Vec<&'static str>,
-    /// Chunks with split operands, split control, x86 literals, and in the
-    /// shared section.
-    split: usize,
-    ctrl_split: usize,
-    lit_x86: usize,
-    shared: usize,
+/// The keys a patch must be signed by: those of `--pubkey` (a file of one
+/// or more public keys), else of the default trusted-keys file
+/// ([`oxdelta::default_trusted_keys`]).
+struct Trust {
+    keys: Vec<PublicKey>,
+    from: PathBuf,
 }
 
-/// The distinct values of `f` over the chunks, sorted.
-fn distinct(
-    chunks: &[oxdelta::oxdelta_format::ChunkEntry],
-    f: impl Fn(&oxdelta::oxdelta_format::ChunkEntry) -> &'static str,
-) -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = chunks.iter().map(f).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-impl<'p> InfoSummary<'p> {
-    fn new(p: &'p Patch<'_>, patch_len: u64) -> Self {
-        let h = &p.head;
-        let count = |f: fn(&oxdelta::oxdelta_format::ChunkEntry) -> bool| {
-            h.chunks.iter().filter(|c| f(c)).count()
+impl Trust {
+    fn load(pubkey: Option<&Path>) -> Result<Option<Trust>> {
+        let from = match pubkey {
+            Some(p) => p.to_path_buf(),
+            None => match oxdelta::default_trusted_keys() {
+                Some(p) => p,
+                None => return Ok(None),
+            },
         };
-        InfoSummary {
-            head: h,
-            key: p.signature.public_key(),
-            patch_len,
-            codecs: distinct(&h.chunks, |c| c.codec.name()),
-            filters: distinct(&h.chunks, |c| c.diff_filter.name()),
-            modes: distinct(&h.chunks, |c| c.add_mode.name()),
-            split: count(|c| c.operand_split),
-            ctrl_split: count(|c| c.ctrl_split),
-            lit_x86: count(|c| c.lit_x86),
-            shared: count(|c| c.shared),
+        let keys = oxdelta::read_public_keys(&from)?;
+        Ok(Some(Trust { keys, from }))
+    }
+
+    /// The trusted key to require of a patch signed by `signer`: with one
+    /// trusted key, that key (the library then refuses any other signer);
+    /// with several, the one that `signer` is.
+    fn key_for(&self, signer: Option<&PublicKey>) -> Result<PublicKey> {
+        if let [k] = self.keys[..] {
+            return Ok(k);
+        }
+        match signer {
+            Some(s) if self.keys.contains(s) => Ok(*s),
+            Some(s) => bail!(
+                "the patch is signed by key {}, which is not one of the trusted keys in {}",
+                s.id(),
+                self.from.display()
+            ),
+            None => bail!(
+                "the patch is unsigned, but a signature by one of the trusted keys in {} is required",
+                self.from.display()
+            ),
         }
     }
 
-    fn json(&self) -> serde_json::Value {
-        let h = self.head;
-        let sd = &h.shared;
-        serde_json::json!({
-            "format_version": h.version,
-            "patch_bytes": self.patch_len,
-            "old_bytes": h.meta.old_len,
-            "old_blake3": hex(&h.meta.old_hash),
-            "new_bytes": h.meta.new_len,
-            "new_blake3": hex(&h.meta.new_hash),
-            "engine": h.meta.engine.name(),
-            "codecs": self.codecs,
-            "diff_filters": self.filters,
-            "add_modes": self.modes,
-            "operand_split_chunks": self.split,
-            "ctrl_split_chunks": self.ctrl_split,
-            "x86_literal_chunks": self.lit_x86,
-            "shared_chunks": self.shared,
-            "shared_section": sd.is_present().then(|| serde_json::json!({
-                "ctrl_raw": sd.ctrl.raw,
-                "ctrl_stored": sd.ctrl.stored,
-                "lit_raw": sd.lit.raw,
-                "lit_stored": sd.lit.stored,
-                "gap_max": sd.gap_max,
-                "margin": sd.margin,
-            })),
-            "chunks": h.chunks.len(),
-            "largest_chunk_bytes": h.max_chunk_new_len,
-            "in_place": h.is_in_place(),
-            "signed": self.key.is_some(),
-            "key_id": self.key.as_ref().map(|k| k.id()),
-        })
+    /// [`Trust::key_for`] the signer of the patch file `patch` (its head
+    /// alone is read).
+    fn key_for_file(&self, patch: &Path) -> Result<PublicKey> {
+        if let [k] = self.keys[..] {
+            return Ok(k);
+        }
+        let h = oxdelta::read_head(patch).with_context(|| format!("{}", patch.display()))?;
+        self.key_for(h.signature.public_key().as_ref())
     }
+}
 
-    fn write_text(&self, so: &mut impl Write) -> Result<()> {
-        let h = self.head;
-        let (sd, n) = (&h.shared, h.chunks.len());
-        let patch_len = self.patch_len;
-        writeln!(so, "format version  {}", h.version)?;
-        writeln!(
+/// Reads a patch's head and signature block from `r` (at most their
+/// bounded length); returns the bytes read and the signing key, if the
+/// block parses (if not, the apply that reads the bytes again says why).
+fn peek_signer(r: &mut impl std::io::Read) -> Result<(Vec<u8>, Option<PublicKey>)> {
+    use oxdelta::oxdelta_format::head::{FIXED_HEADER_LEN, peek_head_len};
+    use oxdelta::oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
+    let mut buf = Vec::new();
+    r.take(FIXED_HEADER_LEN as u64)
+        .read_to_end(&mut buf)
+        .context("reading the patch from standard input")?;
+    let Ok(head_len) = peek_head_len(&buf) else {
+        return Ok((buf, None));
+    };
+    r.take(head_len + SIGNATURE_BLOCK_LEN as u64 - FIXED_HEADER_LEN as u64)
+        .read_to_end(&mut buf)
+        .context("reading the patch from standard input")?;
+    let signer = buf
+        .get(head_len as usize..)
+        .and_then(|b| oxdelta::SignatureBlock::parse(b, head_len).ok())
+        .and_then(|s| s.public_key());
+    Ok((buf, signer))
+}
+
+/// `oxdelta info --json`: the fields of [`oxdelta::PatchInfo`], by name.
+fn info_json(i: &oxdelta::PatchInfo) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": i.format_version,
+        "patch_bytes": i.patch_bytes,
+        "old_bytes": i.old_bytes,
+        "old_blake3": hex(&i.old_blake3),
+        "new_bytes": i.new_bytes,
+        "new_blake3": hex(&i.new_blake3),
+        "engine": i.engine.name(),
+        "codecs": i.codecs,
+        "diff_filters": i.diff_filters,
+        "add_modes": i.add_modes,
+        "operand_split_chunks": i.operand_split_chunks,
+        "ctrl_split_chunks": i.ctrl_split_chunks,
+        "x86_literal_chunks": i.x86_literal_chunks,
+        "shared_chunks": i.shared_chunks,
+        "shared_section": i.shared_section.map(|sd| serde_json::json!({
+            "ctrl_raw": sd.ctrl_raw,
+            "ctrl_stored": sd.ctrl_stored,
+            "lit_raw": sd.lit_raw,
+            "lit_stored": sd.lit_stored,
+            "gap_max": sd.gap_max,
+            "margin": sd.margin,
+        })),
+        "chunks": i.chunks,
+        "largest_chunk_bytes": i.largest_chunk_bytes,
+        "in_place": i.in_place,
+        "signed": i.key.is_some(),
+        "key_id": i.key.as_ref().map(|k| k.id()),
+    })
+}
+
+/// `oxdelta info`: the fields of [`oxdelta::PatchInfo`] as text.
+fn write_info_text(i: &oxdelta::PatchInfo, so: &mut impl Write) -> Result<()> {
+    let n = i.chunks;
+    writeln!(so, "format version  {}", i.format_version)?;
+    writeln!(
+        so,
+        "patch           {} bytes ({:.2}% of NEW)",
+        i.patch_bytes,
+        100.0 * i.patch_bytes as f64 / i.new_bytes.max(1) as f64
+    )?;
+    writeln!(
+        so,
+        "OLD             {} bytes, BLAKE3 {}",
+        i.old_bytes,
+        hex(&i.old_blake3)
+    )?;
+    writeln!(
+        so,
+        "NEW             {} bytes, BLAKE3 {}",
+        i.new_bytes,
+        hex(&i.new_blake3)
+    )?;
+    writeln!(so, "engine          {}", i.engine.name())?;
+    writeln!(so, "codec           {}", i.codecs.join(", "))?;
+    writeln!(
+        so,
+        "diff coding     filter {}; ADD {}; operand split in {} of {n} chunks",
+        i.diff_filters.join(", "),
+        i.add_modes.join(", "),
+        i.operand_split_chunks,
+    )?;
+    writeln!(
+        so,
+        "stream coding   split control in {}, x86 literals in {} of {n} chunks",
+        i.ctrl_split_chunks, i.x86_literal_chunks,
+    )?;
+    match &i.shared_section {
+        Some(sd) => writeln!(
             so,
-            "patch           {patch_len} bytes ({:.2}% of NEW)",
-            100.0 * patch_len as f64 / h.meta.new_len.max(1) as f64
-        )?;
-        writeln!(
-            so,
-            "OLD             {} bytes, BLAKE3 {}",
-            h.meta.old_len,
-            hex(&h.meta.old_hash)
-        )?;
-        writeln!(
-            so,
-            "NEW             {} bytes, BLAKE3 {}",
-            h.meta.new_len,
-            hex(&h.meta.new_hash)
-        )?;
-        writeln!(so, "engine          {}", h.meta.engine.name())?;
-        writeln!(so, "codec           {}", self.codecs.join(", "))?;
-        writeln!(
-            so,
-            "diff coding     filter {}; ADD {}; operand split in {} of {n} chunks",
-            self.filters.join(", "),
-            self.modes.join(", "),
-            self.split,
-        )?;
-        writeln!(
-            so,
-            "stream coding   split control in {}, x86 literals in {} of {n} chunks",
-            self.ctrl_split, self.lit_x86,
-        )?;
-        if sd.is_present() {
-            writeln!(
-                so,
-                "shared section  {} of {n} chunks; control {} -> {} bytes, \
-                 literals {} -> {} bytes (OLD gaps up to {} bytes, {} more on each side, \
-                 as context)",
-                self.shared,
-                sd.ctrl.raw,
-                sd.ctrl.stored,
-                sd.lit.raw,
-                sd.lit.stored,
-                sd.gap_max,
-                sd.margin
-            )?;
-        } else {
-            writeln!(so, "shared section  none")?;
-        }
-        writeln!(
-            so,
-            "chunks          {n} (largest {} bytes)",
-            h.max_chunk_new_len
-        )?;
-        writeln!(
-            so,
-            "in-place order  {}",
-            if h.is_in_place() { "yes" } else { "no" }
-        )?;
-        match &self.key {
-            Some(k) => writeln!(so, "signature       Ed25519, key id {}", k.id())?,
-            None => writeln!(so, "signature       none")?,
-        }
-        Ok(())
+            "shared section  {} of {n} chunks; control {} -> {} bytes, \
+             literals {} -> {} bytes (OLD gaps up to {} bytes, {} more on each side, \
+             as context)",
+            i.shared_chunks,
+            sd.ctrl_raw,
+            sd.ctrl_stored,
+            sd.lit_raw,
+            sd.lit_stored,
+            sd.gap_max,
+            sd.margin
+        )?,
+        None => writeln!(so, "shared section  none")?,
     }
+    writeln!(
+        so,
+        "chunks          {n} (largest {} bytes)",
+        i.largest_chunk_bytes
+    )?;
+    writeln!(
+        so,
+        "in-place order  {}",
+        if i.in_place { "yes" } else { "no" }
+    )?;
+    match &i.key {
+        Some(k) => writeln!(so, "signature       Ed25519, key id {}", k.id())?,
+        None => writeln!(so, "signature       none")?,
+    }
+    Ok(())
 }

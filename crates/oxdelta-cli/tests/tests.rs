@@ -5,8 +5,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary, with no default trusted keys (a set but empty
+/// `OXDELTA_TRUSTED_KEYS`), whatever the machine's configuration.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_oxdelta"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_oxdelta"));
+    c.env("OXDELTA_TRUSTED_KEYS", "");
+    c
 }
 
 fn testdata(p: &str) -> PathBuf {
@@ -58,7 +62,7 @@ fn diff_apply_verify_info() {
     let o = run(&[p("apply"), p("--no-sync"), &old, &patch, &ons]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read(&ons).unwrap(), fs::read(&new).unwrap());
-    let o = run(&[p("apply"), p("--no-sync"), &new, &patch, &ons]);
+    let o = run(&[p("apply"), p("--no-sync"), p("-f"), &new, &patch, &ons]);
     assert!(stderr(&o).contains("OLD does not match"), "{}", stderr(&o));
     assert_eq!(fs::read(&ons).unwrap(), fs::read(&new).unwrap());
     let o = run(&[p("apply"), p("--no-sync"), p("--in-place"), &ons, &patch]);
@@ -78,7 +82,7 @@ fn diff_apply_verify_info() {
         "{}",
         stderr(&o)
     );
-    let o = run(&[p("-v"), p("-q"), p("diff"), &old, &new, &d.join("pq.oxd")]);
+    let o = run(&[p("-q"), p("diff"), &old, &new, &d.join("pq.oxd")]);
     assert!(
         o.status.success() && stderr(&o).is_empty(),
         "{}",
@@ -126,7 +130,7 @@ fn diff_apply_verify_info() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("format version"));
 
     // -q silences the summary.
-    let o = run(&[p("-q"), p("apply"), &old, &patch, &out]);
+    let o = run(&[p("-q"), p("apply"), p("--force"), &old, &patch, &out]);
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     // Streaming apply from standard input.
     let out2 = d.join("out2");
@@ -197,6 +201,131 @@ fn keys_and_signatures() {
     fs::remove_dir_all(&d).unwrap();
 }
 
+/// The summary lines say what a signature check proved: without a trusted
+/// key only that the patch carries a valid signature by some key; with
+/// `--pubkey`, or the default trusted-keys file, that the key is trusted.
+#[test]
+fn trust_messages_say_what_was_checked() {
+    let d = tmpdir("trust");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    for n in ["a", "b", "c"] {
+        assert!(run(&[p("keygen"), &d.join(n)]).status.success());
+    }
+    // A key's id, as `info` shows it for a patch signed by it.
+    let id = |n: &str| {
+        let pk = d.join(format!("probe-{n}.oxd"));
+        let key = d.join(format!("{n}.key"));
+        assert!(
+            run(&[p("diff"), p("--sign"), &key, &old, &new, &pk])
+                .status
+                .success()
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&run(&[p("info"), p("--json"), &pk]).stdout).unwrap();
+        v["key_id"].as_str().unwrap().to_string()
+    };
+    let (ida, idb) = (id("a"), id("b"));
+    let patch = d.join("p.oxd");
+    assert!(
+        run(&[p("diff"), p("--sign"), &d.join("a.key"), &old, &new, &patch])
+            .status
+            .success()
+    );
+
+    // No trusted key: the signature is checked against the key the patch
+    // carries, and the message says so.
+    let want_unchecked =
+        format!("signed by key {ida} (not checked against a trusted key; use --pubkey)");
+    let o = run(&[p("apply"), &old, &patch, &d.join("o1")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&want_unchecked), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("signature verified"), "{}", stderr(&o));
+    let o = run(&[p("verify"), &patch]);
+    assert!(stderr(&o).contains(&want_unchecked), "{}", stderr(&o));
+    // --pubkey: verified against it.
+    let want_verified = format!("signature verified (key {ida})");
+    let o = run(&[
+        p("apply"),
+        p("--pubkey"),
+        &d.join("a.pub"),
+        &old,
+        &patch,
+        &d.join("o2"),
+    ]);
+    assert!(stderr(&o).contains(&want_verified), "{}", stderr(&o));
+    let o = run(&[p("verify"), p("--pubkey"), &d.join("a.pub"), &patch]);
+    assert!(stderr(&o).contains(&want_verified), "{}", stderr(&o));
+    // An unsigned patch says so.
+    let unsigned = d.join("u.oxd");
+    assert!(run(&[p("diff"), &old, &new, &unsigned]).status.success());
+    let o = run(&[p("apply"), &old, &unsigned, &d.join("o3")]);
+    assert!(stderr(&o).contains("unsigned"), "{}", stderr(&o));
+
+    // The default trusted-keys file (here through the environment): a
+    // signature by one of its keys is required without a flag.
+    let ring = d.join("trusted-keys");
+    fs::write(
+        &ring,
+        format!(
+            "# release keys\n{}\n{}",
+            fs::read_to_string(d.join("b.pub")).unwrap(),
+            fs::read_to_string(d.join("a.pub")).unwrap()
+        ),
+    )
+    .unwrap();
+    let with_ring = |args: &[&Path]| {
+        bin()
+            .env("OXDELTA_TRUSTED_KEYS", &ring)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = with_ring(&[p("apply"), &old, &patch, &d.join("o4")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&want_verified), "{}", stderr(&o));
+    let o = with_ring(&[p("verify"), &patch]);
+    assert!(stderr(&o).contains(&want_verified), "{}", stderr(&o));
+    // ... from standard input too.
+    let o = bin()
+        .env("OXDELTA_TRUSTED_KEYS", &ring)
+        .args([p("apply"), &old, p("-"), &d.join("o5")])
+        .stdin(fs::File::open(&patch).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(d.join("o5")).unwrap(), fs::read(&new).unwrap());
+    // Unsigned, or signed by a key not in the file: refused, nothing written.
+    let o = with_ring(&[p("apply"), &old, &unsigned, &d.join("o6")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unsigned"), "{}", stderr(&o));
+    let by_c = d.join("c.oxd");
+    assert!(
+        run(&[p("diff"), p("--sign"), &d.join("c.key"), &old, &new, &by_c])
+            .status
+            .success()
+    );
+    let o = with_ring(&[p("apply"), &old, &by_c, &d.join("o6")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not one of the trusted keys"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bin()
+        .env("OXDELTA_TRUSTED_KEYS", &ring)
+        .args([p("apply"), &old, p("-"), &d.join("o6")])
+        .stdin(fs::File::open(&by_c).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!d.join("o6").exists());
+    // --pubkey wins over the default file.
+    let o = with_ring(&[p("verify"), p("--pubkey"), &d.join("b.pub"), &patch]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&idb), "{}", stderr(&o));
+    fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn errors_are_clear_and_leave_output_alone() {
     let d = tmpdir("errors");
@@ -207,31 +336,31 @@ fn errors_are_clear_and_leave_output_alone() {
     fs::write(&out, b"before").unwrap();
 
     let missing = d.join("missing");
-    let o = run(&[p("apply"), &missing, &patch, &out]);
+    let o = run(&[p("apply"), p("-f"), &missing, &patch, &out]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("opening OLD") && e.contains("missing"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
     // The cause is said once, not once per link of the error chain.
     assert_eq!(e.matches("(os error").count(), 1, "{e}");
-    let o = run(&[p("apply"), &old, &missing, &out]);
+    let o = run(&[p("apply"), p("-f"), &old, &missing, &out]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("opening patch"), "{e}");
     assert_eq!(e.matches("(os error").count(), 1, "{e}");
 
-    let o = run(&[p("apply"), &new, &patch, &out]);
+    let o = run(&[p("apply"), p("-f"), &new, &patch, &out]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("OLD does not match"), "{}", stderr(&o));
 
     let bytes = fs::read(&patch).unwrap();
     let short = d.join("short");
     fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
-    let o = run(&[p("apply"), &old, &short, &out]);
+    let o = run(&[p("apply"), p("-f"), &old, &short, &out]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
 
-    let o = run(&[p("apply"), &old, &old, &out]);
+    let o = run(&[p("apply"), p("-f"), &old, &old, &out]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("not an oxdelta patch"),
@@ -260,6 +389,131 @@ fn errors_are_clear_and_leave_output_alone() {
     // --help and --version exit 0.
     assert!(run(&[p("--version")]).status.success());
     assert!(run(&[p("diff"), p("--help")]).status.success());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// Outputs: an existing one is replaced only with `-f`; the patch is never
+/// OLD or NEW (nor OUT), also through a hard or a symbolic link, even with
+/// `-f`; NEW over OLD with `-f` works.
+#[cfg(unix)]
+#[test]
+fn outputs_are_refused_unless_forced() {
+    let d = tmpdir("outputs");
+    let (old0, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let old = d.join("old");
+    fs::copy(&old0, &old).unwrap();
+    let old_bytes = fs::read(&old).unwrap();
+    let patch = d.join("p.oxd");
+    assert!(run(&[p("diff"), &old, &new, &patch]).status.success());
+    let patch_bytes = fs::read(&patch).unwrap();
+    // The typo of the issue: PATCH where NEW was meant.
+    let o = run(&[p("diff"), &old, &new, &old]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is OLD"), "{}", stderr(&o));
+    let o = run(&[p("diff"), p("-f"), &old, &new, &old]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = run(&[p("diff"), p("-f"), &old, &new, &new]);
+    assert!(stderr(&o).contains("is NEW"), "{}", stderr(&o));
+    // Through links.
+    let hard = d.join("hard");
+    fs::hard_link(&old, &hard).unwrap();
+    let sym = d.join("sym");
+    std::os::unix::fs::symlink(&old, &sym).unwrap();
+    for link in [&hard, &sym] {
+        let o = run(&[p("diff"), p("-f"), &old, &new, link]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("is OLD"), "{}", stderr(&o));
+        let o = run(&[p("diff"), p("-f"), link, &new, &old]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    }
+    assert_eq!(fs::read(&old).unwrap(), old_bytes);
+    // An existing patch: refused, then replaced with -f.
+    let o = run(&[p("diff"), &old, &new, &patch]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("use -f"), "{}", stderr(&o));
+    assert!(
+        run(&[p("diff"), p("--force"), &old, &new, &patch])
+            .status
+            .success()
+    );
+    assert_eq!(fs::read(&patch).unwrap(), patch_bytes);
+
+    // apply: OUT exists.
+    let out = d.join("out");
+    fs::write(&out, b"before").unwrap();
+    let o = run(&[p("apply"), &old, &patch, &out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("exists") && stderr(&o).contains("-f"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read(&out).unwrap(), b"before");
+    // A dangling symbolic link is an existing OUT too.
+    let dangling = d.join("dangling");
+    std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+    assert_eq!(
+        run(&[p("apply"), &old, &patch, &dangling]).status.code(),
+        Some(1)
+    );
+    // OUT is the patch, directly, through links, or through standard input:
+    // refused even with -f.
+    let phard = d.join("phard");
+    fs::hard_link(&patch, &phard).unwrap();
+    let psym = d.join("psym");
+    std::os::unix::fs::symlink(&patch, &psym).unwrap();
+    for o_ in [&patch, &phard, &psym] {
+        let o = run(&[p("apply"), p("-f"), &old, &patch, o_]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("is the patch"), "{}", stderr(&o));
+    }
+    let o = bin()
+        .args([p("apply"), p("-f"), &old, p("-"), &patch])
+        .stdin(fs::File::open(&patch).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(fs::read(&patch).unwrap(), patch_bytes);
+    // NEW over OLD: needs -f, then atomic.
+    let o = run(&[p("apply"), &old, &patch, &old]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(fs::read(&old).unwrap(), old_bytes);
+    let o = run(&[p("apply"), p("-f"), &old, &patch, &old]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&old).unwrap(), fs::read(&new).unwrap());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// Usage errors exit 2, found by the argument parser before any work.
+#[test]
+fn usage_errors_exit_2() {
+    let d = tmpdir("usage");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("p.oxd");
+    for args in [
+        &[p("--threads"), p("0"), p("diff"), &old, &new, &patch][..],
+        &[p("--threads"), p("many"), p("diff"), &old, &new, &patch],
+        &[p("diff"), p("--memory"), p("1K"), &old, &new, &patch],
+        &[p("diff"), p("--memory"), p("12Q"), &old, &new, &patch],
+        &[p("diff"), p("--chunk-size"), p("0"), &old, &new, &patch],
+        &[p("diff"), p("--chunk-size"), p("1G"), &old, &new, &patch],
+        &[p("-q"), p("-v"), p("diff"), &old, &new, &patch],
+        &[p("diff"), p("-q"), p("--verbose"), &old, &new, &patch],
+        &[
+            p("apply"),
+            p("--in-place"),
+            p("--batch-size"),
+            p("0"),
+            &old,
+            &patch,
+        ],
+        &[p("apply"), p("--in-place"), p("-f"), &old, &patch],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("error"), "{args:?}: {}", stderr(&o));
+    }
+    assert!(!patch.exists());
     fs::remove_dir_all(&d).unwrap();
 }
 
@@ -514,7 +768,7 @@ fn killed_apply_leaves_no_temporary() {
     let out = d.join("out");
     fs::write(&out, b"before").unwrap();
     let mut child = bin()
-        .args([p("apply"), &old, p("-"), &out])
+        .args([p("apply"), p("-f"), &old, p("-"), &out])
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -561,5 +815,140 @@ fn killed_apply_leaves_no_temporary() {
     names.sort();
     assert_eq!(names, ["out", "p.oxd"]);
     assert_eq!(fs::read(&out).unwrap(), b"before");
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// `info`, `verify` and `sign` read the head first: on a 1 GiB file that
+/// is not a patch they answer at once within a small memory bound (here
+/// 256 MiB of address space; reading the file whole needs 1 GiB), and
+/// `sign` writes only the signature block, in place.
+#[cfg(unix)]
+#[test]
+fn head_first_commands_are_bounded() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tmpdir("bounded");
+    let big = d.join("big");
+    let f = fs::File::create(&big).unwrap();
+    f.set_len(1 << 30).unwrap(); // sparse: costs no disk
+    drop(f);
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let key_name = d.join("k");
+    assert!(run(&[p("keygen"), &key_name]).status.success());
+    let key = d.join("k.key");
+    let bounded = |args: &[&Path]| {
+        let mut cmd = format!(
+            "ulimit -v 262144; OXDELTA_TRUSTED_KEYS= exec '{}'",
+            env!("CARGO_BIN_EXE_oxdelta")
+        );
+        for a in args {
+            cmd.push_str(&format!(" '{}'", a.display()));
+        }
+        Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+    };
+    for args in [
+        &[p("info"), &big][..],
+        &[p("info"), p("--json"), &big],
+        &[p("verify"), &big],
+        &[p("sign"), p("--key"), &key, &big],
+    ] {
+        let t = std::time::Instant::now();
+        let o = bounded(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not an oxdelta patch"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(t.elapsed().as_secs() < 5, "{args:?} took {:?}", t.elapsed());
+    }
+    assert_eq!(fs::metadata(&big).unwrap().len(), 1 << 30);
+
+    // A real patch: sign rewrites the block in place (same inode, same
+    // length, only the block's bytes changed); info and verify stay bounded.
+    let patch = d.join("p.oxd");
+    assert!(run(&[p("diff"), &old, &new, &patch]).status.success());
+    let before = fs::read(&patch).unwrap();
+    let ino = fs::metadata(&patch).unwrap().ino();
+    let o = bounded(&[p("sign"), p("--key"), &key, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = fs::read(&patch).unwrap();
+    assert_eq!(fs::metadata(&patch).unwrap().ino(), ino);
+    assert_eq!(after.len(), before.len());
+    let changed: Vec<usize> = (0..after.len())
+        .filter(|&i| after[i] != before[i])
+        .collect();
+    let (first, last) = (changed[0], *changed.last().unwrap());
+    assert!(last - first < 128, "bytes {first}..={last} changed");
+    let o = bounded(&[p("verify"), p("--pubkey"), &d.join("k.pub"), &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A torn signature block (a crash mid-write) is refused, and signing
+    // again repairs it.
+    let mut torn = after.clone();
+    for b in &mut torn[first..first + 40] {
+        *b ^= 0x55;
+    }
+    fs::write(&patch, &torn).unwrap();
+    assert_eq!(run(&[p("verify"), &patch]).status.code(), Some(1));
+    assert!(run(&[p("sign"), p("--key"), &key, &patch]).status.success());
+    assert_eq!(fs::read(&patch).unwrap(), after);
+    // A truncated patch is refused by sign, unchanged.
+    fs::write(&patch, &after[..after.len() - 1]).unwrap();
+    let o = run(&[p("sign"), p("--key"), &key, &patch]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(fs::read(&patch).unwrap(), &after[..after.len() - 1]);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// A full disk is a clean error for `diff` and `apply`: exit 1, a message
+/// saying so, no output and no temporary left. Runs the binary in a
+/// mount namespace over a small tmpfs (`unshare -rm`); skipped, saying so,
+/// where the system allows no such namespace.
+#[cfg(target_os = "linux")]
+#[test]
+fn disk_full_is_a_clean_error() {
+    let d = tmpdir("full");
+    let (old, new) = (testdata("msgpack/old"), testdata("msgpack/new"));
+    let patch = d.join("p.oxd");
+    assert!(run(&[p("diff"), &old, &new, &patch]).status.success());
+    let mnt = d.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // In a tmpfs of `size`: run oxdelta with `args`, then list the mount.
+    let in_small_fs = |size: &str, args: &[&Path]| {
+        let mut cmd = format!(
+            "mount -t tmpfs -o size={size} tmpfs '{}' || exit 99; OXDELTA_TRUSTED_KEYS= '{}'",
+            mnt.display(),
+            env!("CARGO_BIN_EXE_oxdelta")
+        );
+        for a in args {
+            cmd.push_str(&format!(" '{}'", a.display()));
+        }
+        cmd.push_str(&format!("; rc=$?; ls -A '{}' >&2; exit $rc", mnt.display()));
+        Command::new("unshare")
+            .args(["-rm", "sh", "-c", &cmd])
+            .output()
+    };
+    let o = match in_small_fs("64k", &[p("--version")]) {
+        Ok(o) if o.status.success() => o,
+        other => {
+            eprintln!("skipped: no mount namespace here ({other:?})");
+            return;
+        }
+    };
+    drop(o);
+    let out = mnt.join("out");
+    let o = in_small_fs("256k", &[p("apply"), &old, &patch, &out]).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("No space left on device"), "{e}");
+    assert_eq!(e.lines().count(), 1, "OUT or a temporary was left: {e}");
+    let o = in_small_fs("8k", &[p("diff"), &old, &new, &mnt.join("q.oxd")]).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("No space left on device"), "{e}");
+    assert_eq!(
+        e.lines().count(),
+        1,
+        "the patch or a temporary was left: {e}"
+    );
     fs::remove_dir_all(&d).unwrap();
 }

@@ -68,6 +68,9 @@ fn to_py(e: OxError) -> PyErr {
             ApplyError::Io { path, source, .. } => os_err(source, msg, path),
             ApplyError::Patch(f) => format_err(f),
             ApplyError::WrongOld { .. } => WrongOldError::new_err(msg),
+            ApplyError::OutputExists { path } => {
+                pyo3::exceptions::PyFileExistsError::new_err((EEXIST, msg, path.clone()))
+            }
             _ => Error::new_err(msg),
         },
         _ => Error::new_err(msg),
@@ -137,11 +140,15 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
     }
 }
 
+/// `errno` of an existing file, for `FileExistsError`.
+const EEXIST: i32 = 17;
+
 fn diff_options(
     memory: Option<u64>,
     codec: Option<&str>,
     sign_key: Option<PathBuf>,
     progress: Progress,
+    overwrite: bool,
 ) -> PyResult<DiffOptions> {
     if let Some(m) = memory {
         let min = oxdelta::oxdelta_diff::stream::MIN_BUDGET;
@@ -165,6 +172,7 @@ fn diff_options(
         key,
         memory,
         progress,
+        overwrite,
         ..DiffOptions::default()
     })
 }
@@ -172,6 +180,7 @@ fn diff_options(
 fn apply_options(
     pubkey: Option<PathBuf>,
     durable: bool,
+    overwrite: bool,
     progress: &PyProgress,
     p: Progress,
 ) -> PyResult<ApplyOptions> {
@@ -182,6 +191,7 @@ fn apply_options(
     Ok(ApplyOptions {
         trusted_key,
         durable,
+        overwrite,
         cancel: Some(progress.cancel.clone()),
         progress: p,
         ..ApplyOptions::default()
@@ -197,9 +207,10 @@ fn apply_options(
 /// "zstd:LEVEL", "lz4" or "none". threads: worker threads (default: one
 /// per core). sign_key: path of a secret key file (from keygen) to sign
 /// with. progress: called as progress(phase, done, total) from worker
-/// threads.
+/// threads. overwrite: replace `patch` if it exists (default False:
+/// FileExistsError); `patch` is never `old` or `new` (oxdelta.Error).
 #[pyfunction]
-#[pyo3(signature = (old, new, patch, *, memory=None, codec=None, threads=None, sign_key=None, progress=None))]
+#[pyo3(signature = (old, new, patch, *, memory=None, codec=None, threads=None, sign_key=None, progress=None, overwrite=false))]
 #[allow(clippy::too_many_arguments)]
 fn diff(
     py: Python<'_>,
@@ -211,9 +222,10 @@ fn diff(
     threads: Option<usize>,
     sign_key: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
+    overwrite: bool,
 ) -> PyResult<u64> {
     let (pp, p) = PyProgress::new(progress);
-    let opts = diff_options(memory, codec, sign_key, p)?;
+    let opts = diff_options(memory, codec, sign_key, p, overwrite)?;
     let r =
         py.detach(|| with_threads(threads, || oxdelta::diff_files(&old, &new, &patch, &opts)))?;
     pp.finish(r).map(|r| r.patch_len)
@@ -235,23 +247,25 @@ fn diff_bytes<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (pp, p) = PyProgress::new(progress);
-    let opts = diff_options(memory, codec, sign_key, p)?;
+    let opts = diff_options(memory, codec, sign_key, p, false)?;
     let patch = py.detach(|| with_threads(threads, || oxdelta::diff_bytes(old, new, &opts)))?;
     pp.finish(Ok(()))?;
     Ok(PyBytes::new(py, &patch))
 }
 
 /// Applies the patch file `patch` to the file `old` and writes NEW to
-/// `out` (which may be `old`) atomically: on any error `out` is left as it
-/// was. Returns NEW's length.
+/// `out` atomically: on any error `out` is left as it was. Returns NEW's
+/// length.
 ///
 /// pubkey: path of a public key file; the patch must then be signed by
 /// that key. durable: flush NEW to the disk before renaming it into place
 /// (default True). threads: worker threads. progress: called as
 /// progress(phase, done, total); an exception raised in it cancels the
-/// apply and is re-raised.
+/// apply and is re-raised. overwrite: replace `out` if it exists (default
+/// False: FileExistsError); `out` may then be `old` itself, and is never
+/// `patch` (oxdelta.Error).
 #[pyfunction]
-#[pyo3(signature = (old, patch, out, *, pubkey=None, durable=true, threads=None, progress=None))]
+#[pyo3(signature = (old, patch, out, *, pubkey=None, durable=true, threads=None, progress=None, overwrite=false))]
 #[allow(clippy::too_many_arguments)]
 fn apply(
     py: Python<'_>,
@@ -262,9 +276,10 @@ fn apply(
     durable: bool,
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
+    overwrite: bool,
 ) -> PyResult<u64> {
     let (pp, p) = PyProgress::new(progress);
-    let opts = apply_options(pubkey, durable, &pp, p)?;
+    let opts = apply_options(pubkey, durable, overwrite, &pp, p)?;
     let r = py.detach(|| {
         with_threads(threads, || {
             oxdelta::apply_file(&old, &patch, &out, &opts).map_err(OxError::from)
@@ -286,7 +301,7 @@ fn apply_bytes<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (pp, p) = PyProgress::new(progress);
-    let opts = apply_options(pubkey, true, &pp, p)?;
+    let opts = apply_options(pubkey, true, false, &pp, p)?;
     let r = py.detach(|| {
         with_threads(threads, || {
             oxdelta::apply_bytes(old, patch, &opts).map_err(OxError::from)
@@ -309,10 +324,9 @@ fn verify(
     old: Option<PathBuf>,
 ) -> PyResult<()> {
     let (pp, p) = PyProgress::new(None);
-    let opts = apply_options(pubkey, true, &pp, p)?;
+    let opts = apply_options(pubkey, true, false, &pp, p)?;
     let r = py.detach(|| -> Result<(), OxError> {
-        let bytes = oxdelta::read_patch(&patch)?;
-        oxdelta::verify_bytes(&bytes, opts.trusted_key.as_ref())?;
+        oxdelta::verify_file(&patch, opts.trusted_key.as_ref())?;
         if let Some(old) = old {
             oxdelta::check_file(&old, &patch, &opts)?;
         }
@@ -326,9 +340,7 @@ fn verify(
 /// verified: see verify()).
 #[pyfunction]
 fn info<'py>(py: Python<'py>, patch: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let i = py
-        .detach(|| oxdelta::read_patch(&patch).and_then(|b| oxdelta::info_bytes(&b)))
-        .map_err(to_py)?;
+    let i = py.detach(|| oxdelta::info_file(&patch)).map_err(to_py)?;
     let hex = oxdelta::oxdelta_format::sign::hex;
     let d = PyDict::new(py);
     d.set_item("format_version", i.format_version)?;

@@ -48,6 +48,31 @@ def test_round_trip_files_with_str_and_pathlike(tmp_path):
     oxdelta.verify(patch, old=PAIR / "old")
 
 
+def test_outputs_are_not_replaced_unless_asked(tmp_path):
+    patch = tmp_path / "p.oxd"
+    oxdelta.diff(PAIR / "old", PAIR / "new", patch)
+    with pytest.raises(FileExistsError):
+        oxdelta.diff(PAIR / "old", PAIR / "new", patch)
+    assert oxdelta.diff(PAIR / "old", PAIR / "new", patch, overwrite=True) == patch.stat().st_size
+    out = tmp_path / "out"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError):
+        oxdelta.apply(PAIR / "old", patch, out)
+    assert out.read_bytes() == b"keep me"
+    # NEW over OLD, with overwrite.
+    old = tmp_path / "old"
+    shutil.copy(PAIR / "old", old)
+    assert oxdelta.apply(old, patch, old, overwrite=True) == len(NEW)
+    assert old.read_bytes() == NEW
+    # The patch is never an output, not even through a link.
+    os.symlink(patch, tmp_path / "link")
+    with pytest.raises(oxdelta.Error):
+        oxdelta.apply(PAIR / "old", patch, tmp_path / "link", overwrite=True)
+    with pytest.raises(oxdelta.Error):
+        oxdelta.diff(tmp_path / "link", PAIR / "new", patch, overwrite=True)
+    assert oxdelta.info(patch)["new_bytes"] == len(NEW)
+
+
 def test_round_trip_bytes_and_options():
     for codec in (None, "lz4", "zstd:3", "none"):
         patch = oxdelta.diff_bytes(OLD, NEW, codec=codec, threads=1)

@@ -1,6 +1,12 @@
 //! What a patch holds, read from its head alone: [`PatchInfo`].
 
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
 use oxdelta_format::{Engine, Patch, PublicKey};
+
+use crate::io;
 
 /// The summary of a patch that `oxdelta info` prints; its fields and their
 /// names are those of `oxdelta info --json`, so the bindings (which build
@@ -72,7 +78,16 @@ impl PatchInfo {
     /// The summary of the parsed patch `p`, whose full length is
     /// `patch_bytes`.
     pub fn of(p: &Patch<'_>, patch_bytes: u64) -> PatchInfo {
-        let h = &p.head;
+        PatchInfo::from_head(&p.head, &p.signature, patch_bytes)
+    }
+
+    /// The summary of a patch from its parsed head and signature block
+    /// (see [`read_head`]).
+    pub fn from_head(
+        h: &oxdelta_format::Head,
+        signature: &oxdelta_format::SignatureBlock,
+        patch_bytes: u64,
+    ) -> PatchInfo {
         let names = |f: &dyn Fn(&oxdelta_format::ChunkEntry) -> &'static str| {
             let mut v: Vec<&'static str> = h.chunks.iter().map(f).collect();
             v.sort_unstable();
@@ -109,7 +124,7 @@ impl PatchInfo {
             chunks: h.chunks.len(),
             largest_chunk_bytes: h.max_chunk_new_len,
             in_place: h.is_in_place(),
-            key: p.signature.public_key(),
+            key: signature.public_key(),
         }
     }
 }
@@ -119,4 +134,107 @@ impl PatchInfo {
 pub fn info_bytes(patch: &[u8]) -> crate::Result<PatchInfo> {
     let p = Patch::parse(patch)?;
     Ok(PatchInfo::of(&p, patch.len() as u64))
+}
+
+/// The head of a patch file and its signature block, read without the
+/// payloads: see [`read_head`].
+#[derive(Debug)]
+pub struct PatchHead {
+    /// The checked head.
+    pub head: oxdelta_format::Head,
+    /// The head's bytes (what a signature signs).
+    pub head_bytes: Vec<u8>,
+    /// The signature block (not verified).
+    pub signature: oxdelta_format::SignatureBlock,
+    /// The patch file's length, checked against the head's.
+    pub patch_bytes: u64,
+}
+
+/// Reads the head and signature block of the patch file at `path`: the
+/// fixed header first (16 bytes: a file that is not a patch is refused
+/// there), then at most the head length it names (bounded by
+/// [`oxdelta_format::limits::MAX_HEAD_LEN`]) and the signature block.
+/// Checks the file's length against the head, as [`Patch::parse`] does;
+/// reads no payload.
+pub fn read_head(path: &Path) -> crate::Result<PatchHead> {
+    let mut f = File::open(path).map_err(io("opening patch", path))?;
+    let patch_bytes = f.metadata().map_err(io("reading patch", path))?.len();
+    let (head_bytes, sig_bytes, head) = read_head_from(&mut f, path)?;
+    let at = head.head_len;
+    let signature = oxdelta_format::SignatureBlock::parse(&sig_bytes, at)?;
+    check_patch_len(&head, patch_bytes)?;
+    Ok(PatchHead {
+        head,
+        head_bytes,
+        signature,
+        patch_bytes,
+    })
+}
+
+/// The head's bytes, the signature block's bytes (not parsed) and the
+/// parsed head, read from the start of `f` in two bounded reads.
+pub(crate) fn read_head_from(
+    f: &mut File,
+    path: &Path,
+) -> crate::Result<(Vec<u8>, Vec<u8>, oxdelta_format::Head)> {
+    use oxdelta_format::head::{FIXED_HEADER_LEN, peek_head_len};
+    use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
+    let mut buf = Vec::with_capacity(FIXED_HEADER_LEN);
+    (&mut *f)
+        .take(FIXED_HEADER_LEN as u64)
+        .read_to_end(&mut buf)
+        .map_err(io("reading patch", path))?;
+    let head_len = peek_head_len(&buf)?;
+    let want = head_len + SIGNATURE_BLOCK_LEN as u64 - FIXED_HEADER_LEN as u64;
+    // Grows only as bytes arrive: a short file costs what it holds.
+    (&mut *f)
+        .take(want)
+        .read_to_end(&mut buf)
+        .map_err(io("reading patch", path))?;
+    let head = oxdelta_format::Head::parse(&buf)?;
+    let at = head.head_len as usize;
+    if buf.len() < at + SIGNATURE_BLOCK_LEN {
+        return Err(oxdelta_format::Error::at(
+            oxdelta_format::ErrorKind::Truncated {
+                what: "signature block",
+                needed: SIGNATURE_BLOCK_LEN as u64,
+                available: (buf.len() - at) as u64,
+            },
+            at as u64,
+        )
+        .into());
+    }
+    let sig = buf.split_off(at);
+    Ok((buf, sig, head))
+}
+
+/// The patch's length against its head's: the same errors as
+/// [`Patch::parse`].
+pub(crate) fn check_patch_len(head: &oxdelta_format::Head, len: u64) -> crate::Result<()> {
+    let expected = head.patch_len();
+    if len == expected {
+        return Ok(());
+    }
+    let kind = if len < expected {
+        oxdelta_format::ErrorKind::Truncated {
+            what: "payloads",
+            needed: head.payload_len,
+            available: len.saturating_sub(head.payload_start()),
+        }
+    } else {
+        oxdelta_format::ErrorKind::Invalid {
+            what: "patch length",
+            expected: format!("{expected} bytes"),
+            found: format!("{len} bytes (trailing data)"),
+        }
+    };
+    Err(oxdelta_format::Error::at(kind, head.payload_start()).into())
+}
+
+/// [`info_bytes`] of the patch file at `path`, reading only its head and
+/// signature block ([`read_head`]): memory and time bounded by the head,
+/// whatever the file holds.
+pub fn info_file(path: &Path) -> crate::Result<PatchInfo> {
+    let h = read_head(path)?;
+    Ok(PatchInfo::from_head(&h.head, &h.signature, h.patch_bytes))
 }

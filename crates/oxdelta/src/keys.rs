@@ -93,3 +93,57 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey> {
         detail,
     })
 }
+
+/// Reads a file of trusted public keys: one `NAME.pub` line per key
+/// (`oxdelta-public-key-v1 <hex>`), blank lines and lines starting with
+/// `#` ignored. At most [`MAX_KEYS_FILE`] bytes; at least one key.
+pub fn read_public_keys(path: &Path) -> Result<Vec<PublicKey>> {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEYS_FILE).read_to_string(&mut s))
+        .map_err(io("reading keys", path))?;
+    let bad = |detail: String| Error::Key {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let keys = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .map(|(i, l)| PublicKey::from_text(l).map_err(|e| bad(format!("key {}: {e}", i + 1))))
+        .collect::<Result<Vec<_>>>()?;
+    if keys.is_empty() {
+        return Err(bad("holds no public key".into()));
+    }
+    Ok(keys)
+}
+
+/// A file of trusted keys holds at most this many bytes (a few hundred
+/// keys).
+pub const MAX_KEYS_FILE: u64 = 64 << 10;
+
+/// Where the command line looks for trusted keys when no `--pubkey` is
+/// given, so that a device can require signatures without a flag: the
+/// file named by the environment variable [`TRUSTED_KEYS_ENV`] (set but
+/// empty: none), else `$XDG_CONFIG_HOME/oxdelta/trusted-keys` (by default
+/// `~/.config/oxdelta/trusted-keys`), else `/etc/oxdelta/trusted-keys`;
+/// the first that exists. `None` when there is none.
+pub fn default_trusted_keys() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os(TRUSTED_KEYS_ENV) {
+        return (!v.is_empty()).then(|| PathBuf::from(v));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    config
+        .map(|c| c.join("oxdelta/trusted-keys"))
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("/etc/oxdelta/trusted-keys")))
+        .find(|p| p.exists())
+}
+
+/// The environment variable naming a file of trusted keys
+/// ([`default_trusted_keys`]).
+pub const TRUSTED_KEYS_ENV: &str = "OXDELTA_TRUSTED_KEYS";

@@ -26,9 +26,15 @@
 //! | readers and writers | [`diff_readers`] | [`apply_to_writer`]; [`apply_reader`] streams a patch into a file in bounded memory |
 //! | a caller's output (a partition, a flash driver, a socket) | | [`apply_to_sink`], [`apply_file_to_sink`]: only verified chunks, in NEW order, after OLD is checked |
 //!
-//! Around them: [`info_bytes`] ([`PatchInfo`], what `oxdelta info` shows),
-//! [`verify_bytes`], [`check_file`], [`sign_file`], and key files
-//! ([`keygen`], [`read_secret_key`], [`read_public_key`]).
+//! Around them: [`info_bytes`] and [`info_file`] ([`PatchInfo`], what
+//! `oxdelta info` shows; the file's head alone is read, [`read_head`]),
+//! [`verify_bytes`] and [`verify_file`] (a payload at a time),
+//! [`check_file`], [`sign_file`] (the signature block rewritten in place),
+//! and key files ([`keygen`], [`read_secret_key`], [`read_public_key`]).
+//!
+//! File outputs are never replaced unless asked ([`DiffOptions::overwrite`],
+//! [`ApplyOptions::overwrite`]) and are never one of their inputs
+//! ([`oxdelta_apply::output`]).
 //!
 //! Options have defaults ([`DiffOptions::default`], [`ApplyOptions::default`]);
 //! errors are typed ([`Error`], [`ApplyError`], [`oxdelta_format::Error`]
@@ -58,8 +64,11 @@ mod info;
 mod keys;
 mod sink;
 
-pub use info::{PatchInfo, SharedSectionInfo, info_bytes};
-pub use keys::{KeyPair, keygen, read_public_key, read_secret_key};
+pub use info::{PatchHead, PatchInfo, SharedSectionInfo, info_bytes, info_file, read_head};
+pub use keys::{
+    KeyPair, MAX_KEYS_FILE, TRUSTED_KEYS_ENV, default_trusted_keys, keygen, read_public_key,
+    read_public_keys, read_secret_key,
+};
 pub use sink::{Sink, apply_file_to_sink, apply_to_sink};
 
 use std::fs::{self, File};
@@ -81,7 +90,7 @@ pub use oxdelta_format::{
     SignatureBlock,
 };
 
-use oxdelta_apply::map::ReadMap;
+use oxdelta_apply::map::InputMap;
 
 /// How to make a patch.
 #[derive(Clone, Debug)]
@@ -101,6 +110,10 @@ pub struct DiffOptions {
     /// engine, which needs about 5 bytes per byte of OLD plus NEW. In-place
     /// patches are always made by the in-memory engine.
     pub memory: Option<u64>,
+    /// Whether [`diff_files`] may replace an existing patch file (default
+    /// false: [`ApplyError::OutputExists`]). The patch is never OLD or NEW
+    /// ([`ApplyError::SameFile`]); see [`oxdelta_apply::output`].
+    pub overwrite: bool,
 }
 
 impl Default for DiffOptions {
@@ -112,6 +125,7 @@ impl Default for DiffOptions {
             key: None,
             progress: Progress::none(),
             memory: None,
+            overwrite: false,
         }
     }
 }
@@ -301,16 +315,19 @@ pub struct DiffReport {
 /// Makes a patch from the file `old` to the file `new` and writes it to
 /// `patch` atomically (a temporary file renamed into place).
 ///
-/// OLD and NEW are mapped: they must not be written or truncated while
-/// the diff runs. If they are, applying the patch fails its hash checks
-/// (it never yields bytes other than those its hashes name), or the
-/// process gets `SIGBUS`.
+/// OLD and NEW are mapped, guarded ([`oxdelta_apply::map::InputMap`]): if
+/// either is written or truncated while the diff reads it, the diff fails
+/// with [`ApplyError::InputChanged`] before the patch is written (their
+/// lengths and modification times are compared with those at the start),
+/// and a truncation raises no signal on Linux.
 pub fn diff_files(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> Result<DiffReport> {
-    let (om, nm) = map_pair(old, new)?;
+    check_patch_output(old, new, patch, opts)?;
+    let inputs = Inputs::open(old, new)?;
     if let Some(budget) = opts.memory {
-        return diff_streaming(&om.1, &nm.1, patch, opts, budget);
+        return diff_streaming(&inputs, patch, opts, budget);
     }
-    let out = oxdelta_diff::sa::diff(&om.1, &nm.1, &opts.engine_options());
+    let out = oxdelta_diff::sa::diff(&inputs.old, &inputs.new, &opts.engine_options());
+    inputs.unchanged()?;
     write_patch(patch, &out, opts)
 }
 
@@ -335,27 +352,44 @@ pub fn diff_files_in_place(
     opts: &DiffOptions,
     ip: &InPlaceDiffOptions,
 ) -> Result<(DiffReport, InPlaceStats)> {
-    let (om, nm) = map_pair(old, new)?;
-    let (out, stats) = oxdelta_diff::inplace::diff(&om.1, &nm.1, &opts.engine_options(), ip);
+    check_patch_output(old, new, patch, opts)?;
+    let inputs = Inputs::open(old, new)?;
+    let (out, stats) =
+        oxdelta_diff::inplace::diff(&inputs.old, &inputs.new, &opts.engine_options(), ip);
+    inputs.unchanged()?;
     Ok((write_patch(patch, &out, opts)?, stats))
 }
 
-/// Maps the diff's inputs. With `sink.rs`'s `map_checked_input`, the only
-/// `unsafe` outside `oxdelta_apply::map` and the C API:
-/// mapping OLD and NEW is [`ReadMap::new`]'s contract, which a library
-/// cannot keep for files others may write (see [`diff_files`]).
-#[allow(unsafe_code)]
-fn map_pair(old: &Path, new: &Path) -> Result<((File, ReadMap), (File, ReadMap))> {
-    let of = File::open(old).map_err(io("opening OLD", old))?;
-    // SAFETY: not guaranteed, the documented risk of `diff_files`: a file
-    // written during the diff gives a patch whose hashes (computed from
-    // the maps) refuse any output but the one they name, and a
-    // truncation a SIGBUS.
-    let om = unsafe { ReadMap::new(&of) }.map_err(io("mapping OLD", old))?;
-    let nf = File::open(new).map_err(io("opening NEW", new))?;
-    // SAFETY: as for OLD above.
-    let nm = unsafe { ReadMap::new(&nf) }.map_err(io("mapping NEW", new))?;
-    Ok(((of, om), (nf, nm)))
+/// The output rules of [`diff_files`]: the patch is neither OLD nor NEW,
+/// and replaces an existing file only with [`DiffOptions::overwrite`].
+fn check_patch_output(old: &Path, new: &Path, patch: &Path, opts: &DiffOptions) -> Result<()> {
+    oxdelta_apply::output::check_output(patch, &[("OLD", old), ("NEW", new)], opts.overwrite)?;
+    Ok(())
+}
+
+/// The diff's inputs, mapped and guarded.
+struct Inputs<'p> {
+    old: InputMap,
+    new: InputMap,
+    paths: (&'p Path, &'p Path),
+}
+
+impl<'p> Inputs<'p> {
+    fn open(old: &'p Path, new: &'p Path) -> Result<Inputs<'p>> {
+        Ok(Inputs {
+            old: InputMap::open(old).map_err(io("opening OLD", old))?,
+            new: InputMap::open(new).map_err(io("opening NEW", new))?,
+            paths: (old, new),
+        })
+    }
+
+    /// Whether OLD and NEW are as they were when mapped (see
+    /// [`InputMap::check`]).
+    fn unchanged(&self) -> Result<()> {
+        self.old.check(self.paths.0)?;
+        self.new.check(self.paths.1)?;
+        Ok(())
+    }
 }
 
 fn write_patch(patch: &Path, out: &DiffOutput, opts: &DiffOptions) -> Result<DiffReport> {
@@ -368,7 +402,7 @@ fn write_patch(patch: &Path, out: &DiffOutput, opts: &DiffOptions) -> Result<Dif
     );
     let section: &[u8] = out.shared.as_ref().map_or(&[], |s| &s.bytes);
     let mut len = (head.len() + section.len()) as u64;
-    write_atomically(patch, |w| {
+    write_atomically(patch, opts.overwrite, |w| {
         w.write_all(&head)?;
         w.write_all(section)?;
         for c in &out.chunks {
@@ -405,12 +439,12 @@ pub fn apply_in_place(
 /// (only the chunk table stays in memory), then the head and the spilled
 /// payloads are written to `patch` atomically.
 fn diff_streaming(
-    old: &[u8],
-    new: &[u8],
+    inputs: &Inputs<'_>,
     patch: &Path,
     opts: &DiffOptions,
     budget: u64,
 ) -> Result<DiffReport> {
+    let (old, new) = (&*inputs.old, &*inputs.new);
     let spill_path = temp_beside(patch, "spill");
     let spill = fs::OpenOptions::new()
         .read(true)
@@ -434,12 +468,13 @@ fn diff_streaming(
         .and_then(|m| w.flush().map(|()| m))
         .map_err(io("writing", &spill_path))?;
         drop(w);
+        inputs.unchanged()?;
         let head = oxdelta_format::encode_head(&meta, &entries, opts.key.as_ref());
         let mut reader = &spill;
         reader
             .seek(std::io::SeekFrom::Start(0))
             .map_err(io("reading", &spill_path))?;
-        write_atomically(patch, |w| {
+        write_atomically(patch, opts.overwrite, |w| {
             w.write_all(&head)?;
             let copied = std::io::copy(&mut reader.take(payload_len), w)?;
             if copied != payload_len {
@@ -484,9 +519,12 @@ fn temp_beside(path: &Path, what: &str) -> PathBuf {
 }
 
 /// Writes a file through `f` into a temporary file beside `path`, syncs
-/// it and renames it into place; on error nothing is left behind.
+/// it and renames it into place; on error nothing is left behind. Without
+/// `overwrite`, an existing `path` (even one that appears while `f` runs)
+/// is not replaced: the error is [`ApplyError::OutputExists`].
 pub fn write_atomically(
     path: &Path,
+    overwrite: bool,
     f: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<()> {
     let tmp = temp_beside(path, "tmp");
@@ -507,27 +545,85 @@ pub fn write_atomically(
         return Err(io("writing", path)(e));
     }
     drop(file);
-    fs::rename(&tmp, path).map_err(|e| {
+    oxdelta_apply::output::rename_into_place(&tmp, path, overwrite).map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        io("renaming into place", path)(e)
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Apply(ApplyError::OutputExists {
+                path: path.to_path_buf(),
+            }),
+            _ => io("renaming into place", path)(e),
+        }
     })
 }
 
 /// Reads a whole patch file into memory, refusing files that are not
-/// patches before reading past the head.
+/// patches (or whose length is not the one their head names) from the
+/// head alone, before reading past it ([`read_head`]).
 pub fn read_patch(path: &Path) -> Result<Vec<u8>> {
+    read_head(path)?;
     fs::read(path).map_err(io("reading patch", path))
 }
 
-/// Signs the patch file at `path` in place (rewrites its signature block).
+/// Signs the patch file at `path` in place: only its signature block
+/// ([`oxdelta_format::sign::SIGNATURE_BLOCK_LEN`] bytes after the head) is
+/// written, then flushed to the disk; the head is read and checked, the
+/// payloads are not read.
+///
+/// Crash safety: the old block is not read, so a crash while the new one
+/// is written leaves at worst a block that does not verify (appliers
+/// refuse the patch as damaged or wrongly signed, never as unsigned with
+/// a trusted key), and signing again repairs it.
 pub fn sign_file(path: &Path, key: &SecretKey) -> Result<()> {
-    let bytes = read_patch(path)?;
-    let p = Patch::parse(&bytes)?;
-    let block = SignatureBlock::sign(p.head_bytes(), key);
-    let at = p.head.head_len as usize;
-    let mut out = bytes.clone();
-    out[at..at + oxdelta_format::sign::SIGNATURE_BLOCK_LEN].copy_from_slice(&block.to_bytes());
-    write_atomically(path, |w| w.write_all(&out))
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("opening patch", path))?;
+    let len = f.metadata().map_err(io("reading patch", path))?.len();
+    let (head_bytes, _, head) = info::read_head_from(&mut f, path)?;
+    info::check_patch_len(&head, len)?;
+    let block = SignatureBlock::sign(&head_bytes, key).to_bytes();
+    f.seek(std::io::SeekFrom::Start(head.head_len))
+        .and_then(|_| f.write_all(&block))
+        .and_then(|()| f.sync_data())
+        .map_err(io("writing the signature block of", path))
+}
+
+/// Checks the patch file at `path` without OLD, as [`verify_bytes`] does,
+/// reading it in order a piece at a time: the head first (a file that is
+/// not a patch is refused from its first 16 bytes), then the shared section
+/// and one chunk payload at a time. Memory: the head, the shared section
+/// and one chunk's payload and decode buffers, whatever the file's length.
+/// Returns the patch's [`PatchInfo`].
+pub fn verify_file(path: &Path, trusted: Option<&PublicKey>) -> Result<PatchInfo> {
+    let mut f = File::open(path).map_err(io("opening patch", path))?;
+    let len = f.metadata().map_err(io("reading patch", path))?.len();
+    let (head_bytes, sig_bytes, head) = info::read_head_from(&mut f, path)?;
+    let signature = SignatureBlock::parse(&sig_bytes, head.head_len)?;
+    info::check_patch_len(&head, len)?;
+    signature.verify(&head_bytes, trusted)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut read = |n: u64| -> Result<Vec<u8>> {
+        let mut b = Vec::new();
+        (&mut r)
+            .take(n)
+            .read_to_end(&mut b)
+            .map_err(io("reading patch", path))?;
+        if (b.len() as u64) < n {
+            return Err(io("reading patch", path)(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        Ok(b)
+    };
+    let section = read(head.shared.stored_len())?;
+    let shared = oxdelta_format::Shared::decode_without_old(&head, &section)?;
+    drop(section);
+    for e in &head.chunks {
+        let payload = read(e.payload_len())?;
+        oxdelta_format::decode_chunk_in(e, &payload, &shared)?;
+    }
+    Ok(PatchInfo::from_head(&head, &signature, len))
 }
 
 /// Checks a patch without OLD: structure, signature (required when

@@ -9,8 +9,9 @@
 
 use std::path::Path;
 
-use oxdelta_apply::map::ReadMap;
-use oxdelta_apply::{ApplyError, ApplyOptions, ApplyReport};
+use oxdelta_apply::ApplyError;
+use oxdelta_apply::map::InputMap;
+use oxdelta_apply::{ApplyOptions, ApplyReport};
 use oxdelta_format::progress::Phase;
 use oxdelta_format::{Patch, SignatureBlock};
 use rayon::prelude::*;
@@ -121,35 +122,60 @@ pub fn apply_to_sink<S: Sink + ?Sized>(
         patch_len: patch.len() as u64,
         chunks: chunks.len(),
         signed: p.signature != SignatureBlock::Unsigned,
+        key: p.signature.public_key(),
     })
 }
 
-/// [`apply_to_sink`] with OLD and the patch read from files (mapped).
+/// [`apply_to_sink`] with OLD and the patch read from files, mapped and
+/// guarded ([`oxdelta_apply::map::InputMap`]).
 ///
-/// The maps carry the risk stated in [`oxdelta_apply::map`]: a file written
-/// during the apply changes bytes under the applier, and a truncation
-/// raises `SIGBUS`. Every byte read through them is checked against a hash
-/// before it can reach the sink (head hash and signature, OLD's hash before
-/// the first write, each chunk's payload and NEW hashes), so a concurrent
-/// writer gives an error, not a wrong output.
+/// Every byte read through the maps is checked against a hash before it
+/// can reach the sink (head hash and signature, OLD's hash before the
+/// first write, each chunk's payload and NEW hashes), and the files'
+/// lengths and modification times are checked against those at the start
+/// before each batch of writes and before the flush: a file written or
+/// truncated during the apply gives an error
+/// ([`ApplyError::InputChanged`] when the change is seen), never a wrong
+/// output nor, on Linux, a signal. The sink may then hold a prefix of NEW,
+/// as after any failure (see [`apply_to_sink`]).
 pub fn apply_file_to_sink<S: Sink + ?Sized>(
     old: &Path,
     patch: &Path,
     sink: &mut S,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport> {
-    let pm = map_checked_input(patch, "opening patch")?;
-    let om = map_checked_input(old, "opening OLD")?;
-    apply_to_sink(&om, &pm, sink, opts)
+    let pm = InputMap::open(patch).map_err(io("opening patch", patch))?;
+    let om = InputMap::open(old).map_err(io("opening OLD", old))?;
+    let unchanged = || -> std::io::Result<()> {
+        let check = pm.check(patch).and_then(|()| om.check(old));
+        check.map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let mut checked = CheckedSink {
+        sink,
+        unchanged: &unchanged,
+    };
+    apply_to_sink(&om, &pm, &mut checked, opts).map_err(|e| {
+        match pm.check(patch).and(om.check(old)) {
+            Err(changed) => changed.into(),
+            Ok(()) => e,
+        }
+    })
 }
 
-/// Maps an input of [`apply_file_to_sink`]; with the facade's `map_pair`,
-/// the only `unsafe` of this crate.
-#[allow(unsafe_code)]
-fn map_checked_input(path: &Path, what: &'static str) -> Result<ReadMap> {
-    let f = std::fs::File::open(path).map_err(io(what, path))?;
-    // SAFETY: not guaranteed, the documented risk of `apply_file_to_sink`:
-    // every byte read through the map is checked by hash before anything
-    // built from it reaches the sink; a truncation is a SIGBUS.
-    unsafe { ReadMap::new(&f) }.map_err(io(what, path))
+/// A sink that checks the inputs before passing writes and the flush on.
+struct CheckedSink<'s, S: Sink + ?Sized> {
+    sink: &'s mut S,
+    unchanged: &'s dyn Fn() -> std::io::Result<()>,
+}
+
+impl<S: Sink + ?Sized> Sink for CheckedSink<'_, S> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        (self.unchanged)()?;
+        self.sink.write_at(offset, data)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (self.unchanged)()?;
+        self.sink.flush()
+    }
 }

@@ -15,7 +15,7 @@ fn testdata(p: &str) -> PathBuf {
 
 fn rt(old: &[u8], new: &[u8]) -> Vec<u8> {
     let patch = diff_bytes(old, new, &DiffOptions::default());
-    let got = apply_bytes(old, &patch, &ApplyOptions::default()).expect("apply");
+    let got = apply_bytes(old, &patch, &crate::overwriting()).expect("apply");
     assert_eq!(got.len(), new.len());
     assert!(got == new, "round trip differs");
     patch
@@ -75,7 +75,7 @@ fn real_pair_every_codec() {
         };
         let patch = diff_bytes(&old, &new, &opts);
         assert_eq!(
-            apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(),
+            apply_bytes(&old, &patch, &crate::overwriting()).unwrap(),
             new
         );
         sizes.push(patch.len());
@@ -101,7 +101,7 @@ fn chunk_sizes_do_not_change_the_result() {
         };
         let patch = diff_bytes(&old, &new, &opts);
         assert_eq!(
-            apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(),
+            apply_bytes(&old, &patch, &crate::overwriting()).unwrap(),
             new,
             "chunk {chunk}"
         );
@@ -135,7 +135,7 @@ fn file_round_trip_and_failures_leave_out_untouched() {
 fn file_round_trip_and_failures(durable: bool) {
     let opts = ApplyOptions {
         durable,
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     let d = tmpdir(&format!("files-{durable}"));
     let (old, new, patch, out) = (
@@ -206,7 +206,7 @@ fn unwritable_output_directory() {
         &testdata("msgpack/old"),
         &patch,
         &ro.join("out"),
-        &ApplyOptions::default(),
+        &crate::overwriting(),
     );
     // Root ignores directory permissions; only assert when they apply.
     if fs::write(ro.join("probe"), b"x").is_err() {
@@ -246,7 +246,7 @@ fn file_apply_is_the_same_whatever_the_threads_and_budget() {
         for budget in [1, 64 << 10, 48 << 20] {
             let opts = ApplyOptions {
                 memory_budget: budget,
-                ..ApplyOptions::default()
+                ..crate::overwriting()
             };
             let _ = fs::remove_file(&out);
             pool.install(|| oxdelta::apply_file(&old, &patch, &out, &opts))
@@ -277,7 +277,7 @@ fn file_apply_is_the_same_whatever_the_threads_and_budget() {
     for budget in [1, 48 << 20] {
         let opts = ApplyOptions {
             memory_budget: budget,
-            ..ApplyOptions::default()
+            ..crate::overwriting()
         };
         let e = oxdelta::apply_file(&old, &badp, &out, &opts).unwrap_err();
         assert!(e.to_string().contains("hash mismatch"), "{e}");
@@ -320,7 +320,7 @@ fn cancelled_file_apply_leaves_out_untouched() {
                     c.store(true, Ordering::Relaxed);
                 }
             }),
-            ..ApplyOptions::default()
+            ..crate::overwriting()
         };
         fs::write(&out, b"as it was").unwrap();
         let e = oxdelta::apply_file(&old, &patch, &out, &opts).unwrap_err();
@@ -353,7 +353,7 @@ fn streaming_apply_matches_file_apply() {
     let bytes = fs::read(&patch).unwrap();
     let opts = ApplyOptions {
         memory_budget: 1 << 16,
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     oxdelta::apply_reader(&old, &bytes[..], &out, &opts).unwrap();
     assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
@@ -389,7 +389,7 @@ fn signatures() {
     let unsigned = diff_bytes(&old, &new, &DiffOptions::default());
     let trust = |k: &oxdelta::SecretKey| ApplyOptions {
         trusted_key: Some(k.public()),
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     assert_eq!(apply_bytes(&old, &signed, &trust(&key)).unwrap(), new);
     let e = apply_bytes(&old, &signed, &trust(&other)).unwrap_err();
@@ -437,7 +437,7 @@ proptest! {
         }
         let opts = DiffOptions { chunk_len: Some(4096), codec: Codec::Lz4, key: None, ..Default::default() };
         let patch = diff_bytes(&old, &new, &opts);
-        prop_assert_eq!(apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(), new);
+        prop_assert_eq!(apply_bytes(&old, &patch, &crate::overwriting()).unwrap(), new);
     }
 }
 
@@ -553,13 +553,13 @@ fn arm64_sample_round_trips_serial_equals_parallel() {
         "{arm} of {} chunks in the arm64 mode",
         head.chunks.len()
     );
-    assert!(apply_bytes(&old, &serial, &ApplyOptions::default()).unwrap() == new);
+    assert!(apply_bytes(&old, &serial, &crate::overwriting()).unwrap() == new);
     let dir = tmpdir("arm64-sample");
     let (p, out, streamed) = (dir.join("patch"), dir.join("out"), dir.join("streamed"));
     fs::write(&p, &serial).unwrap();
-    oxdelta::apply_file(&old_path, &p, &out, &ApplyOptions::default()).unwrap();
+    oxdelta::apply_file(&old_path, &p, &out, &crate::overwriting()).unwrap();
     assert!(fs::read(&out).unwrap() == new, "apply_file");
-    oxdelta::apply_reader(&old_path, &serial[..], &streamed, &ApplyOptions::default()).unwrap();
+    oxdelta::apply_reader(&old_path, &serial[..], &streamed, &crate::overwriting()).unwrap();
     assert!(fs::read(&streamed).unwrap() == new, "apply_reader");
     oxdelta::verify_bytes(&serial, None).unwrap();
     // The streaming engine rounds trip too, serial equal to parallel.
@@ -574,6 +574,189 @@ fn arm64_sample_round_trips_serial_equals_parallel() {
         .unwrap()
         .install(|| diff_bytes(&old, &new, &opts));
     assert!(s1 == s3, "the streaming patch depends on the thread count");
-    assert!(apply_bytes(&old, &s1, &ApplyOptions::default()).unwrap() == new);
+    assert!(apply_bytes(&old, &s1, &crate::overwriting()).unwrap() == new);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The output rules of the file API: an existing output is replaced only
+/// with `overwrite`, even one that appears while the apply runs (the commit
+/// does not replace it); an output is never an input, through links too.
+#[cfg(unix)]
+#[test]
+fn file_outputs_are_refused_unless_overwriting() {
+    use oxdelta::ApplyError;
+    let d = tmpdir("outputs");
+    let (old, new, patch, out) = (
+        testdata("msgpack/old"),
+        testdata("msgpack/new"),
+        d.join("p"),
+        d.join("out"),
+    );
+    let exists =
+        |e: &oxdelta::Error| matches!(e, oxdelta::Error::Apply(ApplyError::OutputExists { .. }));
+    let same = |e: &oxdelta::Error| matches!(e, oxdelta::Error::Apply(ApplyError::SameFile { .. }));
+    let defaults = DiffOptions::default();
+    oxdelta::diff_files(&old, &new, &patch, &defaults).unwrap();
+    let e = oxdelta::diff_files(&old, &new, &patch, &defaults).unwrap_err();
+    assert!(exists(&e), "{e}");
+    let forced = DiffOptions {
+        overwrite: true,
+        ..DiffOptions::default()
+    };
+    oxdelta::diff_files(&old, &new, &patch, &forced).unwrap();
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&old, &link).unwrap();
+    let e = oxdelta::diff_files(&old, &new, &link, &forced).unwrap_err();
+    assert!(same(&e), "{e}");
+    let e = oxdelta::diff_files(&link, &new, &old, &forced).unwrap_err();
+    assert!(same(&e), "{e}");
+
+    fs::write(&out, b"before").unwrap();
+    let e = oxdelta::apply_file(&old, &patch, &out, &ApplyOptions::default()).unwrap_err();
+    assert!(matches!(e, ApplyError::OutputExists { .. }), "{e}");
+    let e = oxdelta::apply_reader(
+        &old,
+        &fs::read(&patch).unwrap()[..],
+        &out,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ApplyError::OutputExists { .. }), "{e}");
+    assert_eq!(fs::read(&out).unwrap(), b"before");
+    let hard = d.join("hard");
+    fs::hard_link(&patch, &hard).unwrap();
+    let e = oxdelta::apply_file(&old, &patch, &hard, &crate::overwriting()).unwrap_err();
+    assert!(matches!(e, ApplyError::SameFile { .. }), "{e}");
+    oxdelta::apply_file(&old, &patch, &out, &crate::overwriting()).unwrap();
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&new).unwrap());
+
+    // An OUT that appears during the apply (made from its progress
+    // callback) is not replaced at the commit, with or without a flush,
+    // and no temporary is left.
+    for durable in [true, false] {
+        let racer = d.join(format!("racer-{durable}"));
+        let r = racer.clone();
+        let opts = ApplyOptions {
+            durable,
+            progress: oxdelta::Progress::new(move |_| {
+                if !r.exists() {
+                    fs::write(&r, b"the racer's").unwrap();
+                }
+            }),
+            ..ApplyOptions::default()
+        };
+        let e = oxdelta::apply_file(&old, &patch, &racer, &opts).unwrap_err();
+        assert!(matches!(e, ApplyError::OutputExists { .. }), "{e}");
+        assert_eq!(fs::read(&racer).unwrap(), b"the racer's");
+    }
+    let mut names: Vec<String> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["hard", "link", "out", "p", "racer-false", "racer-true"]
+    );
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// Inputs that change underneath: OLD cut short while an apply reads it
+/// (from the apply's own progress callback, so mid-apply every time), NEW
+/// cut short while a diff reads it, OLD while a sink apply reads it. Each
+/// gives an error naming the change, not a `SIGBUS` (this test process
+/// would die of it), and nothing is written.
+#[cfg(target_os = "linux")]
+#[test]
+fn inputs_cut_short_while_read_give_errors_not_signals() {
+    use oxdelta::ApplyError;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tmpdir("cut-short");
+    let old = lcg(7, 8 << 20);
+    let mut new = old.clone();
+    for i in (0..new.len()).step_by(4099) {
+        new[i] ^= 0x21;
+    }
+    let (o, n, p, out) = (d.join("old"), d.join("new"), d.join("p"), d.join("out"));
+    fs::write(&o, &old).unwrap();
+    fs::write(&n, &new).unwrap();
+    let small = DiffOptions {
+        chunk_len: Some(256 << 10),
+        codec: Codec::Lz4,
+        ..DiffOptions::default()
+    };
+    oxdelta::diff_files(&o, &n, &p, &small).unwrap();
+    fs::write(&out, b"before").unwrap();
+    // Cuts `path` to a quarter at the first progress event of `phase`.
+    let cutter = |path: PathBuf, phase: oxdelta::Phase| {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let progress = oxdelta::Progress::new(move |e| {
+            if let oxdelta::Event::Start { phase: ph, .. } = e {
+                if ph == phase && !flag.swap(true, Ordering::SeqCst) {
+                    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(2 << 20).unwrap();
+                }
+            }
+        });
+        (progress, done)
+    };
+    let changed =
+        |e: &oxdelta::Error| matches!(e, oxdelta::Error::Apply(ApplyError::InputChanged { .. }));
+
+    for streamed in [false, true] {
+        fs::write(&o, &old).unwrap();
+        let (progress, done) = cutter(o.clone(), oxdelta::Phase::Applying);
+        let opts = ApplyOptions {
+            progress,
+            ..crate::overwriting()
+        };
+        let r = if streamed {
+            oxdelta::apply_reader(&o, &fs::read(&p).unwrap()[..], &out, &opts)
+        } else {
+            oxdelta::apply_file(&o, &p, &out, &opts)
+        };
+        assert!(done.load(Ordering::SeqCst), "the cut happened");
+        let e = oxdelta::Error::from(r.unwrap_err());
+        assert!(changed(&e), "streamed {streamed}: {e}");
+        assert!(e.to_string().contains("changed while it was read"), "{e}");
+        assert_eq!(fs::read(&out).unwrap(), b"before");
+        assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    }
+
+    // A sink apply: refused before the sink sees a byte when OLD is cut
+    // during its hash.
+    fs::write(&o, &old).unwrap();
+    let (progress, _) = cutter(o.clone(), oxdelta::Phase::Verifying);
+    let opts = ApplyOptions {
+        progress,
+        ..ApplyOptions::default()
+    };
+    let mut sink = vec![0u8; new.len()];
+    let e = oxdelta::apply_file_to_sink(&o, &p, &mut sink[..], &opts).unwrap_err();
+    assert!(
+        changed(&e) || e.to_string().contains("OLD does not match"),
+        "{e}"
+    );
+    assert!(sink.iter().all(|&b| b == 0), "nothing reached the sink");
+
+    // A diff whose NEW is cut while it is matched: no patch written.
+    fs::write(&o, &old).unwrap();
+    let p2 = d.join("p2");
+    for memory in [None, Some(16 << 20)] {
+        fs::write(&n, &new).unwrap();
+        let (progress, done) = cutter(n.clone(), oxdelta::Phase::Matching);
+        let opts = DiffOptions {
+            progress,
+            memory,
+            ..small.clone()
+        };
+        let e = oxdelta::diff_files(&o, &n, &p2, &opts).unwrap_err();
+        assert!(done.load(Ordering::SeqCst));
+        assert!(changed(&e), "memory {memory:?}: {e}");
+        assert!(!p2.exists());
+        assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    }
+    fs::remove_dir_all(&d).unwrap();
 }

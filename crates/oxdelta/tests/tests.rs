@@ -13,3 +13,12 @@ mod hostile;
 mod identity;
 #[path = "suite/streaming.rs"]
 mod streaming;
+
+/// Apply options that may replace an existing OUT: these tests write a
+/// marker to OUT first, to check that a failed apply leaves it as it was.
+pub fn overwriting() -> oxdelta::ApplyOptions {
+    oxdelta::ApplyOptions {
+        overwrite: true,
+        ..oxdelta::ApplyOptions::default()
+    }
+}

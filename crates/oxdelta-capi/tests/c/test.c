@@ -206,6 +206,19 @@ int main(int argc, char **argv) {
         "apply progress ends at NEW's length");
   CHECK(oxdelta_verify(patch, NULL, &a) == OXDELTA_OK, "verify");
   CHECK(oxdelta_verify(patch, old_path, NULL) == OXDELTA_OK, "verify against OLD");
+  /* Outputs: an existing one is replaced only with overwrite; the patch is
+   * never an output, not even with overwrite. */
+  CHECK(oxdelta_apply_file(old_path, patch, out, &a) == OXDELTA_E_OUTPUT, "OUT exists");
+  CHECK(strstr(oxdelta_last_error(), "exists") != NULL, "message: %s", oxdelta_last_error());
+  CHECK(oxdelta_diff_file(old_path, new_path, patch, &d) == OXDELTA_E_OUTPUT, "PATCH exists");
+  a.overwrite = 1;
+  CHECK(oxdelta_apply_file(old_path, patch, out, &a) == OXDELTA_OK, "apply_file, overwrite");
+  CHECK(oxdelta_apply_file(old_path, patch, patch, &a) == OXDELTA_E_OUTPUT, "OUT is the patch");
+  a.overwrite = 0;
+  d.overwrite = 1;
+  CHECK(oxdelta_diff_file(old_path, new_path, old_path, &d) == OXDELTA_E_OUTPUT, "PATCH is OLD");
+  CHECK(same_file(old_path, old, old_len), "OLD untouched");
+  d.overwrite = 0;
   unlink(out);
   int entries = count_entries(dir);
 

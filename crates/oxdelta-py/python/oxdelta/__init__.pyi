@@ -67,12 +67,14 @@ def diff(
     threads: Optional[int] = None,
     sign_key: Optional[StrPath] = None,
     progress: Optional[Progress] = None,
+    overwrite: bool = False,
 ) -> int:
     """Make a patch from file old to file new, written to patch atomically.
 
     Returns the patch's length. memory: streaming engine within this many
     bytes; codec: "zstd" (default), "zstd:LEVEL", "lz4" or "none"; sign_key:
-    secret key file from keygen().
+    secret key file from keygen(). overwrite: replace an existing patch
+    (else FileExistsError); patch is never old or new (oxdelta.Error).
     """
 
 def diff_bytes(
@@ -96,10 +98,13 @@ def apply(
     durable: bool = True,
     threads: Optional[int] = None,
     progress: Optional[Progress] = None,
+    overwrite: bool = False,
 ) -> int:
     """Apply patch to file old, writing NEW to out atomically; returns NEW's length.
 
     pubkey: public key file; the patch must be signed by that key.
+    overwrite: replace an existing out (else FileExistsError), which may then
+    be old itself; out is never patch (oxdelta.Error).
     """
 
 def apply_bytes(

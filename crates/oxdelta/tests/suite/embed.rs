@@ -58,7 +58,7 @@ fn sink_gets_new_in_order_within_a_small_budget() {
         let mut r = Recorder::default();
         let opts = ApplyOptions {
             memory_budget: budget,
-            ..ApplyOptions::default()
+            ..crate::overwriting()
         };
         let rep = apply_to_sink(&old, &patch, &mut r, &opts).unwrap();
         assert!(r.out == new);
@@ -69,11 +69,11 @@ fn sink_gets_new_in_order_within_a_small_budget() {
     }
     // Into a buffer of NEW's length.
     let mut buf = vec![0xAAu8; new.len()];
-    apply_to_sink(&old, &patch, &mut buf[..], &ApplyOptions::default()).unwrap();
+    apply_to_sink(&old, &patch, &mut buf[..], &crate::overwriting()).unwrap();
     assert!(buf == new);
     let mut short = vec![0u8; new.len() - 1];
     assert!(matches!(
-        apply_to_sink(&old, &patch, &mut short[..], &ApplyOptions::default()),
+        apply_to_sink(&old, &patch, &mut short[..], &crate::overwriting()),
         Err(Error::Io { .. })
     ));
 }
@@ -86,7 +86,7 @@ fn sink_gets_nothing_for_a_wrong_old_or_a_bad_signature() {
     let last = wrong.len() - 1;
     wrong[last] ^= 1; // same length: only the hash can tell
     let mut r = Recorder::default();
-    let e = apply_to_sink(&wrong, &patch, &mut r, &ApplyOptions::default()).unwrap_err();
+    let e = apply_to_sink(&wrong, &patch, &mut r, &crate::overwriting()).unwrap_err();
     assert!(
         matches!(e, Error::Apply(oxdelta::ApplyError::WrongOld { .. })),
         "{e}"
@@ -96,7 +96,7 @@ fn sink_gets_nothing_for_a_wrong_old_or_a_bad_signature() {
     let key = oxdelta::SecretKey([7; 32]);
     let opts = ApplyOptions {
         trusted_key: Some(key.public()),
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     let e = apply_to_sink(&old, &patch, &mut r, &opts).unwrap_err();
     assert!(matches!(e, Error::Format(_)), "{e}");
@@ -121,13 +121,13 @@ fn sink_errors_and_cancel_stop_the_apply() {
         fail_at_write: Some(2),
         ..Recorder::default()
     };
-    let e = apply_to_sink(&old, &patch, &mut r, &ApplyOptions::default()).unwrap_err();
+    let e = apply_to_sink(&old, &patch, &mut r, &crate::overwriting()).unwrap_err();
     assert!(e.to_string().contains("flash driver says no"), "{e}");
     assert!(!r.flushed);
     let cancel = Arc::new(AtomicBool::new(true));
     let opts = ApplyOptions {
         cancel: Some(cancel.clone()),
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     let mut r = Recorder::default();
     let e = apply_to_sink(&old, &patch, &mut r, &opts).unwrap_err();

@@ -108,13 +108,13 @@ fn golden_patches_apply() {
     }
     let tmp = crate::hostile::TempDir::new("golden");
     for g in &all {
-        let got = oxdelta::apply_bytes(&g.old, &g.patch, &ApplyOptions::default())
+        let got = oxdelta::apply_bytes(&g.old, &g.patch, &crate::overwriting())
             .unwrap_or_else(|e| panic!("{}: {e}", g.name));
         assert!(got == g.new, "{}: apply_bytes did not rebuild NEW", g.name);
         let (o, p, n) = (tmp.path("old"), tmp.path("patch"), tmp.path("new"));
         fs::write(&o, &g.old).unwrap();
         fs::write(&p, &g.patch).unwrap();
-        let r = oxdelta::apply_file(&o, &p, &n, &ApplyOptions::default())
+        let r = oxdelta::apply_file(&o, &p, &n, &crate::overwriting())
             .unwrap_or_else(|e| panic!("{}: {e}", g.name));
         assert_eq!(r.new_len, g.new.len() as u64);
         assert_eq!(r.signed, g.signed, "{}", g.name);
@@ -124,7 +124,7 @@ fn golden_patches_apply() {
             g.name
         );
         let streamed = tmp.path("streamed");
-        oxdelta::apply_reader(&o, &g.patch[..], &streamed, &ApplyOptions::default())
+        oxdelta::apply_reader(&o, &g.patch[..], &streamed, &crate::overwriting())
             .unwrap_or_else(|e| panic!("{}: {e}", g.name));
         assert!(
             fs::read(&streamed).unwrap() == g.new,
@@ -236,7 +236,7 @@ fn golden_signatures() {
         let verified = oxdelta::verify_bytes(&g.patch, Some(&trusted));
         let opts = ApplyOptions {
             trusted_key: Some(trusted),
-            ..ApplyOptions::default()
+            ..crate::overwriting()
         };
         let applied = oxdelta::apply_bytes(&g.old, &g.patch, &opts);
         if g.signed {

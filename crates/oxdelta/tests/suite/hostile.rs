@@ -163,7 +163,7 @@ fn damaged_unsigned_patch_never_panics_or_lies() {
         "v2/code.zstd.oxd",
     ] {
         let g = golden::get(name);
-        let opts = ApplyOptions::default();
+        let opts = crate::overwriting();
         let (mut tried, mut applied) = (0, 0);
         // The metadata's whole-NEW hash (bytes 64..96) is informative: the
         // chunk hashes are the check, so a patch damaged only there applies
@@ -203,7 +203,7 @@ fn damaged_signed_patch_always_fails() {
     let trusted = golden::test_public_key();
     let opts = ApplyOptions {
         trusted_key: Some(trusted),
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     assert_eq!(
         apply_no_panic("intact", &g.old, &g.patch, &g.new, &opts),
@@ -229,7 +229,7 @@ fn tampered_payload_fails_its_hash() {
     for i in start..g.patch.len() {
         let mut t = g.patch.clone();
         t[i] ^= 0x40;
-        let e = oxdelta::apply_bytes(&g.old, &t, &ApplyOptions::default()).unwrap_err();
+        let e = oxdelta::apply_bytes(&g.old, &t, &crate::overwriting()).unwrap_err();
         assert!(is_hash_mismatch(&e), "byte {i}: {e}");
         assert!(oxdelta::verify_bytes(&t, None).is_err());
     }
@@ -252,7 +252,7 @@ fn damaged_patch_file_apply_leaves_out_untouched() {
         }
         fs::write(&out, &before).unwrap();
         fs::write(&p, bytes).unwrap();
-        let opts = ApplyOptions::default();
+        let opts = crate::overwriting();
         let r = catch_unwind(AssertUnwindSafe(|| {
             oxdelta::apply_file(&o, &p, &out, &opts)
         }))
@@ -284,7 +284,7 @@ fn failed_apply_over_old_keeps_old() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     fs::write(&p, &bad).unwrap();
-    assert!(oxdelta::apply_file(&o, &p, &o, &ApplyOptions::default()).is_err());
+    assert!(oxdelta::apply_file(&o, &p, &o, &crate::overwriting()).is_err());
     assert_eq!(fs::read(&o).unwrap(), g.old);
     assert_eq!(tmp.names(), ["old", "patch"]);
 }
@@ -353,7 +353,7 @@ fn hand_made_chunk_applies() {
         let stored = [codec.compress(&ctrl), vec![], codec.compress(&lit)];
         let p = one_chunk(codec, n, stored, raw, &lit);
         assert_eq!(
-            oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).unwrap(),
+            oxdelta::apply_bytes(&[], &p, &crate::overwriting()).unwrap(),
             lit
         );
     }
@@ -378,7 +378,7 @@ fn decompression_bombs_are_refused() {
             [ctrl.len() as u32, 0, n],
             &huge[..n as usize],
         );
-        let e = oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).unwrap_err();
+        let e = oxdelta::apply_bytes(&[], &p, &crate::overwriting()).unwrap_err();
         assert!(
             matches!(&e, ApplyError::Patch(f) if matches!(f.kind(), ErrorKind::Codec(_))),
             "{codec:?}: {e}"
@@ -393,7 +393,7 @@ fn decompression_bombs_are_refused() {
             [insert_ctrl(100).len() as u32, 0, 100],
             &[0; 100],
         );
-        assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&[], &p, &crate::overwriting()).is_err());
         // A tiny payload claiming the largest raw size the limits allow.
         let max = oxdelta_format::limits::MAX_CHUNK_NEW_LEN;
         let p = one_chunk(
@@ -407,7 +407,7 @@ fn decompression_bombs_are_refused() {
             [insert_ctrl(max.into()).len() as u32, 0, max],
             &[],
         );
-        assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&[], &p, &crate::overwriting()).is_err());
         // Raw sizes past the limits are refused by the parser.
         for raw in [max + 1, u32::MAX] {
             let p = one_chunk(
@@ -422,7 +422,7 @@ fn decompression_bombs_are_refused() {
                 &[],
             );
             assert!(Patch::parse(&p).is_err(), "raw {raw} parsed");
-            assert!(oxdelta::apply_bytes(&[], &p, &ApplyOptions::default()).is_err());
+            assert!(oxdelta::apply_bytes(&[], &p, &crate::overwriting()).is_err());
         }
     }
 }
@@ -437,7 +437,7 @@ fn terabyte_new_is_refused_before_allocating() {
     let mut p = g.patch.clone();
     p[56..64].copy_from_slice(&TB.to_le_bytes());
     assert!(Patch::parse(&p).is_err());
-    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
 
     let chunk = oxdelta_format::limits::MAX_CHUNK_NEW_LEN;
     let zeros_hash = *blake3::hash(&vec![0u8; chunk as usize]).as_bytes();
@@ -484,14 +484,14 @@ fn terabyte_new_is_refused_before_allocating() {
     let parsed = Patch::parse(&patch).expect("a well-formed 1 TB patch parses");
     assert_eq!(parsed.head.meta.new_len, TB);
     let t = std::time::Instant::now();
-    let e = oxdelta::apply_bytes(&[], &patch, &ApplyOptions::default()).unwrap_err();
+    let e = oxdelta::apply_bytes(&[], &patch, &crate::overwriting()).unwrap_err();
     assert!(e.to_string().contains("NEW length"), "{e}");
     assert!(t.elapsed().as_secs() < 30, "refusal took {:?}", t.elapsed());
     // Even with the in-memory limit lifted, the allocation is tried
     // fallibly, never by aborting.
     let lifted = ApplyOptions {
         max_in_memory_len: u64::MAX,
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     if cfg!(target_pointer_width = "64") && overcommit_heuristic() {
         assert!(oxdelta::apply_bytes(&[], &patch, &lifted).is_err());
@@ -528,7 +528,7 @@ fn diff_filter_fields_are_checked() {
     let refused = |p: &[u8], want: &str| {
         let e = Patch::parse(p).expect_err(want).to_string();
         assert!(e.contains(want), "{want}: {e}");
-        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
     };
     let mut p = g.patch.clone();
     p[at + 13] = 3;
@@ -559,7 +559,7 @@ fn diff_filter_fields_are_checked() {
     v3(&mut p);
     p[at + 13] = (p[at + 13] & 0x07) | 0x30;
     assert!(Patch::parse(&p).is_ok());
-    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     // Version 4's stream coding bits in the codec byte: not before
     // version 4, never with codec none, bits 6-7 zero.
     let v4 = |p: &mut Vec<u8>| p[8..10].copy_from_slice(&4u16.to_le_bytes());
@@ -594,7 +594,7 @@ fn diff_filter_fields_are_checked() {
     v4(&mut p);
     p[at + 12] |= 0x10;
     assert!(Patch::parse(&p).is_ok());
-    assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     let mut p = g.patch.clone();
     p[8..10].copy_from_slice(&8u16.to_le_bytes());
     refused(&p, "unsupported patch format version 8");
@@ -614,10 +614,10 @@ fn shared_section_fields_are_checked() {
     let refused = |p: &[u8], want: &str| {
         let e = Patch::parse(p).expect_err(want).to_string();
         assert!(e.contains(want), "{want}: {e}");
-        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
     };
     let apply_err = |p: &[u8]| {
-        oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default())
+        oxdelta::apply_bytes(&g.old, p, &crate::overwriting())
             .expect_err("a damaged shared section is refused")
             .to_string()
     };
@@ -679,7 +679,7 @@ fn shared_section_fields_are_checked() {
     for at in [0, g.old.len() / 2, g.old.len() - 1] {
         let mut wrong = g.old.clone();
         wrong[at] ^= 0x20;
-        let e = oxdelta::apply_bytes(&wrong, &g.patch, &ApplyOptions::default()).unwrap_err();
+        let e = oxdelta::apply_bytes(&wrong, &g.patch, &crate::overwriting()).unwrap_err();
         assert!(
             matches!(e, ApplyError::WrongOld { .. }),
             "in memory, byte {at}: {e}"
@@ -687,7 +687,7 @@ fn shared_section_fields_are_checked() {
         fs::write(&o, &wrong).unwrap();
         fs::write(&out, b"before").unwrap();
         for streamed in [false, true] {
-            let opts = ApplyOptions::default();
+            let opts = crate::overwriting();
             let e = if streamed {
                 oxdelta::apply_reader(&o, &g.patch[..], &out, &opts).unwrap_err()
             } else {
@@ -751,7 +751,7 @@ fn chunk_hashes_are_the_check_on_every_path() {
     let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
     fs::write(&o, &old).unwrap();
     let before = b"OUT before".to_vec();
-    let opts = ApplyOptions::default();
+    let opts = crate::overwriting();
     // Every apply path: NEW or an error, OUT as it was on error.
     let every_path = |patch: &[u8]| -> Vec<Result<Vec<u8>, String>> {
         fs::write(&pp, patch).unwrap();
@@ -842,7 +842,7 @@ fn wrong_old_of_right_length_is_refused_by_file_applies() {
     fs::write(&pp, &patch).unwrap();
     fs::write(&o, &old).unwrap();
     fs::write(&out, &new).unwrap();
-    let opts = ApplyOptions::default();
+    let opts = crate::overwriting();
     oxdelta::apply_file(&o, &pp, &out, &opts).unwrap();
     assert!(fs::read(&out).unwrap() == new);
     for at in [10u64, 200_000, unread] {
@@ -911,7 +911,7 @@ fn zero_chunks_are_known_without_rebuilding() {
         q.payload(k),
         old.len() as u64
     ));
-    let opts = ApplyOptions::default();
+    let opts = crate::overwriting();
     assert!(oxdelta::apply_bytes(&old, &bad, &opts).is_err());
     let tmp = TempDir::new("zero-chunk");
     let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
@@ -945,7 +945,7 @@ fn arm64_mode_fields_are_checked() {
     let refused = |p: &[u8], want: &str| {
         let e = Patch::parse(p).expect_err(want).to_string();
         assert!(e.contains(want), "{want}: {e}");
-        assert!(oxdelta::apply_bytes(&g.old, p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
     };
     let mut p = g.patch.clone();
     p[8..10].copy_from_slice(&5u16.to_le_bytes());
@@ -962,6 +962,6 @@ fn arm64_mode_fields_are_checked() {
         let mut p = g.patch.clone();
         p[at + 13] = (p[at + 13] & 0x0f) | mode;
         assert!(Patch::parse(&p).is_ok());
-        assert!(oxdelta::apply_bytes(&g.old, &p, &ApplyOptions::default()).is_err());
+        assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     }
 }

@@ -55,7 +55,7 @@ fn files_with_a_budget() {
     );
     // Same bytes as the buffer path.
     assert!(diff_bytes(&old, &new, &opts) == bytes);
-    oxdelta::apply_file(&o, &p, &out, &ApplyOptions::default()).unwrap();
+    oxdelta::apply_file(&o, &p, &out, &crate::overwriting()).unwrap();
     assert!(fs::read(&out).unwrap() == new);
     // Only the three inputs and the output remain: no spill or temp files.
     let mut names: Vec<String> = fs::read_dir(&d)
@@ -81,7 +81,7 @@ fn signed_streaming_patch() {
     let patch = diff_bytes(&old, &new, &opts);
     let trusted = ApplyOptions {
         trusted_key: Some(key.public()),
-        ..ApplyOptions::default()
+        ..crate::overwriting()
     };
     assert!(apply_bytes(&old, &patch, &trusted).unwrap() == new);
 }

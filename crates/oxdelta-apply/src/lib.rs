@@ -1132,7 +1132,13 @@ fn out_buffers(head: &Head) -> (usize, bool) {
 }
 
 /// Applies the patch file `patch` to `old`, writing NEW atomically to
-/// `out` (which may be `old`).
+/// `out`: an existing `out` only with [`ApplyOptions::overwrite`] (it may
+/// then be `old`), never the patch itself ([`output`]).
+///
+/// OLD and the patch are mapped and guarded ([`map::InputMap`]): if either
+/// is written or cut short during the apply, it fails with
+/// [`ApplyError::InputChanged`] (never a signal on Linux) and `out` is left
+/// as it was.
 pub fn apply_file(
     old: &Path,
     patch: &Path,

@@ -35,6 +35,11 @@ pub const MAX_SHARED_CONTEXT_WIDE: usize = 8 << 20;
 /// section's context (format version 7; 64 KiB).
 pub const MAX_SHARED_MARGIN: u32 = 64 << 10;
 
+/// Most gaps a shared section with a margin takes into its context (format
+/// version 7): the ones after it are left out. Bounds what an applier holds
+/// to sort them (16 bytes each, 1 MiB).
+pub const MAX_CONTEXT_RANGES: usize = 1 << 16;
+
 /// The context limit for a shared section with `margin`: version 5's
 /// 1 MiB without one, [`MAX_SHARED_CONTEXT_WIDE`] with one.
 pub const fn max_shared_context(margin: u32) -> usize {

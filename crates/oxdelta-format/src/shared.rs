@@ -30,9 +30,9 @@
 //! [`limits::MAX_SHARED_CONTEXT`]. So the control block is decoded first,
 //! then the context read from OLD, then the literal block.
 //!
-//! Version 7 adds a *margin*: each gap (now 0 to `gap_max` bytes) widened
-//! by `margin` OLD bytes on each side, cut where it overlaps the range
-//! appended before it, within [`limits::MAX_SHARED_CONTEXT_WIDE`]. New text
+//! Version 7 adds a *margin*: each gap (now 0 to `gap_max` bytes, backwards
+//! too) widened by `margin` OLD bytes on each side, the ranges sorted and
+//! merged, within [`limits::MAX_SHARED_CONTEXT_WIDE`]. New text
 //! resembles the OLD text around an edit, not only the bytes it replaced:
 //! on a JavaScript bundle and a source tarball a 1 KiB margin made the
 //! literal block 10–17% smaller.
@@ -102,10 +102,11 @@ impl Shared {
             let s = slice(&ctrl, e.shared_ctrl_at, e.ctrl.raw, "control")?;
             context.add_chunk(e, s, old)?;
         }
+        let context = context.finish(old);
         let lit = crate::codec::zstd_decompress_with_prefix(
             &section[desc.ctrl.stored as usize..],
             desc.lit.raw as usize,
-            context.bytes(),
+            &context,
             "shared literal block",
         )?;
         Ok(Shared { ctrl, lit })
@@ -202,8 +203,10 @@ pub struct OldContext {
     bytes: Vec<u8>,
     gap_max: u32,
     margin: u32,
-    /// The OLD range appended last (empty before the first).
-    last: (u64, u64),
+    /// With a margin: the widened gaps, in op order, at most
+    /// [`limits::MAX_CONTEXT_RANGES`]; [`OldContext::finish`] sorts and
+    /// merges them into `bytes`.
+    ranges: Vec<(u64, u64)>,
 }
 
 impl OldContext {
@@ -213,13 +216,8 @@ impl OldContext {
             bytes: Vec::new(),
             gap_max,
             margin,
-            last: (0, 0),
+            ranges: Vec::new(),
         }
-    }
-
-    /// The context built so far.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
     }
 
     /// Appends chunk `e`'s part of the context, from its control stream
@@ -266,32 +264,46 @@ impl OldContext {
     /// The gap from OLD offset `c` (the cursor before a run of INSERTs) to
     /// `p` (the next COPY or ADD).
     fn gap(&mut self, c: u64, p: u64, old: &[u8]) {
-        let limit = limits::max_shared_context(self.margin) as u64;
-        let fits = |len: u64, have: usize| have as u64 + len <= limit;
         if self.margin == 0 {
             let gap = p.wrapping_sub(c);
-            if c < p && gap <= u64::from(self.gap_max) && fits(gap, self.bytes.len()) {
+            if c < p
+                && gap <= u64::from(self.gap_max)
+                && self.bytes.len() as u64 + gap <= limits::MAX_SHARED_CONTEXT as u64
+            {
                 self.bytes.extend_from_slice(&old[c as usize..p as usize]);
             }
             return;
         }
-        if c > p || p - c > u64::from(self.gap_max) {
+        let (lo, hi) = (c.min(p), c.max(p));
+        if hi - lo > u64::from(self.gap_max) || self.ranges.len() >= limits::MAX_CONTEXT_RANGES {
             return;
         }
         let m = u64::from(self.margin);
-        let mut a = c.saturating_sub(m);
-        let b = p.saturating_add(m).min(old.len() as u64);
-        if self.last.0 <= a && a < self.last.1 {
-            a = self.last.1;
-        }
-        if a < b && fits(b - a, self.bytes.len()) {
-            self.bytes.extend_from_slice(&old[a as usize..b as usize]);
-            self.last = (a, b);
+        let a = lo.saturating_sub(m);
+        let b = hi.saturating_add(m).min(old.len() as u64);
+        if a < b {
+            self.ranges.push((a, b));
         }
     }
 
-    /// The finished context.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The finished context: with a margin, the widened gaps sorted by
+    /// their start, overlapping or touching ones merged, each appended
+    /// whole while the context stays within its limit.
+    pub fn finish(mut self, old: &[u8]) -> Vec<u8> {
+        let limit = limits::max_shared_context(self.margin) as u64;
+        self.ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len());
+        for &(a, b) in &self.ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        for (a, b) in merged {
+            if self.bytes.len() as u64 + (b - a) <= limit {
+                self.bytes.extend_from_slice(&old[a as usize..b as usize]);
+            }
+        }
         self.bytes
     }
 }
@@ -350,7 +362,7 @@ impl SharedBlocks {
         Some(SharedBlocks {
             ctrl,
             lit,
-            context: context.into_bytes(),
+            context: context.finish(old),
             gap_max,
             margin,
         })
@@ -485,20 +497,22 @@ mod tests {
         let context = |gap_max, margin| {
             let mut b = OldContext::new(gap_max, margin);
             b.add_chunk(&c.entry, ctrl, &old).unwrap();
-            b.into_bytes()
+            b.finish(&old)
         };
         let want = [&old[100..150], &old[250..300]].concat();
         assert_eq!(context(1000, 0), want);
         // A smaller gap_max leaves out the 50-byte gaps.
         assert!(context(49, 0).is_empty());
-        // With a margin of 30 each gap widens by 30 bytes on each side:
-        // 70..180 and 220..330. The backwards gap (cursor 350, next COPY at
-        // 200) and the far one (2740 > 1000) stay out.
-        let want = [&old[70..180], &old[220..330]].concat();
-        assert_eq!(context(1000, 30), want);
-        // A margin of 60 makes them overlap (40..210, 190..360): the second
-        // is cut to start where the first ended.
-        let want = [&old[40..210], &old[210..360]].concat();
-        assert_eq!(context(1000, 60), want);
+        // With a margin of 10 each gap widens by 10 bytes on each side, a
+        // backwards one too (cursor 350 after the ADD, next COPY at 200),
+        // sorted by start and merged: 90..160, 190..360 (from 190..360 and
+        // 240..310). The far one (2740 > 1000) stays out.
+        let want = [&old[90..160], &old[190..360]].concat();
+        assert_eq!(context(1000, 10), want);
+        // A margin of 40 makes all three overlap: one range, 60..390.
+        assert_eq!(context(1000, 40), &old[60..390]);
+        // The 160-byte backwards gap stays out with gap_max 100.
+        let want = [&old[90..160], &old[240..310]].concat();
+        assert_eq!(context(100, 10), want);
     }
 }

@@ -468,13 +468,30 @@ pub fn match_chunk_indexed(
     end: usize,
     p: &MatchParams,
 ) -> Vec<Op> {
+    let mut ops = Vec::new();
+    match_into(index, new, start, end, p, &mut |op| ops.push(op));
+    ops
+}
+
+/// [`match_chunk_indexed`], handing each op to `sink` in NEW order instead
+/// of collecting them (the streaming engine feeds its chunk encoder so).
+/// Memory: the seeds of `[start, end)`, at most 24 bytes per
+/// [`MatchParams::min_seed`] NEW bytes, twice over while they are joined.
+pub fn match_into(
+    index: &OldIndex<'_>,
+    new: &[u8],
+    start: usize,
+    end: usize,
+    p: &MatchParams,
+    sink: &mut dyn FnMut(Op),
+) {
     let old = index.old;
     let seeds = join_seeds(old, new, find_seeds(index, new, start, end, p), p);
     let mut out = Emitter {
         old,
         new,
         p,
-        ops: Vec::new(),
+        ops: sink,
     };
     // `pos` is the first NEW byte not yet given an op.
     let mut pos = start;
@@ -507,7 +524,6 @@ pub fn match_chunk_indexed(
         pos = fwd_end;
     }
     out.literal(pos, end);
-    out.ops
 }
 
 #[inline]
@@ -911,14 +927,15 @@ fn best_split(old: &[u8], new: &[u8], a: usize, b: usize, off1: isize, off2: isi
 }
 
 /// Turns regions into ops.
-struct Emitter<'a> {
+struct Emitter<'a, 's> {
     old: &'a [u8],
     new: &'a [u8],
     p: &'a MatchParams,
-    ops: Vec<Op>,
+    /// Where the ops go, in NEW order.
+    ops: &'s mut dyn FnMut(Op),
 }
 
-impl Emitter<'_> {
+impl Emitter<'_, '_> {
     /// Literal bytes `[a, b)`, with long zero runs as ZERO.
     fn literal(&mut self, a: usize, b: usize) {
         let new = self.new;
@@ -932,17 +949,17 @@ impl Emitter<'_> {
             let z = new[i..b].iter().take_while(|&&x| x == 0).count();
             if z >= self.p.zero_run {
                 if i > lit_from {
-                    self.ops.push(Op::Insert {
+                    (self.ops)(Op::Insert {
                         len: (i - lit_from) as u64,
                     });
                 }
-                self.ops.push(Op::Zero { len: z as u64 });
+                (self.ops)(Op::Zero { len: z as u64 });
                 lit_from = i + z;
             }
             i += z;
         }
         if b > lit_from {
-            self.ops.push(Op::Insert {
+            (self.ops)(Op::Insert {
                 len: (b - lit_from) as u64,
             });
         }
@@ -950,7 +967,7 @@ impl Emitter<'_> {
 
     fn add(&mut self, a: usize, b: usize, off: isize) {
         if b > a {
-            self.ops.push(Op::Add {
+            (self.ops)(Op::Add {
                 old: old_at(off, a) as u64,
                 len: (b - a) as u64,
             });
@@ -968,7 +985,7 @@ impl Emitter<'_> {
             let same = run_at(old, new, i, b, off);
             if same >= p.copy_split {
                 self.add(add_from, i, off);
-                self.ops.push(Op::Copy {
+                (self.ops)(Op::Copy {
                     old: old_at(off, i) as u64,
                     len: same as u64,
                 });
@@ -985,7 +1002,7 @@ impl Emitter<'_> {
                 let z = new[i..b].iter().take_while(|&&x| x == 0).count();
                 if z >= p.zero_run {
                     self.add(add_from, i, off);
-                    self.ops.push(Op::Zero { len: z as u64 });
+                    (self.ops)(Op::Zero { len: z as u64 });
                     i += z;
                     add_from = i;
                     continue;
@@ -1003,7 +1020,7 @@ impl Emitter<'_> {
             let cluster_end = last_miss + 1;
             if cluster_end - i >= p.lit_split {
                 self.add(add_from, i, off);
-                self.ops.push(Op::Insert {
+                (self.ops)(Op::Insert {
                     len: (cluster_end - i) as u64,
                 });
                 add_from = cluster_end;

@@ -44,16 +44,29 @@
 //!
 //! # Memory bound
 //!
-//! With budget `M` (see [`Plan::new`]): the index is at most `M/4`; each
-//! worker holds at most one refinement window of [`Plan::window`] bytes
-//! plus its suffix array (4 bytes per window byte) and the buffers of one
-//! chunk of [`Plan::chunk_len`] NEW bytes (estimated at four times the
-//! chunk); finished chunks wait for the sink at most [`Plan::workers`] at a
-//! time. [`Plan::estimate`] adds these up and stays at or below `M` for
-//! budgets from about 16 MiB; below that the floors (4 KiB windows, 4 KiB
-//! chunks) win. Thread stacks, the zstd library's own context and the
-//! caller's sink come on top. The chunk table (a few hundred bytes per
-//! chunk) stays in memory until the patch is assembled.
+//! With budget `M` (see [`Plan::from_counts`]), from 64 MiB on, the peak
+//! of the process's anonymous memory stays within `M`:
+//! [`reserve`] (2 MiB and `M/32`) is left to thread stacks, the
+//! allocator's slack and the caller's buffers; the chunk table takes
+//! [`TABLE_PER_CHUNK`] bytes per chunk; the index at most `M/4`; each
+//! worker holds one refinement window ([`WINDOW_COST`] bytes per window
+//! byte: text, suffix array, gram filter), one chunk's working memory
+//! ([`CHUNK_COST_FACTOR`] times its length), fixed state and one codec
+//! context ([`Codec::state_bound`]). [`Plan::estimate`] adds these up.
+//! What used to escape this accounting on heavily changed images (the
+//! budget 256M peaked at 320 MiB on img-heavy): each chunk's ops were
+//! collected twice (24 bytes per op, an op per ~16 bytes of changed code),
+//! and the search over codings ran on the shared thread pool, where a
+//! thread waiting in a join takes up another chunk's candidate and
+//! compressor. Now ops go straight into the chunk's encoder, a refined
+//! region is matched in pieces of [`PIECE`] bytes, the scan cuts a region
+//! after [`FOUND_CAP`] matches, and each worker searches codings on a
+//! one-thread pool of its own. The test `stream::allocations_stay_within_the_plan`
+//! runs the engine under a counting allocator on a heavily changed pair.
+//! Below 64 MiB the floors (4 KiB windows, 64 KiB chunks) and the codec
+//! state win and the estimate exceeds the budget. The chunk table grows
+//! with NEW (chunks are made longer so that it stays within an eighth of
+//! the budget; at 64 MiB, NEW up to 64 GiB fits).
 //!
 //! # Example
 //!
@@ -77,10 +90,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, EncodedChunk, Engine, Metadata, Op, limits};
+use oxdelta_format::{ChunkEncoder, Codec, EncodedChunk, Engine, Metadata, Op, limits};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
 
+use crate::anchor::Coverage;
+use crate::sa::{GramFilter, MatchParams, OldIndex, match_into};
 use crate::{DiffOptions, chunk_ranges, hash};
 
 /// Budget used when the caller asks for streaming without naming one.
@@ -120,14 +135,43 @@ const ANCHOR_WEIGHT: u64 = 1 << 16;
 const DRIFT: isize = 1024;
 /// OLD windows closer than this are merged.
 const MERGE_GAP: usize = 4096;
-/// Working memory per chunk, as a multiple of its NEW length: ops, raw
-/// streams, compressed payload and compressor state.
-const CHUNK_COST_FACTOR: u64 = 4;
-/// Suffix-array bucket table and other fixed per-worker state.
-const WORKER_FIXED: u64 = 600 << 10;
+/// Matches the scan holds before it cuts a region (32 bytes each).
+pub const FOUND_CAP: usize = 8192;
+/// Refined regions are matched in pieces of at most this many NEW bytes,
+/// which bounds the seeds held (24 bytes per seed, at least 9 NEW bytes
+/// per seed, twice over while they are joined: 1.4 MiB).
+pub const PIECE: usize = 256 << 10;
+/// Bytes held per refinement-window byte: the gathered OLD text, its
+/// suffix array (4) and its gram filter (1).
+pub const WINDOW_COST: u64 = 6;
+/// Working memory per chunk, as a multiple of its NEW length: the scan's
+/// matches and regions (at most 1 byte per NEW byte, twice that while a
+/// vector grows), the encoder's raw streams and OLD ranges (at most about
+/// 3, twice while growing) and the search's candidate, its compressed form
+/// and the best so far (about 3); in practice the raw streams are at most
+/// about 2 and the candidates 2. Measured with heaptrack on a 200 MiB slice
+/// of img-heavy at 64M (1 MiB chunks): 4–5 per chunk in flight; the
+/// test `stream::allocations_stay_within_the_plan` holds the engine to it.
+pub const CHUNK_COST_FACTOR: u64 = 6;
+/// Fixed per-worker state beside the codec's: the suffix-array bucket
+/// table (512 KiB) and libsais's own buffers, the seeds of one [`PIECE`]
+/// (1.4 MiB), the index build's batch of hashes (1 MiB, once).
+const WORKER_FIXED: u64 = 3 << 20;
+/// Memory per chunk of the chunk table, held until the head is written:
+/// an entry (168 bytes, twice while the caller's vector grows) with at
+/// most [`crate::sa::MAX_RANGES`] OLD ranges of 16 bytes (their vector is
+/// shrunk to fit).
+pub const TABLE_PER_CHUNK: u64 = 640;
+/// What the plan leaves outside its accounting, out of the budget: thread
+/// stacks, the allocator's slack and the caller's buffers (the facade's
+/// spill writer, 1 MiB): 2 MiB and a thirty-second of the budget (at most
+/// a quarter of it).
+pub fn reserve(budget: u64) -> u64 {
+    ((2 << 20) + budget / 32).min(budget / 4)
+}
 
-/// How the engine divides its budget; depends only on the budget, OLD's
-/// content and NEW's length (never on the thread count).
+/// How the engine divides its budget; depends only on the budget, the
+/// codec, OLD's content and NEW's length (never on the thread count).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// The budget in bytes.
@@ -142,19 +186,31 @@ pub struct Plan {
     pub window: usize,
     /// Chunks in flight at once that the budget allows.
     pub workers: usize,
+    /// Chunks of NEW (their table stays in memory).
+    pub chunks: u64,
+    /// Memory of one compression's state ([`Codec::state_bound`]).
+    pub codec_state: u64,
 }
 
 impl Plan {
     /// Plans for `old` (it is read once to count non-zero blocks), a NEW of
-    /// `new_len` bytes and a budget of `budget` bytes (at least
-    /// [`MIN_BUDGET`]). `chunk_len` overrides the chunk length.
-    pub fn new(old: &[u8], new_len: u64, budget: u64, chunk_len: Option<u32>) -> Plan {
+    /// `new_len` bytes, a budget of `budget` bytes (at least
+    /// [`MIN_BUDGET`]) and chunks compressed with `codec`. `chunk_len`
+    /// overrides the chunk length.
+    pub fn new(
+        old: &[u8],
+        new_len: u64,
+        budget: u64,
+        chunk_len: Option<u32>,
+        codec: Codec,
+    ) -> Plan {
         Plan::from_counts(
             old.len() as u64,
             &nonzero_blocks(old),
             new_len,
             budget,
             chunk_len,
+            codec,
         )
     }
 
@@ -166,21 +222,50 @@ impl Plan {
         new_len: u64,
         budget: u64,
         chunk_len: Option<u32>,
+        codec: Codec,
     ) -> Plan {
         let budget = budget.max(MIN_BUDGET);
-        let index_bytes = prev_pow2(budget / 4).max(4096);
+        let codec_state = codec.state_bound();
+        let max = u64::from(limits::MAX_CHUNK_NEW_LEN);
+        let chunk_len = chunk_len.unwrap_or_else(|| {
+            // A chunk's working memory is CHUNK_COST_FACTOR times its
+            // length; two in flight take at most a quarter of the budget.
+            // And the chunk table takes at most an eighth of it.
+            let by_budget = (budget / (8 * CHUNK_COST_FACTOR)) & !0xffff;
+            let by_table =
+                (new_len.saturating_mul(8 * TABLE_PER_CHUNK) / budget).next_multiple_of(1 << 16);
+            (crate::default_chunk_len(new_len).min(by_budget.clamp(64 << 10, max) as u32))
+                .max(by_table.min(max) as u32)
+        });
+        let chunks = new_len.div_ceil(u64::from(chunk_len.max(1)));
+        let chunk_cost = CHUNK_COST_FACTOR * u64::from(chunk_len);
+        // Below 64 MiB the fixed costs (the codec state alone is up to
+        // 7 MiB at the default level) would leave no window: they are left
+        // out of the division there, and the estimate exceeds the budget.
+        let fixed = if budget >= 64 << 20 {
+            WORKER_FIXED + codec_state
+        } else {
+            0
+        };
+        let after_table = budget
+            .saturating_sub(reserve(budget))
+            .saturating_sub(chunks * TABLE_PER_CHUNK);
+        // The index takes a quarter of the budget, less when one worker
+        // with the smallest window would not fit beside it (from 64 MiB;
+        // below, the floors win anyway).
+        let one_worker = chunk_cost + fixed + WINDOW_COST * 4096;
+        let index_want = if budget >= 64 << 20 {
+            (budget / 4).min(after_table.saturating_sub(one_worker))
+        } else {
+            budget / 4
+        };
+        let index_bytes = prev_pow2(index_want).max(4096);
         let slot_bits = (index_bytes / 4).trailing_zeros();
         let slots = 1u64 << slot_bits;
-        let chunk_len = chunk_len.unwrap_or_else(|| {
-            let by_budget = (budget / 16) & !4095;
-            crate::default_chunk_len(new_len)
-                .min(by_budget.clamp(4096, u64::from(limits::MAX_CHUNK_NEW_LEN)) as u32)
-        });
-        let chunk_cost = CHUNK_COST_FACTOR * u64::from(chunk_len);
-        let rest = budget.saturating_sub(index_bytes);
+        let rest = after_table.saturating_sub(index_bytes);
         let window =
-            ((rest / 2).saturating_sub(chunk_cost + WORKER_FIXED) / 5).clamp(4096, 64 << 20);
-        let per_worker = 5 * window + chunk_cost + WORKER_FIXED;
+            ((rest / 2).saturating_sub(chunk_cost + fixed) / WINDOW_COST).clamp(4096, 64 << 20);
+        let per_worker = WINDOW_COST * window + chunk_cost + fixed;
         let workers = (rest / per_worker).max(1) as usize;
         // Block size: the smallest whose non-zero blocks fill at most 5/8
         // of the table and whose count fits the entry's index bits.
@@ -202,15 +287,23 @@ impl Plan {
             chunk_len,
             window: window as usize,
             workers,
+            chunks,
+            codec_state,
         }
     }
 
-    /// Estimated peak of the engine's own allocations with `workers`
-    /// chunks in flight (see the module docs).
+    /// Peak of the engine's own allocations that the plan allows with
+    /// `workers` chunks in flight (see the module docs): the index, the
+    /// chunk table and each worker's window, chunk and codec state. The
+    /// plan keeps it within the budget less [`reserve`] whenever the
+    /// floors (4 KiB windows, 64 KiB chunks) allow.
     pub fn estimate(&self, workers: usize) -> u64 {
         let w = workers.min(self.workers) as u64;
-        let per = 5 * self.window as u64 + CHUNK_COST_FACTOR * u64::from(self.chunk_len);
-        (4u64 << self.slot_bits) + w * (per + WORKER_FIXED)
+        let per = WINDOW_COST * self.window as u64
+            + CHUNK_COST_FACTOR * u64::from(self.chunk_len)
+            + WORKER_FIXED
+            + self.codec_state;
+        (4u64 << self.slot_bits) + self.chunks * TABLE_PER_CHUNK + w * per
     }
 }
 
@@ -323,7 +416,9 @@ impl Index {
         // Hash in parallel, insert in order (deterministic).
         const SEG: usize = 4096;
         let segs = nblocks.div_ceil(SEG);
-        let batch = 64;
+        // 16 segments of hashes (1 MiB) at a time: counted in the
+        // plan's fixed cost.
+        let batch = 16;
         for first in (0..segs).step_by(batch) {
             let hashed: Vec<Vec<(u32, u64)>> = (first..(first + batch).min(segs))
                 .into_par_iter()
@@ -476,6 +571,11 @@ impl Scanner<'_> {
     fn run(mut self) -> Vec<Item> {
         let b = self.ix.block;
         while self.i + b <= self.end {
+            if self.found.len() >= FOUND_CAP {
+                // Bounds the matches held (and a region's points): the
+                // region ends here and the next one starts.
+                self.flush(self.i);
+            }
             if self.take_zeros() || self.follow() {
                 continue;
             }
@@ -781,12 +881,12 @@ fn merge_windows(mut w: Vec<(usize, usize, u64)>, cap: usize) -> Vec<(usize, usi
 
 /// Pushes `op` (whose OLD position is in the window text) onto `out` with
 /// absolute OLD positions, split where the windows are not contiguous.
-fn translate(op: Op, windows: &[(usize, usize)], starts: &[usize], out: &mut Vec<Op>) {
+fn translate(op: Op, windows: &[(usize, usize)], starts: &[usize], out: &mut dyn FnMut(Op)) {
     let (mut x, mut left, copy) = match op {
         Op::Copy { old, len } => (old as usize, len as usize, true),
         Op::Add { old, len } => (old as usize, len as usize, false),
         other => {
-            out.push(other);
+            out(other);
             return;
         }
     };
@@ -795,7 +895,7 @@ fn translate(op: Op, windows: &[(usize, usize)], starts: &[usize], out: &mut Vec
         let take = (starts[k] + windows[k].1 - x).min(left);
         let old = (windows[k].0 + x - starts[k]) as u64;
         let len = take as u64;
-        out.push(if copy {
+        out(if copy {
             Op::Copy { old, len }
         } else {
             Op::Add { old, len }
@@ -806,7 +906,7 @@ fn translate(op: Op, windows: &[(usize, usize)], starts: &[usize], out: &mut Vec
 }
 
 /// Literal bytes of NEW `[a, b)`, with long zero runs as ZERO.
-fn literal(new: &[u8], a: usize, b: usize, out: &mut Vec<Op>) {
+fn literal(new: &[u8], a: usize, b: usize, out: &mut dyn FnMut(Op)) {
     let mut i = a;
     let mut lit = a;
     while i < b {
@@ -814,11 +914,11 @@ fn literal(new: &[u8], a: usize, b: usize, out: &mut Vec<Op>) {
             let z = zero_run(new, i, b);
             if z >= 32 {
                 if i > lit {
-                    out.push(Op::Insert {
+                    out(Op::Insert {
                         len: (i - lit) as u64,
                     });
                 }
-                out.push(Op::Zero { len: z as u64 });
+                out(Op::Zero { len: z as u64 });
                 lit = i + z;
             }
             i += z;
@@ -827,99 +927,149 @@ fn literal(new: &[u8], a: usize, b: usize, out: &mut Vec<Op>) {
         }
     }
     if b > lit {
-        out.push(Op::Insert {
+        out(Op::Insert {
             len: (b - lit) as u64,
         });
     }
 }
 
-/// The ops of one chunk.
-fn chunk_ops(ix: &Index, plan: &Plan, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Op> {
-    let items = scan(ix, old, new, s, e);
-    // Decide how each region is made; collect those to refine.
-    let mut region_ops: Vec<Option<Vec<Op>>> = Vec::new();
-    let mut to_refine: Vec<usize> = Vec::new();
-    let mut regions: Vec<&Region> = Vec::new();
-    for it in &items {
-        if let Item::Region(r) = it {
-            let k = regions.len();
-            regions.push(r);
-            let len = r.end - r.start;
-            let one_off = r.points.first().map(|p| p.2).filter(|&o| {
-                r.points.iter().all(|p| p.2 == o)
-                    && r.start as isize + o >= 0
-                    && r.end as isize + o <= old.len() as isize
-            });
-            let mut ops = Vec::new();
-            if r.points.is_empty() {
-                literal(new, r.start, r.end, &mut ops);
-            } else if let (Some(o), true) = (one_off, len <= SMALL_GAP) {
-                ops.push(Op::Add {
-                    old: (r.start as isize + o) as u64,
-                    len: len as u64,
-                });
-            } else {
-                to_refine.push(k);
-                region_ops.push(None);
-                continue;
-            }
-            region_ops.push(Some(ops));
-        }
+/// How a region is made without refinement, if it can be: literal bytes
+/// when nothing points into it, one ADD when it is a short gap under one
+/// alignment that stays inside OLD.
+fn region_direct(r: &Region, old_len: usize) -> Option<Option<Op>> {
+    if r.points.is_empty() {
+        return Some(None);
     }
-    // Refine in groups whose windows fit one suffix array.
+    let len = r.end - r.start;
+    let o = r.points[0].2;
+    let one_off = r.points.iter().all(|p| p.2 == o)
+        && r.start as isize + o >= 0
+        && r.end as isize + o <= old_len as isize;
+    (one_off && len <= SMALL_GAP).then_some(Some(Op::Add {
+        old: (r.start as isize + o) as u64,
+        len: len as u64,
+    }))
+}
+
+/// Makes the ops of NEW `[s, e)` and hands them to `out` in NEW order.
+///
+/// Memory: the scan's items (at most one 32-byte match per [`MIN_BLOCK`]
+/// NEW bytes, see [`FOUND_CAP`]), one refinement window
+/// ([`WINDOW_COST`] bytes per window byte) and the seeds of one [`PIECE`]
+/// of a region; the ops themselves are not held.
+fn chunk_into(
+    ix: &Index,
+    plan: &Plan,
+    old: &[u8],
+    new: &[u8],
+    s: usize,
+    e: usize,
+    out: &mut dyn FnMut(Op),
+) {
+    let items = scan(ix, old, new, s, e);
+    let regions: Vec<&Region> = items
+        .iter()
+        .filter_map(|it| match it {
+            Item::Region(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let refine: Vec<bool> = regions
+        .iter()
+        .map(|r| region_direct(r, old.len()).is_none())
+        .collect();
+    // Groups of refined regions whose windows fit one suffix array: region
+    // numbers `[g, h)` (the unrefined ones among them included).
+    let mut groups: Vec<(usize, usize)> = Vec::new();
     let mut g = 0;
-    while g < to_refine.len() {
-        let mut wins: Vec<(usize, usize, u64)> = Vec::new();
+    while g < regions.len() {
+        if !refine[g] {
+            g += 1;
+            continue;
+        }
         let mut size = 0;
         let mut h = g;
-        while h < to_refine.len() {
-            let rw = region_windows(regions[to_refine[h]], old.len(), plan.window);
-            let rs: usize = rw.iter().map(|w| w.1).sum();
-            if h > g && size + rs > plan.window {
-                break;
+        while h < regions.len() {
+            if refine[h] {
+                let rs: usize = region_windows(regions[h], old.len(), plan.window)
+                    .iter()
+                    .map(|w| w.1)
+                    .sum();
+                if h > g && size + rs > plan.window {
+                    break;
+                }
+                size += rs;
             }
-            size += rs;
-            wins.extend(rw);
             h += 1;
+        }
+        groups.push((g, h));
+        g = h;
+    }
+    let mut items = items.iter();
+    let mut k = 0;
+    // Emits items up to (not including) region number `upto`; refined
+    // regions go through `refined`.
+    let mut emit = |upto: usize, refined: &mut dyn FnMut(&Region, &mut dyn FnMut(Op))| {
+        while k < upto {
+            let Some(it) = items.next() else { return };
+            match it {
+                Item::Copy(m) => out(Op::Copy {
+                    old: m.old as u64,
+                    len: m.len as u64,
+                }),
+                Item::Zero { len } => out(Op::Zero { len: *len as u64 }),
+                Item::Region(r) => {
+                    k += 1;
+                    match region_direct(r, old.len()) {
+                        Some(Some(op)) => out(op),
+                        Some(None) => literal(new, r.start, r.end, out),
+                        None => refined(r, out),
+                    }
+                }
+            }
+        }
+    };
+    let mut text: Vec<u8> = Vec::new();
+    for &(g, h) in &groups {
+        let mut wins: Vec<(usize, usize, u64)> = Vec::new();
+        for (r, _) in regions[g..h].iter().zip(&refine[g..h]).filter(|x| *x.1) {
+            wins.extend(region_windows(r, old.len(), plan.window));
         }
         let windows = merge_windows(wins, plan.window);
         let mut starts = Vec::with_capacity(windows.len());
-        let mut text = Vec::with_capacity(windows.iter().map(|w| w.1).sum());
+        text.clear();
+        text.reserve_exact(windows.iter().map(|w| w.1).sum());
         for &(a, l) in &windows {
             starts.push(text.len());
             text.extend_from_slice(&old[a..a + l]);
         }
         let sa = SuffixArray::new(&text);
-        for &k in &to_refine[g..h] {
-            let r = regions[k];
-            let mut ops = Vec::new();
+        let grams = GramFilter::new(&text, false);
+        let index = OldIndex {
+            old: &text,
+            sas: &[(0, &sa)],
+            coverage: &Coverage::default(),
+            anchors: &[],
+            grams: Some(&grams),
+        };
+        emit(h, &mut |r: &Region, out: &mut dyn FnMut(Op)| {
             if text.is_empty() {
-                literal(new, r.start, r.end, &mut ops);
-            } else {
-                for op in crate::sa::match_chunk(&sa, new, r.start, r.end) {
-                    translate(op, &windows, &starts, &mut ops);
-                }
+                return literal(new, r.start, r.end, out);
             }
-            region_ops[k] = Some(ops);
-        }
-        g = h;
-    }
-    let mut ops = Vec::new();
-    let mut k = 0;
-    for it in items {
-        match it {
-            Item::Copy(m) => ops.push(Op::Copy {
-                old: m.old as u64,
-                len: m.len as u64,
-            }),
-            Item::Zero { len } => ops.push(Op::Zero { len: len as u64 }),
-            Item::Region(_) => {
-                ops.append(region_ops[k].as_mut().expect("every region has ops"));
-                k += 1;
+            let p = MatchParams::for_data(&new[r.start..r.end]);
+            let mut at = r.start;
+            while at < r.end {
+                let to = r.end.min(at + PIECE);
+                match_into(&index, new, at, to, &p, &mut |op| {
+                    translate(op, &windows, &starts, out)
+                });
+                at = to;
             }
-        }
+        });
     }
-    ops
+    emit(usize::MAX, &mut |_, _| {
+        unreachable!("every refined region is in a group")
+    });
 }
 
 // ---------------------------------------------------------------- driver
@@ -935,7 +1085,7 @@ pub fn diff<E>(
     sink: impl FnMut(EncodedChunk) -> Result<(), E>,
 ) -> Result<Metadata, E> {
     opts.progress.start(Phase::Indexing, old.len() as u64);
-    let plan = Plan::new(old, new.len() as u64, budget, opts.chunk_len);
+    let plan = Plan::new(old, new.len() as u64, budget, opts.chunk_len, opts.codec);
     diff_with_plan(old, new, opts, &plan, rayon::current_num_threads(), sink)
 }
 
@@ -960,20 +1110,35 @@ pub fn diff_with_plan<E>(
         sink(c)
     };
     let ranges = chunk_ranges(new.len() as u64, plan.chunk_len);
-    let make = |k: usize| {
-        let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
-        let ops = chunk_ops(&ix, plan, old, new, s, e);
-        let mut enc = ChunkEncoder::new(old, new, s as u64);
-        for op in ops {
-            enc.push(op);
-        }
-        // Few, wide OLD ranges: each costs 16 bytes of head.
-        crate::encode::encode(enc, codec, crate::sa::MAX_RANGES)
-    };
     let workers = threads.min(plan.workers).max(1);
+    // Each worker encodes its chunk on a pool of its own with one thread:
+    // the search over codings then holds one candidate and one codec
+    // context at a time, whatever the machine's thread count (the plan
+    // counts one of each per worker). Without a pool (threads could not
+    // be started) the search runs on the shared pool.
+    let pools: Vec<Option<rayon::ThreadPool>> = (0..workers)
+        .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok())
+        .collect();
+    let make = |w: usize, k: usize| {
+        let run = || {
+            let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
+            let mut enc = ChunkEncoder::new(old, new, s as u64);
+            chunk_into(&ix, plan, old, new, s, e, &mut |op| enc.push(op));
+            // Few, wide OLD ranges: each costs 16 bytes of head.
+            let mut c = crate::encode::encode(enc, codec, crate::sa::MAX_RANGES);
+            // The entry stays in memory until the head is written: its
+            // ranges' vector may have the capacity of every op's range.
+            c.entry.old_ranges.shrink_to_fit();
+            c
+        };
+        match &pools[w] {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    };
     if workers == 1 {
         for k in 0..ranges.len() {
-            sink(make(k))?;
+            sink(make(0, k))?;
         }
     } else {
         in_order(ranges.len(), workers, make, &mut sink)?;
@@ -996,12 +1161,12 @@ struct Shared {
     ready: BTreeMap<usize, EncodedChunk>,
 }
 
-/// Runs `make(0..n)` on `workers` threads, at most `workers` chunks ahead
+/// Runs `make(w, 0..n)` on `workers` threads (`w` the worker's number), at most `workers` chunks ahead
 /// of the sink, and feeds the sink in order.
 fn in_order<E>(
     n: usize,
     workers: usize,
-    make: impl Fn(usize) -> EncodedChunk + Sync,
+    make: impl Fn(usize, usize) -> EncodedChunk + Sync,
     sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
 ) -> Result<(), E> {
     let state = Mutex::new(Shared {
@@ -1022,9 +1187,10 @@ fn in_order<E>(
         }
     }
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let _guard = OnPanic(&stop, &cv);
+        for w in 0..workers {
+            let (state, cv, stop, make) = (&state, &cv, &stop, &make);
+            scope.spawn(move || {
+                let _guard = OnPanic(stop, cv);
                 loop {
                     let k = {
                         let mut st = state.lock().unwrap();
@@ -1037,7 +1203,7 @@ fn in_order<E>(
                         st.next += 1;
                         st.next - 1
                     };
-                    let c = make(k);
+                    let c = make(w, k);
                     state.lock().unwrap().ready.insert(k, c);
                     cv.notify_all();
                 }

@@ -87,6 +87,37 @@ impl Codec {
         }
     }
 
+    /// Memory one [`Codec::compress`] call holds beside its input and
+    /// output, for streams of up to 8 MiB: the codec's state (zstd's
+    /// match-finder tables, which grow with the level up to 15 and are
+    /// bounded from 16 on, see `zstd_tune`; lz4's hash table). Measured
+    /// with `ZSTD_sizeof_CCtx` after compressing 8 MiB at each level,
+    /// rounded up; the test below keeps it true.
+    pub fn state_bound(self) -> u64 {
+        const MIB: u64 = 1 << 20;
+        match self {
+            Codec::None => 0,
+            Codec::Lz4 => 64 << 10,
+            Codec::Zstd(level) => {
+                let mib: u64 = match level {
+                    ..=2 => 1,
+                    3 => 2,
+                    4..=6 => 4,
+                    7..=8 => 6,
+                    9 => 11,
+                    10..=11 => 21,
+                    12 => 41,
+                    13 => 33,
+                    14 => 49,
+                    15 => 65,
+                    16..=17 => 6,
+                    _ => 7,
+                };
+                mib * MIB
+            }
+        }
+    }
+
     /// Decompresses `stored` into exactly `raw_len` bytes.
     pub fn decompress(self, stored: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
         if raw_len == 0 {
@@ -227,3 +258,29 @@ pub fn zstd_decompress_with_prefix(
 
 /// The default zstd level for `--codec zstd`.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 19;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Codec::state_bound`] holds at every zstd level for the largest
+    /// stream a chunk has.
+    #[test]
+    fn zstd_state_stays_within_its_bound() {
+        let raw: Vec<u8> = (0..8u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 29) as u8)
+            .collect();
+        for level in 1..=22 {
+            let mut c = zstd::bulk::Compressor::new(level).unwrap();
+            zstd_tune(c.context_mut(), level, 23);
+            c.compress(&raw).unwrap();
+            let used = c.context_mut().sizeof() as u64;
+            let bound = Codec::Zstd(level).state_bound();
+            assert!(used <= bound, "level {level}: {used} > {bound}");
+            assert!(
+                used * 2 > bound,
+                "level {level}: bound {bound} far above {used}"
+            );
+        }
+    }
+}

@@ -951,6 +951,9 @@ fn region_direct(r: &Region, old_len: usize) -> Option<Option<Op>> {
     }))
 }
 
+/// How a refined region's ops are made and handed on.
+type RefineFn<'a> = dyn FnMut(&Region, &mut dyn FnMut(Op)) + 'a;
+
 /// Makes the ops of NEW `[s, e)` and hands them to `out` in NEW order.
 ///
 /// Memory: the scan's items (at most one 32-byte match per [`MIN_BLOCK`]
@@ -1009,7 +1012,7 @@ fn chunk_into(
     let mut k = 0;
     // Emits items up to (not including) region number `upto`; refined
     // regions go through `refined`.
-    let mut emit = |upto: usize, refined: &mut dyn FnMut(&Region, &mut dyn FnMut(Op))| {
+    let mut emit = |upto: usize, refined: &mut RefineFn<'_>| {
         while k < upto {
             let Some(it) = items.next() else { return };
             match it {

@@ -86,6 +86,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
@@ -96,7 +97,7 @@ use rayon::prelude::*;
 
 use crate::anchor::Coverage;
 use crate::sa::{GramFilter, MatchParams, OldIndex, match_into};
-use crate::{DiffOptions, chunk_ranges, hash};
+use crate::{DiffOptions, chunk_ranges};
 
 /// Budget used when the caller asks for streaming without naming one.
 pub const DEFAULT_BUDGET: u64 = 256 << 20;
@@ -114,6 +115,9 @@ pub const PROBES: usize = 4;
 const MIN_BLOCK: usize = 32;
 const MAX_BLOCK_LOG: u32 = 20;
 const MIN_BLOCK_LOG: u32 = 5;
+/// Holes of NEW at least this long become ZERO items unread (shorter
+/// ones are scanned as data; file systems report 4 KiB blocks).
+const MIN_HOLE: u64 = 4096;
 /// Zero bytes in a row in NEW that become a ZERO op during the scan.
 const ZERO_MIN: usize = 256;
 /// Exact matches at least this long are anchors (emitted as COPY as is).
@@ -214,6 +218,25 @@ impl Plan {
         )
     }
 
+    /// [`Plan::new`] for an OLD whose data is `data` (its holes unread).
+    pub fn new_in(
+        old: &[u8],
+        data: &Extents,
+        new_len: u64,
+        budget: u64,
+        chunk_len: Option<u32>,
+        codec: Codec,
+    ) -> Plan {
+        Plan::from_counts(
+            old.len() as u64,
+            &nonzero_blocks_in(old, data),
+            new_len,
+            budget,
+            chunk_len,
+            codec,
+        )
+    }
+
     /// [`Plan::new`] from OLD's length and its non-zero block counts for
     /// block sizes 32, 64, … 1 MiB (`counts[0]` is for 32 bytes).
     pub fn from_counts(
@@ -307,6 +330,125 @@ impl Plan {
     }
 }
 
+/// Where a file holds data: sorted, disjoint byte ranges; everything else
+/// reads as zeros (the holes of a sparse file, as `SEEK_DATA`/`SEEK_HOLE`
+/// report them). The engine reads and indexes only the data; a hole in
+/// NEW becomes a ZERO op unread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extents(Vec<Range<u64>>);
+
+impl Extents {
+    /// All of a file of `len` bytes is data.
+    pub fn whole(len: u64) -> Extents {
+        Extents(if len > 0 { vec![0..len] } else { Vec::new() })
+    }
+
+    /// Data ranges of a file of `len` bytes (sorted and merged here,
+    /// clipped to `len`; empty ranges dropped).
+    pub fn new(mut ranges: Vec<Range<u64>>, len: u64) -> Extents {
+        ranges.sort_unstable_by_key(|r| r.start);
+        let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let r = r.start.min(len)..r.end.min(len);
+            if r.is_empty() {
+                continue;
+            }
+            match out.last_mut() {
+                Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        Extents(out)
+    }
+
+    /// The data ranges.
+    pub fn ranges(&self) -> &[Range<u64>] {
+        &self.0
+    }
+
+    /// Bytes of data.
+    pub fn data_len(&self) -> u64 {
+        self.0.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// True when some data lies in `[a, b)`.
+    fn intersects(&self, a: u64, b: u64) -> bool {
+        let k = self.0.partition_point(|r| r.end <= a);
+        self.0.get(k).is_some_and(|r| r.start < b)
+    }
+
+    /// The holes in `[a, b)` at least `min` bytes long, in order.
+    fn holes_in(&self, a: u64, b: u64, min: u64) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut pos = a;
+        let mut k = self.0.partition_point(|r| r.end <= a);
+        while pos < b {
+            let next = self.0.get(k).map_or(b, |r| r.start.clamp(pos, b));
+            if next - pos >= min {
+                out.push(pos as usize..next as usize);
+            }
+            match self.0.get(k) {
+                Some(r) if r.start < b => pos = r.end.max(pos),
+                _ => break,
+            }
+            k += 1;
+        }
+        out
+    }
+}
+
+/// The data of OLD and NEW (see [`Extents`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// OLD's data.
+    pub old: Extents,
+    /// NEW's data.
+    pub new: Extents,
+}
+
+impl Layout {
+    /// Both inputs all data.
+    pub fn whole(old_len: u64, new_len: u64) -> Layout {
+        Layout {
+            old: Extents::whole(old_len),
+            new: Extents::whole(new_len),
+        }
+    }
+}
+
+/// Zeros that stand in for NEW's holes and feed the hashes (in `.bss`:
+/// reading them maps the kernel's zero page, no memory of ours).
+static ZEROS: [u8; limits::MAX_CHUNK_NEW_LEN as usize] = [0; limits::MAX_CHUNK_NEW_LEN as usize];
+
+/// BLAKE3 of a file of `len` bytes read through `map`, its holes (outside
+/// `data`) fed from [`ZEROS`] instead of read: the same hash as reading
+/// every byte.
+pub fn hash_sparse(map: &[u8], data: &Extents) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    let update = |h: &mut blake3::Hasher, b: &[u8]| {
+        if b.len() >= 1 << 20 {
+            h.update_rayon(b);
+        } else {
+            h.update(b);
+        }
+    };
+    let zeros = |h: &mut blake3::Hasher, mut n: u64| {
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            update(h, &ZEROS[..k]);
+            n -= k as u64;
+        }
+    };
+    let mut pos = 0u64;
+    for r in data.ranges() {
+        zeros(&mut h, r.start - pos);
+        update(&mut h, &map[r.start as usize..r.end as usize]);
+        pos = r.end;
+    }
+    zeros(&mut h, map.len() as u64 - pos);
+    *h.finalize().as_bytes()
+}
+
 fn prev_pow2(x: u64) -> u64 {
     if x == 0 {
         0
@@ -317,8 +459,18 @@ fn prev_pow2(x: u64) -> u64 {
 
 /// Non-zero blocks of OLD for block sizes 32, 64, … 1 MiB (index 0 is 32).
 pub fn nonzero_blocks(old: &[u8]) -> Vec<u64> {
+    nonzero_blocks_in(old, &Extents::whole(old.len() as u64))
+}
+
+/// [`nonzero_blocks`] reading only OLD's `data` (1 MiB pieces that hold
+/// none are all zero).
+pub fn nonzero_blocks_in(old: &[u8], data: &Extents) -> Vec<u64> {
     let levels = (MAX_BLOCK_LOG - MIN_BLOCK_LOG + 1) as usize;
-    old.par_chunks(1 << MAX_BLOCK_LOG)
+    let piece = 1usize << MAX_BLOCK_LOG;
+    (0..old.len().div_ceil(piece))
+        .into_par_iter()
+        .filter(|&k| data.intersects((k * piece) as u64, ((k + 1) * piece) as u64))
+        .map(|k| &old[k * piece..((k + 1) * piece).min(old.len())])
         .map(|seg| {
             let mut flags: Vec<bool> = seg.chunks(MIN_BLOCK).map(|b| !is_zero(b)).collect();
             let mut counts = vec![0u64; levels];
@@ -402,7 +554,7 @@ struct Index {
 }
 
 impl Index {
-    fn build(old: &[u8], plan: &Plan) -> Index {
+    fn build(old: &[u8], data: &Extents, plan: &Plan) -> Index {
         let block = plan.block;
         let nblocks = old.len() / block;
         let idx_bits = (64 - (nblocks as u64 + 1).leading_zeros()).max(1);
@@ -422,6 +574,9 @@ impl Index {
         for first in (0..segs).step_by(batch) {
             let hashed: Vec<Vec<(u32, u64)>> = (first..(first + batch).min(segs))
                 .into_par_iter()
+                .filter(|&s| {
+                    data.intersects((s * SEG * block) as u64, ((s + 1) * SEG * block) as u64)
+                })
                 .map(|s| {
                     (s * SEG..((s + 1) * SEG).min(nblocks))
                         .filter_map(|b| {
@@ -516,13 +671,25 @@ struct Region {
     points: Vec<(usize, usize, isize)>,
 }
 
-/// Scans NEW `[s, e)`: exact matches (in NEW order, disjoint) and zero runs.
-fn scan(ix: &Index, old: &[u8], new: &[u8], s: usize, e: usize) -> Vec<Item> {
+/// Scans NEW `[s, e)`: exact matches (in NEW order, disjoint) and zero
+/// runs; `holes` (in order, inside `[s, e)`) become zero items unread.
+fn scan(
+    ix: &Index,
+    old: &[u8],
+    new: &[u8],
+    s: usize,
+    e: usize,
+    holes: Vec<Range<usize>>,
+) -> Vec<Item> {
+    let stop = holes.first().map_or(e, |h| h.start);
     Scanner {
         ix,
         old,
         new,
         end: e,
+        holes,
+        next_hole: 0,
+        stop,
         i: s,
         covered: s,
         h: None,
@@ -547,6 +714,12 @@ struct Scanner<'a> {
     new: &'a [u8],
     /// End of the chunk in NEW.
     end: usize,
+    /// NEW's holes in the chunk, in order, and the next one to take.
+    holes: Vec<Range<usize>>,
+    next_hole: usize,
+    /// Where the data being scanned ends: the next hole, or `end`. No
+    /// rule reads past it.
+    stop: usize,
     /// The NEW position being looked at.
     i: usize,
     /// NEW bytes before `covered` belong to a match or a zero run already.
@@ -570,7 +743,20 @@ struct Scanner<'a> {
 impl Scanner<'_> {
     fn run(mut self) -> Vec<Item> {
         let b = self.ix.block;
-        while self.i + b <= self.end {
+        loop {
+            if self.take_hole() {
+                continue;
+            }
+            if self.i + b > self.stop {
+                if self.stop < self.end {
+                    // Too little data before the hole for a block: the
+                    // bytes stay in the region, the hole comes next.
+                    self.i = self.stop;
+                    self.h = None;
+                    continue;
+                }
+                break;
+            }
             if self.found.len() >= FOUND_CAP {
                 // Bounds the matches held (and a region's points): the
                 // region ends here and the next one starts.
@@ -589,6 +775,26 @@ impl Scanner<'_> {
         }
         self.flush(self.end);
         self.items
+    }
+
+    /// Rule 0: a hole of NEW at `i` is a ZERO item, not read.
+    fn take_hole(&mut self) -> bool {
+        let Some(h) = self.holes.get(self.next_hole).cloned() else {
+            return false;
+        };
+        if self.i < h.start {
+            return false;
+        }
+        self.flush(self.i);
+        self.items.push(Item::Zero {
+            len: h.end - self.i,
+        });
+        self.skip_to(h.end);
+        self.region_from = h.end;
+        self.zero_checked = h.end;
+        self.next_hole += 1;
+        self.stop = self.holes.get(self.next_hole).map_or(self.end, |n| n.start);
+        true
     }
 
     /// Moves on to `to`, everything before it explained.
@@ -614,7 +820,7 @@ impl Scanner<'_> {
         if i < self.zero_checked || self.new[i] != 0 {
             return false;
         }
-        let z = zero_run(self.new, i, self.end);
+        let z = zero_run(self.new, i, self.stop);
         if z < ZERO_MIN {
             self.zero_checked = i + z;
             return false;
@@ -635,7 +841,7 @@ impl Scanner<'_> {
         let (Some(off), true) = (self.cur, self.i >= self.next_try) else {
             return false;
         };
-        let (i, e, old, new) = (self.i, self.end, self.old, self.new);
+        let (i, e, old, new) = (self.i, self.stop, self.old, self.new);
         let o = i as isize + off;
         if o >= 0 && (o as usize) + APPROX_STEP <= old.len() && i + APPROX_STEP <= e {
             let o = o as usize;
@@ -680,7 +886,7 @@ impl Scanner<'_> {
     /// candidate that verifies and extends longest both ways is a match, and
     /// its alignment the one to follow.
     fn lookup(&mut self, hv: u64) -> bool {
-        let (i, b, e, old, new) = (self.i, self.ix.block, self.end, self.old, self.new);
+        let (i, b, e, old, new) = (self.i, self.ix.block, self.stop, self.old, self.new);
         let mut cand = [0u32; PROBES];
         let n = self.ix.lookup(mix(hv), &mut cand);
         let mut best: Option<Match> = None;
@@ -713,7 +919,7 @@ impl Scanner<'_> {
     /// Rule 4: nothing at `i`; the hash `hv` of its block rolls one byte on.
     fn roll(&mut self, hv: u64) {
         let (i, b, new) = (self.i, self.ix.block, self.new);
-        self.h = (i + b < self.end).then(|| {
+        self.h = (i + b < self.stop).then(|| {
             hv.wrapping_sub((u64::from(new[i]) + 1).wrapping_mul(self.ix.top))
                 .wrapping_mul(POLY)
                 .wrapping_add(u64::from(new[i + b]) + 1)
@@ -964,12 +1170,13 @@ fn chunk_into(
     ix: &Index,
     plan: &Plan,
     old: &[u8],
-    new: &[u8],
+    (new, new_data): (&[u8], &Extents),
     s: usize,
     e: usize,
     out: &mut dyn FnMut(Op),
 ) {
-    let items = scan(ix, old, new, s, e);
+    let holes = new_data.holes_in(s as u64, e as u64, MIN_HOLE);
+    let items = scan(ix, old, new, s, e, holes);
     let regions: Vec<&Region> = items
         .iter()
         .filter_map(|it| match it {
@@ -1087,9 +1294,40 @@ pub fn diff<E>(
     budget: u64,
     sink: impl FnMut(EncodedChunk) -> Result<(), E>,
 ) -> Result<Metadata, E> {
+    let layout = Layout::whole(old.len() as u64, new.len() as u64);
+    diff_sparse(old, new, &layout, opts, budget, sink)
+}
+
+/// [`diff`] of inputs whose data is `layout` (their holes read as zeros
+/// and are not read: see [`Extents`]). The patch is the same as for the
+/// same inputs with every byte data, except where a hole of NEW lies
+/// where the scan would have matched or refined its zeros.
+pub fn diff_sparse<E>(
+    old: &[u8],
+    new: &[u8],
+    layout: &Layout,
+    opts: &DiffOptions,
+    budget: u64,
+    sink: impl FnMut(EncodedChunk) -> Result<(), E>,
+) -> Result<Metadata, E> {
     opts.progress.start(Phase::Indexing, old.len() as u64);
-    let plan = Plan::new(old, new.len() as u64, budget, opts.chunk_len, opts.codec);
-    diff_with_plan(old, new, opts, &plan, rayon::current_num_threads(), sink)
+    let plan = Plan::new_in(
+        old,
+        &layout.old,
+        new.len() as u64,
+        budget,
+        opts.chunk_len,
+        opts.codec,
+    );
+    diff_with_plan_in(
+        old,
+        new,
+        layout,
+        opts,
+        &plan,
+        rayon::current_num_threads(),
+        sink,
+    )
 }
 
 /// [`diff`] with an explicit plan and number of worker threads (the patch
@@ -1101,11 +1339,28 @@ pub fn diff_with_plan<E>(
     opts: &DiffOptions,
     plan: &Plan,
     threads: usize,
+    sink: impl FnMut(EncodedChunk) -> Result<(), E>,
+) -> Result<Metadata, E> {
+    let layout = Layout::whole(old.len() as u64, new.len() as u64);
+    diff_with_plan_in(old, new, &layout, opts, plan, threads, sink)
+}
+
+/// [`diff_with_plan`] of inputs whose data is `layout`.
+pub fn diff_with_plan_in<E>(
+    old: &[u8],
+    new: &[u8],
+    layout: &Layout,
+    opts: &DiffOptions,
+    plan: &Plan,
+    threads: usize,
     mut sink: impl FnMut(EncodedChunk) -> Result<(), E>,
 ) -> Result<Metadata, E> {
     let (codec, progress) = (opts.codec, &opts.progress);
-    let ix = Index::build(old, plan);
-    let (old_hash, new_hash) = rayon::join(|| hash(old), || hash(new));
+    let ix = Index::build(old, &layout.old, plan);
+    let (old_hash, new_hash) = rayon::join(
+        || hash_sparse(old, &layout.old),
+        || hash_sparse(new, &layout.new),
+    );
     progress.advance(old.len() as u64);
     progress.start(Phase::Matching, new.len() as u64);
     let mut sink = |c: EncodedChunk| {
@@ -1122,11 +1377,35 @@ pub fn diff_with_plan<E>(
     let pools: Vec<Option<rayon::ThreadPool>> = (0..workers)
         .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok())
         .collect();
+    // Chunks that lie in a hole of NEW are all alike: one ZERO op over
+    // zeros from `.bss`, made once per length and placed at each.
+    let hole_chunks: Mutex<Vec<EncodedChunk>> = Mutex::new(Vec::new());
+    let hole_chunk = |s: usize, e: usize| {
+        let len = (e - s) as u32;
+        let mut cache = hole_chunks.lock().unwrap();
+        let mut c = match cache.iter().find(|c| c.entry.new_len == len) {
+            Some(c) => c.clone(),
+            None => {
+                let mut enc = ChunkEncoder::new(old, &ZEROS[..e - s], 0);
+                enc.push(Op::Zero { len: len.into() });
+                let c = crate::encode::encode(enc, codec, crate::sa::MAX_RANGES);
+                cache.push(c.clone());
+                c
+            }
+        };
+        c.entry.new_offset = s as u64;
+        c
+    };
     let make = |w: usize, k: usize| {
+        let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
+        if !layout.new.intersects(s as u64, e as u64) {
+            return hole_chunk(s, e);
+        }
         let run = || {
-            let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
             let mut enc = ChunkEncoder::new(old, new, s as u64);
-            chunk_into(&ix, plan, old, new, s, e, &mut |op| enc.push(op));
+            chunk_into(&ix, plan, old, (new, &layout.new), s, e, &mut |op| {
+                enc.push(op)
+            });
             // Few, wide OLD ranges: each costs 16 bytes of head.
             let mut c = crate::encode::encode(enc, codec, crate::sa::MAX_RANGES);
             // The entry stays in memory until the head is written: its

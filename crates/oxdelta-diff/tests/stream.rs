@@ -456,3 +456,96 @@ fn allocations_stay_within_the_plan() {
         "the probe did not run: {text}"
     );
 }
+
+/// A sparse pair: data islands in a large zero file, given by extents, the
+/// way the facade reads them from SEEK_DATA / SEEK_HOLE.
+fn sparse_pair(rng: &mut Rng, len: usize, moved: bool) -> (Vec<u8>, Vec<u8>, stream::Layout) {
+    let mut old = vec![0u8; len];
+    let mut new = vec![0u8; len];
+    let (mut od, mut nd) = (Vec::new(), Vec::new());
+    let islands = 12;
+    let slot = len / islands;
+    for k in 0..islands {
+        let n = 10_000 + rng.below(50_000);
+        let at = k * slot + 4096 + rng.below(1000);
+        let data = code_like(rng, n);
+        old[at..at + n].copy_from_slice(&data);
+        od.push(at as u64..(at + n) as u64);
+        // The data moves after a hole somewhere else (another island's
+        // slot), with a few edits.
+        let to = if moved {
+            ((k + 5) % islands) * slot + 8192 + rng.below(3000)
+        } else {
+            at
+        };
+        let mut d = data.clone();
+        d[n / 3] ^= 0x5a;
+        new[to..to + n].copy_from_slice(&d);
+        nd.push(to as u64..(to + n) as u64);
+    }
+    let layout = stream::Layout {
+        old: stream::Extents::new(od, len as u64),
+        new: stream::Extents::new(nd, len as u64),
+    };
+    (old, new, layout)
+}
+
+fn diff_sparse(old: &[u8], new: &[u8], layout: &stream::Layout, threads: usize) -> Vec<u8> {
+    let opts = DiffOptions {
+        codec: Codec::Zstd(3),
+        ..DiffOptions::default()
+    };
+    let plan = Plan::new_in(
+        old,
+        &layout.old,
+        new.len() as u64,
+        64 << 20,
+        Some(1 << 20),
+        opts.codec,
+    );
+    let mut chunks = Vec::new();
+    let meta = stream::diff_with_plan_in(old, new, layout, &opts, &plan, threads, |c| {
+        chunks.push(c);
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_eq!(meta.old_hash, *blake3::hash(old).as_bytes());
+    assert_eq!(meta.new_hash, *blake3::hash(new).as_bytes());
+    assemble(&meta, chunks, None)
+}
+
+#[test]
+fn holes_are_zeros_and_data_may_move_across_them() {
+    let mut rng = Rng(21);
+    // Not a multiple of the chunk, block or page size.
+    let len = (13 << 20) + 4093;
+    for moved in [false, true] {
+        let (old, new, layout) = sparse_pair(&mut rng, len, moved);
+        let one = diff_sparse(&old, &new, &layout, 1);
+        assert!(apply(&old, &one) == new, "moved {moved}");
+        assert!(diff_sparse(&old, &new, &layout, 3) == one, "threads differ");
+        // Holes cost nothing: the patch is about what the data's is.
+        assert!(one.len() < 60_000, "moved {moved}: {}", one.len());
+        // The same bytes with every byte data give a patch as small.
+        let whole = stream::Layout::whole(len as u64, len as u64);
+        let dense = diff_sparse(&old, &new, &whole, 2);
+        assert!(apply(&old, &dense) == new);
+        assert!(
+            one.len() * 10 <= dense.len() * 11,
+            "{} vs {}",
+            one.len(),
+            dense.len()
+        );
+    }
+}
+
+#[test]
+fn extents_are_normalised() {
+    let e = stream::Extents::new(vec![10..20, 0..5, 15..30, 40..40, 90..200], 100);
+    assert_eq!(e.ranges(), &[0..5, 10..30, 90..100]);
+    assert_eq!(e.data_len(), 35);
+    assert_eq!(
+        stream::Extents::whole(0).ranges(),
+        &[] as &[std::ops::Range<u64>]
+    );
+}

@@ -445,6 +445,16 @@ fn diff_streaming(
     budget: u64,
 ) -> Result<DiffReport> {
     let (old, new) = (&*inputs.old, &*inputs.new);
+    // Holes of sparse files (disk images) are neither read nor indexed:
+    // the engine is told where the data is.
+    let data = |m: &oxdelta_apply::map::InputMap| {
+        let len = m.len() as u64;
+        oxdelta_diff::stream::Extents::new(oxdelta_apply::sparse::data_segments(m.file(), len), len)
+    };
+    let layout = &oxdelta_diff::stream::Layout {
+        old: data(&inputs.old),
+        new: data(&inputs.new),
+    };
     let spill_path = temp_beside(patch, "spill");
     let spill = fs::OpenOptions::new()
         .read(true)
@@ -459,7 +469,8 @@ fn diff_streaming(
         let mut entries = Vec::new();
         let mut payload_len = 0u64;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, &spill);
-        let meta = oxdelta_diff::stream::diff(old, new, &opts.engine_options(), budget, |c| {
+        let engine = opts.engine_options();
+        let meta = oxdelta_diff::stream::diff_sparse(old, new, layout, &engine, budget, |c| {
             w.write_all(&c.payload)?;
             payload_len += c.payload.len() as u64;
             entries.push(c.entry);

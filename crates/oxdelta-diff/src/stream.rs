@@ -340,7 +340,7 @@ pub struct Extents(Vec<Range<u64>>);
 impl Extents {
     /// All of a file of `len` bytes is data.
     pub fn whole(len: u64) -> Extents {
-        Extents(if len > 0 { vec![0..len] } else { Vec::new() })
+        Extents(std::iter::once(0..len).filter(|r| !r.is_empty()).collect())
     }
 
     /// Data ranges of a file of `len` bytes (sorted and merged here,

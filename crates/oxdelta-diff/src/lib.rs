@@ -32,7 +32,10 @@ use oxdelta_format::{Codec, EncodedChunk, Metadata};
 /// Options common to the engines.
 #[derive(Clone, Debug)]
 pub struct DiffOptions {
-    /// Codec for every chunk's streams.
+    /// Codec for every chunk's streams; [`Codec::Lzma2`] (the default)
+    /// means zstd at its default level, and LZMA2 for the chunks (and the
+    /// shared section) where it is [`encode::LZMA2_MARGIN_PERMILLE`]
+    /// smaller.
     pub codec: Codec,
     /// NEW bytes per chunk; `None` picks from NEW's length
     /// (see [`default_chunk_len`]).
@@ -45,7 +48,7 @@ pub struct DiffOptions {
 impl Default for DiffOptions {
     fn default() -> DiffOptions {
         DiffOptions {
-            codec: Codec::Zstd(oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
+            codec: Codec::Lzma2,
             chunk_len: None,
             progress: Default::default(),
         }

@@ -62,7 +62,8 @@ impl ChunkCoding {
     pub fn min_version(&self) -> u16 {
         let v2 = self.diff_filter != DiffFilter::None || self.operand_split;
         let v4 = self.ctrl_split || self.lit_x86;
-        self.add_mode.min_version().max(if self.shared {
+        let v = self.add_mode.min_version().max(self.codec.min_version());
+        v.max(if self.shared {
             5
         } else if v4 {
             4
@@ -115,13 +116,15 @@ fn read_codec_byte(c: &mut Cursor<'_>, i: u32, version: u16) -> Result<ChunkCodi
     let shared = version >= 5 && byte & 0x40 != 0;
     let high = if version >= 5 { 0x80 } else { 0xc0 };
     let codec = Codec::from_id(codec_id)
-        .filter(|_| byte & high == 0)
+        .filter(|c| byte & high == 0 && c.min_version() <= version)
         .ok_or_else(|| {
             Error::invalid(
                 "chunk codec",
                 format!(
                     "{} (chunk {i})",
-                    if version >= 5 {
+                    if version >= 7 {
+                        "0 to 3 in the low four bits, bit 7 zero"
+                    } else if version >= 5 {
                         "0, 1 or 2 in the low four bits, bit 7 zero"
                     } else if version >= 4 {
                         "0, 1 or 2 in the low four bits, bits 6-7 zero"
@@ -299,6 +302,55 @@ impl EncodedChunk {
         (c.into_owned(), l.into_owned())
     }
 
+    /// The chunk's own streams (control, diff, literals) decompressed,
+    /// still in their coded form; a shared chunk's control and literal
+    /// streams are in its section, and empty here.
+    ///
+    /// # Panics
+    /// For a payload this crate did not encode.
+    pub fn coded_streams(&self) -> [Vec<u8>; 3] {
+        let e = &self.entry;
+        let (c, rest) = self.payload.split_at(e.ctrl.stored as usize);
+        let (d, l) = rest.split_at(e.diff.stored as usize);
+        let raw = |s: &[u8], len: &StreamLen, what| {
+            let n = if e.shared && what != "diff" {
+                0
+            } else {
+                len.raw
+            };
+            e.codec
+                .decompress(s, n as usize, what)
+                .expect("the encoder's own streams decompress")
+        };
+        [
+            raw(c, &e.ctrl, "control"),
+            raw(d, &e.diff, "diff"),
+            raw(l, &e.lit, "literal"),
+        ]
+    }
+
+    /// The chunk with its streams stored as `stored`, the streams of
+    /// [`EncodedChunk::coded_streams`] compressed with `codec` (a
+    /// compressing codec: the chunk's coding keeps its transforms). The
+    /// table entry follows: codec, stored lengths, payload hash.
+    ///
+    /// # Panics
+    /// With [`Codec::None`] or for a chunk stored with it.
+    pub fn with_codec(&self, codec: Codec, stored: [Vec<u8>; 3]) -> EncodedChunk {
+        assert!(
+            codec != Codec::None && self.entry.codec != Codec::None,
+            "a chunk's transforms need a compressing codec"
+        );
+        let mut entry = self.entry.clone();
+        entry.codec = codec;
+        let len = |s: &Vec<u8>| u32::try_from(s.len()).expect("stored length fits in u32");
+        (entry.ctrl.stored, entry.diff.stored, entry.lit.stored) =
+            (len(&stored[0]), len(&stored[1]), len(&stored[2]));
+        let payload = stored.concat();
+        entry.payload_hash = *blake3::hash(&payload).as_bytes();
+        EncodedChunk { entry, payload }
+    }
+
     /// Compresses the literal stream again with `codec` (the same kind of
     /// codec as the chunk's, at another level: the level is not part of
     /// the format). A chunk stored with codec none, or shared, is left as
@@ -434,7 +486,7 @@ mod tests {
     fn every_coding_round_trips() {
         let (old, new, streams, ranges) = chunk_streams();
         let mut seen = 0;
-        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3)] {
+        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3), Codec::Lzma2] {
             for add_mode in AddMode::ALL {
                 for operand_split in [false, true] {
                     for diff_filter in DiffFilter::ALL {
@@ -503,8 +555,17 @@ mod tests {
                 diff_filter: DiffFilter::Runs,
                 ..ChunkCoding::plain(Codec::Zstd(0))
             },
+            ChunkCoding {
+                add_mode: AddMode::Arm64,
+                ..ChunkCoding::plain(Codec::Zstd(0))
+            },
+            ChunkCoding {
+                ctrl_split: true,
+                diff_filter: DiffFilter::Tokens,
+                ..ChunkCoding::plain(Codec::Lzma2)
+            },
         ];
-        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5]) {
+        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5, 6, 7]) {
             assert_eq!(coding.min_version(), version);
             let mut bytes = Vec::new();
             coding.write(&mut bytes);

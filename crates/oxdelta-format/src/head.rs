@@ -176,12 +176,21 @@ impl ChunkEntry {
         } else {
             0
         };
+        // An LZMA2 decoder holds a dictionary of the stream it decodes
+        // (one at a time), beside that stream's output.
+        let dictionary = if self.codec == Codec::Lzma2 {
+            let largest = self.ctrl.raw.max(self.diff.raw).max(self.lit.raw);
+            crate::codec::lzma2_dict_size(largest as usize) as u64
+        } else {
+            0
+        };
         limits::chunk_buffer_bound(
             self.payload_len(),
             u64::from(self.ctrl.raw) + joined,
             u64::from(self.diff.raw) + unfiltered,
             self.lit.raw.into(),
         ) + operands
+            + dictionary
     }
 
     /// NEW range `start..end`.
@@ -225,6 +234,10 @@ pub struct SharedDesc {
     pub margin: u32,
     /// BLAKE3 of the section's stored bytes (control then literal block).
     pub hash: [u8; 32],
+    /// Both blocks are LZMA2 streams instead of zstd frames (format
+    /// version 7), the literal block with the OLD context as its preset
+    /// dictionary.
+    pub lzma2: bool,
 }
 
 impl SharedDesc {
@@ -236,6 +249,25 @@ impl SharedDesc {
     /// True when the patch has a shared section.
     pub fn is_present(&self) -> bool {
         self.ctrl.raw != 0
+    }
+
+    /// The codec of both blocks.
+    pub fn codec(&self) -> Codec {
+        if self.lzma2 {
+            Codec::Lzma2
+        } else {
+            Codec::Zstd(0)
+        }
+    }
+
+    /// The lowest format version that has this descriptor's section (5, or
+    /// 7 with a context margin or LZMA2 blocks); 1 without a section.
+    pub fn min_version(&self) -> u16 {
+        match (self.is_present(), self.lzma2 || self.margin != 0) {
+            (false, _) => 1,
+            (true, false) => 5,
+            (true, true) => 7,
+        }
     }
 }
 
@@ -359,13 +391,7 @@ impl Head {
             .map(|e| e.coding().min_version())
             .max()
             .unwrap_or(1)
-            .max(if shared.margin != 0 {
-                7
-            } else if shared.is_present() {
-                5
-            } else {
-                1
-            });
+            .max(shared.min_version());
         let desc_len = if version >= 5 { SHARED_DESC_LEN } else { 0 };
         let head_len = TABLE_START + table_len + desc_len;
         let mut out = Vec::with_capacity(head_len);
@@ -414,7 +440,8 @@ impl Head {
             out.extend_from_slice(&shared.gap_max.to_le_bytes());
             out.extend_from_slice(&shared.margin.to_le_bytes());
             out.extend_from_slice(&shared.hash);
-            out.extend_from_slice(&[0; 8]);
+            out.push(u8::from(shared.lzma2));
+            out.extend_from_slice(&[0; 7]);
         }
         debug_assert_eq!(out.len(), head_len);
         out
@@ -764,7 +791,7 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
         if !ok {
             return Err(Error::invalid(
                 "shared block stored length",
-                format!("a length zstd can produce for {raw} bytes ({name} block)"),
+                format!("a length a codec can produce for {raw} bytes ({name} block)"),
                 stored,
                 at + 4,
             ));
@@ -797,15 +824,32 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
         ));
     }
     let hash = d.array("shared section hash")?;
-    d.reserved_zero(8, "reserved shared-section bytes")?;
+    let at_codec = d.offset();
+    let codec = d.u8("shared section codec")?;
+    if codec > 1 || (codec == 1 && version < 7) {
+        return Err(Error::invalid(
+            "shared section codec",
+            if version >= 7 {
+                "0 (zstd) or 1 (LZMA2)"
+            } else {
+                "0"
+            },
+            codec,
+            at_codec,
+        ));
+    }
+    d.reserved_zero(7, "reserved shared-section bytes")?;
     let desc = SharedDesc {
         ctrl: lens[0],
         lit: lens[1],
         gap_max,
         margin,
         hash,
+        lzma2: codec == 1,
     };
-    if desc.ctrl.raw == 0 && (desc.lit.raw != 0 || gap_max != 0 || margin != 0 || hash != [0; 32]) {
+    if desc.ctrl.raw == 0
+        && (desc.lit.raw != 0 || gap_max != 0 || margin != 0 || hash != [0; 32] || desc.lzma2)
+    {
         return Err(Error::invalid(
             "shared section",
             "an all-zero descriptor when there is no control block",

@@ -1188,7 +1188,7 @@ mod tests {
 
     fn codings() -> Vec<Coding> {
         let mut v = Vec::new();
-        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(1)] {
+        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(1), Codec::Lzma2] {
             for filter in DiffFilter::ALL {
                 for v4 in [false, true] {
                     for add in AddMode::PER_OP {

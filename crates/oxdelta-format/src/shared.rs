@@ -103,12 +103,13 @@ impl Shared {
             context.add_chunk(e, s, old)?;
         }
         let context = context.finish(old);
-        let lit = crate::codec::zstd_decompress_with_prefix(
-            &section[desc.ctrl.stored as usize..],
-            desc.lit.raw as usize,
-            &context,
-            "shared literal block",
-        )?;
+        let (stored, raw) = (&section[desc.ctrl.stored as usize..], desc.lit.raw as usize);
+        let what = "shared literal block";
+        let lit = if desc.lzma2 {
+            crate::codec::lzma2_decompress_with_prefix(stored, raw, &context, what)?
+        } else {
+            crate::codec::zstd_decompress_with_prefix(stored, raw, &context, what)?
+        };
         Ok(Shared { ctrl, lit })
     }
 
@@ -177,7 +178,7 @@ fn control_block(head: &Head, section: &[u8]) -> Result<Option<Vec<u8>>> {
         }));
     }
     let c = &section[..desc.ctrl.stored as usize];
-    Codec::Zstd(0)
+    desc.codec()
         .decompress(c, desc.ctrl.raw as usize, "shared control block")
         .map(Some)
 }
@@ -368,25 +369,36 @@ impl SharedBlocks {
         })
     }
 
-    /// The control block compressed at zstd `level`.
-    pub fn compress_ctrl(&self, level: i32) -> Vec<u8> {
-        Codec::Zstd(level).compress(&self.ctrl)
+    /// The control block compressed with `codec` (zstd at some level, or
+    /// LZMA2).
+    pub fn compress_ctrl(&self, codec: Codec) -> Vec<u8> {
+        codec.compress(&self.ctrl)
     }
 
-    /// The literal block compressed at zstd `level`, with the OLD context
-    /// as its prefix.
-    pub fn compress_lit(&self, level: i32) -> Vec<u8> {
-        crate::codec::zstd_compress_with_prefix(level, &self.lit, &self.context)
+    /// The literal block compressed with `codec` (zstd at some level, or
+    /// LZMA2), with the OLD context as its prefix.
+    ///
+    /// # Panics
+    /// With codec none or lz4.
+    pub fn compress_lit(&self, codec: Codec) -> Vec<u8> {
+        match codec {
+            Codec::Zstd(level) => {
+                crate::codec::zstd_compress_with_prefix(level, &self.lit, &self.context)
+            }
+            Codec::Lzma2 => crate::codec::lzma2_compress_with_prefix(&self.lit, &self.context),
+            c => panic!("no shared section with codec {}", c.name()),
+        }
     }
 
-    /// The section whose blocks, compressed, are `ctrl_stored` and
-    /// `lit_stored` ([`SharedBlocks::compress_ctrl`],
+    /// The section whose blocks, compressed with `codec` (zstd or LZMA2),
+    /// are `ctrl_stored` and `lit_stored` ([`SharedBlocks::compress_ctrl`],
     /// [`SharedBlocks::compress_lit`]), and the `chunks` it was gathered
     /// from made shared: their control and literal streams leave their
     /// payloads, their entries get the offsets a parser derives.
     pub fn finish(
         self,
         chunks: &mut [EncodedChunk],
+        codec: Codec,
         ctrl_stored: Vec<u8>,
         lit_stored: Vec<u8>,
     ) -> SharedSection {
@@ -423,6 +435,7 @@ impl SharedBlocks {
             gap_max: self.gap_max,
             margin: self.margin,
             hash: *blake3::hash(&bytes).as_bytes(),
+            lzma2: codec == Codec::Lzma2,
         };
         SharedSection { desc, bytes }
     }

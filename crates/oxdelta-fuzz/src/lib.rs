@@ -151,7 +151,9 @@ pub struct ChunkInput {
     /// as given, with `raw_lens` as their declared raw lengths). Bit 1:
     /// declare all of OLD as one range (else `ranges`). Bit 2: the x86
     /// literal filter (with a compressing codec). Bit 3: the ADD mode
-    /// arm64 (format version 6) instead of the one `codec` names.
+    /// arm64 (format version 6) instead of the one `codec` names. Bit 4:
+    /// LZMA2 (format version 7) instead of the compressing codec `codec`
+    /// names.
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -169,6 +171,7 @@ const FLAG_COMPRESS: u8 = 1;
 const FLAG_WHOLE_OLD: u8 = 2;
 const FLAG_LIT_X86: u8 = 4;
 const FLAG_ARM64: u8 = 8;
+const FLAG_LZMA2: u8 = 16;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -775,6 +778,7 @@ fn check_chunk(input: &ChunkInput) {
 fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
     let codec = match input.codec % 3 {
         0 => Codec::None,
+        _ if input.flags & FLAG_LZMA2 != 0 => Codec::Lzma2,
         1 => Codec::Lz4,
         _ => Codec::Zstd(1),
     };
@@ -1026,7 +1030,8 @@ fn check_apply(old: &[u8], patch: &[u8]) {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoundtripInput {
     /// Codec: 0 none, 1 lz4, 2 zstd level 1, 3 zstd level 19 (modulo 4);
-    /// bit 2 set: the streaming engine at its smallest budget.
+    /// bit 2 set: the streaming engine at its smallest budget; bit 3 set
+    /// with 3: LZMA2 where it pays (format version 7).
     pub codec: u8,
     /// Chunk length is `chunk_len + 1` (so inputs span several chunks).
     pub chunk_len: u16,
@@ -1088,6 +1093,7 @@ fn check_roundtrip(input: &RoundtripInput) {
         0 => Codec::None,
         1 => Codec::Lz4,
         2 => Codec::Zstd(1),
+        _ if input.codec & 8 != 0 => Codec::Lzma2,
         _ => Codec::Zstd(19),
     };
     // Bit 2 of the codec byte picks the streaming engine at its smallest
@@ -1302,6 +1308,13 @@ pub mod seeds {
             assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(2));
             out.push((format!("patch-filtered-{name}"), p));
         }
+        shared_patches(old, &mut out);
+        out
+    }
+
+    /// Patches with a shared section (format versions 5 and 7), for
+    /// [`patches`].
+    fn shared_patches(old: &[u8], out: &mut Vec<(String, Vec<u8>)>) {
         // The same new text in every chunk: the differ moves the chunks'
         // control and literal streams into a shared section (format
         // version 5), whose OLD context is what the text replaced.
@@ -1322,6 +1335,14 @@ pub mod seeds {
         let p = oxdelta::diff_bytes(old, &shared_new, &opts);
         assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(5));
         out.push(("patch-shared-zstd".into(), p));
+        // The same with LZMA2 where it pays (format version 7).
+        let lz = DiffOptions {
+            codec: Codec::Lzma2,
+            ..opts.clone()
+        };
+        let p = oxdelta::diff_bytes(old, &shared_new, &lz);
+        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
+        out.push(("patch-shared-lzma2".into(), p));
         // New text that resembles the OLD bytes around what it replaced
         // (every fifth byte changed, so no copy covers it): the literal
         // block is smaller with the context's margin (format version 7).
@@ -1339,7 +1360,6 @@ pub mod seeds {
         let p = oxdelta::diff_bytes(old, &margin_new, &opts);
         assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
         out.push(("patch-shared-margin-zstd".into(), p));
-        out
     }
 
     /// Chunk inputs from real diffs, compressed and stored (for `decode_chunk`).
@@ -1385,6 +1405,27 @@ pub mod seeds {
                 }
                 out.push((format!("chunk-{codec}-{flags}"), input.to_bytes()));
             }
+        }
+        // LZMA2 (format version 7): compressed by the target, and stored.
+        for flags in [FLAG_COMPRESS | FLAG_WHOLE_OLD, FLAG_WHOLE_OLD] {
+            let stored = flags & FLAG_COMPRESS == 0;
+            let s = [&streams.ctrl, &streams.diff, &streams.lit];
+            let input = ChunkInput {
+                codec: 2,
+                flags: flags | FLAG_LZMA2,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![(0, 600)],
+                raw_lens: s.map(|s| s.len() as u16),
+                old: old.to_vec(),
+                streams: s.map(|s| {
+                    if stored {
+                        Codec::Lzma2.compress(s)
+                    } else {
+                        s.clone()
+                    }
+                }),
+            };
+            out.push((format!("chunk-lzma2-{flags}"), input.to_bytes()));
         }
         // AArch64-like code in the arm64 mode (format version 6): the
         // byte-wise diff of moved code read as that mode's stream, so the
@@ -1480,7 +1521,7 @@ pub mod seeds {
         new[700..720].fill(9);
         new.rotate_left(300);
         let mut out = Vec::new();
-        for codec in 0..4u8 {
+        for codec in [0, 1, 2, 3, 11u8] {
             let input = RoundtripInput {
                 codec,
                 chunk_len: 511,

@@ -72,9 +72,71 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::Arm64, false, When::Arm64Code),
 ];
 
+/// How much smaller, in thousandths, a chunk must be stored as LZMA2
+/// than as zstd for [`Codec::Lzma2`] to keep LZMA2 (30: 3%). LZMA2
+/// decodes about ten times slower than zstd (~20 MB/s on literals, against
+/// zstd's ~400 MB/s, on this machine), so a chunk pays its apply time
+/// only for a clear saving; see docs/NOTES.md for the figures behind it.
+pub const LZMA2_MARGIN_PERMILLE: usize = 30;
+
+/// The codec the search ranks codings with: `codec` itself, or for
+/// [`Codec::Lzma2`] zstd at its default level (LZMA2 is then tried on the
+/// chosen coding, see [`prefer_lzma2`]).
+pub fn search_codec(codec: Codec) -> Codec {
+    match codec {
+        Codec::Lzma2 => Codec::Zstd(oxdelta_format::codec::DEFAULT_ZSTD_LEVEL),
+        c => c,
+    }
+}
+
+/// Stores `chunk` (made with a zstd codec) as LZMA2 when that is at least
+/// [`LZMA2_MARGIN_PERMILLE`] smaller: its own streams in their chosen
+/// coding (a shared chunk's diff stream only) compressed with LZMA2, side
+/// by side. A chunk stored with codec none is left alone. The choice
+/// compares sizes only, so it does not depend on the threads.
+///
+/// A stream that zstd left at over 90% of its raw size (compressed data)
+/// is first counted at its zstd size, and compressed with LZMA2 only when
+/// the others then reach the margin: it changes no choice LZMA2 could
+/// win by the margin on such a stream's neighbours, and saves LZMA2's
+/// slowest work (zip-whl's 4.9 MB of compressed literals).
+pub fn prefer_lzma2(chunk: &mut EncodedChunk) {
+    if chunk.entry.codec == Codec::None {
+        return;
+    }
+    let e = &chunk.entry;
+    let zstd = [e.ctrl.stored, e.diff.stored, e.lit.stored].map(|n| n as usize);
+    let raw = chunk.coded_streams();
+    let dense: [bool; 3] = std::array::from_fn(|k| zstd[k] * 10 > raw[k].len() * 9);
+    let lz = |k: usize| (!dense[k]).then(|| Codec::Lzma2.compress(&raw[k]));
+    let goal = chunk.payload.len() * (1000 - LZMA2_MARGIN_PERMILLE);
+    let pays = |s: &[Option<Vec<u8>>; 3]| {
+        let size: usize = (0..3)
+            .map(|k| s[k].as_ref().map_or(zstd[k], Vec::len))
+            .sum();
+        size * 1000 <= goal
+    };
+    let (d, (c, l)) = rayon::join(|| lz(1), || rayon::join(|| lz(0), || lz(2)));
+    let mut s = [c, d, l];
+    if !pays(&s) {
+        return;
+    }
+    for k in 0..3 {
+        if s[k].is_none() {
+            s[k] = Some(Codec::Lzma2.compress(&raw[k]));
+        }
+    }
+    if !pays(&s) {
+        return;
+    }
+    let [c, d, l] = s.map(|s| s.expect("every stream compressed"));
+    *chunk = chunk.with_codec(Codec::Lzma2, [c, d, l]);
+}
+
 /// Finishes `enc` and encodes its chunk with `codec`, declaring at most
 /// `max_ranges` OLD ranges: every coding the search tries (see the module
-/// docs), the smallest kept.
+/// docs), the smallest kept; with [`Codec::Lzma2`], ranked with zstd and
+/// stored as LZMA2 where that pays ([`prefer_lzma2`]).
 pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> EncodedChunk {
     encode_sharing(enc, codec, max_ranges, 0).0
 }
@@ -84,13 +146,16 @@ pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> Encoded
 /// `codec` is zstd, the literal stream is compressed at
 /// [`share::PROBE_LEVEL`] only (what [`share::finish_sharing`] compresses
 /// again, with the others, at `codec`'s level), and the flag returned is
-/// true. Otherwise as `encode`.
+/// true (and LZMA2 is left for [`share::finish_sharing`] to try).
+/// Otherwise as `encode`.
 pub fn encode_sharing(
     enc: ChunkEncoder<'_>,
     codec: Codec,
     max_ranges: usize,
     share_max: usize,
 ) -> (EncodedChunk, bool) {
+    let lzma2 = codec == Codec::Lzma2;
+    let codec = search_codec(codec);
     let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
     let (streams, ranges) = enc.finish();
     let probe = matches!(codec, Codec::Zstd(_))
@@ -151,7 +216,10 @@ pub fn encode_sharing(
             [&streams.ctrl, &streams.diff, &streams.lit].map(raw),
         )
     });
-    let chunk = EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk);
+    let mut chunk = EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk);
+    if lzma2 && !probe {
+        prefer_lzma2(&mut chunk);
+    }
     (chunk, probe)
 }
 
@@ -293,7 +361,14 @@ mod tests {
                 len: 19_000,
             },
         ];
-        for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3), Codec::Zstd(19)] {
+        let mut lzma2 = 0;
+        for codec in [
+            Codec::None,
+            Codec::Lz4,
+            Codec::Zstd(3),
+            Codec::Zstd(19),
+            Codec::Lzma2,
+        ] {
             let mut enc = ChunkEncoder::new(&old, &new, 0);
             for op in ops {
                 enc.push(op);
@@ -308,6 +383,70 @@ mod tests {
             let made = encode_chunk_as(&old, &streams, &coding, ranges, 0, &new);
             assert_eq!(made.entry, chunk.entry, "{codec:?}");
             assert!(made.payload == chunk.payload, "{codec:?}");
+            if codec == Codec::Lzma2 {
+                // Stored as LZMA2 only when that is the margin smaller.
+                let zstd = encode_chunk_as(
+                    &old,
+                    &streams,
+                    &ChunkCoding {
+                        codec: search_codec(codec),
+                        ..coding
+                    },
+                    vec![],
+                    0,
+                    &new,
+                );
+                let (z, l) = (zstd.payload.len(), chunk.payload.len());
+                if coding.codec == Codec::Lzma2 {
+                    assert!(l * 1000 <= z * (1000 - LZMA2_MARGIN_PERMILLE), "{l} vs {z}");
+                    lzma2 += 1;
+                } else {
+                    assert_eq!(coding.codec, search_codec(codec));
+                }
+            }
         }
+        assert!(lzma2 <= 1);
+    }
+
+    /// Bytes that depend on the byte before them (which LZMA's literal
+    /// coder models and zstd's does not) are stored as LZMA2, at least
+    /// the margin smaller than as zstd.
+    #[test]
+    fn lzma2_is_kept_where_it_pays() {
+        let mut x = 5u64;
+        let mut prev = 0u8;
+        let new: Vec<u8> = (0..50_000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                prev = prev.wrapping_mul(5).wrapping_add((x >> 62) as u8);
+                prev
+            })
+            .collect();
+        let chunk = |codec| {
+            let mut enc = ChunkEncoder::new(&[], &new, 0);
+            enc.push(Op::Insert { len: 50_000 });
+            encode(enc, codec, 16)
+        };
+        let (l, z) = (chunk(Codec::Lzma2), chunk(search_codec(Codec::Lzma2)));
+        assert_eq!(l.entry.codec, Codec::Lzma2);
+        let (l, z) = (l.payload.len(), z.payload.len());
+        assert!(l * 1000 <= z * (1000 - LZMA2_MARGIN_PERMILLE), "{l} vs {z}");
+    }
+
+    /// Incompressible streams stay zstd (or stored): LZMA2 never pays
+    /// the margin there.
+    #[test]
+    fn lzma2_is_kept_only_where_it_pays() {
+        let mut x = 77u64;
+        let new: Vec<u8> = (0..50_000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        let mut enc = ChunkEncoder::new(&[], &new, 0);
+        enc.push(Op::Insert { len: 50_000 });
+        let chunk = encode(enc, Codec::Lzma2, 16);
+        assert_ne!(chunk.entry.codec, Codec::Lzma2);
     }
 }

@@ -41,45 +41,64 @@ pub const PROBE_LEVEL: i32 = 3;
 /// comparison in [`share`] is then against the probed literal streams, at
 /// [`PROBE_LEVEL`]: it leans towards sharing; on all four corpus pairs
 /// sharing made the patch smaller.) Deterministic: it depends on the
-/// chunks only, not on threads.
+/// chunks only, not on threads. With [`Codec::Lzma2`] the chunks were
+/// made with zstd ([`super::search_codec`]), and each probed chunk is
+/// then stored as LZMA2 where that pays ([`super::prefer_lzma2`]; for a
+/// shared chunk, its diff stream).
 pub fn finish_sharing(
     old: &[u8],
     chunks: &mut [EncodedChunk],
     probed: &[bool],
     codec: Codec,
 ) -> Option<SharedSection> {
+    let lzma2 = codec == Codec::Lzma2;
+    let codec = super::search_codec(codec);
     let Codec::Zstd(level) = codec else {
         return None;
     };
+    let mut section = None;
     if !chunks.is_empty() && probed.iter().all(|&p| p) {
-        if let Some(s) = share(old, chunks, level) {
-            return Some(s);
-        }
+        section = share(old, chunks, level, lzma2);
     }
     chunks
         .par_iter_mut()
         .zip(probed)
         .filter(|(_, p)| **p)
-        .for_each(|(c, _)| c.recompress_literals(codec));
-    None
+        .for_each(|(c, _)| {
+            if section.is_none() {
+                c.recompress_literals(codec);
+            }
+            if lzma2 {
+                super::prefer_lzma2(c);
+            }
+        });
+    section
 }
 
 /// Moves the control and literal streams of `chunks` (in table order) into
-/// a shared section compressed with `level`, when that makes the patch
-/// smaller than the chunks' own stored streams; returns the section, or
-/// `None` and leaves `chunks` as they were. Sharing is tried only when
-/// both blocks fit their limit; `old` is the OLD the chunks were made
-/// from. The literal block's context is tried with no margin and with
-/// [`DEFAULT_MARGIN`]; the smaller block is kept (no margin on a tie).
-pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<SharedSection> {
+/// a shared section compressed with `level` (or, with `lzma2`, with LZMA2
+/// where that is [`super::LZMA2_MARGIN_PERMILLE`] smaller), when that
+/// makes the patch smaller than the chunks' own stored streams; returns
+/// the section, or `None` and leaves `chunks` as they were. Sharing is
+/// tried only when both blocks fit their limit; `old` is the OLD the
+/// chunks were made from. The literal block's context is tried with no
+/// margin and with [`DEFAULT_MARGIN`]; the smaller block at zstd `level`
+/// is kept (no margin on a tie), and then LZMA2 tried on its blocks.
+pub fn share(
+    old: &[u8],
+    chunks: &mut [EncodedChunk],
+    level: i32,
+    lzma2: bool,
+) -> Option<SharedSection> {
+    let zstd = Codec::Zstd(level);
     let narrow = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, 0)?;
     let wide = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, DEFAULT_MARGIN);
     let (ctrl, (lit_narrow, lit_wide)) = rayon::join(
-        || narrow.compress_ctrl(level),
+        || narrow.compress_ctrl(zstd),
         || {
             rayon::join(
-                || narrow.compress_lit(level),
-                || wide.as_ref().map(|w| w.compress_lit(level)),
+                || narrow.compress_lit(zstd),
+                || wide.as_ref().map(|w| w.compress_lit(zstd)),
             )
         },
     );
@@ -87,6 +106,17 @@ pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<Shar
         (Some(w), Some(l)) if l.len() < lit_narrow.len() => (w, l),
         _ => (narrow, lit_narrow),
     };
+    let (mut codec, mut ctrl, mut lit) = (zstd, ctrl, lit);
+    if lzma2 {
+        let (c, l) = rayon::join(
+            || blocks.compress_ctrl(Codec::Lzma2),
+            || blocks.compress_lit(Codec::Lzma2),
+        );
+        let goal = (ctrl.len() + lit.len()) * (1000 - super::LZMA2_MARGIN_PERMILLE);
+        if (c.len() + l.len()) * 1000 <= goal {
+            (codec, ctrl, lit) = (Codec::Lzma2, c, l);
+        }
+    }
     let before: u64 = chunks
         .iter()
         .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
@@ -95,7 +125,7 @@ pub fn share(old: &[u8], chunks: &mut [EncodedChunk], level: i32) -> Option<Shar
     if after >= before {
         return None;
     }
-    Some(blocks.finish(chunks, ctrl, lit))
+    Some(blocks.finish(chunks, codec, ctrl, lit))
 }
 
 #[cfg(test)]
@@ -164,7 +194,7 @@ mod tests {
             .map(|(s, ops)| chunk(&old, &new, *s, ops, codec))
             .collect();
         let mut chunks = plain.clone();
-        let section = share(&old, &mut chunks, 19).expect("sharing pays here");
+        let section = share(&old, &mut chunks, 19, false).expect("sharing pays here");
         assert!(chunks.iter().all(|c| c.entry.shared));
         let unshared = assemble(&meta, plain, None);
         let chunks_made: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();

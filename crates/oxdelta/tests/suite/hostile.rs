@@ -347,7 +347,7 @@ fn insert_ctrl(len: u64) -> Vec<u8> {
 fn hand_made_chunk_applies() {
     let lit = b"sixteen literal bytes, more or less".to_vec();
     let n = lit.len() as u32;
-    for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3)] {
+    for codec in [Codec::None, Codec::Lz4, Codec::Zstd(3), Codec::Lzma2] {
         let ctrl = insert_ctrl(n.into());
         let raw = [ctrl.len() as u32, 0, n];
         let stored = [codec.compress(&ctrl), vec![], codec.compress(&lit)];
@@ -367,7 +367,7 @@ fn decompression_bombs_are_refused() {
     let n: u32 = 1 << 20; // the chunk's NEW length
     let ctrl = insert_ctrl(n.into());
     let huge = vec![0u8; 64 << 20]; // 64 MiB of zeros
-    for codec in [Codec::Lz4, Codec::Zstd(1)] {
+    for codec in [Codec::Lz4, Codec::Zstd(1), Codec::Lzma2] {
         let bomb = codec.compress(&huge);
         assert!(bomb.len() < (1 << 20), "{codec:?} bomb is small");
         // Declares 1 MiB, expands to 64 MiB.
@@ -648,6 +648,17 @@ fn shared_section_fields_are_checked() {
     apply_err(&p);
     p[desc + 20..desc + 24].copy_from_slice(&(65_537u32).to_le_bytes());
     refused(&p, "shared context margin");
+    // Byte 56 is the section's codec: LZMA2 (1) only from version 7.
+    let mut p = g.patch.clone();
+    p[desc + 56] = 1;
+    refused(&p, "shared section codec");
+    let mut p = g.patch.clone();
+    p[desc + 56] = 2;
+    p[8..10].copy_from_slice(&7u16.to_le_bytes());
+    refused(&p, "shared section codec");
+    let mut p = g.patch.clone();
+    p[desc + 57] = 1;
+    refused(&p, "reserved shared-section bytes");
     let mut p = g.patch.clone();
     p[desc + 60] = 1;
     refused(&p, "reserved shared-section bytes");

@@ -1181,6 +1181,43 @@ fn region_direct(r: &Region, old_len: usize) -> Option<Option<Op>> {
 /// How a refined region's ops are made and handed on.
 type RefineFn<'a> = dyn FnMut(&Region, &mut dyn FnMut(Op)) + 'a;
 
+/// Groups of refined regions whose windows fit one suffix array of at most
+/// `window` bytes: region numbers `[g, h)` (the unrefined ones among them
+/// included).
+fn region_groups(
+    regions: &[&Region],
+    refine: &[bool],
+    old_len: usize,
+    window: usize,
+) -> Vec<(usize, usize)> {
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut g = 0;
+    while g < regions.len() {
+        if !refine[g] {
+            g += 1;
+            continue;
+        }
+        let mut size = 0;
+        let mut h = g;
+        while h < regions.len() {
+            if refine[h] {
+                let rs: usize = region_windows(regions[h], old_len, window)
+                    .iter()
+                    .map(|w| w.1)
+                    .sum();
+                if h > g && size + rs > window {
+                    break;
+                }
+                size += rs;
+            }
+            h += 1;
+        }
+        groups.push((g, h));
+        g = h;
+    }
+    groups
+}
+
 /// Makes the ops of NEW `[s, e)` and hands them to `out` in NEW order.
 ///
 /// Memory: the scan's items (at most one 32-byte match per [`MIN_BLOCK`]
@@ -1209,33 +1246,7 @@ fn chunk_into(
         .iter()
         .map(|r| region_direct(r, old.len()).is_none())
         .collect();
-    // Groups of refined regions whose windows fit one suffix array: region
-    // numbers `[g, h)` (the unrefined ones among them included).
-    let mut groups: Vec<(usize, usize)> = Vec::new();
-    let mut g = 0;
-    while g < regions.len() {
-        if !refine[g] {
-            g += 1;
-            continue;
-        }
-        let mut size = 0;
-        let mut h = g;
-        while h < regions.len() {
-            if refine[h] {
-                let rs: usize = region_windows(regions[h], old.len(), plan.window)
-                    .iter()
-                    .map(|w| w.1)
-                    .sum();
-                if h > g && size + rs > plan.window {
-                    break;
-                }
-                size += rs;
-            }
-            h += 1;
-        }
-        groups.push((g, h));
-        g = h;
-    }
+    let groups = region_groups(&regions, &refine, old.len(), plan.window);
     let mut items = items.iter();
     let mut k = 0;
     // Emits items up to (not including) region number `upto`; refined

@@ -65,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use oxdelta_format::filehash::{FileHash, FileHasher};
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
 use oxdelta_format::ops::apply_ops_from;
 use oxdelta_format::progress::{Phase, Progress};
@@ -549,18 +550,18 @@ impl Target {
             .map_err(io("reading", &self.path))
     }
 
-    /// BLAKE3 of bytes `0..len`, read in 4 MiB pieces.
-    fn hash_prefix(&self, len: u64) -> Result<[u8; 32]> {
-        let mut h = blake3::Hasher::new();
+    /// The whole-file hash `kind` of bytes `0..len`, read in 4 MiB pieces.
+    fn hash_prefix(&self, len: u64, kind: FileHash) -> Result<[u8; 32]> {
+        let mut h = FileHasher::new(kind, &crate::sparse::Rayon);
         let mut buf = vec![0u8; 4 << 20];
         let mut at = 0;
         while at < len {
             let n = (len - at).min(buf.len() as u64) as usize;
             self.read(&mut buf[..n], at)?;
-            h.update_rayon(&buf[..n]);
+            h.update(&buf[..n]);
             at += n as u64;
         }
-        Ok(*h.finalize().as_bytes())
+        Ok(h.finalize())
     }
 }
 
@@ -1030,7 +1031,7 @@ fn resume_or_start(
         }
     };
     let new_h = fits(new_len)
-        .then(|| run.target.hash_prefix(new_len))
+        .then(|| run.target.hash_prefix(new_len, head.file_hash()))
         .transpose()?;
     if new_h == Some(head.meta.new_hash) {
         report.outcome = InPlaceOutcome::AlreadyUpToDate;
@@ -1039,7 +1040,7 @@ fn resume_or_start(
     }
     let old_h = match (fits(old_len), new_h) {
         (true, Some(h)) if old_len == new_len => Some(h),
-        (true, _) => Some(run.target.hash_prefix(old_len)?),
+        (true, _) => Some(run.target.hash_prefix(old_len, head.file_hash())?),
         (false, _) => None,
     };
     if old_h != Some(head.meta.old_hash) {

@@ -59,6 +59,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub use error::ApplyError;
 use error::io;
 use map::InputMap;
+use oxdelta_format::filehash::{self, FileHasher};
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
 use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, Shared, SignatureBlock, head};
@@ -197,16 +198,19 @@ fn check_old_len(head: &Head, old: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The costly half of [`check_old`]: OLD's BLAKE3.
+/// The costly half of [`check_old`]: OLD's hash (BLAKE3, or the
+/// block-list hash the patch's flags name).
 fn check_old_hash(head: &Head, old: &[u8], file: Option<&File>) -> Result<()> {
+    let kind = head.file_hash();
     let h = match file {
-        Some(f) => sparse::hash_file(f, old),
-        None => hash(old),
+        Some(f) => sparse::hash_file(f, old, kind),
+        None => filehash::hash(kind, old, &sparse::Rayon),
     };
     if h != head.meta.old_hash {
         return Err(ApplyError::WrongOld {
             detail: format!(
-                "BLAKE3 is {}, the patch expects {}",
+                "{} is {}, the patch expects {}",
+                kind.name(),
                 oxdelta_format::sign::hex(&h),
                 oxdelta_format::sign::hex(&head.meta.old_hash)
             ),
@@ -1304,7 +1308,7 @@ fn check_patch_against(pm: &[u8], om: &InputMap, opts: &ApplyOptions) -> Result<
     let chunks = &p.head.chunks;
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_unstable_by_key(|&i| chunks[i].new_offset);
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = FileHasher::new(p.head.file_hash(), &sparse::Rayon);
     let mut at = 0;
     while at < order.len() {
         let (mut end, mut sum) = (at, 0u64);
@@ -1320,26 +1324,30 @@ fn check_patch_against(pm: &[u8], om: &InputMap, opts: &ApplyOptions) -> Result<
         if cancelled(opts) {
             return Err(ApplyError::Cancelled);
         }
-        let outs: Vec<Vec<u8>> = order[at..end]
+        // A chunk of zeros (a hole of an image) is neither rebuilt nor
+        // read: it reaches the hasher as a run of zeros.
+        let outs: Vec<Option<Vec<u8>>> = order[at..end]
             .par_iter()
             .map(|&i| {
                 let e = &chunks[i];
+                opts.progress.advance(u64::from(e.new_len));
+                if oxdelta_format::is_zero_chunk(e, p.payload(i), om.len() as u64) {
+                    return Ok(None);
+                }
                 let mut buf = vec![0u8; e.new_len as usize];
                 oxdelta_format::apply_chunk_in(e, p.payload(i), &shared, om, &mut buf, true)?;
-                opts.progress.advance(u64::from(e.new_len));
-                Ok(buf)
+                Ok(Some(buf))
             })
             .collect::<Result<_>>()?;
-        for b in &outs {
-            if b.len() >= 1 << 20 {
-                hasher.update_rayon(b);
-            } else {
-                hasher.update(b);
+        for (b, &i) in outs.iter().zip(&order[at..end]) {
+            match b {
+                Some(b) => hasher.update(b),
+                None => hasher.zeros(chunks[i].new_len.into()),
             }
         }
         at = end;
     }
-    if *hasher.finalize().as_bytes() != p.head.meta.new_hash {
+    if hasher.finalize() != p.head.meta.new_hash {
         return Err(new_hash_mismatch());
     }
     Ok(ApplyReport {

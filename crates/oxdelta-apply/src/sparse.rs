@@ -3,16 +3,16 @@
 //! Disk images are mostly holes. Reading a hole through a map makes the
 //! kernel allocate and zero a page-cache page for every 4 KiB of it.
 //! [`hash_file`] asks the file system where the data is
-//! (`SEEK_DATA`/`SEEK_HOLE`) and feeds holes to BLAKE3 from a static zero
-//! buffer instead; the hash is the same as hashing every byte. Where the
-//! file system cannot tell, the whole file counts as data.
+//! (`SEEK_DATA`/`SEEK_HOLE`) and hands holes to the hasher as runs of
+//! zeros ([`filehash::FileHasher::zeros`]): the hash is the same as
+//! hashing every byte, and with the block-list hash (format version 8) a
+//! hole costs 32 bytes of hashing per 64 KiB. Where the file system cannot
+//! tell, the whole file counts as data.
 
 use std::fs::File;
 use std::ops::Range;
 
-/// Zeros fed to the hasher for holes (in `.bss`: reading it costs no
-/// allocation).
-static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+use oxdelta_format::filehash::{self, FileHash};
 
 /// The data segments of `file`'s first `len` bytes, in order; everything
 /// else reads as zeros. Falls back to one segment covering everything.
@@ -56,32 +56,29 @@ fn whole(len: u64) -> Vec<Range<u64>> {
     std::iter::once(0..len).collect()
 }
 
-/// BLAKE3 of `map` (the contents of `file`), reading only its data
-/// segments.
-pub fn hash_file(file: &File, map: &[u8]) -> [u8; 32] {
-    let len = map.len() as u64;
-    let mut h = blake3::Hasher::new();
-    let zeros = |h: &mut blake3::Hasher, mut n: u64| {
-        while n > 0 {
-            let k = n.min(ZEROS.len() as u64) as usize;
-            update(h, &ZEROS[..k]);
-            n -= k as u64;
-        }
-    };
-    let mut pos = 0u64;
-    for seg in data_segments(file, len) {
-        zeros(&mut h, seg.start - pos);
-        update(&mut h, &map[seg.start as usize..seg.end as usize]);
-        pos = seg.end;
-    }
-    zeros(&mut h, len - pos);
-    *h.finalize().as_bytes()
+/// The whole-file hash of definition `kind` of `map` (the contents of
+/// `file`), reading only its data segments ([`filehash::hash_sparse`]).
+pub fn hash_file(file: &File, map: &[u8], kind: FileHash) -> [u8; 32] {
+    filehash::hash_sparse(kind, map, &data_segments(file, map.len() as u64), &Rayon)
 }
 
-fn update(h: &mut blake3::Hasher, data: &[u8]) {
-    if data.len() >= 1 << 20 {
-        h.update_rayon(data);
-    } else {
-        h.update(data);
+/// [`filehash::Parallel`] on the rayon pool: block hashes side by side,
+/// plain BLAKE3 split by `update_rayon` from 1 MiB.
+pub struct Rayon;
+
+impl filehash::Parallel for Rayon {
+    fn block_hashes(&self, data: &[u8], out: &mut [[u8; 32]]) {
+        use rayon::prelude::*;
+        out.par_iter_mut()
+            .zip(data.par_chunks_exact(filehash::HASH_BLOCK))
+            .for_each(|(o, b)| *o = filehash::block_hash(b));
+    }
+
+    fn update(&self, h: &mut blake3::Hasher, data: &[u8]) {
+        if data.len() >= 1 << 20 {
+            h.update_rayon(data);
+        } else {
+            h.update(data);
+        }
     }
 }

@@ -3,11 +3,13 @@
 #[cfg(unix)]
 mod inplace;
 
-/// Hashing a sparse file through its data segments gives the same BLAKE3 as
-/// hashing every byte, with holes at the start, middle and end, and for a
-/// file that is all hole or all data.
+/// Hashing a sparse file through its data segments gives the same hash as
+/// hashing every byte (plain BLAKE3, and the block-list hash against its
+/// definition), with holes at the start, middle and end, and for a file
+/// that is all hole or all data.
 #[test]
 fn sparse_hash_equals_plain_hash() {
+    use oxdelta_format::filehash::{self, FileHash};
     use std::io::{Seek, SeekFrom, Write};
     let dir = std::env::temp_dir().join(format!("oxdelta-sparse-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -41,8 +43,20 @@ fn sparse_hash_equals_plain_hash() {
             pos = s.end;
         }
         assert_eq!(
-            oxdelta_apply::sparse::hash_file(&f, &data),
+            oxdelta_apply::sparse::hash_file(&f, &data, FileHash::Plain),
             *blake3::hash(&data).as_bytes(),
+            "case {k}"
+        );
+        // The block-list hash (format version 8) from its definition:
+        // every 64 KiB block read and hashed.
+        let mut outer = blake3::Hasher::new_derive_key(filehash::BLOCK_LIST_CONTEXT);
+        for b in data.chunks(filehash::HASH_BLOCK) {
+            outer.update(blake3::hash(b).as_bytes());
+        }
+        outer.update(&len.to_le_bytes());
+        assert_eq!(
+            oxdelta_apply::sparse::hash_file(&f, &data, FileHash::BlockList),
+            *outer.finalize().as_bytes(),
             "case {k}"
         );
     }

@@ -791,6 +791,7 @@ fn info_json(i: &oxdelta::PatchInfo) -> serde_json::Value {
         "old_blake3": hex(&i.old_blake3),
         "new_bytes": i.new_bytes,
         "new_blake3": hex(&i.new_blake3),
+        "file_hash": i.file_hash,
         "engine": i.engine.name(),
         "codecs": i.codecs,
         "diff_filters": i.diff_filters,
@@ -815,6 +816,14 @@ fn info_json(i: &oxdelta::PatchInfo) -> serde_json::Value {
     })
 }
 
+/// The whole-file hash's name as `oxdelta info` prints it.
+fn hash_name(i: &oxdelta::PatchInfo) -> &'static str {
+    match i.file_hash {
+        "blake3" => "BLAKE3",
+        _ => "BLAKE3 blocks",
+    }
+}
+
 /// `oxdelta info`: the fields of [`oxdelta::PatchInfo`] as text.
 fn write_info_text(i: &oxdelta::PatchInfo, so: &mut impl Write) -> Result<()> {
     let n = i.chunks;
@@ -827,14 +836,16 @@ fn write_info_text(i: &oxdelta::PatchInfo, so: &mut impl Write) -> Result<()> {
     )?;
     writeln!(
         so,
-        "OLD             {} bytes, BLAKE3 {}",
+        "OLD             {} bytes, {} {}",
         i.old_bytes,
+        hash_name(i),
         hex(&i.old_blake3)
     )?;
     writeln!(
         so,
-        "NEW             {} bytes, BLAKE3 {}",
+        "NEW             {} bytes, {} {}",
         i.new_bytes,
+        hash_name(i),
         hex(&i.new_blake3)
     )?;
     writeln!(so, "engine          {}", i.engine.name())?;

@@ -27,6 +27,7 @@ pub mod inplace;
 pub mod sa;
 pub mod stream;
 
+use oxdelta_format::filehash::{self, FileHash};
 use oxdelta_format::{Codec, EncodedChunk, Metadata};
 
 /// Options common to the engines.
@@ -100,11 +101,26 @@ pub fn chunk_ranges(new_len: u64, chunk_len: u32) -> Vec<std::ops::Range<u64>> {
 
 /// BLAKE3 of `data`, multi-threaded for large inputs.
 pub fn hash(data: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    if data.len() >= 1 << 20 {
-        h.update_rayon(data);
-    } else {
-        h.update(data);
+    filehash::hash(FileHash::Plain, data, &Rayon)
+}
+
+/// [`filehash::Parallel`] on the rayon pool: block hashes side by side,
+/// plain BLAKE3 split by `update_rayon` from 1 MiB.
+pub struct Rayon;
+
+impl filehash::Parallel for Rayon {
+    fn block_hashes(&self, data: &[u8], out: &mut [[u8; 32]]) {
+        use rayon::prelude::*;
+        out.par_iter_mut()
+            .zip(data.par_chunks_exact(filehash::HASH_BLOCK))
+            .for_each(|(o, b)| *o = filehash::block_hash(b));
     }
-    *h.finalize().as_bytes()
+
+    fn update(&self, h: &mut blake3::Hasher, data: &[u8]) {
+        if data.len() >= 1 << 20 {
+            h.update_rayon(data);
+        } else {
+            h.update(data);
+        }
+    }
 }

@@ -76,12 +76,10 @@
 //! indexed; NEW's holes of at least 4 KiB become ZERO items without being
 //! read (no rule of the scan reads past the next hole), and a chunk that
 //! lies wholly in a hole is made once per length over zeros from `.bss`
-//! and placed at each such offset. The whole-file hashes feed holes from
-//! `.bss` too, so no page of a hole is read, but BLAKE3 still runs over
-//! their zeros (a chunk counter enters every 1 KiB leaf, so a zero run has
-//! no shortcut in plain BLAKE3): hashing is the cost that still grows with
-//! the apparent size; removing it needs a hash whose definition lets zero
-//! runs be skipped (a format change, see `docs/NOTES.md`).
+//! and placed at each such offset. The whole-file hashes are block-list
+//! hashes ([`FILE_HASH`], format version 8): a 64 KiB block of a hole
+//! costs 32 bytes of hashing and no read (plain BLAKE3 has no shortcut for
+//! a run of zeros: a chunk counter enters every 1 KiB leaf).
 //!
 //! # Example
 //!
@@ -105,6 +103,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
+use oxdelta_format::filehash::{self, FileHash};
 use oxdelta_format::progress::Phase;
 use oxdelta_format::{ChunkEncoder, Codec, EncodedChunk, Engine, Metadata, Op, limits};
 use oxdelta_sa::{SuffixArray, common_prefix};
@@ -437,38 +436,21 @@ impl Layout {
     }
 }
 
-/// Zeros that stand in for NEW's holes and feed the hashes (in `.bss`:
-/// reading them maps the kernel's zero page, no memory of ours).
+/// Zeros that stand in for NEW's holes (in `.bss`: reading them maps the
+/// kernel's zero page, no memory of ours).
 static ZEROS: [u8; limits::MAX_CHUNK_NEW_LEN as usize] = [0; limits::MAX_CHUNK_NEW_LEN as usize];
 
-/// BLAKE3 of a file of `len` bytes read through `map`, its holes (outside
-/// `data`) fed from zeros in `.bss` instead of read: the same hash as reading
-/// every byte.
+/// The whole-file hash of the streaming engine's patches (the block-list
+/// hash, format version 8) of a file read through `map` whose data is
+/// `data`: its holes are neither read nor hashed.
 pub fn hash_sparse(map: &[u8], data: &Extents) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    let update = |h: &mut blake3::Hasher, b: &[u8]| {
-        if b.len() >= 1 << 20 {
-            h.update_rayon(b);
-        } else {
-            h.update(b);
-        }
-    };
-    let zeros = |h: &mut blake3::Hasher, mut n: u64| {
-        while n > 0 {
-            let k = n.min(ZEROS.len() as u64) as usize;
-            update(h, &ZEROS[..k]);
-            n -= k as u64;
-        }
-    };
-    let mut pos = 0u64;
-    for r in data.ranges() {
-        zeros(&mut h, r.start - pos);
-        update(&mut h, &map[r.start as usize..r.end as usize]);
-        pos = r.end;
-    }
-    zeros(&mut h, map.len() as u64 - pos);
-    *h.finalize().as_bytes()
+    filehash::hash_sparse(FILE_HASH, map, data.ranges(), &crate::Rayon)
 }
+
+/// How the streaming engine's patches define their whole-file hashes:
+/// the block-list hash, whose holes cost nothing (see
+/// [`oxdelta_format::filehash`]). It makes them version-8 patches.
+pub const FILE_HASH: FileHash = FileHash::BlockList;
 
 fn prev_pow2(x: u64) -> u64 {
     if x == 0 {
@@ -1463,7 +1445,7 @@ pub fn diff_with_plan_in<E>(
         new_len: new.len() as u64,
         new_hash,
         engine: Engine::Streaming,
-        flags: 0,
+        flags: FILE_HASH.flag(),
     })
 }
 

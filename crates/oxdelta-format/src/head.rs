@@ -27,7 +27,13 @@ pub const RANGE_LEN: usize = 16;
 /// the chunks; OLD bytes a chunk reads after an earlier chunk overwrote
 /// them are stashed first ([`crate::inplace::StashPlanner`]).
 pub const FLAG_IN_PLACE: u16 = 1;
-const KNOWN_FLAGS: u16 = FLAG_IN_PLACE;
+/// Header flag (format version 8): the metadata's `old_hash` and
+/// `new_hash` are block-list hashes ([`crate::filehash::FileHash::BlockList`]),
+/// which skip holes, instead of plain BLAKE3.
+pub const FLAG_BLOCK_HASH: u16 = 2;
+const KNOWN_FLAGS: u16 = FLAG_IN_PLACE | FLAG_BLOCK_HASH;
+/// The first format version with [`FLAG_BLOCK_HASH`].
+pub const BLOCK_HASH_VERSION: u16 = 8;
 
 /// Which engine made a patch (informational).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,15 +76,16 @@ impl Engine {
 pub struct Metadata {
     /// Length of OLD.
     pub old_len: u64,
-    /// BLAKE3 of OLD.
+    /// Hash of OLD: BLAKE3, or the block-list hash with [`FLAG_BLOCK_HASH`]
+    /// ([`crate::filehash`]).
     pub old_hash: [u8; 32],
     /// Length of NEW.
     pub new_len: u64,
-    /// BLAKE3 of NEW.
+    /// Hash of NEW, as `old_hash`.
     pub new_hash: [u8; 32],
     /// Engine that made the patch.
     pub engine: Engine,
-    /// Header flags ([`FLAG_IN_PLACE`]).
+    /// Header flags ([`FLAG_IN_PLACE`], [`FLAG_BLOCK_HASH`]).
     pub flags: u16,
 }
 
@@ -301,6 +308,14 @@ fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
             10,
         ));
     }
+    if flags & FLAG_BLOCK_HASH != 0 && version < BLOCK_HASH_VERSION {
+        return Err(Error::invalid(
+            "flags",
+            format!("no block-list hash flag before version {BLOCK_HASH_VERSION}"),
+            format!("{flags:#x} in version {version}"),
+            10,
+        ));
+    }
     let head_len = u64::from(c.u32("head length")?);
     if head_len < TABLE_START as u64 || head_len > limits::MAX_HEAD_LEN {
         return Err(Error::invalid(
@@ -391,7 +406,12 @@ impl Head {
             .map(|e| e.coding().min_version())
             .max()
             .unwrap_or(1)
-            .max(shared.min_version());
+            .max(shared.min_version())
+            .max(if meta.flags & FLAG_BLOCK_HASH != 0 {
+                BLOCK_HASH_VERSION
+            } else {
+                1
+            });
         let desc_len = if version >= 5 { SHARED_DESC_LEN } else { 0 };
         let head_len = TABLE_START + table_len + desc_len;
         let mut out = Vec::with_capacity(head_len);
@@ -450,6 +470,12 @@ impl Head {
     /// True when the patch's chunk order is safe for in-place apply.
     pub fn is_in_place(&self) -> bool {
         self.meta.flags & FLAG_IN_PLACE != 0
+    }
+
+    /// How the metadata's whole-file hashes are defined (the
+    /// [`FLAG_BLOCK_HASH`] flag).
+    pub fn file_hash(&self) -> crate::filehash::FileHash {
+        crate::filehash::FileHash::of_flags(self.meta.flags)
     }
 
     /// Offset of the payload section from the start of the patch.

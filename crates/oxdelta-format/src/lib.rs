@@ -65,6 +65,7 @@ pub mod codec;
 pub mod coding;
 pub mod cursor;
 pub mod error;
+pub mod filehash;
 pub mod filter;
 pub mod head;
 pub mod inplace;
@@ -92,7 +93,7 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 7;
+pub const FORMAT_VERSION: u16 = 8;
 
 /// Builds the head and signature block for `chunks` (in apply order), signed
 /// with `key` when given. The patch is the returned bytes followed by each

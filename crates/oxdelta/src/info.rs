@@ -22,12 +22,16 @@ pub struct PatchInfo {
     pub patch_bytes: u64,
     /// Length of OLD.
     pub old_bytes: u64,
-    /// BLAKE3 of OLD.
+    /// Hash of OLD, as [`PatchInfo::file_hash`] defines it.
     pub old_blake3: [u8; 32],
     /// Length of NEW.
     pub new_bytes: u64,
-    /// BLAKE3 of NEW.
+    /// Hash of NEW, as [`PatchInfo::file_hash`] defines it.
     pub new_blake3: [u8; 32],
+    /// How the whole-file hashes are defined: `blake3` (plain) or
+    /// `blake3-blocks` (format version 8's block-list hash, see
+    /// [`oxdelta_format::filehash`]).
+    pub file_hash: &'static str,
     /// The engine that made the patch.
     pub engine: Engine,
     /// Names of the codecs the chunks use, sorted, without repeats.
@@ -105,6 +109,7 @@ impl PatchInfo {
             old_blake3: h.meta.old_hash,
             new_bytes: h.meta.new_len,
             new_blake3: h.meta.new_hash,
+            file_hash: h.file_hash().name(),
             engine: h.meta.engine,
             codecs: names(&|c| c.codec.name()),
             diff_filters: names(&|c| c.diff_filter.name()),

@@ -35,6 +35,8 @@ pub struct Golden {
     pub version: u16,
     pub codec: &'static str,
     pub signed: bool,
+    /// Made by the streaming engine (`NAME.CODEC.stream.oxd`, version 8 on).
+    pub stream: bool,
     pub patch: Vec<u8>,
     pub old: Vec<u8>,
     pub new: Vec<u8>,
@@ -78,6 +80,7 @@ fn in_version(version: u16) -> Vec<Golden> {
                 codec,
                 version,
                 signed: parts.get(2) == Some(&"signed"),
+                stream: parts.get(2) == Some(&"stream"),
                 patch: read(name.clone()),
                 old: read(format!("{}.old", parts[0])),
                 new: read(format!("{}.new", parts[0])),
@@ -103,7 +106,16 @@ pub fn get(name: &str) -> Golden {
 #[test]
 fn golden_patches_apply() {
     let all = all();
-    for (v, want) in [(1, 7), (2, 9), (3, 1), (4, 1), (5, 7), (6, 1), (7, 3)] {
+    for (v, want) in [
+        (1, 7),
+        (2, 9),
+        (3, 1),
+        (4, 1),
+        (5, 7),
+        (6, 1),
+        (7, 3),
+        (8, 2),
+    ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
     }
@@ -143,6 +155,10 @@ fn golden_info_fields() {
         let p = Patch::parse(&g.patch).unwrap_or_else(|e| panic!("{}: {e}", g.name));
         let h = &p.head;
         assert_eq!(h.version, g.version, "{}", g.name);
+        if g.stream {
+            stream_golden_fields(&g, h);
+            continue;
+        }
         // Version 1 has no diff coding choices; every later golden patch
         // uses one (version 5: the shared section).
         assert_eq!(
@@ -229,6 +245,22 @@ fn golden_info_fields() {
             (s, k) => panic!("{}: signed {s} but key {k:?}", g.name),
         }
     }
+}
+
+/// The fields of a streaming engine's golden patch (version 8): block-list
+/// whole-file hashes, no shared section.
+fn stream_golden_fields(g: &Golden, h: &oxdelta::oxdelta_format::Head) {
+    use oxdelta::oxdelta_format::filehash::{FileHash, Serial, hash};
+    assert_eq!(h.meta.engine.name(), "streaming", "{}", g.name);
+    assert!(g.version >= 8, "{}", g.name);
+    assert_eq!(h.file_hash(), FileHash::BlockList, "{}", g.name);
+    assert!(!h.shared.is_present() && !h.is_in_place(), "{}", g.name);
+    assert_eq!(h.meta.old_len, g.old.len() as u64, "{}", g.name);
+    assert_eq!(h.meta.new_len, g.new.len() as u64, "{}", g.name);
+    assert_eq!(h.meta.old_hash, hash(FileHash::BlockList, &g.old, &Serial));
+    assert_eq!(h.meta.new_hash, hash(FileHash::BlockList, &g.new, &Serial));
+    assert_ne!(&h.meta.old_hash, blake3::hash(&g.old).as_bytes());
+    assert!(h.chunks.len() > 1, "{}", g.name);
 }
 
 /// Signed golden patches verify with the test key, unsigned ones are
@@ -533,20 +565,25 @@ fn regenerate_golden() {
     }
     for (name, old, new) in pairs() {
         let mut sets = vec![
-            ("none", Codec::None, None),
-            ("lz4", Codec::Lz4, None),
-            ("zstd", Codec::Zstd(19), None),
-            ("lzma2", Codec::Lzma2, None),
+            ("none", Codec::None, None, None),
+            ("lz4", Codec::Lz4, None, None),
+            ("zstd", Codec::Zstd(19), None, None),
+            ("lzma2", Codec::Lzma2, None, None),
         ];
         if name == "bin" || (version >= 5 && name == "text") {
-            sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone())));
+            sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone()), None));
+        }
+        // Version 8: the streaming engine's block-list hashes.
+        if version >= 8 && (name == "bin" || name == "text") {
+            sets.push(("zstd.stream", Codec::Zstd(19), None, Some(8 << 20)));
         }
         let mut wrote = false;
-        for (suffix, codec, key) in sets {
+        for (suffix, codec, key, memory) in sets {
             let opts = DiffOptions {
                 codec,
                 chunk_len: Some(1024),
                 key,
+                memory,
                 ..Default::default()
             };
             let patch = oxdelta::diff_bytes(&old, &new, &opts);

@@ -596,8 +596,16 @@ fn diff_filter_fields_are_checked() {
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&8u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 8");
+    p[8..10].copy_from_slice(&9u16.to_le_bytes());
+    refused(&p, "unsupported patch format version 9");
+    // Version 8's block-list hash flag: not before version 8, and no
+    // other unknown flag.
+    let mut p = g.patch.clone();
+    p[10] |= 2;
+    refused(&p, "no block-list hash flag before version 8");
+    let mut p = g.patch.clone();
+    p[10] |= 4;
+    refused(&p, "only known flags");
 }
 
 /// Version 5's shared section: its descriptor's fields, its place in the

@@ -119,9 +119,53 @@ fn sparse_files_with_moved_holes() {
     oxdelta::apply_file(&o, &p, &out, &ApplyOptions::default()).unwrap();
     let (old, new) = (fs::read(&o).unwrap(), fs::read(&n).unwrap());
     assert!(fs::read(&out).unwrap() == new);
+    // The output stays sparse: the islands' 300 KB are written, the
+    // zero chunks and zero pages are not.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let allocated = fs::metadata(&out).unwrap().blocks() * 512;
+        assert!(allocated < 4 << 20, "{allocated} bytes allocated");
+    }
     let patch = fs::read(&p).unwrap();
-    let meta = Patch::parse(&patch).unwrap().head.meta;
-    assert_eq!(meta.old_hash, *blake3::hash(&old).as_bytes());
-    assert_eq!(meta.new_hash, *blake3::hash(&new).as_bytes());
+    let head = Patch::parse(&patch).unwrap().head;
+    // The streaming engine's hashes are block-list hashes (version 8).
+    assert_eq!(head.version, 8);
+    assert_eq!(
+        head.file_hash(),
+        oxdelta::oxdelta_format::filehash::FileHash::BlockList
+    );
+    assert_eq!(head.meta.old_hash, block_list_oracle(&old));
+    assert_eq!(head.meta.new_hash, block_list_oracle(&new));
+    oxdelta::check_file(&o, &p, &ApplyOptions::default()).unwrap();
+    // A tampered whole-file hash, or the flag cleared (plain BLAKE3 then
+    // expected), is refused.
+    let tampered = d.join("tampered");
+    for (at, bit) in [(24, 1u8), (55, 0x80), (10, 2)] {
+        let mut t = patch.clone();
+        t[at] ^= bit;
+        fs::write(&tampered, &t).unwrap();
+        let _ = fs::remove_file(&out);
+        let e = oxdelta::apply_file(&o, &tampered, &out, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, oxdelta::ApplyError::WrongOld { .. }),
+            "byte {at}: {e}"
+        );
+        assert!(!out.exists());
+    }
+    let mut t = patch.clone();
+    t[64] ^= 1;
+    fs::write(&tampered, &t).unwrap();
+    assert!(oxdelta::check_file(&o, &tampered, &ApplyOptions::default()).is_err());
     let _ = fs::remove_dir_all(&d);
+}
+
+/// The block-list hash (format version 8) from its definition in
+/// docs/FORMAT.md: every 64 KiB block read and hashed, zeros included.
+fn block_list_oracle(data: &[u8]) -> [u8; 32] {
+    let mut outer = blake3::Hasher::new_derive_key("oxdelta 2026-12-07 block-list file hash v8");
+    for b in data.chunks(1 << 16) {
+        outer.update(blake3::hash(b).as_bytes());
+    }
+    outer.update(&(data.len() as u64).to_le_bytes());
+    *outer.finalize().as_bytes()
 }

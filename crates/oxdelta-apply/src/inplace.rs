@@ -12,6 +12,15 @@
 //!   it ([`oxdelta_format::inplace::StashPlanner`], computed from the
 //!   patch alone — the OLD bytes each step's ops read — and bounded by
 //!   [`InPlaceOptions::max_stash`]).
+//! * **Shared section** (format version 8). Its literal block was
+//!   compressed with OLD bytes as context, which the apply overwrites. It
+//!   is decoded once, from the patch and the target while the target is
+//!   still OLD (checked by hash), and the decoded literal block (at most
+//!   4 MiB) is written into the journal with its BLAKE3 before anything
+//!   else is; a resumed run takes it from there (checked by that hash)
+//!   and decodes only the control block again, from the patch. The section
+//!   is read from OLD once, before the first step, so it adds nothing to
+//!   the ordering or the stash.
 //! * **Batches.** Steps run in batches of consecutive steps (bounded by
 //!   [`InPlaceOptions::batch_budget`]). A batch's steps read their inputs
 //!   and rebuild their outputs in parallel, then the outputs are written.
@@ -28,8 +37,9 @@
 //!
 //! Durability order (every arrow is an fsync):
 //!
-//! 1. journal header + stash written to a temporary file → renamed to the
-//!    journal path → directory synced; only then is the target touched;
+//! 1. journal header + stash (+ the shared literal block) written to a
+//!    temporary file → renamed to the journal path → directory synced;
+//!    only then is the target touched;
 //! 2. a growing file is extended → synced;
 //! 3. per batch: scratch → staged slot → target writes → done slot;
 //! 4. a shrinking file is cut → synced; NEW is read back and every step's
@@ -46,12 +56,14 @@
 //!
 //! # Bounds
 //!
-//! Memory: the stash (≤ `max_stash`), plus per batch its outputs, inputs,
-//! current target bytes, decoded streams and scratch (about 5 ×
-//! `batch_budget`; a step reads at most as many OLD bytes as it writes, and
-//! one step alone may exceed the budget by at most the format's 8 MiB).
-//! Journal size: a header of 32 bytes per step, the stash, 8 KiB of slots
-//! and one batch's scratch.
+//! Memory: the stash (≤ `max_stash`), the decoded shared section (≤ 8
+//! MiB; its OLD context, ≤ 8 MiB, only while it decodes), plus per batch
+//! its outputs, inputs, current target bytes, decoded streams and scratch
+//! (about 5 × `batch_budget`; a step reads at most as many OLD bytes as it
+//! writes, and one step alone may exceed the budget by at most the
+//! format's 8 MiB).
+//! Journal size: a header of 32 bytes per step, the stash, the shared
+//! literal block, 8 KiB of slots and one batch's scratch.
 //!
 //! # Assumptions
 //!
@@ -70,7 +82,9 @@ use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
 use oxdelta_format::ops::apply_ops_from;
 use oxdelta_format::progress::{Phase, Progress};
 use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
-use oxdelta_format::{ChunkEntry, OldBytes, Patch, PublicKey, Streams, decode_chunk};
+use oxdelta_format::{
+    ChunkEntry, OldBytes, Patch, PublicKey, Shared, SharedControl, Streams, decode_chunk_in,
+};
 use rayon::prelude::*;
 
 use crate::error::io;
@@ -287,7 +301,11 @@ fn injected() -> std::io::Error {
 
 const JOURNAL_MAGIC: [u8; 8] = *b"OXDJRNL\x01";
 const SLOT_MAGIC: [u8; 8] = *b"OXDSLOT\x01";
+/// Bytes of a version-1 journal's fixed header.
 const JOURNAL_FIXED: usize = 120;
+/// Bytes a version-2 journal adds to the fixed header: the shared literal
+/// block's length and BLAKE3.
+const JOURNAL_SHARED: usize = 40;
 const SLOT_LEN: usize = 96;
 const SLOT_SPACING: u64 = 4096;
 /// Most steps a journal header records (the format's chunk limit).
@@ -299,6 +317,13 @@ fn align_up(v: u64) -> u64 {
 }
 
 /// The journal's header: what it was made for and what it holds.
+///
+/// Version 1 is the journal of a patch without a shared section; version 2
+/// (format-8 in-place patches with a section) also holds the section's
+/// decoded literal block, which was decoded with OLD as its context and so
+/// cannot be decoded again once OLD is overwritten. A patch without a
+/// section still gets a version-1 journal, byte for byte what earlier
+/// releases wrote, so either release resumes the other's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct JournalHead {
     patch_id: [u8; 32],
@@ -308,11 +333,22 @@ struct JournalHead {
     stash: Vec<(u64, u64)>,
     stash_hash: [u8; 32],
     read_hashes: Vec<[u8; 32]>,
+    /// Version 2: the decoded shared literal block's length (at most
+    /// [`oxdelta_format::limits::MAX_SHARED_BLOCK`]) and BLAKE3.
+    shared_lit: Option<(u64, [u8; 32])>,
 }
 
 impl JournalHead {
+    fn version(&self) -> u32 {
+        if self.shared_lit.is_some() { 2 } else { 1 }
+    }
+
+    fn fixed_len(&self) -> usize {
+        JOURNAL_FIXED + self.shared_lit.map_or(0, |_| JOURNAL_SHARED)
+    }
+
     fn encoded_len(&self) -> u64 {
-        JOURNAL_FIXED as u64
+        self.fixed_len() as u64
             + 16 * self.stash.len() as u64
             + 32 * self.read_hashes.len() as u64
             + 32
@@ -326,8 +362,15 @@ impl JournalHead {
     fn data_off(&self) -> u64 {
         align_up(self.encoded_len())
     }
+    /// Where the shared literal block is (version 2): right after the stash.
+    fn lit_off(&self) -> u64 {
+        self.data_off() + self.stash_len()
+    }
+    fn lit_len(&self) -> u64 {
+        self.shared_lit.map_or(0, |(l, _)| l)
+    }
     fn slots_off(&self) -> u64 {
-        align_up(self.data_off() + self.stash_len())
+        align_up(self.lit_off() + self.lit_len())
     }
     fn scratch_off(&self) -> u64 {
         self.slots_off() + 2 * SLOT_SPACING
@@ -336,7 +379,7 @@ impl JournalHead {
     fn encode(&self) -> Vec<u8> {
         let mut o = Vec::with_capacity(self.encoded_len() as usize);
         o.extend_from_slice(&JOURNAL_MAGIC);
-        o.extend_from_slice(&1u32.to_le_bytes());
+        o.extend_from_slice(&self.version().to_le_bytes());
         o.extend_from_slice(&0u32.to_le_bytes());
         o.extend_from_slice(&self.patch_id);
         o.extend_from_slice(&self.old_len.to_le_bytes());
@@ -346,7 +389,11 @@ impl JournalHead {
         o.extend_from_slice(&(self.stash.len() as u32).to_le_bytes());
         o.extend_from_slice(&self.stash_len().to_le_bytes());
         o.extend_from_slice(&self.stash_hash);
-        debug_assert_eq!(o.len(), JOURNAL_FIXED);
+        if let Some((len, hash)) = &self.shared_lit {
+            o.extend_from_slice(&len.to_le_bytes());
+            o.extend_from_slice(hash);
+        }
+        debug_assert_eq!(o.len(), self.fixed_len());
         for &(s, l) in &self.stash {
             o.extend_from_slice(&s.to_le_bytes());
             o.extend_from_slice(&l.to_le_bytes());
@@ -360,19 +407,21 @@ impl JournalHead {
     }
 
     /// Parses a journal header from the start of `f`; `None` when it is
-    /// not a complete, intact journal of this version.
+    /// not a complete, intact journal of version 1 or 2.
     fn read(f: &File, file_len: u64) -> Option<JournalHead> {
         let mut fixed = [0u8; JOURNAL_FIXED];
         f.read_exact_at(&mut fixed, 0).ok()?;
-        if fixed[..8] != JOURNAL_MAGIC || u32_at(&fixed, 8) != 1 || u32_at(&fixed, 12) != 0 {
+        let version = u32_at(&fixed, 8);
+        if fixed[..8] != JOURNAL_MAGIC || !(1..=2).contains(&version) || u32_at(&fixed, 12) != 0 {
             return None;
         }
+        let fixed_len = JOURNAL_FIXED + if version == 2 { JOURNAL_SHARED } else { 0 };
         let steps = u64::from(u32_at(&fixed, 72));
         let ranges = u64::from(u32_at(&fixed, 76));
         if steps > MAX_JOURNAL_STEPS || ranges > MAX_STASH_RANGES {
             return None;
         }
-        let len = JOURNAL_FIXED as u64 + 16 * ranges + 32 * steps + 32;
+        let len = fixed_len as u64 + 16 * ranges + 32 * steps + 32;
         if len > file_len {
             return None;
         }
@@ -382,7 +431,16 @@ impl JournalHead {
         if blake3::hash(body).as_bytes() != sum {
             return None;
         }
-        let mut p = JOURNAL_FIXED;
+        let shared_lit = if version == 2 {
+            let len = u64_at(body, JOURNAL_FIXED);
+            if len > oxdelta_format::limits::MAX_SHARED_BLOCK {
+                return None;
+            }
+            Some((len, body[JOURNAL_FIXED + 8..fixed_len].try_into().ok()?))
+        } else {
+            None
+        };
+        let mut p = fixed_len;
         let mut stash = Vec::with_capacity(ranges as usize);
         for _ in 0..ranges {
             stash.push((u64_at(body, p), u64_at(body, p + 8)));
@@ -401,6 +459,7 @@ impl JournalHead {
             stash,
             stash_hash: body[88..120].try_into().ok()?,
             read_hashes,
+            shared_lit,
         };
         (head.stash_len() == u64_at(body, 80)).then_some(head)
     }
@@ -659,6 +718,10 @@ struct Journal {
     head: JournalHead,
     stash: Saved,
     slots: [Option<Slot>; 2],
+    /// The patch's decoded shared section (empty without one): decoded
+    /// from the patch and OLD before the first write, and on a resumed run
+    /// from the patch and the journal's copy of the literal block.
+    shared: Shared,
 }
 
 impl Journal {
@@ -682,7 +745,10 @@ impl Journal {
         Ok(())
     }
 
-    fn open(path: &Path, patch_id: &[u8; 32]) -> Result<Option<Journal>> {
+    /// Opens the journal at `path` of the patch `p` (whose id is
+    /// `patch_id`), checking its header, stash and shared literal block;
+    /// `None` when there is none.
+    fn open(path: &Path, p: &Patch<'_>, patch_id: &[u8; 32]) -> Result<Option<Journal>> {
         let file = match OpenOptions::new().read(true).write(true).open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -705,6 +771,15 @@ impl Journal {
             });
         }
         let stash_len = head.stash_len();
+        let desc = &p.head.shared;
+        if head.shared_lit.is_some() != desc.is_present()
+            || head.lit_len() != u64::from(desc.lit.raw)
+        {
+            return Err(ApplyError::Journal {
+                path: path.to_path_buf(),
+                detail: "its shared literal block does not match the patch's shared section".into(),
+            });
+        }
         if stash_len > len || head.slots_off() + SLOT_SPACING + SLOT_LEN as u64 > len {
             return Err(ApplyError::Journal {
                 path: path.to_path_buf(),
@@ -720,6 +795,24 @@ impl Journal {
                 detail: "its stashed OLD data is damaged".into(),
             });
         }
+        let shared = match (
+            head.shared_lit,
+            SharedControl::decode(&p.head, p.shared_bytes())?,
+        ) {
+            (Some((lit_len, lit_hash)), Some(control)) => {
+                let mut lit = vec![0u8; lit_len as usize];
+                file.read_exact_at(&mut lit, head.lit_off())
+                    .map_err(io("reading journal", path))?;
+                if blake3::hash(&lit).as_bytes() != &lit_hash {
+                    return Err(ApplyError::Journal {
+                        path: path.to_path_buf(),
+                        detail: "its copy of the shared literal block is damaged".into(),
+                    });
+                }
+                control.with_literal_block(&p.head, lit)?
+            }
+            _ => Shared::default(),
+        };
         let mut slots = [None, None];
         for (i, s) in slots.iter_mut().enumerate() {
             let mut b = [0u8; SLOT_LEN];
@@ -733,6 +826,7 @@ impl Journal {
             head,
             stash,
             slots,
+            shared,
         }))
     }
 
@@ -770,10 +864,11 @@ struct StepInput {
     reads: Vec<(u64, u64)>,
 }
 
-/// Decodes step `i` (payload hash checked first) and its ops' reads.
-fn decode_step(p: &Patch<'_>, i: usize) -> Result<StepInput> {
+/// Decodes step `i` (payload hash checked first) and its ops' reads;
+/// `shared` is the patch's decoded shared section.
+fn decode_step(p: &Patch<'_>, shared: &Shared, i: usize) -> Result<StepInput> {
     let e = &p.head.chunks[i];
-    let streams = decode_chunk(e, p.payload(i))?;
+    let streams = decode_chunk_in(e, p.payload(i), shared)?;
     let reads = op_reads(e, &streams, p.head.meta.old_len)?;
     Ok(StepInput { streams, reads })
 }
@@ -1017,7 +1112,7 @@ fn resume_or_start(
 ) -> Result<Option<Journal>> {
     let head = &p.head;
     let len = run.target.len()?;
-    if let Some(j) = Journal::open(&run.journal_path, &patch_id)? {
+    if let Some(j) = Journal::open(&run.journal_path, p, &patch_id)? {
         report.resumed = true;
         check_resume(run, p, &j)?;
         return Ok(Some(j));
@@ -1083,6 +1178,10 @@ fn check_written(run: &Run<'_>, head: &oxdelta_format::Head) -> Result<()> {
 fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) -> Result<Journal> {
     let head = &p.head;
     let chunks = &head.chunks;
+    // The target is OLD (checked by hash): the shared section's context
+    // is read now, before anything is written, and the decoded literal
+    // block goes into the journal for a resumed run.
+    let shared = decode_shared(run, p)?;
     // Every payload must be intact and every step's ops valid before
     // anything is written; plan the stash and record what each step reads.
     let mut planner = StashPlanner::new();
@@ -1094,7 +1193,7 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         let steps = (from..end)
             .into_par_iter()
             .map(|i| {
-                let st = decode_step(p, i)?;
+                let st = decode_step(p, &shared, i)?;
                 let input = gather(&run.target, &st.reads, &Saved::default(), None)?;
                 Ok((st.reads, *blake3::hash(&input).as_bytes()))
             })
@@ -1131,6 +1230,10 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         stash_hash: *blake3::hash(&data).as_bytes(),
         stash,
         read_hashes,
+        shared_lit: head.shared.is_present().then(|| {
+            let lit = shared.literal_block();
+            (lit.len() as u64, *blake3::hash(lit).as_bytes())
+        }),
     };
     let tmp = {
         let mut s = run.journal_path.as_os_str().to_owned();
@@ -1154,6 +1257,9 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
     let mut body = jh.encode();
     body.resize(jh.data_off() as usize, 0);
     body.extend_from_slice(&data);
+    if jh.shared_lit.is_some() {
+        body.extend_from_slice(shared.literal_block());
+    }
     body.resize(jh.slots_off() as usize, 0);
     body.extend_from_slice(&first.encode());
     body.resize((jh.slots_off() + 2 * SLOT_SPACING) as usize, 0);
@@ -1172,7 +1278,25 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         head: jh,
         stash: Saved::new(stash_copy, data),
         slots: [Some(first), None],
+        shared,
     })
+}
+
+/// The patch's shared section decoded with its OLD context read from the
+/// target, which must still be OLD (an empty section without one). Memory:
+/// the context (at most 8 MiB) while the literal block decodes.
+fn decode_shared(run: &Run<'_>, p: &Patch<'_>) -> Result<Shared> {
+    let Some(control) = SharedControl::decode(&p.head, p.shared_bytes())? else {
+        return Ok(Shared::default());
+    };
+    let mut context = vec![0u8; control.context_len() as usize];
+    let mut o = 0usize;
+    for &(a, b) in control.context_ranges() {
+        let n = (b - a) as usize;
+        run.target.read(&mut context[o..o + n], a)?;
+        o += n;
+    }
+    Ok(control.finish(&p.head, p.shared_bytes(), &context)?)
 }
 
 /// Checks that the target is a partly patched OLD of this patch, as the
@@ -1239,7 +1363,7 @@ fn check_resume(run: &Run<'_>, p: &Patch<'_>, j: &Journal) -> Result<()> {
                 } else {
                     None
                 };
-                let st = decode_step(p, i)?;
+                let st = decode_step(p, &j.shared, i)?;
                 let input = gather(&run.target, &st.reads, &j.stash, sc)?;
                 if blake3::hash(&input).as_bytes() != &j.head.read_hashes[i] {
                     return Err(bad(format!(
@@ -1327,7 +1451,7 @@ fn build_batch(
         .into_par_iter()
         .map(|i| {
             let e = &p.head.chunks[i];
-            let st = decode_step(p, i)?;
+            let st = decode_step(p, &j.shared, i)?;
             let input = gather(&run.target, &st.reads, &j.stash, scratch)?;
             let old = Gathered::new(&st.reads, input, p.head.meta.old_len);
             let out = build(e, &st, &old)?;

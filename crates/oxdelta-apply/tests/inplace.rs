@@ -1,6 +1,8 @@
 //! In-place apply: round trips on generated cases (cyclic conflicts among
 //! them), interruption at every write with resume (and interruptions
-//! during the resume), refusal of wrong targets and foreign journals.
+//! during the resume), refusal of wrong targets and foreign journals; the
+//! same with a shared section (format version 8), whose literal block a
+//! resumed run takes from the journal.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use oxdelta_apply::inplace::{
 use oxdelta_apply::{ApplyError, ApplyOptions, apply_bytes};
 use oxdelta_diff::DiffOptions;
 use oxdelta_diff::inplace::{InPlaceOptions as DiffInPlace, InPlaceStats, diff};
-use oxdelta_format::{Codec, assemble};
+use oxdelta_format::{Codec, Patch, Shared, assemble};
 
 struct Rng(u64);
 
@@ -109,6 +111,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
         fs::read(testdata("msgpack/old")).unwrap(),
         fs::read(testdata("msgpack/new")).unwrap(),
     ));
+    // One new paragraph inserted in several places (and chunks), each in
+    // place of a few OLD bytes: what a shared section is for.
+    let old = r.text(160 << 10);
+    let para = r.text(2500);
+    let mut new = Vec::new();
+    let mut at = 0;
+    for cut in [9_000, 30_000, 52_000, 90_000, 130_000] {
+        new.extend_from_slice(&old[at..cut]);
+        new.extend_from_slice(&para);
+        at = cut + 300;
+    }
+    new.extend_from_slice(&old[at..]);
+    out.push(("paragraphs", old, new));
     out
 }
 
@@ -119,7 +134,58 @@ fn make_patch(old: &[u8], new: &[u8], step: u32, stash_limit: u64) -> (Vec<u8>, 
         ..DiffOptions::default()
     };
     let (out, stats) = diff(old, new, &opts, &DiffInPlace { stash_limit });
-    (assemble(&out.meta, out.chunks, None), stats)
+    (out.assemble(None), stats)
+}
+
+/// [`make_patch`] with every chunk moved into a shared section (format
+/// version 8) when sharing makes the patch smaller; `None` when it does
+/// not.
+fn make_shared_patch(old: &[u8], new: &[u8], step: u32, stash_limit: u64) -> Option<Vec<u8>> {
+    let opts = DiffOptions {
+        codec: Codec::Zstd(3),
+        chunk_len: Some(step),
+        ..DiffOptions::default()
+    };
+    let (mut out, _) = diff(old, new, &opts, &DiffInPlace { stash_limit });
+    if out.shared.is_none() {
+        out.shared = oxdelta_diff::encode::share::share(old, &mut out.chunks, 3, false);
+    }
+    out.shared.as_ref()?;
+    let patch = out.assemble(None);
+    let h = Patch::parse(&patch).unwrap().head;
+    assert!(h.is_in_place() && h.shared.is_present() && h.version >= 8);
+    Some(patch)
+}
+
+/// A case with its patch: (name, OLD, NEW, patch).
+type PatchCase = (&'static str, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The cases whose in-place patch carries a shared section, with it.
+fn shared_cases() -> Vec<PatchCase> {
+    cases()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(ci, (name, old, new))| {
+            let stash_limit = if ci % 2 == 0 { 16 << 20 } else { 1 << 13 };
+            let p = make_shared_patch(&old, &new, 16 << 10, stash_limit)?;
+            Some((name, old, new, p))
+        })
+        .collect()
+}
+
+/// Where a journal keeps the shared literal block, from the layout in
+/// docs/FORMAT.md: after the stash data, which starts at the header's end
+/// rounded up to 4 KiB. Returns (offset, length, journal version).
+fn journal_lit_block(j: &[u8]) -> (usize, usize, u32) {
+    let u32_at = |a: usize| u32::from_le_bytes(j[a..a + 4].try_into().unwrap());
+    let u64_at = |a: usize| u64::from_le_bytes(j[a..a + 8].try_into().unwrap()) as usize;
+    let version = u32_at(8);
+    let (steps, ranges, stash) = (u32_at(72) as usize, u32_at(76) as usize, u64_at(80));
+    if version == 1 {
+        return (0, 0, 1);
+    }
+    let head = 160 + 16 * ranges + 32 * steps + 32;
+    (head.div_ceil(4096) * 4096 + stash, u64_at(120), version)
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -198,16 +264,36 @@ fn faulty(k: u64, power_loss: bool) -> InPlaceOptions {
     }
 }
 
+/// Every case with its patch, made as the sweeps use it: the plain
+/// in-place patches, or those with a shared section.
+fn sweep_cases(shared: bool) -> Vec<PatchCase> {
+    if shared {
+        return shared_cases();
+    }
+    cases()
+        .into_iter()
+        .enumerate()
+        .map(|(ci, (name, old, new))| {
+            let stash_limit = if ci % 2 == 0 { 16 << 20 } else { 1 << 13 };
+            let (patch, _) = make_patch(&old, &new, 16 << 10, stash_limit);
+            (name, old, new, patch)
+        })
+        .collect()
+}
+
 /// Stops the apply after every possible number of writes, then resumes
 /// (sometimes interrupting the resume too) and checks the result. Returns
 /// the interruption points of first runs and of resumes.
-fn sweep(power_loss: bool) -> (usize, usize) {
-    let d = tmpdir(if power_loss { "power" } else { "fault" });
+fn sweep(power_loss: bool, shared: bool) -> (usize, usize) {
+    let d = tmpdir(match (power_loss, shared) {
+        (false, false) => "fault",
+        (true, false) => "power",
+        (false, true) => "fault-shared",
+        (true, true) => "power-shared",
+    });
     let mut points = 0usize;
     let mut resume_points = 0usize;
-    for (ci, (name, old, new)) in cases().into_iter().enumerate() {
-        let stash_limit = if ci % 2 == 0 { 16 << 20 } else { 1 << 13 };
-        let (patch, _) = make_patch(&old, &new, 16 << 10, stash_limit);
+    for (name, old, new, patch) in sweep_cases(shared) {
         let t = d.join(name);
         let j = default_journal_path(&t);
         for k in 0.. {
@@ -250,7 +336,7 @@ fn sweep(power_loss: bool) -> (usize, usize) {
 
 #[test]
 fn interrupted_at_every_write_then_resumed() {
-    let (points, resume_points) = sweep(false);
+    let (points, resume_points) = sweep(false, false);
     eprintln!("interruption points: {points} first-run, {resume_points} during resume");
     assert!(points >= 300, "only {points} interruption points");
 }
@@ -260,9 +346,128 @@ fn interrupted_at_every_write_then_resumed() {
 /// journal protocol must have its sync.
 #[test]
 fn power_loss_at_every_write_then_resumed() {
-    let (points, resume_points) = sweep(true);
+    let (points, resume_points) = sweep(true, false);
     eprintln!("power-loss points: {points} first-run, {resume_points} during resume");
     assert!(points >= 300, "only {points} interruption points");
+}
+
+/// The sweeps again with a shared section in every patch: whatever point
+/// a run stops at (a power loss included), the resumed run, which takes
+/// the literal block from the journal, rebuilds NEW.
+#[test]
+fn shared_section_interrupted_at_every_write_then_resumed() {
+    assert!(shared_cases().len() >= 5, "too few cases share");
+    for power_loss in [false, true] {
+        let (points, resume_points) = sweep(power_loss, true);
+        eprintln!(
+            "shared, power loss {power_loss}: {points} first-run, {resume_points} during resume"
+        );
+        assert!(points >= 150, "only {points} interruption points");
+    }
+}
+
+/// An in-place patch with a shared section (format version 8) applies in
+/// place and as an ordinary patch; its journal is version 2 and holds the
+/// decoded literal block, a patch without a section gets version 1's
+/// journal (what earlier releases write and read).
+#[test]
+fn shared_section_round_trips_and_journal_versions() {
+    let d = tmpdir("shared-rt");
+    for (name, old, new, patch) in shared_cases() {
+        assert_eq!(
+            apply_bytes(&old, &patch, &ApplyOptions::default()).unwrap(),
+            new,
+            "{name}"
+        );
+        let t = d.join(name);
+        let j = default_journal_path(&t);
+        fs::write(&t, &old).unwrap();
+        // Stop right after the journal is in place (its write and rename).
+        let e = apply_in_place(&t, &patch, &opts(40 << 10, Some(2))).unwrap_err();
+        assert!(is_injected(&e), "{name}: {e}");
+        assert_eq!(fs::read(&t).unwrap(), old, "{name}: target touched");
+        let jb = fs::read(&j).unwrap();
+        let (at, len, version) = journal_lit_block(&jb);
+        assert_eq!(version, 2, "{name}");
+        let p = Patch::parse(&patch).unwrap();
+        let lit = Shared::decode(&p.head, p.shared_bytes(), &old).unwrap();
+        assert_eq!(&jb[at..at + len], lit.literal_block(), "{name}");
+        let r = apply_in_place(&t, &patch, &opts(40 << 10, None)).unwrap();
+        assert!(r.resumed);
+        assert_eq!(fs::read(&t).unwrap(), new, "{name}");
+        assert!(!j.exists());
+    }
+    // Without a section (lz4 chunks are never shared).
+    let (_, old, new) = cases().swap_remove(0);
+    let lz4 = DiffOptions {
+        codec: Codec::Lz4,
+        chunk_len: Some(16 << 10),
+        ..DiffOptions::default()
+    };
+    let plain = diff(&old, &new, &lz4, &DiffInPlace::default())
+        .0
+        .assemble(None);
+    assert!(!Patch::parse(&plain).unwrap().head.shared.is_present());
+    let t = d.join("plain");
+    fs::write(&t, &old).unwrap();
+    apply_in_place(&t, &plain, &opts(40 << 10, Some(2))).unwrap_err();
+    let jb = fs::read(default_journal_path(&t)).unwrap();
+    assert_eq!(journal_lit_block(&jb).2, 1);
+    assert_eq!(jb[..8], *b"OXDJRNL\x01");
+    apply_in_place(&t, &plain, &opts(40 << 10, None)).unwrap();
+    assert_eq!(fs::read(&t).unwrap(), new);
+}
+
+/// Once OLD is partly overwritten its context is gone (decoding the section
+/// from the target fails or gives another literal block), and the resumed
+/// run still rebuilds NEW from the journal's copy; a damaged copy is
+/// refused before anything is written.
+#[test]
+fn shared_section_resumes_from_the_journal_not_from_old() {
+    let d = tmpdir("shared-journal");
+    let mut overwritten = 0;
+    for (name, old, new, patch) in shared_cases() {
+        let p = Patch::parse(&patch).unwrap();
+        let lit = Shared::decode(&p.head, p.shared_bytes(), &old).unwrap();
+        let t = d.join(name);
+        let j = default_journal_path(&t);
+        for k in [6u64, 10, 16, 24] {
+            fs::write(&t, &old).unwrap();
+            let _ = fs::remove_file(&j);
+            if apply_in_place(&t, &patch, &opts(24 << 10, Some(k))).is_ok() {
+                break;
+            }
+            let cur = fs::read(&t).unwrap();
+            let mut from_target = cur.clone();
+            from_target.resize(old.len(), 0);
+            let lost = Shared::decode(&p.head, p.shared_bytes(), &from_target)
+                .map_or(true, |s| s.literal_block() != lit.literal_block());
+            if lost {
+                overwritten += 1;
+            }
+            // A damaged copy of the literal block: refused, untouched.
+            let good = fs::read(&j).unwrap();
+            let (at, len, _) = journal_lit_block(&good);
+            assert!(len > 0, "{name}");
+            let mut bad = good.clone();
+            bad[at + len / 2] ^= 0x10;
+            fs::write(&j, &bad).unwrap();
+            let e = apply_in_place(&t, &patch, &opts(24 << 10, None)).unwrap_err();
+            assert!(matches!(e, ApplyError::Journal { .. }), "{name} k={k}: {e}");
+            assert!(e.to_string().contains("shared literal block"), "{e}");
+            assert_eq!(fs::read(&t).unwrap(), cur, "{name} k={k}: target touched");
+            fs::write(&j, &good).unwrap();
+            let r = apply_in_place(&t, &patch, &opts(24 << 10, None))
+                .unwrap_or_else(|e| panic!("{name} k={k}: {e}"));
+            assert!(r.resumed);
+            assert_eq!(fs::read(&t).unwrap(), new, "{name} k={k}");
+            assert!(!j.exists());
+        }
+    }
+    assert!(
+        overwritten >= 3,
+        "only {overwritten} runs overwrote the context"
+    );
 }
 
 #[test]

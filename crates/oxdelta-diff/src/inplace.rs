@@ -31,6 +31,13 @@
 //! array) in OLD that no earlier step has overwritten, and become literal
 //! bytes only where they are not found there.
 //!
+//! The chunks share their control and literal streams in a shared section
+//! where that pays, by the rule of normal patches
+//! ([`crate::encode::share`]): the section's literal block reads OLD as its
+//! context, but an in-place applier decodes it before its first write and
+//! keeps it in its journal (format version 8), so it is no COPY source and
+//! adds no edge to the graph.
+//!
 //! Cost over [`crate::sa::diff`]: the conflict graph (one entry per pair of
 //! steps that overlap), the ordering (`O(2^k·k²)` for an exact component of
 //! `k ≤ 16` steps, `O(k²)` otherwise) and, when the limit bites, slightly
@@ -148,6 +155,12 @@ pub fn diff(
         planner.step(&op_reads(&ops[i]), writes[i].0, writes[i].1 - writes[i].0);
     }
     stats.stash_bytes = planner.stashed();
+    // As in `sa::diff`: each chunk may defer its control and literal
+    // streams to a shared section, decided per chunk and then for all of
+    // them in table (apply) order. The section's context reads OLD only
+    // when an applier decodes the section, before its first write (format
+    // version 8), so it constrains neither the order nor the stash.
+    let share_max = (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / order.len().max(1);
     let chunks: Vec<_> = order
         .par_iter()
         .map(|&i| {
@@ -156,11 +169,13 @@ pub fn diff(
             for &op in &ops[i] {
                 enc.push(op);
             }
-            let chunk = crate::encode::encode(enc, opts.codec, sa::MAX_RANGES);
+            let chunk = crate::encode::encode_sharing(enc, opts.codec, sa::MAX_RANGES, share_max);
             progress.advance(r.end - r.start);
             chunk
         })
         .collect();
+    let (mut chunks, probed): (Vec<_>, Vec<bool>) = chunks.into_iter().unzip();
+    let shared = crate::encode::share::finish_sharing(old, &mut chunks, &probed, opts.codec);
     (
         DiffOutput {
             meta: Metadata {
@@ -172,7 +187,7 @@ pub fn diff(
                 flags: FLAG_IN_PLACE,
             },
             chunks,
-            shared: None,
+            shared,
         },
         stats,
     )

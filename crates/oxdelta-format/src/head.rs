@@ -35,6 +35,13 @@ const KNOWN_FLAGS: u16 = FLAG_IN_PLACE | FLAG_BLOCK_HASH;
 /// The first format version with [`FLAG_BLOCK_HASH`].
 pub const BLOCK_HASH_VERSION: u16 = 8;
 
+/// The first format version in which an in-place patch may carry a shared
+/// section (8): an in-place applier decodes the section before it writes,
+/// while OLD (the literal block's context) is intact, and keeps the
+/// decoded literal block in its journal for a resumed run. Version 5 to 7
+/// readers refuse a section in an in-place patch.
+pub const IN_PLACE_SHARED_VERSION: u16 = 8;
+
 /// Which engine made a patch (informational).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -276,6 +283,18 @@ impl SharedDesc {
             (true, true) => 7,
         }
     }
+
+    /// [`SharedDesc::min_version`] in a patch with header `flags`: an
+    /// in-place patch ([`FLAG_IN_PLACE`]) carries a section from version
+    /// [`IN_PLACE_SHARED_VERSION`].
+    pub fn min_version_with(&self, flags: u16) -> u16 {
+        let v = self.min_version();
+        if self.is_present() && flags & FLAG_IN_PLACE != 0 {
+            v.max(IN_PLACE_SHARED_VERSION)
+        } else {
+            v
+        }
+    }
 }
 
 /// Bytes of the shared-section descriptor that ends a version-5 head.
@@ -406,7 +425,7 @@ impl Head {
             .map(|e| e.coding().min_version())
             .max()
             .unwrap_or(1)
-            .max(shared.min_version())
+            .max(shared.min_version_with(meta.flags))
             .max(if meta.flags & FLAG_BLOCK_HASH != 0 {
                 BLOCK_HASH_VERSION
             } else {
@@ -883,10 +902,13 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
             at,
         ));
     }
-    if desc.is_present() && flags & FLAG_IN_PLACE != 0 {
+    if desc.is_present() && flags & FLAG_IN_PLACE != 0 && version < IN_PLACE_SHARED_VERSION {
         return Err(Error::invalid(
             "shared section",
-            "none in an in-place patch (its OLD context would be overwritten)",
+            format!(
+                "none in an in-place patch of format version {version} (in-place patches \
+                 carry one from version {IN_PLACE_SHARED_VERSION})"
+            ),
             "a shared section",
             at,
         ));

@@ -86,7 +86,7 @@ pub use filter::{AddMode, DiffFilter};
 pub use head::{ChunkEntry, Engine, Head, Metadata, SharedDesc, StreamLen};
 pub use interp::OldBytes;
 pub use ops::{AddSources, ChunkEncoder, Op, OpDecoder, Streams};
-pub use shared::{NO_SHARED, Shared, SharedSection};
+pub use shared::{NO_SHARED, Shared, SharedControl, SharedSection};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
 /// The newest format version this crate writes and reads. It reads every

@@ -43,9 +43,15 @@
 //! two blocks (at most [`limits::MAX_SHARED_BLOCK`] each) for the whole
 //! apply; the context ([`limits::MAX_SHARED_CONTEXT`]) only while the
 //! literal block decodes. Chunks then decode independently as before, so
-//! parallel and streaming apply are unchanged. In-place patches carry no
-//! shared section: the context reads OLD, which an in-place apply
-//! overwrites, and a resumed apply could not rebuild it.
+//! parallel and streaming apply are unchanged.
+//!
+//! In-place patches carry a section from version 8 on
+//! ([`crate::head::IN_PLACE_SHARED_VERSION`]): the context reads OLD, which
+//! an in-place apply overwrites, so the in-place applier decodes the
+//! section before its first write ([`SharedControl`] says which OLD ranges
+//! to read) and keeps the decoded literal block in its journal, from which
+//! a resumed apply takes it. The section adds no ordering constraint: it is
+//! read from OLD once, before any chunk runs.
 
 use std::borrow::Cow;
 
@@ -85,7 +91,7 @@ impl Shared {
     /// payload section), reading the OLD context from `old`. A head
     /// without a section gives an empty one.
     pub fn decode(head: &Head, section: &[u8], old: &[u8]) -> Result<Shared> {
-        let Some(ctrl) = control_block(head, section)? else {
+        let Some(control) = SharedControl::decode(head, section)? else {
             return Ok(Shared::default());
         };
         if old.len() as u64 != head.meta.old_len {
@@ -96,21 +102,11 @@ impl Shared {
                 16,
             ));
         }
-        let desc = &head.shared;
-        let mut context = OldContext::new(desc.gap_max, desc.margin);
-        for e in head.chunks.iter().filter(|e| e.shared) {
-            let s = slice(&ctrl, e.shared_ctrl_at, e.ctrl.raw, "control")?;
-            context.add_chunk(e, s, old)?;
+        let mut context = Vec::with_capacity(control.context_len() as usize);
+        for &(a, b) in control.context_ranges() {
+            context.extend_from_slice(&old[a as usize..b as usize]);
         }
-        let context = context.finish(old);
-        let (stored, raw) = (&section[desc.ctrl.stored as usize..], desc.lit.raw as usize);
-        let what = "shared literal block";
-        let lit = if desc.lzma2 {
-            crate::codec::lzma2_decompress_with_prefix(stored, raw, &context, what)?
-        } else {
-            crate::codec::zstd_decompress_with_prefix(stored, raw, &context, what)?
-        };
-        Ok(Shared { ctrl, lit })
+        control.finish(head, section, &context)
     }
 
     /// Bytes of the decoded blocks (what an applier holds for the whole
@@ -157,6 +153,107 @@ impl Shared {
 /// section or decompressed.
 pub(crate) type CtrlLit<'s> = (Cow<'s, [u8]>, Cow<'s, [u8]>);
 
+/// A shared section half decoded: its hash checked, its control block
+/// decoded and the OLD ranges of its literal block's context found — all
+/// from the patch alone. [`Shared::decode`] reads those ranges from an OLD
+/// in memory; an applier that holds OLD elsewhere (the in-place applier,
+/// which reads a file or device) reads them itself and calls
+/// [`SharedControl::finish`], or takes a literal block it decoded before
+/// ([`SharedControl::with_literal_block`]).
+#[derive(Clone, Debug)]
+pub struct SharedControl {
+    ctrl: Vec<u8>,
+    /// `[start, end)` OLD ranges whose bytes, back to back in this order,
+    /// are the context.
+    context: Vec<(u64, u64)>,
+}
+
+impl SharedControl {
+    /// The section of a patch with `head` (its stored bytes `section`)
+    /// checked against its hash, its control block decoded and the
+    /// context's OLD ranges found; `None` when the patch has no section.
+    pub fn decode(head: &Head, section: &[u8]) -> Result<Option<SharedControl>> {
+        let Some(ctrl) = control_block(head, section)? else {
+            return Ok(None);
+        };
+        let desc = &head.shared;
+        let mut context = OldContext::new(desc.gap_max, desc.margin);
+        for e in head.chunks.iter().filter(|e| e.shared) {
+            let s = slice(&ctrl, e.shared_ctrl_at, e.ctrl.raw, "control")?;
+            context.add_chunk(e, s, head.meta.old_len)?;
+        }
+        Ok(Some(SharedControl {
+            ctrl,
+            context: context.finish_ranges(),
+        }))
+    }
+
+    /// The OLD ranges `[start, end)` of the literal block's context, in
+    /// the order their bytes are concatenated (inside OLD, at most
+    /// [`limits::MAX_SHARED_CONTEXT_WIDE`] bytes in all).
+    pub fn context_ranges(&self) -> &[(u64, u64)] {
+        &self.context
+    }
+
+    /// Bytes of the context.
+    pub fn context_len(&self) -> u64 {
+        self.context.iter().map(|&(a, b)| b - a).sum()
+    }
+
+    /// The decoded section: the literal block decoded (to exactly its
+    /// declared raw length) with `context`, the bytes of
+    /// [`SharedControl::context_ranges`] back to back.
+    pub fn finish(self, head: &Head, section: &[u8], context: &[u8]) -> Result<Shared> {
+        let desc = &head.shared;
+        if context.len() as u64 != self.context_len() {
+            return Err(Error::new(ErrorKind::Codec(format!(
+                "shared literal block: a context of {} bytes, not {}",
+                context.len(),
+                self.context_len()
+            ))));
+        }
+        let (stored, raw) = (&section[desc.ctrl.stored as usize..], desc.lit.raw as usize);
+        let what = "shared literal block";
+        let lit = if desc.lzma2 {
+            crate::codec::lzma2_decompress_with_prefix(stored, raw, context, what)?
+        } else {
+            crate::codec::zstd_decompress_with_prefix(stored, raw, context, what)?
+        };
+        Ok(Shared {
+            ctrl: self.ctrl,
+            lit,
+        })
+    }
+
+    /// The decoded section with `lit` as its literal block, decoded
+    /// earlier from the same section (an in-place applier keeps it in its
+    /// journal, since the OLD it was decoded with is overwritten). Only
+    /// its length is checked here; the caller vouches for its bytes (by a
+    /// hash of its own), and every chunk built from them is checked by its
+    /// NEW hash anyway.
+    pub fn with_literal_block(self, head: &Head, lit: Vec<u8>) -> Result<Shared> {
+        if lit.len() as u64 != u64::from(head.shared.lit.raw) {
+            return Err(Error::new(ErrorKind::Codec(format!(
+                "shared literal block: {} bytes, not the declared {}",
+                lit.len(),
+                head.shared.lit.raw
+            ))));
+        }
+        Ok(Shared {
+            ctrl: self.ctrl,
+            lit,
+        })
+    }
+}
+
+impl Shared {
+    /// The decoded literal block (what an in-place applier keeps in its
+    /// journal: see [`SharedControl::with_literal_block`]).
+    pub fn literal_block(&self) -> &[u8] {
+        &self.lit
+    }
+}
+
 /// The section's length and hash checked and its control block decoded;
 /// `None` when the patch has no section.
 fn control_block(head: &Head, section: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -198,33 +295,41 @@ fn slice<'s>(block: &'s [u8], at: u64, len: u32, what: &str) -> Result<&'s [u8]>
 
 /// The OLD context of a shared literal block, built chunk by chunk in
 /// table order (see the module docs): the rule of version 5 when `margin`
-/// is zero, version 7's widened gaps otherwise.
+/// is zero, version 7's widened gaps otherwise. It records OLD ranges,
+/// not bytes, so it needs only OLD's length; [`OldContext::finish`] reads
+/// the bytes. Memory: without a margin at most one range per context byte
+/// (touching ranges are joined), with one at most
+/// [`limits::MAX_CONTEXT_RANGES`].
 #[derive(Clone, Debug)]
 pub struct OldContext {
-    bytes: Vec<u8>,
     gap_max: u32,
     margin: u32,
-    /// With a margin: the widened gaps, in op order, at most
-    /// [`limits::MAX_CONTEXT_RANGES`]; [`OldContext::finish`] sorts and
-    /// merges them into `bytes`.
+    /// Without a margin: the context's ranges in op order, `len` bytes in
+    /// all. With one: the widened gaps in op order, which
+    /// [`OldContext::finish_ranges`] sorts and merges.
     ranges: Vec<(u64, u64)>,
+    len: u64,
+    old_len: u64,
 }
 
 impl OldContext {
     /// An empty context for a section with `gap_max` and `margin`.
     pub fn new(gap_max: u32, margin: u32) -> OldContext {
         OldContext {
-            bytes: Vec::new(),
             gap_max,
             margin,
             ranges: Vec::new(),
+            len: 0,
+            old_len: 0,
         }
     }
 
     /// Appends chunk `e`'s part of the context, from its control stream
-    /// `ctrl` in stored form. Ops are read while they decode; a control
-    /// stream that does not decode fails when its chunk is applied.
-    pub fn add_chunk(&mut self, e: &ChunkEntry, ctrl: &[u8], old: &[u8]) -> Result<()> {
+    /// `ctrl` in stored form, for an OLD of `old_len` bytes. Ops are read
+    /// while they decode; a control stream that does not decode fails when
+    /// its chunk is applied.
+    pub fn add_chunk(&mut self, e: &ChunkEntry, ctrl: &[u8], old_len: u64) -> Result<()> {
+        self.old_len = old_len;
         let joined;
         let ctrl = if e.ctrl_split {
             joined = coding::join(ctrl)?;
@@ -240,7 +345,7 @@ impl OldContext {
             e.new_len.into(),
             e.new_len.into(),
             e.lit.raw.into(),
-            old.len() as u64,
+            old_len,
             &e.old_ranges,
         );
         let mut cursor = e.new_offset;
@@ -249,7 +354,7 @@ impl OldContext {
             match op {
                 Op::Copy { old: p, len } | Op::Add { old: p, len } => {
                     if let Some(c) = pending.take() {
-                        self.gap(c, p, old);
+                        self.gap(c, p);
                     }
                     cursor = p + len;
                 }
@@ -264,14 +369,18 @@ impl OldContext {
 
     /// The gap from OLD offset `c` (the cursor before a run of INSERTs) to
     /// `p` (the next COPY or ADD).
-    fn gap(&mut self, c: u64, p: u64, old: &[u8]) {
+    fn gap(&mut self, c: u64, p: u64) {
         if self.margin == 0 {
             let gap = p.wrapping_sub(c);
             if c < p
                 && gap <= u64::from(self.gap_max)
-                && self.bytes.len() as u64 + gap <= limits::MAX_SHARED_CONTEXT as u64
+                && self.len + gap <= limits::MAX_SHARED_CONTEXT as u64
             {
-                self.bytes.extend_from_slice(&old[c as usize..p as usize]);
+                self.len += gap;
+                match self.ranges.last_mut() {
+                    Some(last) if last.1 == c => last.1 = p,
+                    _ => self.ranges.push((c, p)),
+                }
             }
             return;
         }
@@ -281,16 +390,21 @@ impl OldContext {
         }
         let m = u64::from(self.margin);
         let a = lo.saturating_sub(m);
-        let b = hi.saturating_add(m).min(old.len() as u64);
+        let b = hi.saturating_add(m).min(self.old_len);
         if a < b {
             self.ranges.push((a, b));
         }
     }
 
-    /// The finished context: with a margin, the widened gaps sorted by
-    /// their start, overlapping or touching ones merged, each appended
-    /// whole while the context stays within its limit.
-    pub fn finish(mut self, old: &[u8]) -> Vec<u8> {
+    /// The finished context as OLD ranges `[start, end)`, in the order
+    /// their bytes are concatenated: without a margin the gaps in op
+    /// order; with one, the widened gaps sorted by their start,
+    /// overlapping or touching ones merged, each kept whole while the
+    /// context stays within its limit.
+    pub fn finish_ranges(mut self) -> Vec<(u64, u64)> {
+        if self.margin == 0 {
+            return self.ranges;
+        }
         let limit = limits::max_shared_context(self.margin) as u64;
         self.ranges.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len());
@@ -300,12 +414,26 @@ impl OldContext {
                 _ => merged.push((a, b)),
             }
         }
-        for (a, b) in merged {
-            if self.bytes.len() as u64 + (b - a) <= limit {
-                self.bytes.extend_from_slice(&old[a as usize..b as usize]);
+        let mut len = 0u64;
+        merged.retain(|&(a, b)| {
+            let keep = len + (b - a) <= limit;
+            if keep {
+                len += b - a;
             }
+            keep
+        });
+        merged
+    }
+
+    /// The finished context's bytes, read from `old` (the OLD whose length
+    /// the chunks were added with).
+    pub fn finish(self, old: &[u8]) -> Vec<u8> {
+        let ranges = self.finish_ranges();
+        let mut bytes = Vec::with_capacity(ranges.iter().map(|&(a, b)| (b - a) as usize).sum());
+        for (a, b) in ranges {
+            bytes.extend_from_slice(&old[a as usize..b as usize]);
         }
-        self.bytes
+        bytes
     }
 }
 
@@ -356,7 +484,7 @@ impl SharedBlocks {
             let (cs, rest) = c.payload.split_at(e.ctrl.stored as usize);
             let ls = &rest[e.diff.stored as usize..];
             let (cr, lr) = NO_SHARED.streams(e, cs, ls).ok()?;
-            context.add_chunk(e, &cr, old).ok()?;
+            context.add_chunk(e, &cr, old.len() as u64).ok()?;
             ctrl.extend_from_slice(&cr);
             lit.extend_from_slice(&lr);
         }
@@ -509,7 +637,7 @@ mod tests {
         let ctrl = &c.payload[..c.entry.ctrl.stored as usize];
         let context = |gap_max, margin| {
             let mut b = OldContext::new(gap_max, margin);
-            b.add_chunk(&c.entry, ctrl, &old).unwrap();
+            b.add_chunk(&c.entry, ctrl, old.len() as u64).unwrap();
             b.finish(&old)
         };
         let want = [&old[100..150], &old[250..300]].concat();

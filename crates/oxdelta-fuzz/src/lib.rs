@@ -1214,8 +1214,14 @@ pub fn inplace(data: &[u8]) {
 
 fn check_inplace(input: &InPlaceInput) {
     use oxdelta::{InPlaceApplyOptions, InPlaceOutcome};
+    // Odd chunk lengths with zstd, which may make a shared section
+    // (format version 8), even ones with lz4, which never does.
     let opts = DiffOptions {
-        codec: Codec::Lz4,
+        codec: if input.chunk_len % 2 == 0 {
+            Codec::Lz4
+        } else {
+            Codec::Zstd(3)
+        },
         chunk_len: Some(u32::from(input.chunk_len) + 1),
         ..Default::default()
     };
@@ -1360,6 +1366,12 @@ pub mod seeds {
         let p = oxdelta::diff_bytes(old, &margin_new, &opts);
         assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
         out.push(("patch-shared-margin-zstd".into(), p));
+        // The first pair as an in-place patch: its section makes it
+        // format version 8.
+        let (p, _) = oxdelta::diff_bytes_in_place(old, &shared_new, &opts, &Default::default());
+        let h = Patch::parse(&p).map(|p| p.head).ok();
+        assert!(h.is_some_and(|h| h.version == 8 && h.is_in_place() && h.shared.is_present()));
+        out.push(("patch-shared-inplace-zstd".into(), p));
     }
 
     /// Chunk inputs from real diffs, compressed and stored (for `decode_chunk`).
@@ -1568,17 +1580,27 @@ pub mod seeds {
         a.swap_with_slice(b);
         let mut shifted = vec![5u8; 100];
         shifted.extend_from_slice(&old);
+        // One new sentence in every chunk, in place of a few OLD bytes: with
+        // zstd (an odd `chunk_len`) the patch shares it in a section.
+        let mut para = Vec::new();
+        for k in 0..4 {
+            para.extend_from_slice(&old[k * 512..k * 512 + 200]);
+            para.extend_from_slice(b"a new sentence in every chunk, the same each time. ");
+            para.extend_from_slice(&old[k * 512 + 210..k * 512 + 512]);
+        }
         let mut out = Vec::new();
-        for (name, new) in [
-            ("swap", swapped),
-            ("shift", shifted),
-            ("shrink", old[300..1700].to_vec()),
+        for (name, new, chunk_len) in [
+            ("swap", swapped.clone(), 511),
+            ("swap-lz4", swapped, 510),
+            ("shift", shifted, 511),
+            ("shrink", old[300..1700].to_vec(), 511),
+            ("shared", para, 511),
         ] {
             for (cut, cut_resume) in [(0u16, 0u16), (3, 0), (7, 2)] {
                 let input = InPlaceInput {
                     cut,
                     cut_resume,
-                    chunk_len: 511,
+                    chunk_len,
                     old: old.clone(),
                     new: new.clone(),
                 };

@@ -37,6 +37,8 @@ pub struct Golden {
     pub signed: bool,
     /// Made by the streaming engine (`NAME.CODEC.stream.oxd`, version 8 on).
     pub stream: bool,
+    /// An in-place patch (`NAME.CODEC.inplace.oxd`, from version 8).
+    pub in_place: bool,
     pub patch: Vec<u8>,
     pub old: Vec<u8>,
     pub new: Vec<u8>,
@@ -81,6 +83,7 @@ fn in_version(version: u16) -> Vec<Golden> {
                 version,
                 signed: parts.get(2) == Some(&"signed"),
                 stream: parts.get(2) == Some(&"stream"),
+                in_place: parts.get(2) == Some(&"inplace"),
                 patch: read(name.clone()),
                 old: read(format!("{}.old", parts[0])),
                 new: read(format!("{}.new", parts[0])),
@@ -114,7 +117,7 @@ fn golden_patches_apply() {
         (5, 7),
         (6, 1),
         (7, 3),
-        (8, 2),
+        (8, 3),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -145,6 +148,14 @@ fn golden_patches_apply() {
             g.name
         );
         oxdelta::verify_bytes(&g.patch, None).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        if g.in_place {
+            let t = tmp.path("target");
+            fs::write(&t, &g.old).unwrap();
+            let r = oxdelta::apply_in_place(&t, &p, &oxdelta::InPlaceApplyOptions::default())
+                .unwrap_or_else(|e| panic!("{}: in place: {e}", g.name));
+            assert_eq!(r.outcome, oxdelta::InPlaceOutcome::Patched, "{}", g.name);
+            assert!(fs::read(&t).unwrap() == g.new, "{}: in place", g.name);
+        }
     }
 }
 
@@ -181,12 +192,18 @@ fn golden_info_fields() {
         // Version 7 is the context margin or LZMA2 (in a chunk or in the
         // shared section).
         let lzma2 = h.shared.lzma2 || h.chunks.iter().any(|c| c.codec == Codec::Lzma2);
-        assert_eq!(
-            h.shared.margin != 0 || lzma2,
-            g.version >= 7,
+        let v7 = h.shared.margin != 0 || lzma2;
+        assert!(
+            (v7 || g.version != 7) && (!v7 || g.version >= 7),
             "{}: version 7 is the context margin or LZMA2",
             g.name
         );
+        // Version 8 is the shared section in an in-place patch (every
+        // in-place golden patch is one).
+        assert_eq!(h.is_in_place(), g.in_place, "{}", g.name);
+        if g.in_place {
+            assert!(h.shared.is_present() && g.version >= 8, "{}", g.name);
+        }
         assert_eq!(lzma2, g.codec == "lzma2", "{}", g.name);
         // The shared section is zstd's (version 6 also has lz4 patches);
         // lzma2 patches share where it pays.
@@ -215,7 +232,6 @@ fn golden_info_fields() {
             g.name
         );
         assert_eq!(h.meta.engine.name(), "suffix-array", "{}", g.name);
-        assert!(!h.is_in_place(), "{}", g.name);
         assert!(
             h.chunks.len() > 1,
             "{}: golden patches have several chunks",
@@ -577,6 +593,11 @@ fn regenerate_golden() {
         if version >= 8 && (name == "bin" || name == "text") {
             sets.push(("zstd.stream", Codec::Zstd(19), None, Some(8 << 20)));
         }
+        // Version 8: in-place patches with a shared section (a few pairs).
+        if version >= 8 && matches!(name, "text" | "edits" | "code") {
+            sets.push(("zstd.inplace", Codec::Zstd(19), None, None));
+            sets.push(("lzma2.inplace", Codec::Lzma2, None, None));
+        }
         let mut wrote = false;
         for (suffix, codec, key, memory) in sets {
             let opts = DiffOptions {
@@ -586,12 +607,16 @@ fn regenerate_golden() {
                 memory,
                 ..Default::default()
             };
-            let patch = oxdelta::diff_bytes(&old, &new, &opts);
+            let patch = if suffix.ends_with(".inplace") {
+                oxdelta::diff_bytes_in_place(&old, &new, &opts, &Default::default()).0
+            } else {
+                oxdelta::diff_bytes(&old, &new, &opts)
+            };
             let file = d.join(format!("{name}.{suffix}.oxd"));
             let h = Patch::parse(&patch).unwrap().head;
             // An lzma2 patch that kept zstd everywhere is another codec's.
             let lzma2 = h.shared.lzma2 || h.chunks.iter().any(|c| c.codec == Codec::Lzma2);
-            if h.version == version && (suffix != "lzma2" || lzma2) && !file.exists() {
+            if h.version == version && (!suffix.starts_with("lzma2") || lzma2) && !file.exists() {
                 fs::write(file, patch).unwrap();
                 wrote = true;
             }

@@ -677,10 +677,16 @@ fn shared_section_fields_are_checked() {
     let lit_raw = u32::from_le_bytes(p[desc + 8..desc + 12].try_into().unwrap());
     p[desc + 8..desc + 12].copy_from_slice(&(lit_raw + 1).to_le_bytes());
     refused(&p, "shared section");
-    // No section in an in-place patch.
+    // No section in an in-place patch before version 8; from version 8
+    // on it parses, and applies as an ordinary patch.
     let mut p = g.patch.clone();
     p[10] |= 1;
     refused(&p, "in-place");
+    p[8..10].copy_from_slice(&7u16.to_le_bytes());
+    refused(&p, "in-place");
+    p[8..10].copy_from_slice(&8u16.to_le_bytes());
+    assert!(Patch::parse(&p).unwrap().head.is_in_place());
+    assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).unwrap() == g.new);
     // A version-4 reading of a version-5 head, and the shared bit taken
     // off a chunk (its stored lengths of zero then do not parse).
     let mut p = g.patch.clone();

@@ -983,9 +983,14 @@ pub fn apply(data: &[u8]) {
             }
         }
     }
+    // Whole-file hashes as the head's flags define them (format v8's
+    // block-list hash or plain BLAKE3).
+    let whole = |b: &[u8]| {
+        oxdelta_format::filehash::hash(h.file_hash(), b, &oxdelta_format::filehash::Serial)
+    };
     let meta = Metadata {
-        old_hash: *blake3::hash(&old).as_bytes(),
-        new_hash: *blake3::hash(&want).as_bytes(),
+        old_hash: whole(&old),
+        new_hash: whole(&want),
         ..h.meta.clone()
     };
     let mut fixed = oxdelta_format::encode_head_with(&meta, &entries, &head.shared, None);
@@ -1298,6 +1303,14 @@ pub mod seeds {
             "patch-empty-new".into(),
             oxdelta::diff_bytes(old, &[], &DiffOptions::default()),
         ));
+        // The streaming engine: format version 8's block-list hash flag.
+        let opts = DiffOptions {
+            codec: Codec::Zstd(3),
+            chunk_len: Some(1024),
+            memory: Some(8 << 20),
+            ..Default::default()
+        };
+        out.push(("patch-stream".into(), oxdelta::diff_bytes(old, &new, &opts)));
         // Sparse changes (as in relocated code): ADD with run-filtered diff
         // streams, so the parser and applier see format version 2.
         let mut sparse = old.to_vec();

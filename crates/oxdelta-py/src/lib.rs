@@ -349,6 +349,7 @@ fn info<'py>(py: Python<'py>, patch: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("old_blake3", hex(&i.old_blake3))?;
     d.set_item("new_bytes", i.new_bytes)?;
     d.set_item("new_blake3", hex(&i.new_blake3))?;
+    d.set_item("file_hash", i.file_hash)?;
     d.set_item("engine", i.engine.name())?;
     d.set_item("codecs", &i.codecs)?;
     d.set_item("diff_filters", &i.diff_filters)?;

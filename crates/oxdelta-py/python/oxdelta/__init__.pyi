@@ -42,6 +42,7 @@ class Info(TypedDict):
     old_blake3: str
     new_bytes: int
     new_blake3: str
+    file_hash: str
     engine: str
     codecs: list[str]
     diff_filters: list[str]

@@ -301,8 +301,14 @@ pub fn diff_with(
         .collect();
     // Small patches: the chunks' control and literal streams compressed
     // together, with OLD context (see `oxdelta_format::shared`).
-    let (mut chunks, probed): (Vec<_>, Vec<bool>) = chunks.into_iter().unzip();
-    let shared = crate::encode::share::finish_sharing(old, &mut chunks, &probed, opts.codec);
+    // The index is done with: free it before the section's coders take
+    // their memory (LZMA2's dictionary spans the section's context).
+    drop(sas);
+    drop(parts);
+    drop(grams);
+    drop(compact);
+    let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
+    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
     DiffOutput {
         meta: Metadata {
             old_len: old.len() as u64,

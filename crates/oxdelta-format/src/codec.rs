@@ -219,9 +219,13 @@ pub fn lzma2_dict_size(raw_len: usize) -> usize {
 /// length 273, match-finder depth 512) of `raw` with `prefix` as its
 /// preset dictionary (a decoder needs the same prefix; see
 /// [`lzma2_decompress_with_prefix`]): one LZMA2 stream with its end
-/// marker, lc/lp/pb LZMA's defaults (3/0/2), a dictionary of the prefix
-/// and `raw` together, within [`LZMA2_ENCODER_DICT_MAX`]. Empty input
-/// stays empty.
+/// marker, lc/lp/pb LZMA's defaults (3/0/2). Without a prefix the
+/// dictionary is `raw`'s length within [`LZMA2_ENCODER_DICT_MAX`] (chunk
+/// streams, compressed side by side); with one it is the decoder's, the
+/// prefix and `raw` together, so every prefix byte can be matched (the
+/// shared section's literal block: one per patch, its prefix at most
+/// [`crate::limits::MAX_SHARED_CONTEXT_WIDE`], about 12 bytes of encoder
+/// memory per dictionary byte). Empty input stays empty.
 pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
     use lzma_rust2::{Lzma2Options, Lzma2Writer, LzmaOptions};
     if raw.is_empty() {
@@ -229,7 +233,11 @@ pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
     }
     let mut o = LzmaOptions::with_preset(9);
     let span = raw.len().saturating_add(prefix.len());
-    o.dict_size = span.clamp(LZMA2_DICT_MIN, LZMA2_ENCODER_DICT_MAX) as u32;
+    o.dict_size = if prefix.is_empty() {
+        span.clamp(LZMA2_DICT_MIN, LZMA2_ENCODER_DICT_MAX)
+    } else {
+        lzma2_dict_size(span)
+    } as u32;
     o.nice_len = LzmaOptions::NICE_LEN_MAX;
     o.depth_limit = 512;
     if !prefix.is_empty() {
@@ -507,6 +515,26 @@ mod tests {
                 assert_eq!(out.len(), raw.len());
             }
         }
+    }
+
+    /// With a prefix, LZMA2's dictionary spans all of it: literals that
+    /// repeat the prefix's first bytes, 3 MiB back, cost a few bytes (a
+    /// 1 MiB dictionary cannot reach them: incompressible bytes), and
+    /// decode with the same prefix.
+    #[test]
+    fn lzma2_prefix_is_matched_from_its_start() {
+        let mut x = 9u64;
+        let prefix: Vec<u8> = (0..3 << 20)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        let raw = &prefix[..64 << 10];
+        let stored = lzma2_compress_with_prefix(raw, &prefix);
+        assert!(stored.len() < 1024, "{} bytes", stored.len());
+        let back = lzma2_decompress_with_prefix(&stored, raw.len(), &prefix, "literal block");
+        assert_eq!(back.expect("decodes"), raw);
     }
 
     /// A stream whose matches reach before its own start (here: made with

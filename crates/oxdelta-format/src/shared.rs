@@ -497,6 +497,37 @@ impl SharedBlocks {
         })
     }
 
+    /// These blocks with the context of another `margin` (the same gap
+    /// rule), built from the control block already gathered from
+    /// `chunks`: no stream is decompressed again. `None` where
+    /// [`SharedBlocks::gather`] would refuse the margin.
+    pub fn with_margin(
+        &self,
+        old: &[u8],
+        chunks: &[EncodedChunk],
+        margin: u32,
+    ) -> Option<SharedBlocks> {
+        if margin > limits::MAX_SHARED_MARGIN {
+            return None;
+        }
+        let mut context = OldContext::new(self.gap_max, margin);
+        let mut at = 0usize;
+        for c in chunks {
+            let n = c.entry.ctrl.raw as usize;
+            context
+                .add_chunk(&c.entry, self.ctrl.get(at..at + n)?, old)
+                .ok()?;
+            at += n;
+        }
+        Some(SharedBlocks {
+            ctrl: self.ctrl.clone(),
+            lit: self.lit.clone(),
+            context: context.finish(old),
+            gap_max: self.gap_max,
+            margin,
+        })
+    }
+
     /// The control block compressed with `codec` (zstd at some level, or
     /// LZMA2).
     pub fn compress_ctrl(&self, codec: Codec) -> Vec<u8> {

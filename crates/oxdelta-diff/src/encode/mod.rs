@@ -100,7 +100,10 @@ pub fn search_codec(codec: Codec) -> Codec {
 /// the others then reach the margin: it changes no choice LZMA2 could
 /// win by the margin on such a stream's neighbours, and saves LZMA2's
 /// slowest work (zip-whl's 4.9 MB of compressed literals).
-pub fn prefer_lzma2(chunk: &mut EncodedChunk) {
+///
+/// `diff_ahead` is the diff stream already compressed with LZMA2 where
+/// [`lzma2_diff_ahead`] did so (the same bytes this would make).
+pub fn prefer_lzma2(chunk: &mut EncodedChunk, diff_ahead: Option<Vec<u8>>) {
     if chunk.entry.codec == Codec::None {
         return;
     }
@@ -108,7 +111,9 @@ pub fn prefer_lzma2(chunk: &mut EncodedChunk) {
     let zstd = [e.ctrl.stored, e.diff.stored, e.lit.stored].map(|n| n as usize);
     let raw = chunk.coded_streams();
     let dense: [bool; 3] = std::array::from_fn(|k| zstd[k] * 10 > raw[k].len() * 9);
+    let mut diff_ahead = diff_ahead;
     let lz = |k: usize| (!dense[k]).then(|| Codec::Lzma2.compress(&raw[k]));
+    let lz_diff = || diff_ahead.take().or_else(|| lz(1));
     let goal = chunk.payload.len() * (1000 - LZMA2_MARGIN_PERMILLE);
     let pays = |s: &[Option<Vec<u8>>; 3]| {
         let size: usize = (0..3)
@@ -116,7 +121,7 @@ pub fn prefer_lzma2(chunk: &mut EncodedChunk) {
             .sum();
         size * 1000 <= goal
     };
-    let (d, (c, l)) = rayon::join(|| lz(1), || rayon::join(|| lz(0), || lz(2)));
+    let (d, (c, l)) = rayon::join(lz_diff, || rayon::join(|| lz(0), || lz(2)));
     let mut s = [c, d, l];
     if !pays(&s) {
         return;
@@ -133,6 +138,30 @@ pub fn prefer_lzma2(chunk: &mut EncodedChunk) {
     *chunk = chunk.with_codec(Codec::Lzma2, [c, d, l]);
 }
 
+/// The diff stream of `chunk` (made with zstd) compressed with LZMA2, as
+/// [`prefer_lzma2`] would compress it, or `None` where it would not (a
+/// stream zstd left dense, a chunk stored with codec none). A shared
+/// chunk keeps its diff stream, so this can run while the others are
+/// still being matched, before [`share::finish_sharing`] decides.
+pub fn lzma2_diff_ahead(chunk: &EncodedChunk) -> Option<Vec<u8>> {
+    let e = &chunk.entry;
+    if e.codec == Codec::None {
+        return None;
+    }
+    let raw = chunk.coded_streams();
+    let dense = e.diff.stored as usize * 10 > raw[1].len() * 9;
+    (!dense).then(|| Codec::Lzma2.compress(&raw[1]))
+}
+
+/// A chunk [`encode_sharing`] probed, for [`share::finish_sharing`] to
+/// finish: its literals are at [`share::PROBE_LEVEL`] and, with
+/// [`Codec::Lzma2`], its diff stream is compressed ahead
+/// ([`lzma2_diff_ahead`]).
+#[derive(Debug, Default)]
+pub struct Probed {
+    diff_lzma2: Option<Vec<u8>>,
+}
+
 /// Finishes `enc` and encodes its chunk with `codec`, declaring at most
 /// `max_ranges` OLD ranges: every coding the search tries (see the module
 /// docs), the smallest kept; with [`Codec::Lzma2`], ranked with zstd and
@@ -145,15 +174,15 @@ pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> Encoded
 /// control and literal streams are each at most `share_max` bytes and
 /// `codec` is zstd, the literal stream is compressed at
 /// [`share::PROBE_LEVEL`] only (what [`share::finish_sharing`] compresses
-/// again, with the others, at `codec`'s level), and the flag returned is
-/// true (and LZMA2 is left for [`share::finish_sharing`] to try).
-/// Otherwise as `encode`.
+/// again, with the others, at `codec`'s level), and [`Probed`] is
+/// returned (LZMA2 is left for [`share::finish_sharing`] to try, but for
+/// the diff stream, compressed here). Otherwise as `encode`.
 pub fn encode_sharing(
     enc: ChunkEncoder<'_>,
     codec: Codec,
     max_ranges: usize,
     share_max: usize,
-) -> (EncodedChunk, bool) {
+) -> (EncodedChunk, Option<Probed>) {
     let lzma2 = codec == Codec::Lzma2;
     let codec = search_codec(codec);
     let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
@@ -217,10 +246,14 @@ pub fn encode_sharing(
         )
     });
     let mut chunk = EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk);
-    if lzma2 && !probe {
-        prefer_lzma2(&mut chunk);
+    if !probe {
+        if lzma2 {
+            prefer_lzma2(&mut chunk, None);
+        }
+        return (chunk, None);
     }
-    (chunk, probe)
+    let diff_lzma2 = lzma2_diff_ahead(&chunk).filter(|_| lzma2);
+    (chunk, Some(Probed { diff_lzma2 }))
 }
 
 /// The smallest coding found of each stream with compressing `codec`

@@ -515,7 +515,7 @@ impl SharedBlocks {
         for c in chunks {
             let n = c.entry.ctrl.raw as usize;
             context
-                .add_chunk(&c.entry, self.ctrl.get(at..at + n)?, old)
+                .add_chunk(&c.entry, self.ctrl.get(at..at + n)?, old.len() as u64)
                 .ok()?;
             at += n;
         }

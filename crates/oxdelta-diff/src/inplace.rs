@@ -174,8 +174,8 @@ pub fn diff(
             chunk
         })
         .collect();
-    let (mut chunks, probed): (Vec<_>, Vec<bool>) = chunks.into_iter().unzip();
-    let shared = crate::encode::share::finish_sharing(old, &mut chunks, &probed, opts.codec);
+    let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
+    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
     (
         DiffOutput {
             meta: Metadata {

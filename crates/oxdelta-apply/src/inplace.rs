@@ -1173,15 +1173,17 @@ fn check_written(run: &Run<'_>, head: &oxdelta_format::Head) -> Result<()> {
     })
 }
 
-/// Validates the patch against OLD (payload hashes, every step's input),
-/// stashes, and durably creates the journal. Writes nothing to the target.
-fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) -> Result<Journal> {
+/// Every payload checked intact and every step's ops valid against the
+/// target (OLD), before anything is written: the OLD ranges to stash and
+/// the hash of what each step reads.
+#[allow(clippy::type_complexity)]
+fn plan_stash(
+    run: &Run<'_>,
+    p: &Patch<'_>,
+    shared: &Shared,
+) -> Result<(Vec<(u64, u64)>, Vec<[u8; 32]>)> {
     let head = &p.head;
     let chunks = &head.chunks;
-    // The target is OLD (checked by hash): the shared section's context
-    // is read now, before anything is written, and the decoded literal
-    // block goes into the journal for a resumed run.
-    let shared = decode_shared(run, p)?;
     // Every payload must be intact and every step's ops valid before
     // anything is written; plan the stash and record what each step reads.
     let mut planner = StashPlanner::new();
@@ -1193,7 +1195,7 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         let steps = (from..end)
             .into_par_iter()
             .map(|i| {
-                let st = decode_step(p, &shared, i)?;
+                let st = decode_step(p, shared, i)?;
                 let input = gather(&run.target, &st.reads, &Saved::default(), None)?;
                 Ok((st.reads, *blake3::hash(&input).as_bytes()))
             })
@@ -1214,7 +1216,18 @@ fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) ->
         }
         from = end;
     }
-    let stash = planner.finish();
+    Ok((planner.finish(), read_hashes))
+}
+
+/// Validates the patch against OLD (payload hashes, every step's input),
+/// stashes, and durably creates the journal. Writes nothing to the target.
+fn create_journal(run: &Run<'_>, p: &Patch<'_>, patch_id: [u8; 32], len: u64) -> Result<Journal> {
+    let head = &p.head;
+    // The target is OLD (checked by hash): the shared section's context
+    // is read now, before anything is written, and the decoded literal
+    // block goes into the journal for a resumed run.
+    let shared = decode_shared(run, p)?;
+    let (stash, read_hashes) = plan_stash(run, p, &shared)?;
     let mut data = vec![0u8; total_len(&stash) as usize];
     let mut o = 0usize;
     for &(s, l) in &stash {

@@ -814,7 +814,9 @@ fn parse_old_ranges(c: &mut Cursor<'_>, count: u16, old_len: u64) -> Result<Vec<
     Ok(old_ranges)
 }
 
-fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
+/// The shared descriptor's two block lengths (control, literal), each
+/// within the limits.
+fn parse_shared_lens(d: &mut Cursor<'_>) -> Result<[StreamLen; 2]> {
     let mut lens = [StreamLen::default(); 2];
     for (k, name) in ["control", "literal"].into_iter().enumerate() {
         let at = d.offset();
@@ -843,6 +845,11 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
         }
         lens[k] = StreamLen { raw, stored };
     }
+    Ok(lens)
+}
+
+fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
+    let lens = parse_shared_lens(d)?;
     let at = d.offset();
     let gap_max = d.u32("shared gap length")?;
     if gap_max > limits::MAX_SHARED_GAP {

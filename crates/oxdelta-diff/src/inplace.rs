@@ -10,6 +10,11 @@
 //! needs no ordering: an applier reads a step's whole input before it
 //! writes (and saves what a torn write could destroy in its journal).
 //!
+//! Chunks are matched as [`crate::sa::diff`] matches them, through the
+//! same index (anchors first, then the suffix arrays of what they leave of
+//! OLD) with the same tuning, so before ordering an in-place patch has the
+//! ops of the normal patch.
+//!
 //! The differ orders the steps to minimise the weight of the edges it has
 //! to break (steps that run after the step that overwrote what they read):
 //!
@@ -52,7 +57,7 @@ use oxdelta_format::{ChunkEncoder, Engine, Metadata, Op, head::FLAG_IN_PLACE};
 use oxdelta_sa::SuffixArray;
 use rayon::prelude::*;
 
-use crate::{DiffOptions, DiffOutput, chunk_ranges, default_chunk_len, hash, sa};
+use crate::{DiffOptions, DiffOutput, sa};
 
 /// Largest cyclic component ordered exactly.
 pub const EXACT_MAX: usize = 16;
@@ -100,29 +105,38 @@ pub fn diff(
     opts: &DiffOptions,
     ip: &InPlaceOptions,
 ) -> (DiffOutput, InPlaceStats) {
+    sa::with_index(old, new, opts, None, |index, prep| {
+        diff_indexed(old, new, opts, ip, index, prep)
+    })
+}
+
+/// [`diff`] once OLD's index is built: the chunks matched as
+/// [`sa::diff`] matches them (the same index and tuning, so the same ops),
+/// then ordered, converted where the stash limit requires, and encoded.
+fn diff_indexed(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    ip: &InPlaceOptions,
+    index: &sa::OldIndex<'_>,
+    prep: sa::Prepared,
+) -> (DiffOutput, InPlaceStats) {
     let progress = &opts.progress;
-    progress.start(Phase::Indexing, old.len() as u64);
-    let (sa, (old_hash, new_hash)) = rayon::join(
-        || SuffixArray::new(old),
-        || rayon::join(|| hash(old), || hash(new)),
-    );
-    progress.advance(old.len() as u64);
     progress.start(Phase::Matching, 2 * new.len() as u64);
-    let chunk_len = opts
-        .chunk_len
-        .unwrap_or_else(|| default_chunk_len(new.len() as u64));
-    let ranges = chunk_ranges(new.len() as u64, chunk_len);
+    let ranges = prep.ranges;
+    let chunk_len = ranges.first().map_or(1, |r| r.end - r.start);
     let mut ops: Vec<Vec<Op>> = ranges
         .par_iter()
-        .map(|r| {
-            let ops = sa::match_chunk(&sa, new, r.start as usize, r.end as usize);
+        .zip(&prep.tuning)
+        .map(|(r, p)| {
+            let ops = sa::match_chunk_indexed(index, new, r.start as usize, r.end as usize, p);
             progress.advance(r.end - r.start);
             ops
         })
         .collect();
     let writes: Vec<(u64, u64)> = ranges.iter().map(|r| (r.start, r.end)).collect();
     let reads: Vec<Vec<(u64, u64)>> = ops.iter().map(|o| op_reads(o)).collect();
-    let adj = conflict_graph(&writes, &reads, u64::from(chunk_len));
+    let adj = conflict_graph(&writes, &reads, chunk_len);
     let mut stats = InPlaceStats {
         steps: writes.len(),
         edges: adj.iter().map(Vec::len).sum(),
@@ -133,6 +147,9 @@ pub fn diff(
     let (pieces, conflict_bytes) = conflict_pieces(&order, &writes, &reads);
     stats.conflict_bytes = conflict_bytes;
     if stats.conflict_bytes > ip.stash_limit {
+        // The index leaves anchored OLD out of its suffix arrays; looking
+        // converted bytes up again wants all of OLD (built only here).
+        let sa = SuffixArray::new(old);
         let mut avoid = pieces_to_convert(pieces, writes.len(), ip.stash_limit, &mut stats);
         // Convert in apply order, so each step knows what is still intact:
         // converted bytes are first looked for again in OLD that no
@@ -180,9 +197,9 @@ pub fn diff(
         DiffOutput {
             meta: Metadata {
                 old_len: old.len() as u64,
-                old_hash,
+                old_hash: prep.old_hash,
                 new_len: new.len() as u64,
-                new_hash,
+                new_hash: prep.new_hash,
                 engine: Engine::SuffixArray,
                 flags: FLAG_IN_PLACE,
             },

@@ -233,6 +233,76 @@ pub fn diff_with(
     opts: &DiffOptions,
     params: Option<&MatchParams>,
 ) -> DiffOutput {
+    let (chunks, old_hash, new_hash) = with_index(old, new, opts, params, |index, prep| {
+        let progress = &opts.progress;
+        progress.start(Phase::Matching, new.len() as u64);
+        // Each chunk's share of the shared section's blocks: a chunk within it
+        // defers its control and literal streams' final compression to the
+        // section (decided per chunk, so the same whatever the threads).
+        let share_max =
+            (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / prep.ranges.len().max(1);
+        let chunks: Vec<_> = prep
+            .ranges
+            .into_par_iter()
+            .zip(prep.tuning)
+            .map(|(r, p)| {
+                let (s, e) = (r.start as usize, r.end as usize);
+                let ops = match_chunk_indexed(index, new, s, e, &p);
+                let mut enc = ChunkEncoder::new(old, new, r.start);
+                for op in ops {
+                    enc.push(op);
+                }
+                let chunk = crate::encode::encode_sharing(enc, opts.codec, MAX_RANGES, share_max);
+                progress.advance((e - s) as u64);
+                chunk
+            })
+            .collect();
+        (chunks, prep.old_hash, prep.new_hash)
+    });
+    // Small patches: the chunks' control and literal streams compressed
+    // together, with OLD context (see `oxdelta_format::shared`). The index
+    // is dropped by now, before the section's coders take their memory
+    // (LZMA2's dictionary spans the section's context).
+    let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
+    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
+    DiffOutput {
+        meta: Metadata {
+            old_len: old.len() as u64,
+            old_hash,
+            new_len: new.len() as u64,
+            new_hash,
+            engine: Engine::SuffixArray,
+            flags: 0,
+        },
+        chunks,
+        shared,
+    }
+}
+
+/// What [`with_index`] hands its caller beside the index: NEW's chunks
+/// (by [`DiffOptions::chunk_len`]), each chunk's tuning, and the
+/// whole-file hashes.
+pub(crate) struct Prepared {
+    pub ranges: Vec<std::ops::Range<u64>>,
+    pub tuning: Vec<MatchParams>,
+    pub old_hash: [u8; 32],
+    pub new_hash: [u8; 32],
+}
+
+/// Builds the index [`diff`] matches through — anchors, the suffix arrays
+/// of what they leave of OLD, the gram filter — with the hashes and each
+/// chunk's tuning beside it (`params`, or [`MatchParams::for_data`]), and
+/// calls `f` with it. Reports [`Phase::Indexing`]. The in-place differ
+/// matches through the same index, so its ops are those of a normal patch
+/// before its ordering. Memory: as [`diff`]'s index, held until `f`
+/// returns.
+pub(crate) fn with_index<R>(
+    old: &[u8],
+    new: &[u8],
+    opts: &DiffOptions,
+    params: Option<&MatchParams>,
+    f: impl FnOnce(&OldIndex<'_>, Prepared) -> R,
+) -> R {
     let progress = &opts.progress;
     progress.start(Phase::Indexing, old.len() as u64);
     let chunk_len = opts
@@ -279,48 +349,15 @@ pub fn diff_with(
         grams: grams.as_ref(),
     };
     progress.advance(old.len() as u64);
-    progress.start(Phase::Matching, new.len() as u64);
-    // Each chunk's share of the shared section's blocks: a chunk within it
-    // defers its control and literal streams' final compression to the
-    // section (decided per chunk, so the same whatever the threads).
-    let share_max = (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / ranges.len().max(1);
-    let chunks: Vec<_> = ranges
-        .into_par_iter()
-        .zip(tuning)
-        .map(|(r, p)| {
-            let (s, e) = (r.start as usize, r.end as usize);
-            let ops = match_chunk_indexed(&index, new, s, e, &p);
-            let mut enc = ChunkEncoder::new(old, new, r.start);
-            for op in ops {
-                enc.push(op);
-            }
-            let chunk = crate::encode::encode_sharing(enc, opts.codec, MAX_RANGES, share_max);
-            progress.advance((e - s) as u64);
-            chunk
-        })
-        .collect();
-    // Small patches: the chunks' control and literal streams compressed
-    // together, with OLD context (see `oxdelta_format::shared`).
-    // The index is done with: free it before the section's coders take
-    // their memory (LZMA2's dictionary spans the section's context).
-    drop(sas);
-    drop(parts);
-    drop(grams);
-    drop(compact);
-    let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
-    DiffOutput {
-        meta: Metadata {
-            old_len: old.len() as u64,
+    f(
+        &index,
+        Prepared {
+            ranges,
+            tuning,
             old_hash,
-            new_len: new.len() as u64,
             new_hash,
-            engine: Engine::SuffixArray,
-            flags: 0,
         },
-        chunks,
-        shared,
-    }
+    )
 }
 
 /// A point where the scanner adopted a new alignment.

@@ -110,8 +110,9 @@ struct oxdelta_diff_options {
   // `sizeof(struct oxdelta_diff_options)` as the caller compiled it.
   size_t size;
   // Codec: "lzma2", "zstd", "zstd:LEVEL", "lz4" or "none". Default lzma2
-  // (zstd:19, and LZMA2 for chunks where it is 3% smaller), or
-  // zstd:16 with `memory` set.
+  // (zstd:19, and LZMA2 for chunks where it is 3% smaller), or with
+  // `memory` set zstd at a level chosen per chunk (18, or a fast
+  // setting where the chunk's streams are large).
   const char *codec;
   // Use the streaming engine within this many bytes of memory (at least
   // 64 KiB). Default: the in-memory engine (about 5 bytes per byte of OLD).

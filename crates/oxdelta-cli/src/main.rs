@@ -89,8 +89,9 @@ struct DiffArgs {
     force: bool,
     /// Stream codec: none, lz4 (fastest apply), zstd or zstd:LEVEL, or lzma2
     /// (smallest: zstd:19, and LZMA2 for each chunk where it is 3% smaller,
-    /// which applies slower; format version 7). Default lzma2, or zstd:16
-    /// with the streaming engine.
+    /// which applies slower; format version 7). Default lzma2, or with the
+    /// streaming engine zstd at a level chosen per chunk (18, or a fast
+    /// setting where the chunk's streams are large).
     #[arg(long, value_parser = Codec::parse)]
     codec: Option<Codec>,
     /// Use the streaming engine within this memory budget, e.g. 256M (for

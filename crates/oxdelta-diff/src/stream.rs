@@ -52,7 +52,7 @@
 //! worker holds one refinement window ([`WINDOW_COST`] bytes per window
 //! byte: text, suffix array, gram filter), one chunk's working memory
 //! ([`CHUNK_COST_FACTOR`] times its length), fixed state and one codec
-//! context ([`Codec::state_bound`]). [`Plan::estimate`] adds these up.
+//! context ([`codec_state_bound`]). [`Plan::estimate`] adds these up.
 //! What used to escape this accounting on heavily changed images (the
 //! budget 256M peaked at 320 MiB on img-heavy): each chunk's ops were
 //! collected twice (24 bytes per op, an op per ~16 bytes of changed code),
@@ -105,11 +105,12 @@ use std::sync::{Condvar, Mutex};
 
 use oxdelta_format::filehash::{self, FileHash};
 use oxdelta_format::progress::Phase;
-use oxdelta_format::{ChunkEncoder, Codec, EncodedChunk, Engine, Metadata, Op, limits};
+use oxdelta_format::{ChunkEncoder, Codec, EncodedChunk, Engine, Metadata, Op, Streams, limits};
 use oxdelta_sa::{SuffixArray, common_prefix};
 use rayon::prelude::*;
 
 use crate::anchor::Coverage;
+use crate::encode::Coder;
 use crate::sa::{GramFilter, MatchParams, OldIndex, match_into};
 use crate::{DiffOptions, chunk_ranges};
 
@@ -117,12 +118,19 @@ use crate::{DiffOptions, chunk_ranges};
 pub const DEFAULT_BUDGET: u64 = 256 << 20;
 /// Smallest budget accepted (smaller ones are raised to it).
 pub const MIN_BUDGET: u64 = 64 << 10;
-/// zstd level the command line uses for this engine unless told otherwise.
-/// The diff streams of a disk image are tens of MB; level 16 (the first
-/// with zstd's optimal parser) gets most of level 19's gain at much less
-/// time. On img-ext4 at 256M: level 12 1.82 MB, 16 1.63 MB, 19 1.51 MB,
-/// with 16 costing ~1.5 s and 19 ~8 s more CPU than 12.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 16;
+/// zstd "level" the command line uses for this engine unless told
+/// otherwise: 0 (zstd's own "default level", which `--codec zstd:LEVEL`
+/// does not accept) asks this engine to choose per chunk, see
+/// [`chunk_coder`]. Other engines given it compress at zstd's default
+/// level (3).
+pub const DEFAULT_ZSTD_LEVEL: i32 = AUTO_LEVEL;
+/// See [`DEFAULT_ZSTD_LEVEL`].
+pub const AUTO_LEVEL: i32 = 0;
+/// zstd level of the chunks whose streams are small (see [`chunk_coder`]).
+pub const STRONG_LEVEL: i32 = 18;
+/// A chunk's streams are small when they hold at most `1/STRONG_SHARE` of
+/// its NEW bytes (see [`chunk_coder`]).
+pub const STRONG_SHARE: usize = 4;
 
 /// Slots probed per hash in the index.
 pub const PROBES: usize = 4;
@@ -212,7 +220,7 @@ pub struct Plan {
     pub workers: usize,
     /// Chunks of NEW (their table stays in memory).
     pub chunks: u64,
-    /// Memory of one compression's state ([`Codec::state_bound`]).
+    /// Memory of one compression's state ([`codec_state_bound`]).
     pub codec_state: u64,
 }
 
@@ -268,7 +276,7 @@ impl Plan {
         codec: Codec,
     ) -> Plan {
         let budget = budget.max(MIN_BUDGET);
-        let codec_state = codec.state_bound();
+        let codec_state = codec_state_bound(codec);
         let max = u64::from(limits::MAX_CHUNK_NEW_LEN);
         let chunk_len = chunk_len.unwrap_or_else(|| {
             // A chunk's working memory is CHUNK_COST_FACTOR times its
@@ -347,6 +355,51 @@ impl Plan {
             + WORKER_FIXED
             + self.codec_state;
         (4u64 << self.slot_bits) + self.chunks * TABLE_PER_CHUNK + w * per
+    }
+}
+
+/// Memory one compression with `codec` holds in this engine (with
+/// [`AUTO_LEVEL`], the larger of [`chunk_coder`]'s two choices).
+pub fn codec_state_bound(codec: Codec) -> u64 {
+    match codec {
+        Codec::Zstd(AUTO_LEVEL) => Codec::Zstd(STRONG_LEVEL)
+            .state_bound()
+            .max(Coder::FastZstd.state_bound()),
+        c => c.state_bound(),
+    }
+}
+
+/// How a chunk's streams are compressed with zstd at [`AUTO_LEVEL`]:
+/// at [`STRONG_LEVEL`] when they are small, at most `1/STRONG_SHARE` of
+/// the chunk's `new_len` NEW bytes (the diff stream counted by its
+/// non-zero bytes, which is what its run layouts keep), else with zstd's
+/// fast setting ([`oxdelta_format::codec::zstd_compress_fast`]). The
+/// strong levels' binary-tree match finder costs ~0.2–0.25 µs per byte
+/// (4–5 MB/s), the fast one ~0.025: on heavily changed images the streams
+/// are a third of NEW and level 16 was 40% of the diff's CPU time. Measured
+/// by recompressing the streams of main's level-16 patches (img-heavy:
+/// 200 MB raw, 70,075,755 B and 30.6 s of CPU at level 16; the fast setting
+/// alone 70,475,343 B, 4.9 s; level 18 alone 65,624,555 B, 47.1 s; this
+/// rule 69,735,626 B, 10.8 s. img-ext4: 4 MB raw, 1,146,414 B at 16, this
+/// rule (all at 18) 1,112,908 B, 0.7 s).
+pub fn chunk_coder(streams: &Streams, new_len: usize) -> Coder {
+    let diff = streams.diff.iter().filter(|&&b| b != 0).count();
+    let raw = streams.ctrl.len() + diff + streams.lit.len();
+    if raw * STRONG_SHARE <= new_len {
+        Coder::Codec(Codec::Zstd(STRONG_LEVEL))
+    } else {
+        Coder::FastZstd
+    }
+}
+
+/// Finishes `enc` and encodes its chunk with `codec` (see [`chunk_coder`]
+/// for [`AUTO_LEVEL`]).
+fn encode_chunk(enc: ChunkEncoder<'_>, codec: Codec) -> EncodedChunk {
+    match codec {
+        Codec::Zstd(AUTO_LEVEL) => {
+            crate::encode::encode_chosen(enc, crate::sa::MAX_RANGES, chunk_coder)
+        }
+        c => crate::encode::encode(enc, c, crate::sa::MAX_RANGES),
     }
 }
 
@@ -1402,7 +1455,7 @@ pub fn diff_with_plan_in<E>(
             None => {
                 let mut enc = ChunkEncoder::new(old, &ZEROS[..e - s], 0);
                 enc.push(Op::Zero { len: len.into() });
-                let c = crate::encode::encode(enc, codec, crate::sa::MAX_RANGES);
+                let c = encode_chunk(enc, codec);
                 cache.push(c.clone());
                 c
             }
@@ -1421,7 +1474,7 @@ pub fn diff_with_plan_in<E>(
                 enc.push(op)
             });
             // Few, wide OLD ranges: each costs 16 bytes of head.
-            let mut c = crate::encode::encode(enc, codec, crate::sa::MAX_RANGES);
+            let mut c = encode_chunk(enc, codec);
             // The entry stays in memory until the head is written: its
             // ranges' vector may have the capacity of every op's range.
             c.entry.old_ranges.shrink_to_fit();

@@ -2,9 +2,10 @@
 //! the budget, sparse images, moved blocks, thread-count independence and
 //! the budget arithmetic.
 
+use oxdelta_diff::encode::Coder;
 use oxdelta_diff::stream::{self, Plan};
 use oxdelta_diff::{DiffOptions, sa};
-use oxdelta_format::{Codec, EncodedChunk, Patch, assemble};
+use oxdelta_format::{AddMode, Codec, EncodedChunk, Patch, Streams, assemble};
 
 /// A deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -406,7 +407,7 @@ fn budget_probe() {
     let (old, new) = heavy_pair(24 << 20);
     let budget = 64 << 20;
     let opts = DiffOptions {
-        codec: Codec::Zstd(16),
+        codec: Codec::Zstd(stream::DEFAULT_ZSTD_LEVEL),
         ..DiffOptions::default()
     };
     let plan = Plan::new(&old, new.len() as u64, budget, None, opts.codec);
@@ -564,5 +565,78 @@ fn extents_are_normalised() {
     assert_eq!(
         stream::Extents::whole(0).ranges(),
         &[] as &[std::ops::Range<u64>]
+    );
+}
+
+/// With the default level the engine chooses per chunk: level
+/// `STRONG_LEVEL` while the streams (the diff stream by its non-zero bytes)
+/// are at most `1/STRONG_SHARE` of the chunk's NEW bytes, else the fast
+/// setting.
+#[test]
+fn default_level_follows_the_streams_share() {
+    let streams = |ctrl: usize, diff_nonzero: usize, lit: usize| Streams {
+        ctrl: vec![1; ctrl],
+        diff: [vec![0; 10_000], vec![7; diff_nonzero]].concat(),
+        lit: vec![2; lit],
+        add: AddMode::Bytes,
+        split: false,
+    };
+    let new_len = 4000 * stream::STRONG_SHARE;
+    let strong = Coder::Codec(Codec::Zstd(stream::STRONG_LEVEL));
+    assert_eq!(
+        stream::chunk_coder(&streams(1000, 1000, 2000), new_len),
+        strong
+    );
+    assert_eq!(stream::chunk_coder(&streams(0, 0, 4000), new_len), strong);
+    assert_eq!(
+        stream::chunk_coder(&streams(1000, 1000, 2001), new_len),
+        Coder::FastZstd
+    );
+    assert_eq!(
+        stream::chunk_coder(&streams(0, 4001, 0), new_len),
+        Coder::FastZstd
+    );
+}
+
+/// The default level on a pair with lightly and heavily changed parts:
+/// the light chunks are what `STRONG_LEVEL` makes of them, the heavy ones
+/// are not (the fast setting); the patch applies and does not depend on
+/// the threads.
+#[test]
+fn default_level_round_trips() {
+    let (old, mut new) = heavy_pair(2 << 20);
+    // The first megabyte nearly unchanged: small streams there.
+    new[..1 << 20].copy_from_slice(&old[..1 << 20]);
+    for i in (0..1 << 20).step_by(4099) {
+        new[i] ^= 0x55;
+    }
+    // The rest changed in every other byte: diff bytes over half of it.
+    for i in ((1 << 20)..new.len()).step_by(2) {
+        new[i] ^= 0x33;
+    }
+    let run = |codec: Codec, threads: usize| {
+        let opts = DiffOptions {
+            codec,
+            ..DiffOptions::default()
+        };
+        let plan = Plan::new(&old, new.len() as u64, 64 << 20, Some(256 << 10), codec);
+        let mut chunks = Vec::new();
+        let meta = stream::diff_with_plan(&old, &new, &opts, &plan, threads, |c| {
+            chunks.push(c);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let payloads: Vec<Vec<u8>> = chunks.iter().map(|c| c.payload.clone()).collect();
+        (assemble(&meta, chunks, None), payloads)
+    };
+    let auto = Codec::Zstd(stream::DEFAULT_ZSTD_LEVEL);
+    let (one, chunks) = run(auto, 1);
+    assert!(run(auto, 3).0 == one, "threads differ");
+    assert!(apply(&old, &one) == new);
+    let (_, strong) = run(Codec::Zstd(stream::STRONG_LEVEL), 2);
+    let same: Vec<bool> = chunks.iter().zip(&strong).map(|(a, b)| a == b).collect();
+    assert!(
+        same[..4].iter().all(|&x| x) && same[4..].iter().all(|&x| !x),
+        "{same:?}"
     );
 }

@@ -203,8 +203,8 @@ fn apply_options(
 ///
 /// memory: use the streaming engine within this many bytes (for inputs
 /// larger than RAM); by default the in-memory engine (about 5 bytes per
-/// byte of OLD). codec: "zstd" (default, level 19; 16 with memory),
-/// "zstd:LEVEL", "lz4" or "none". threads: worker threads (default: one
+/// byte of OLD). codec: "zstd" (default, level 19; with memory, a level
+/// chosen per chunk), "zstd:LEVEL", "lz4" or "none". threads: worker threads (default: one
 /// per core). sign_key: path of a secret key file (from keygen) to sign
 /// with. progress: called as progress(phase, done, total) from worker
 /// threads. overwrite: replace `patch` if it exists (default False:

@@ -7,6 +7,8 @@ use oxdelta_format::filter::FilterSink;
 use oxdelta_format::{AddMode, Codec, DiffFilter, Streams};
 use rayon::prelude::*;
 
+use super::Coder;
+
 /// Makes the diff stream of a chunk's ops in another add mode and order
 /// (`true`: the operand split's) on demand, passing it in consecutive
 /// pieces to the callback.
@@ -56,7 +58,7 @@ impl DiffLayout {
     /// variants are ranked, and the two finalists compressed, side by
     /// side.
     pub(super) fn best(
-        codec: Codec,
+        coder: Coder,
         streams: &Streams,
         alternatives: &[Variant],
         make: DiffVariant<'_>,
@@ -71,12 +73,13 @@ impl DiffLayout {
             }
         }
         let s = Search {
-            codec,
+            coder,
             streams,
             make,
         };
-        match codec {
-            Codec::Zstd(level) if level > 3 => s.ranked(Codec::Zstd(3), &variants),
+        match coder {
+            Coder::Codec(Codec::Zstd(level)) if level > 3 => s.ranked(Codec::Zstd(3), &variants),
+            Coder::FastZstd => s.ranked(Codec::Zstd(3), &variants),
             _ => s.serial(&variants),
         }
     }
@@ -84,7 +87,7 @@ impl DiffLayout {
 
 /// One chunk's diff-stream search.
 struct Search<'a> {
-    codec: Codec,
+    coder: Coder,
     streams: &'a Streams,
     make: DiffVariant<'a>,
 }
@@ -134,7 +137,7 @@ impl Search<'_> {
             split: v.1,
             filter,
             filtered_len: filtered.len(),
-            stored: self.codec.compress(filtered),
+            stored: self.coder.compress(filtered),
         }
     }
 

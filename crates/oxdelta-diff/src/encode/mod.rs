@@ -28,6 +28,51 @@ use oxdelta_format::{
     AddMode, ChunkCoding, ChunkEncoder, Codec, EncodedChunk, StoredStream, Streams, coding, limits,
 };
 
+/// What the search compresses streams with: a codec at its level, or
+/// zstd's fast setting ([`oxdelta_format::codec::zstd_compress_fast`],
+/// which the streaming engine takes for chunks whose streams are large).
+/// Either way the chunk's codec id is the codec's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coder {
+    /// The codec at its own level.
+    Codec(Codec),
+    /// zstd, fast setting.
+    FastZstd,
+}
+
+impl Coder {
+    /// The codec the chunk declares.
+    pub fn codec(self) -> Codec {
+        match self {
+            Coder::Codec(c) => c,
+            Coder::FastZstd => Codec::Zstd(12),
+        }
+    }
+
+    /// `raw` compressed.
+    pub fn compress(self, raw: &[u8]) -> Vec<u8> {
+        match self {
+            Coder::Codec(c) => c.compress(raw),
+            Coder::FastZstd => oxdelta_format::codec::zstd_compress_fast(raw),
+        }
+    }
+
+    fn stored(self, raw: &[u8]) -> StoredStream {
+        StoredStream {
+            raw_len: raw.len(),
+            bytes: self.compress(raw),
+        }
+    }
+
+    /// Memory one compression holds beside its input and output.
+    pub fn state_bound(self) -> u64 {
+        match self {
+            Coder::Codec(c) => c.state_bound(),
+            Coder::FastZstd => oxdelta_format::codec::ZSTD_FAST_STATE_BOUND,
+        }
+    }
+}
+
 mod layout;
 pub mod share;
 mod variants;
@@ -184,22 +229,68 @@ pub fn encode_sharing(
     share_max: usize,
 ) -> (EncodedChunk, Option<Probed>) {
     let lzma2 = codec == Codec::Lzma2;
-    let codec = search_codec(codec);
+    let coder = Coder::Codec(search_codec(codec));
     let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
     let (streams, ranges) = enc.finish();
-    let probe = matches!(codec, Codec::Zstd(_))
+    let probe = matches!(coder, Coder::Codec(Codec::Zstd(_)))
         && streams.ctrl.len() <= share_max
         && streams.lit.len() <= share_max;
+    let mut chunk = encode_streams(
+        (old, new_chunk, start),
+        &streams,
+        coalesce_ranges(ranges, max_ranges),
+        coder,
+        probe,
+    );
+    if !probe {
+        if lzma2 {
+            prefer_lzma2(&mut chunk, None);
+        }
+        return (chunk, None);
+    }
+    let diff_lzma2 = lzma2_diff_ahead(&chunk).filter(|_| lzma2);
+    (chunk, Some(Probed { diff_lzma2 }))
+}
+
+/// Finishes `enc` and encodes its chunk with the coder `choose` picks
+/// from its streams and NEW length, declaring at most `max_ranges` OLD
+/// ranges: as [`encode`] with that coder's codec (never LZMA2).
+pub fn encode_chosen(
+    enc: ChunkEncoder<'_>,
+    max_ranges: usize,
+    choose: impl FnOnce(&Streams, usize) -> Coder,
+) -> EncodedChunk {
+    let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
+    let (streams, ranges) = enc.finish();
+    let coder = choose(&streams, new_chunk.len());
+    encode_streams(
+        (old, new_chunk, start),
+        &streams,
+        coalesce_ranges(ranges, max_ranges),
+        coder,
+        false,
+    )
+}
+
+/// The search over codings of a finished chunk's `streams` with `coder`
+/// (with `probe`, the literal stream at [`share::PROBE_LEVEL`] only).
+fn encode_streams(
+    (old, new_chunk, start): (&[u8], &[u8], u64),
+    streams: &Streams,
+    ranges: Vec<(u64, u64)>,
+    coder: Coder,
+    probe: bool,
+) -> EncodedChunk {
+    let codec = coder.codec();
     let side = if probe {
-        Codec::Zstd(share::PROBE_LEVEL)
+        Coder::Codec(Codec::Zstd(share::PROBE_LEVEL))
     } else {
-        codec
+        coder
     };
-    let ranges = coalesce_ranges(ranges, max_ranges);
     let mut alternatives = Vec::new();
     let mut variants = None;
     if codec != Codec::None && !streams.diff.is_empty() {
-        let v = DiffVariants::new(&streams, old, new_chunk, start);
+        let v = DiffVariants::new(streams, old, new_chunk, start);
         alternatives = VARIANTS
             .iter()
             .filter(|&&(_, _, when)| when.holds(&v))
@@ -216,9 +307,9 @@ pub fn encode_sharing(
     let best = (codec != Codec::None)
         .then(|| {
             best_coding(
-                codec,
+                coder,
                 side,
-                &streams,
+                streams,
                 &alternatives,
                 &make,
                 start,
@@ -245,24 +336,16 @@ pub fn encode_sharing(
             [&streams.ctrl, &streams.diff, &streams.lit].map(raw),
         )
     });
-    let mut chunk = EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk);
-    if !probe {
-        if lzma2 {
-            prefer_lzma2(&mut chunk, None);
-        }
-        return (chunk, None);
-    }
-    let diff_lzma2 = lzma2_diff_ahead(&chunk).filter(|_| lzma2);
-    (chunk, Some(Probed { diff_lzma2 }))
+    EncodedChunk::from_stored(&coding, stored, ranges, start, new_chunk)
 }
 
-/// The smallest coding found of each stream with compressing `codec`
+/// The smallest coding found of each stream with compressing `coder`
 /// (the literal stream with `side`, the same kind of codec perhaps at
 /// another level), the three searched side by side, and the streams so
 /// stored. `alternatives` are the diff variants `make` produces.
 fn best_coding(
-    codec: Codec,
-    side: Codec,
+    coder: Coder,
+    side: Coder,
     streams: &Streams,
     alternatives: &[(AddMode, bool)],
     make: DiffVariant<'_>,
@@ -271,16 +354,16 @@ fn best_coding(
 ) -> (ChunkCoding, [StoredStream; 3]) {
     let ctrl_limit = limits::max_ctrl_raw_len(new_len as u32);
     let (diff, ((ctrl, ctrl_split), (lit, lit_x86))) = rayon::join(
-        || DiffLayout::best(codec, streams, alternatives, make),
+        || DiffLayout::best(coder, streams, alternatives, make),
         || {
             rayon::join(
-                || best_ctrl(codec, &streams.ctrl, ctrl_limit),
+                || best_ctrl(coder, &streams.ctrl, ctrl_limit),
                 || best_lit(side, streams, new_offset),
             )
         },
     );
     let coding = ChunkCoding {
-        codec,
+        codec: coder.codec(),
         diff_filter: diff.filter,
         add_mode: diff.add,
         operand_split: diff.split,
@@ -299,13 +382,13 @@ fn best_coding(
 /// whichever compresses smaller; `true` for the split form. The split form
 /// carries a tag byte per op: it is tried only within the control
 /// stream's limit `limit`, which applies to it as stored.
-fn best_ctrl(codec: Codec, ctrl: &[u8], limit: u64) -> (StoredStream, bool) {
+fn best_ctrl(coder: Coder, ctrl: &[u8], limit: u64) -> (StoredStream, bool) {
     let (plain, split) = rayon::join(
-        || StoredStream::compress(codec, ctrl),
+        || coder.stored(ctrl),
         || {
             coding::split(ctrl)
                 .filter(|s| s.len() as u64 <= limit)
-                .map(|s| StoredStream::compress(codec, &s))
+                .map(|s| coder.stored(&s))
         },
     );
     match split {
@@ -317,14 +400,14 @@ fn best_ctrl(codec: Codec, ctrl: &[u8], limit: u64) -> (StoredStream, bool) {
 /// The literal stream as is or with the x86 literal filter (format
 /// version 4, tried when the literals look like code), whichever
 /// compresses smaller with `side`; `true` for the filtered form.
-fn best_lit(side: Codec, streams: &Streams, new_offset: u64) -> (StoredStream, bool) {
+fn best_lit(side: Coder, streams: &Streams, new_offset: u64) -> (StoredStream, bool) {
     let (plain, filtered) = rayon::join(
-        || StoredStream::compress(side, &streams.lit),
+        || side.stored(&streams.lit),
         || {
             lits_look_like_code(&streams.lit).then(|| {
                 let mut filtered = streams.lit.clone();
                 coding::filter_literals(&streams.ctrl, new_offset, &mut filtered);
-                StoredStream::compress(side, &filtered)
+                side.stored(&filtered)
             })
         },
     );

@@ -82,7 +82,7 @@ pub fn finish_sharing(
 /// the section, or `None` and leaves `chunks` as they were. Sharing is
 /// tried only when both blocks fit their limit; `old` is the OLD the
 /// chunks were made from. The literal block's context is tried with no
-/// margin and with [`DEFAULT_MARGIN`] ([`Section::choose`]).
+/// margin and with [`DEFAULT_MARGIN`] (see `Section::choose`).
 pub fn share(
     old: &[u8],
     chunks: &mut [EncodedChunk],

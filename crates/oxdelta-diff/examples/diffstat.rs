@@ -5,7 +5,7 @@
 //! Matcher tuning comes from environment variables named after the fields
 //! of `MatchParams` in upper case (`MIN_SEED=12`, `LIT_SPLIT=24`, ...).
 //! `DUMP=DIR` writes each stream of every chunk raw to `DIR/<chunk>.<stream>`
-//! for experiments with other compressors.
+//! for experiments with other compressors, and its ops to `DIR/<chunk>.ops`.
 
 use std::time::Instant;
 
@@ -126,6 +126,25 @@ fn dump_gaps(dir: &str, k: usize, ops: &[Op], old: &[u8], new_offset: u64) {
     std::fs::write(format!("{dir}/{k}.gap"), &gap).expect("dump");
 }
 
+/// Writes `DIR/<chunk>.ops`: the chunk's NEW offset, then per op its kind
+/// (0 COPY, 1 ADD, 2 INSERT, 3 ZERO), OLD position (0 when none) and
+/// length, each a little-endian u64.
+fn dump_ops(dir: &str, k: usize, ops: &[Op], new_offset: u64) {
+    let mut out = new_offset.to_le_bytes().to_vec();
+    for op in ops {
+        let (kind, old) = match *op {
+            Op::Copy { old, .. } => (0u64, old),
+            Op::Add { old, .. } => (1, old),
+            Op::Insert { .. } => (2, 0),
+            Op::Zero { .. } => (3, 0),
+        };
+        for v in [kind, old, op.len()] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(format!("{dir}/{k}.ops"), &out).expect("dump");
+}
+
 /// Adds chunk `k` to `stats`; prints its ops with `SHOW_OPS` (below NEW
 /// offset 3,000,000) and its INSERTs of at least `SHOW_INSERTS` bytes;
 /// dumps its streams with `DUMP`.
@@ -150,6 +169,7 @@ fn chunk_stats(stats: &mut Stats, k: usize, c: &EncodedChunk, old: &[u8], shared
             std::fs::write(format!("{d}/{k}.{name}"), s).expect("dump");
         }
         dump_gaps(&d, k, &ops, old, e.new_offset);
+        dump_ops(&d, k, &ops, e.new_offset);
     }
     let show_inserts = std::env::var("SHOW_INSERTS")
         .ok()

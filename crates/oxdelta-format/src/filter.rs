@@ -62,16 +62,21 @@ pub enum AddMode {
     /// decoded (format version 6; [`crate::arm64`]). Like the operand
     /// modes, its stream is turned into byte-wise diffs first.
     Arm64,
+    /// WebAssembly `i64.const` operands predicted from the constants
+    /// already decoded (format version 8; [`crate::wasm`]). Like the
+    /// operand modes, its stream is turned into byte-wise diffs first.
+    Wasm,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 5] = [
+    pub const ALL: [AddMode; 6] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
         AddMode::OperandsAbs,
         AddMode::Arm64,
+        AddMode::Wasm,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -83,12 +88,12 @@ impl AddMode {
         matches!(self, AddMode::Operands | AddMode::OperandsAbs)
     }
 
-    /// Whether the mode predicts words from the chunk's op map (the
-    /// operand modes and [`AddMode::Arm64`]): its stream is not in op
+    /// Whether the mode predicts words or fields (the operand modes,
+    /// [`AddMode::Arm64`] and [`AddMode::Wasm`]): its stream is not in op
     /// order, the operand split may not accompany it, and an applier holds
-    /// the op map.
+    /// the prediction's state (the op map, learned shifts).
     pub fn is_predicted(self) -> bool {
-        self.is_operands() || self == AddMode::Arm64
+        self.is_operands() || matches!(self, AddMode::Arm64 | AddMode::Wasm)
     }
 
     /// The lowest format version that has this mode.
@@ -98,6 +103,7 @@ impl AddMode {
             AddMode::Words32 => 2,
             AddMode::Operands | AddMode::OperandsAbs => 3,
             AddMode::Arm64 => 6,
+            AddMode::Wasm => 8,
         }
     }
 
@@ -109,6 +115,7 @@ impl AddMode {
             AddMode::Operands => 2,
             AddMode::OperandsAbs => 3,
             AddMode::Arm64 => 4,
+            AddMode::Wasm => 5,
         }
     }
 
@@ -125,6 +132,7 @@ impl AddMode {
             AddMode::Operands => "operands",
             AddMode::OperandsAbs => "operands-abs",
             AddMode::Arm64 => "arm64",
+            AddMode::Wasm => "wasm",
         }
     }
 
@@ -147,9 +155,11 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
-                bytes(dst, src, diff)
-            }
+            AddMode::Bytes
+            | AddMode::Operands
+            | AddMode::OperandsAbs
+            | AddMode::Arm64
+            | AddMode::Wasm => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -180,9 +190,11 @@ impl AddMode {
             }
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
-                bytes(out, new, old)
-            }
+            AddMode::Bytes
+            | AddMode::Operands
+            | AddMode::OperandsAbs
+            | AddMode::Arm64
+            | AddMode::Wasm => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -209,9 +221,11 @@ impl AddMode {
             out.extend(new.iter().zip(old).map(|(n, o)| n.wrapping_sub(*o)));
         };
         match self {
-            AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
-                bytes(out, new, old)
-            }
+            AddMode::Bytes
+            | AddMode::Operands
+            | AddMode::OperandsAbs
+            | AddMode::Arm64
+            | AddMode::Wasm => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

@@ -173,10 +173,10 @@ impl ChunkEntry {
         // most the chunk's bytes that are not literals; the one-pass
         // rebuild holds the words' positions instead, fewer bytes).
         let operands = if self.add_mode.is_predicted() {
-            let learned = if self.add_mode == AddMode::Arm64 {
-                crate::arm64::learned_bound(self.new_len.into())
-            } else {
-                0
+            let learned = match self.add_mode {
+                AddMode::Arm64 => crate::arm64::learned_bound(self.new_len.into()),
+                AddMode::Wasm => crate::wasm::learned_bound(self.new_len.into()),
+                _ => 0,
             };
             crate::predicted::op_map_bound(self.new_len.into(), self.ctrl.raw.into())
                 + u64::from(self.new_len.saturating_sub(self.lit.raw))

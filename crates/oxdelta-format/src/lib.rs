@@ -78,6 +78,7 @@ pub mod progress;
 mod rebuild;
 pub mod shared;
 pub mod sign;
+pub mod wasm;
 
 pub use chunk::{ChunkCoding, EncodedChunk, StoredStream, encode_chunk_as};
 pub use codec::Codec;
@@ -421,7 +422,11 @@ pub fn apply_chunk_in(
             entry.new_offset,
         ));
     }
-    if rebuild::rebuild(entry, payload, shared, old, out, zeroed).is_err() {
+    // The one-pass rebuild does not know the wasm mode (format version 8):
+    // the reference decodes it.
+    if entry.add_mode == AddMode::Wasm
+        || rebuild::rebuild(entry, payload, shared, old, out, zeroed).is_err()
+    {
         // The one-pass rebuild refuses whatever the reference refuses (and
         // nothing else, tested): the reference reports the error.
         if zeroed {

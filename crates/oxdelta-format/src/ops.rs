@@ -342,6 +342,10 @@ impl<'a> AddSources<'a> {
     /// With `order_split` and an operand mode (no such coding).
     pub fn encode(&self, add: AddMode, order_split: bool) -> Vec<u8> {
         let (old, new) = (self.old, self.new_chunk);
+        if add == AddMode::Wasm {
+            assert!(!order_split, "no operand split with the wasm mode");
+            return crate::wasm::encode(&self.adds, old, new);
+        }
         if add == AddMode::Arm64 {
             assert!(!order_split, "no operand split with the arm64 mode");
             return crate::arm64::encode(self.map(), &self.adds, old, new, self.start);
@@ -393,6 +397,10 @@ pub fn diff_in_op_order<'s, 'o>(
     dec: OpDecoder<'_>,
     src: impl Fn(u64, usize) -> &'o [u8],
 ) -> Result<std::borrow::Cow<'s, [u8]>> {
+    if streams.add == AddMode::Wasm {
+        return crate::wasm::to_bytes(&streams.diff, || dec.clone(), src)
+            .map(std::borrow::Cow::Owned);
+    }
     if streams.add == AddMode::Arm64 {
         let start = dec.old_cursor;
         return crate::arm64::to_bytes(&streams.diff, || dec.clone(), start, src)

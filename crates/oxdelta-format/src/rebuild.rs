@@ -270,7 +270,11 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
     match mode {
         // (Predicted modes never get here: `Words::apply` and
         // `Arm64Words::apply` add their bytes.)
-        AddMode::Bytes | AddMode::Operands | AddMode::OperandsAbs | AddMode::Arm64 => {
+        AddMode::Bytes
+        | AddMode::Operands
+        | AddMode::OperandsAbs
+        | AddMode::Arm64
+        | AddMode::Wasm => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }

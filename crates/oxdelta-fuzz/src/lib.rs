@@ -153,7 +153,8 @@ pub struct ChunkInput {
     /// literal filter (with a compressing codec). Bit 3: the ADD mode
     /// arm64 (format version 6) instead of the one `codec` names. Bit 4:
     /// LZMA2 (format version 7) instead of the compressing codec `codec`
-    /// names.
+    /// names. Bit 5: the ADD mode wasm (format version 8) instead of the
+    /// one `codec` names (bit 3 wins).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -172,6 +173,7 @@ const FLAG_WHOLE_OLD: u8 = 2;
 const FLAG_LIT_X86: u8 = 4;
 const FLAG_ARM64: u8 = 8;
 const FLAG_LZMA2: u8 = 16;
+const FLAG_WASM: u8 = 32;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -647,6 +649,147 @@ fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
     out
 }
 
+/// The `i64.const` fields `(offset, length)` of a wasm-mode ADD source
+/// (FORMAT.md, "WebAssembly constants"), every opcode spelled out.
+fn naive_wasm_fields(src: &[u8]) -> Vec<(usize, usize)> {
+    // The LEB128 at `k`: its length, if its last byte is within 10 bytes
+    // and within `src`, and its value.
+    let leb = |k: usize| -> Option<(usize, u128)> {
+        let mut v = 0u128;
+        for i in 0..10 {
+            let x = *src.get(k + i)?;
+            v |= u128::from(x & 0x7F) << (7 * i);
+            if x < 0x80 {
+                return Some((i + 1, v));
+            }
+        }
+        None
+    };
+    let lebs = |mut k: usize, n: u128| -> Option<usize> {
+        let mut i = 0u128;
+        while i < n {
+            k += leb(k)?.0;
+            i += 1;
+        }
+        Some(k)
+    };
+    let fixed = |k: usize, n: u128| (k as u128 + n <= src.len() as u128).then(|| k + n as usize);
+    let (mut out, mut k) = (Vec::new(), 0usize);
+    while k < src.len() {
+        let b = src[k];
+        let end = match b {
+            0x02..=0x04 | 0x0C | 0x0D | 0x10 | 0x20..=0x26 | 0x41 | 0x42 | 0xD2 => lebs(k + 1, 1),
+            0x11 | 0x28..=0x3E => lebs(k + 1, 2),
+            0x0E => leb(k + 1).and_then(|(l, n)| lebs(k + 1 + l, n + 1)),
+            0x1C => leb(k + 1).and_then(|(l, n)| fixed(k + 1 + l, n)),
+            0x3F | 0x40 | 0xD0 => fixed(k + 1, 1),
+            0x43 => fixed(k + 1, 4),
+            0x44 => fixed(k + 1, 8),
+            0xFC => leb(k + 1).and_then(|(l, x)| {
+                let j = k + 1 + l;
+                match x {
+                    8 => lebs(j, 1).and_then(|j| fixed(j, 1)),
+                    9 | 13 | 15 | 16 | 17 => lebs(j, 1),
+                    10 => fixed(j, 2),
+                    11 => fixed(j, 1),
+                    12 | 14 => lebs(j, 2),
+                    _ => Some(j),
+                }
+            }),
+            _ => Some(k + 1),
+        };
+        match end {
+            Some(e) => {
+                if b == 0x42 {
+                    out.push((k + 1, e - k - 1));
+                }
+                k = e;
+            }
+            None => k += 1,
+        }
+    }
+    out
+}
+
+/// The wasm mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "WebAssembly constants"): a list of learned deltas searched
+/// linearly, values in wide integers.
+fn naive_wasm(old: &[u8], s: &Streams, ops: &[Op]) -> Vec<u8> {
+    let value = |b: &[u8]| -> i128 {
+        let v = b
+            .iter()
+            .enumerate()
+            .fold(0u128, |v, (i, &x)| v | (u128::from(x & 0x7F) << (7 * i)));
+        let bits = 7 * b.len();
+        let v = (v % (1 << 64)) as i128;
+        let sign = if bits < 64 { bits } else { 64 };
+        if v >= 1 << (sign - 1) {
+            v - (1 << sign)
+        } else {
+            v
+        }
+    };
+    let wrap = |x: i128| (x.rem_euclid(1 << 64) as u64 as i64) as i128;
+    let adds: Vec<(usize, usize)> = ops
+        .iter()
+        .filter_map(|op| match *op {
+            Op::Add { old: o, len } => Some((o as usize, len as usize)),
+            _ => None,
+        })
+        .collect();
+    let fields: Vec<Vec<(usize, usize)>> = adds
+        .iter()
+        .map(|&(o, l)| naive_wasm_fields(&old[o..o + l]))
+        .collect();
+    let mut w = 0usize;
+    let mut r: usize = fields.iter().flatten().map(|f| f.1).sum();
+    let mut learned: Vec<(i128, i128)> = Vec::new();
+    let mut out = Vec::new();
+    for (&(o, l), fs) in adds.iter().zip(&fields) {
+        let src = &old[o..o + l];
+        let mut diff = vec![None::<u8>; l];
+        for &(k, n) in fs {
+            let v = value(&src[k..k + n]);
+            let d = learned
+                .iter()
+                .find(|e| e.0 == v)
+                .or_else(|| learned.iter().filter(|e| e.0 < v).max_by_key(|e| e.0))
+                .map_or(0, |e| e.1);
+            let x = wrap(v + d);
+            let fits = n >= 10 || (-(1i128 << (7 * n - 1))..1i128 << (7 * n - 1)).contains(&x);
+            let mut nb = Vec::new();
+            for i in 0..n {
+                let p = if fits {
+                    let b = ((x >> (7 * i).min(63)) & 0x7F) as u8;
+                    if i + 1 < n { b | 0x80 } else { b }
+                } else {
+                    src[k + i]
+                };
+                nb.push(p.wrapping_add(s.diff[w]));
+                w += 1;
+            }
+            for (i, &b) in nb.iter().enumerate() {
+                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
+            }
+            if nb[..n - 1].iter().all(|&b| b >= 0x80) && nb[n - 1] < 0x80 {
+                let d = wrap(value(&nb) - v);
+                if let Some(e) = learned.iter_mut().find(|e| e.0 == v) {
+                    e.1 = d;
+                } else if learned.len() < 1 << 16 {
+                    learned.push((v, d));
+                }
+            }
+        }
+        for d in diff {
+            out.push(d.unwrap_or_else(|| {
+                r += 1;
+                s.diff[r - 1]
+            }));
+        }
+    }
+    out
+}
+
 /// The obvious interpretation of a chunk's ops: the oracle for
 /// [`apply_ops`].
 fn naive_apply(
@@ -690,6 +833,8 @@ fn naive_apply(
         naive_operands(old, s, &ops, new_start)
     } else if s.add == AddMode::Arm64 {
         naive_arm64(old, s, &ops, new_start)
+    } else if s.add == AddMode::Wasm {
+        naive_wasm(old, s, &ops)
     } else {
         s.diff.clone()
     };
@@ -790,6 +935,8 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
     };
     let add_mode = if input.flags & FLAG_ARM64 != 0 {
         AddMode::Arm64
+    } else if input.flags & FLAG_WASM != 0 {
+        AddMode::Wasm
     } else {
         AddMode::ALL[usize::from(input.codec / 9) % 4]
     };
@@ -1481,7 +1628,99 @@ pub mod seeds {
             };
             out.push((format!("chunk-arm64-{codec}"), input.to_bytes()));
         }
+        out.extend(wasm_chunks());
         out
+    }
+
+    /// `decode_chunk` inputs of WebAssembly-like code in the wasm mode
+    /// (format version 8): the byte-wise diff of code whose constants
+    /// shifted, read as that mode's stream.
+    fn wasm_chunks() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (old, new) = wasm_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        let half = old.len() / 2;
+        enc.push(Op::Add {
+            old: 0,
+            len: half as u64,
+        });
+        enc.push(Op::Insert {
+            len: (new.len() - old.len()) as u64,
+        });
+        enc.push(Op::Add {
+            old: half as u64,
+            len: (old.len() - half) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [2u8, 5] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_WASM,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-wasm-{codec}"), input.to_bytes()));
+        }
+        out
+    }
+
+    /// A WebAssembly-like module (magic, then code storing return
+    /// addresses and loading addresses with `i64.const`) and the same with
+    /// a function inserted in the middle: later return addresses grow by
+    /// 2^16, addresses above the middle of memory by 200.
+    pub fn wasm_pair() -> (Vec<u8>, Vec<u8>) {
+        let module = |inserted: bool| {
+            let mut x: u32 = 0x2545_f491;
+            let mut r = move || {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            };
+            let mut out = b"\0asm\x01\0\0\0".to_vec();
+            let sleb = |mut v: i64, out: &mut Vec<u8>| loop {
+                let b = (v & 0x7F) as u8;
+                v >>= 7;
+                if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+                    out.push(b);
+                    break;
+                }
+                out.push(b | 0x80);
+            };
+            for f in 0..24i64 {
+                if inserted && f == 12 {
+                    out.extend_from_slice(&[0x20, 0x01, 0x42, 0x2A, 0x7C, 0x0B]);
+                }
+                let index = 0x1000 + f + i64::from(inserted && f >= 12);
+                for _ in 0..20 {
+                    match r() % 4 {
+                        0 => {
+                            out.push(0x42);
+                            sleb(index << 16 | i64::from(r() % 20), &mut out);
+                            out.extend_from_slice(&[0x37, 0x03, 0x00]);
+                        }
+                        1 => {
+                            let a = 0x10000 + 8 * i64::from(r() % 2048);
+                            let moved = inserted && a >= 0x10000 + 8 * 1024;
+                            out.push(0x42);
+                            sleb(a + if moved { 200 } else { 0 }, &mut out);
+                            out.extend_from_slice(&[0xA7, 0x29, 0x03, 0x00]);
+                        }
+                        _ => out.extend_from_slice(&[0x20, (r() % 8) as u8]),
+                    }
+                }
+                out.push(0x0B);
+            }
+            out
+        };
+        (module(false), module(true))
     }
 
     /// AArch64-like code (calls, ADRP with ADD or load pairs, other words)
@@ -1581,6 +1820,20 @@ pub mod seeds {
             new,
         };
         out.push(("pair-arm64".into(), arm.to_bytes()));
+        let (old, new) = wasm_pair();
+        let p = oxdelta::diff_bytes(&old, &new, &opts);
+        let wasm = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Wasm);
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| wasm(&p)),
+            "the wasm mode pays"
+        );
+        let w = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-wasm".into(), w.to_bytes()));
         out
     }
 

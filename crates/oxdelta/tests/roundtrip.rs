@@ -579,6 +579,91 @@ fn arm64_sample_round_trips_serial_equals_parallel() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The WebAssembly sample (testdata/esbuild-wasm): the differ codes its
+/// chunks in the wasm mode (format version 8), the patch is smaller than
+/// without it, rebuilds NEW from memory, from a file and from a stream, and
+/// it is the same patch in a 1-thread and a 3-thread pool.
+#[test]
+fn wasm_sample_round_trips_serial_equals_parallel() {
+    let (old_path, new_path) = (testdata("esbuild-wasm/old"), testdata("esbuild-wasm/new"));
+    let (old, new) = (fs::read(&old_path).unwrap(), fs::read(&new_path).unwrap());
+    let opts = DiffOptions {
+        chunk_len: Some(64 << 10),
+        ..DiffOptions::default()
+    };
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| diff_bytes(&old, &new, &opts))
+    };
+    let serial = in_pool(1);
+    assert!(
+        serial == in_pool(3),
+        "the patch depends on the thread count"
+    );
+    let head = oxdelta::Patch::parse(&serial).unwrap().head;
+    assert_eq!(head.version, 8);
+    let wasm = head
+        .chunks
+        .iter()
+        .filter(|c| c.add_mode == oxdelta::AddMode::Wasm)
+        .count();
+    assert!(
+        wasm >= 3,
+        "{wasm} of {} chunks in the wasm mode",
+        head.chunks.len()
+    );
+    // Without the magic the mode is not tried: the same pair with its
+    // first byte changed makes a larger patch, in an older version.
+    let (mut old2, mut new2) = (old.clone(), new.clone());
+    (old2[0], new2[0]) = (1, 1);
+    let plain = diff_bytes(&old2, &new2, &opts);
+    assert!(oxdelta::Patch::parse(&plain).unwrap().head.version < 8);
+    assert!(
+        serial.len() * 5 < plain.len() * 4,
+        "{} B with the mode, {} B without",
+        serial.len(),
+        plain.len()
+    );
+    assert!(apply_bytes(&old, &serial, &crate::overwriting()).unwrap() == new);
+    let dir = tmpdir("wasm-sample");
+    let (p, out, streamed) = (dir.join("patch"), dir.join("out"), dir.join("streamed"));
+    fs::write(&p, &serial).unwrap();
+    oxdelta::apply_file(&old_path, &p, &out, &crate::overwriting()).unwrap();
+    assert!(fs::read(&out).unwrap() == new, "apply_file");
+    oxdelta::apply_reader(&old_path, &serial[..], &streamed, &crate::overwriting()).unwrap();
+    assert!(fs::read(&streamed).unwrap() == new, "apply_reader");
+    oxdelta::verify_bytes(&serial, None).unwrap();
+    // In place, and with the streaming engine (serial equal to parallel).
+    let (ip, _) = oxdelta::diff_bytes_in_place(&old, &new, &opts, &Default::default());
+    let head = oxdelta::Patch::parse(&ip).unwrap().head;
+    assert!(
+        head.chunks
+            .iter()
+            .any(|c| c.add_mode == oxdelta::AddMode::Wasm)
+    );
+    let (ipf, ipp) = (dir.join("inplace"), dir.join("inplace.patch"));
+    fs::write(&ipf, &old).unwrap();
+    fs::write(&ipp, &ip).unwrap();
+    oxdelta::apply_in_place(&ipf, &ipp, &Default::default()).unwrap();
+    assert!(fs::read(&ipf).unwrap() == new, "in place");
+    let opts = DiffOptions {
+        memory: Some(oxdelta::oxdelta_diff::stream::MIN_BUDGET),
+        ..opts
+    };
+    let s1 = diff_bytes(&old, &new, &opts);
+    let s3 = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(|| diff_bytes(&old, &new, &opts));
+    assert!(s1 == s3, "the streaming patch depends on the thread count");
+    assert!(apply_bytes(&old, &s1, &crate::overwriting()).unwrap() == new);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The output rules of the file API: an existing output is replaced only
 /// with `overwrite`, even one that appears while the apply runs (the commit
 /// does not replace it); an output is never an input, through links too.

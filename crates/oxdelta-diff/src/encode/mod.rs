@@ -92,6 +92,9 @@ enum When {
     /// Where the ADDs read what looks like AArch64 code
     /// ([`oxdelta_format::arm64::looks_like_code`]).
     Arm64Code,
+    /// Where OLD is a WebAssembly module
+    /// ([`oxdelta_format::wasm::looks_like_wasm`]).
+    Wasm,
 }
 
 impl When {
@@ -100,6 +103,7 @@ impl When {
             When::Always => true,
             When::SplitPays => v.split_pays(),
             When::Arm64Code => v.arm64(),
+            When::Wasm => v.wasm(),
         }
     }
 }
@@ -115,6 +119,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::Operands, false, When::SplitPays),
     (AddMode::OperandsAbs, false, When::SplitPays),
     (AddMode::Arm64, false, When::Arm64Code),
+    (AddMode::Wasm, false, When::Wasm),
 ];
 
 /// How much smaller, in thousandths, a chunk must be stored as LZMA2

@@ -27,6 +27,8 @@ pub(super) struct DiffVariants<'a> {
     split_pays: bool,
     /// Whether the ADDs read what looks like AArch64 code.
     arm64: bool,
+    /// Whether OLD is a WebAssembly module.
+    wasm: bool,
 }
 
 impl<'a> DiffVariants<'a> {
@@ -46,7 +48,15 @@ impl<'a> DiffVariants<'a> {
             class_a: if split_pays { class_a } else { Vec::new() },
             split_pays,
             arm64,
+            wasm: oxdelta_format::wasm::looks_like_wasm(old),
         }
+    }
+
+    /// Whether OLD is a WebAssembly module
+    /// ([`oxdelta_format::wasm::looks_like_wasm`]): the wasm mode is
+    /// tried.
+    pub(super) fn wasm(&self) -> bool {
+        self.wasm
     }
 
     /// Whether the ADDs read what looks like AArch64 code

@@ -117,7 +117,7 @@ fn golden_patches_apply() {
         (5, 7),
         (6, 1),
         (7, 3),
-        (8, 3),
+        (8, 10),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -187,6 +187,12 @@ fn golden_info_fields() {
             h.chunks.iter().any(|c| c.add_mode == AddMode::Arm64),
             g.version == 6 || (g.version > 6 && g.name.contains("arm64")),
             "{}: version 6 is the arm64 mode",
+            g.name
+        );
+        assert_eq!(
+            h.chunks.iter().any(|c| c.add_mode == AddMode::Wasm),
+            g.name.contains("wasm"),
+            "{}: version 8's ADD mode wasm",
             g.name
         );
         // Version 7 is the context margin or LZMA2 (in a chunk or in the
@@ -559,7 +565,70 @@ fn pairs() -> Vec<Pair> {
         out
     };
     let a = ("arm64", layout(0, 0), layout(64, 200));
-    vec![t, b, w, c, m, n, e, a]
+    vec![t, b, w, c, m, n, e, a, wasm_pair()]
+}
+
+/// A WebAssembly-like module (magic and version, then code) whose
+/// functions store return addresses (function index × 2^16 + block) and
+/// load addresses into linear memory as `i64.const`; NEW inserts a
+/// function in the middle, so later functions' return addresses grow by
+/// 2^16, and 200 bytes of data, so addresses past the middle of memory
+/// grow by 200: the wasm mode predicts them from each other (format
+/// version 8).
+fn wasm_pair() -> Pair {
+    let mut r = rng(9);
+    let sleb = |mut v: i64, out: &mut Vec<u8>| loop {
+        let b = (v & 0x7F) as u8;
+        v >>= 7;
+        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    };
+    // (kind, operand) per instruction of 60 functions: 0 local.get, 1
+    // return address of block b, 2 address of a data item, 3 i64.add.
+    let funcs: Vec<Vec<(u8, i64)>> = (0..60)
+        .map(|_| {
+            (0..40 + r() % 40)
+                .map(|_| match r() % 6 {
+                    0 | 1 => (0, (r() % 8) as i64),
+                    2 => (1, (r() % 30) as i64),
+                    3 | 4 => (2, 0x10000 + 8 * (r() % 4096) as i64),
+                    _ => (3, 0),
+                })
+                .collect()
+        })
+        .collect();
+    let module = |inserted: bool| {
+        let mut out = b"\0asm\x01\0\0\0".to_vec();
+        for (i, f) in funcs.iter().enumerate() {
+            if inserted && i == 30 {
+                out.extend_from_slice(&[0x20, 0x01, 0x42, 0x2A, 0x7C, 0x21, 0x01, 0x0B]);
+            }
+            let index = 0x1000 + i as i64 + i64::from(inserted && i >= 30);
+            for &(kind, x) in f {
+                match kind {
+                    0 => out.extend_from_slice(&[0x20, x as u8]),
+                    1 => {
+                        out.push(0x42);
+                        sleb(index << 16 | x, &mut out);
+                        out.extend_from_slice(&[0x37, 0x03, 0x00]);
+                    }
+                    2 => {
+                        out.push(0x42);
+                        let moved = inserted && x >= 0x10000 + 8 * 2048;
+                        sleb(x + if moved { 200 } else { 0 }, &mut out);
+                        out.extend_from_slice(&[0xA7, 0x29, 0x03, 0x00]);
+                    }
+                    _ => out.push(0x7C),
+                }
+            }
+            out.push(0x0B);
+        }
+        out
+    };
+    ("wasm", module(false), module(true))
 }
 
 /// Writes testdata/golden/vN for the current format version N: only the

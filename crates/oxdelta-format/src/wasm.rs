@@ -96,11 +96,43 @@ pub fn looks_like_wasm(old: &[u8]) -> bool {
 /// [`MAX_LEB`] bytes and within `b`.
 #[inline(always)]
 fn leb_len(b: &[u8]) -> Option<usize> {
-    b.iter()
-        .take(MAX_LEB)
-        .position(|&x| x < 0x80)
-        .map(|i| i + 1)
+    match b.first() {
+        // Most immediates are one byte.
+        Some(&x) if x < 0x80 => Some(1),
+        _ => b
+            .iter()
+            .take(MAX_LEB)
+            .position(|&x| x < 0x80)
+            .map(|i| i + 1),
+    }
 }
+
+/// How the walk reads what follows an opcode (module docs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Imm {
+    None,
+    Leb,
+    Leb2,
+    /// Read by [`other_len`].
+    Other,
+}
+
+/// [`Imm`] by opcode: the walk's one look-up per instruction (a match
+/// over the opcodes was a third of a wasm chunk's apply time).
+const IMM: [Imm; 256] = {
+    let mut t = [Imm::None; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            0x02..=0x04 | 0x0C | 0x0D | 0x10 | 0x20..=0x26 | 0x41 | 0x42 | 0xD2 => Imm::Leb,
+            0x11 | 0x28..=0x3E => Imm::Leb2,
+            0x0E | 0x1C | 0x3F | 0x40 | 0x43 | 0x44 | 0xD0 | 0xFC => Imm::Other,
+            _ => Imm::None,
+        };
+        b += 1;
+    }
+    t
+};
 
 /// The LEB128 at the start of `b` as a number (its low 64 bits), and its
 /// length.
@@ -115,14 +147,26 @@ fn leb_value(b: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// The length of the instruction at the start of `b` (module docs), or
-/// `None` when an immediate is not wholly in `b`.
+/// `None` when an immediate is not wholly in `b`. `b` is not empty.
+#[inline(always)]
 fn instr_len(b: &[u8]) -> Option<usize> {
+    match IMM[usize::from(b[0])] {
+        Imm::None => Some(1),
+        Imm::Leb => leb_len(&b[1..]).map(|n| 1 + n),
+        Imm::Leb2 => {
+            let n = leb_len(&b[1..])?;
+            leb_len(&b[1 + n..]).map(|m| 1 + n + m)
+        }
+        Imm::Other => other_len(b),
+    }
+}
+
+/// [`instr_len`] of the opcodes of [`Imm::Other`].
+fn other_len(b: &[u8]) -> Option<usize> {
     let at = |k: usize| b.get(k..).unwrap_or(&[]);
     let leb = |k: usize| leb_len(at(k)).map(|n| k + n);
     let bytes = |k: usize, n: usize| (k + n <= b.len()).then_some(k + n);
-    match *b.first()? {
-        0x02..=0x04 | 0x0C | 0x0D | 0x10 | 0x20..=0x26 | 0x41 | 0x42 | 0xD2 => leb(1),
-        0x11 | 0x28..=0x3E => leb(1).and_then(leb),
+    match b[0] {
         0x0E => {
             let (n, l) = leb_value(at(1))?;
             let mut k = 1 + l;

@@ -22,7 +22,10 @@
 //! * one LEB128: `0x02`–`0x04` (block type), `0x0C`, `0x0D`, `0x10`,
 //!   `0x20`–`0x26`, `0x41`, `0x42`, `0xD2`;
 //! * two LEB128s: `0x11`, `0x28`–`0x3E`;
-//! * `0x0E`: a LEB128 `n`, then `n + 1` LEB128s;
+//! * `0x0E`: a LEB128 `n`, then at most `n + 1` LEB128s: the instruction
+//!   ends before the first of them that is not wholly in the source (so
+//!   the walk reads every byte a bounded number of times: a list that
+//!   fails after many LEB128s is not read again from each of its bytes);
 //! * `0x1C`: a LEB128 `n`, then `n` bytes;
 //! * one byte: `0x3F`, `0x40`, `0xD0`; four bytes: `0x43`; eight: `0x44`;
 //! * `0xFC`: a LEB128 `s`, then for `s` = 8 a LEB128 and a byte; 9, 13,
@@ -31,9 +34,10 @@
 //! * none for every other byte.
 //!
 //! A LEB128 is the bytes up to and including the first byte below `0x80`,
-//! at most [`MAX_LEB`] of them. When an immediate is not wholly in the
-//! source (it runs past its end, or a LEB128 has no last byte within
-//! [`MAX_LEB`]), the instruction is taken as its opcode alone; otherwise
+//! at most [`MAX_LEB`] of them. When an immediate (other than in the list
+//! of `0x0E`) is not wholly in the source (it runs past its end, or a
+//! LEB128 has no last byte within [`MAX_LEB`]), the instruction is taken
+//! as its opcode alone; otherwise
 //! the next instruction starts after its immediates. The *fields* are the
 //! LEB128 immediates of `0x42` (`i64.const`), in order.
 //!
@@ -165,15 +169,19 @@ fn instr_len(b: &[u8]) -> Option<usize> {
 fn other_len(b: &[u8]) -> Option<usize> {
     let at = |k: usize| b.get(k..).unwrap_or(&[]);
     let leb = |k: usize| leb_len(at(k)).map(|n| k + n);
-    let bytes = |k: usize, n: usize| (k + n <= b.len()).then_some(k + n);
+    // (A count read from the source may be near 2^64.)
+    let bytes = |k: usize, n: usize| k.checked_add(n).filter(|&e| e <= b.len());
     match b[0] {
         0x0E => {
             let (n, l) = leb_value(at(1))?;
             let mut k = 1 + l;
-            // Each immediate takes a byte at least: the count is bounded
-            // by the bytes left.
+            // Each LEB128 takes a byte at least: the count is bounded by
+            // the bytes left.
             for _ in 0..=n.min(b.len() as u64) {
-                k = leb(k)?;
+                match leb(k) {
+                    Some(e) => k = e,
+                    None => break,
+                }
             }
             Some(k)
         }
@@ -478,14 +486,15 @@ mod tests {
                 0x02 | 0x03 | 0x04 | 0x0C | 0x0D | 0x10 | 0xD2 | 0x41 | 0x42 => one(k),
                 0x20..=0x26 => one(k),
                 0x11 | 0x28..=0x3E => lebl(k + 1).and_then(|a| lebl(k + 1 + a).map(|c| 1 + a + c)),
-                0x0E => lebv(k + 1).and_then(|(n, l)| {
+                0x0E => lebv(k + 1).map(|(n, l)| {
                     let mut j = k + 1 + l;
                     let mut i = 0u128;
                     while i <= n {
-                        j += lebl(j)?;
+                        let Some(l) = lebl(j) else { break };
+                        j += l;
                         i += 1;
                     }
-                    Some(j - k)
+                    j - k
                 }),
                 0x1C => lebv(k + 1).and_then(|(n, l)| {
                     let end = (k + 1 + l) as u128 + n;
@@ -781,6 +790,43 @@ mod tests {
             to_bytes(&got, dec, |o, l| &old[o as usize..o as usize + l]).unwrap(),
             streams.diff
         );
+    }
+
+    /// `br_table`s whose lists never end (a huge count, then LEB128s up
+    /// to the end of the source) are read once: with the list refused and
+    /// the walk going on at the next byte, each of these 64 KiB would read
+    /// the rest of the source again (minutes here). The instruction ends
+    /// before the LEB128 the source cuts.
+    #[test]
+    fn endless_lists_are_read_once() {
+        let mut src = Vec::new();
+        while src.len() < 1 << 16 {
+            src.extend_from_slice(&[0x0E, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x42, 0x05]);
+        }
+        src.push(0x80);
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        scan(&src, |_, _| n += 1);
+        // The first list takes everything, up to the cut LEB128 at the
+        // end: no field is found.
+        assert_eq!(n, 0);
+        assert_eq!(instr_len(&src), Some(src.len() - 1));
+        assert!(start.elapsed().as_secs() < 5);
+    }
+
+    /// A `select` (0x1C) whose count is near 2^64 is cut by the source:
+    /// the opcode alone.
+    #[test]
+    fn huge_counts_are_cut() {
+        let mut src = vec![0x1C];
+        src.extend_from_slice(&[0xFF; 9]);
+        src.push(0x01);
+        src.extend_from_slice(&[0x42, 0x07]);
+        assert_eq!(instr_len(&src), None);
+        let mut got = Vec::new();
+        scan(&src, |k, n| got.push((k, n)));
+        assert_eq!(got, naive_fields(&src));
+        assert_eq!(got, vec![(12, 1)]);
     }
 
     /// Detection: the magic and version 1.

@@ -680,7 +680,16 @@ fn naive_wasm_fields(src: &[u8]) -> Vec<(usize, usize)> {
         let end = match b {
             0x02..=0x04 | 0x0C | 0x0D | 0x10 | 0x20..=0x26 | 0x41 | 0x42 | 0xD2 => lebs(k + 1, 1),
             0x11 | 0x28..=0x3E => lebs(k + 1, 2),
-            0x0E => leb(k + 1).and_then(|(l, n)| lebs(k + 1 + l, n + 1)),
+            0x0E => leb(k + 1).map(|(l, n)| {
+                // At most n + 1 LEB128s, up to the first not wholly there.
+                let (mut j, mut i) = (k + 1 + l, 0u128);
+                while i <= n {
+                    let Some((m, _)) = leb(j) else { break };
+                    j += m;
+                    i += 1;
+                }
+                j
+            }),
             0x1C => leb(k + 1).and_then(|(l, n)| fixed(k + 1 + l, n)),
             0x3F | 0x40 | 0xD0 => fixed(k + 1, 1),
             0x43 => fixed(k + 1, 4),

@@ -98,6 +98,13 @@ pub fn parse(data: &[u8]) {
             h.version
         );
         enc[8..10].copy_from_slice(&h.version.to_le_bytes());
+        if h.version >= 5 && written < 5 {
+            // A version-5+ head ends with the shared descriptor, all zero
+            // when there is no section; the lowest version has none.
+            enc.extend_from_slice(&[0; head::SHARED_DESC_LEN]);
+            let len = u64::from_le_bytes(enc[12..20].try_into().expect("8 bytes"));
+            enc[12..20].copy_from_slice(&(len + head::SHARED_DESC_LEN as u64).to_le_bytes());
+        }
         assert_eq!(
             enc[..],
             data[..h.head_len as usize],

@@ -242,14 +242,20 @@ struct oxdelta_info {
   // Non-zero when the patch carries a signature (not verified here: see
   // `oxdelta_verify`).
   int is_signed;
-  // BLAKE3 of OLD.
+  // Hash of OLD, as `file_hash` defines it.
   uint8_t old_blake3[32];
-  // BLAKE3 of NEW.
+  // Hash of NEW, as `file_hash` defines it.
   uint8_t new_blake3[32];
   // Id of the signing key (16 hex digits), "" when unsigned.
   char key_id[17];
   // Engine that made the patch: "suffix-array", "streaming", "unknown".
   char engine[16];
+  // How `old_blake3` and `new_blake3` are defined: "blake3" (BLAKE3 of
+  // the whole file) or "blake3-blocks" (format version 8's block-list
+  // hash over 64 KiB blocks, which the streaming engine writes; see
+  // docs/FORMAT.md). Added after `engine`: a caller compiled with an
+  // older header, whose `size` ends at `engine`, does not receive it.
+  char file_hash[16];
 };
 
 #ifdef __cplusplus

@@ -229,14 +229,20 @@ pub struct oxdelta_info {
     /// Non-zero when the patch carries a signature (not verified here: see
     /// `oxdelta_verify`).
     pub is_signed: c_int,
-    /// BLAKE3 of OLD.
+    /// Hash of OLD, as `file_hash` defines it.
     pub old_blake3: [u8; 32],
-    /// BLAKE3 of NEW.
+    /// Hash of NEW, as `file_hash` defines it.
     pub new_blake3: [u8; 32],
     /// Id of the signing key (16 hex digits), "" when unsigned.
     pub key_id: [c_char; 17],
     /// Engine that made the patch: "suffix-array", "streaming", "unknown".
     pub engine: [c_char; 16],
+    /// How `old_blake3` and `new_blake3` are defined: "blake3" (BLAKE3 of
+    /// the whole file) or "blake3-blocks" (format version 8's block-list
+    /// hash over 64 KiB blocks, which the streaming engine writes; see
+    /// docs/FORMAT.md). Added after `engine`: a caller compiled with an
+    /// older header, whose `size` ends at `engine`, does not receive it.
+    pub file_hash: [c_char; 16],
 }
 
 /// What an in-place apply did. The caller sets `size`.
@@ -397,9 +403,11 @@ impl oxdelta_info {
             new_blake3: i.new_blake3,
             key_id: [0; 17],
             engine: [0; 16],
+            file_hash: [0; 16],
         };
         fill_c_str(&mut out.key_id, &i.key.map(|k| k.id()).unwrap_or_default());
         fill_c_str(&mut out.engine, i.engine.name());
+        fill_c_str(&mut out.file_hash, i.file_hash);
         out
     }
 }

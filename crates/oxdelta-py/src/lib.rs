@@ -203,9 +203,10 @@ fn apply_options(
 ///
 /// memory: use the streaming engine within this many bytes (for inputs
 /// larger than RAM); by default the in-memory engine (about 5 bytes per
-/// byte of OLD). codec: "zstd" (default, level 19; with memory, a level
-/// chosen per chunk), "zstd:LEVEL", "lz4" or "none". threads: worker threads (default: one
-/// per core). sign_key: path of a secret key file (from keygen) to sign
+/// byte of OLD). codec: "lzma2" (the default without memory: zstd:19, and
+/// LZMA2 for each chunk where it is 3% smaller), "zstd" (the default with
+/// memory: a level chosen per chunk), "zstd:LEVEL", "lz4" or "none".
+/// threads: worker threads (default: one per core). sign_key: path of a secret key file (from keygen) to sign
 /// with. progress: called as progress(phase, done, total) from worker
 /// threads. overwrite: replace `patch` if it exists (default False:
 /// FileExistsError); `patch` is never `old` or `new` (oxdelta.Error).

@@ -97,7 +97,11 @@ use oxdelta_apply::map::InputMap;
 pub struct DiffOptions {
     /// Codec of the chunks' streams (default [`Codec::Lzma2`]: zstd level
     /// 19, and LZMA2 where it is 3% smaller; see
-    /// [`oxdelta_diff::DiffOptions::codec`]).
+    /// [`oxdelta_diff::DiffOptions::codec`]). With [`DiffOptions::memory`]
+    /// set, the CLI, the C API and the Python package default instead to
+    /// `Codec::Zstd(oxdelta_diff::stream::DEFAULT_ZSTD_LEVEL)` (a level
+    /// chosen per chunk), several times faster on disk images; set it so
+    /// here too.
     pub codec: Codec,
     /// NEW bytes per chunk; `None` picks from NEW's size.
     pub chunk_len: Option<u32>,

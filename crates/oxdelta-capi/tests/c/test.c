@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
   }
   const char *old_path = argv[1], *new_path = argv[2], *dir = argv[3];
   char patch[4096], out[4096], keyname[4096], keyfile[4096], pubfile[4096],
-      other[4096], bad_old[4096], target[4096], ip_patch[4096];
+      other[4096], bad_old[4096], target[4096], ip_patch[4096], st_patch[4096];
   snprintf(patch, sizeof patch, "%s/update.oxd", dir);
   snprintf(out, sizeof out, "%s/new.rebuilt", dir);
   snprintf(keyname, sizeof keyname, "%s/release", dir);
@@ -152,6 +152,7 @@ int main(int argc, char **argv) {
   snprintf(bad_old, sizeof bad_old, "%s/old.wrong", dir);
   snprintf(target, sizeof target, "%s/partition.img", dir);
   snprintf(ip_patch, sizeof ip_patch, "%s/inplace.oxd", dir);
+  snprintf(st_patch, sizeof st_patch, "%s/streaming.oxd", dir);
 
   size_t old_len, new_len;
   unsigned char *old = slurp(old_path, &old_len);
@@ -190,6 +191,7 @@ int main(int argc, char **argv) {
   CHECK(info.new_bytes == new_len && info.old_bytes == old_len, "info lengths");
   CHECK(info.is_signed && strlen(info.key_id) == 16, "info key id '%s'", info.key_id);
   CHECK(strcmp(info.engine, "suffix-array") == 0, "engine '%s'", info.engine);
+  CHECK(strcmp(info.file_hash, "blake3") == 0, "file hash '%s'", info.file_hash);
   CHECK(info.chunks == (new_len + (256 << 10) - 1) / (256 << 10), "chunks %llu",
         (unsigned long long)info.chunks);
   CHECK(info.size == sizeof info, "size kept");
@@ -320,6 +322,27 @@ int main(int argc, char **argv) {
   bad.codec = "gzip";
   CHECK(oxdelta_diff_file(old_path, new_path, patch, &bad) == OXDELTA_E_INVALID_ARGUMENT,
         "unknown codec");
+
+  /* The streaming engine: its patches carry block-list hashes, which
+   * info says; a caller compiled before file_hash existed (its size ends
+   * at engine) gets the rest and keeps its own bytes beyond. */
+  struct oxdelta_diff_options sd = {.size = sizeof sd};
+  sd.memory = 64 << 20;
+  CHECK(oxdelta_diff_file(old_path, new_path, st_patch, &sd) == OXDELTA_OK, "streaming diff");
+  struct oxdelta_info si = {.size = sizeof si};
+  CHECK(oxdelta_info(st_patch, &si) == OXDELTA_OK, "streaming info");
+  CHECK(strcmp(si.engine, "streaming") == 0, "engine '%s'", si.engine);
+  CHECK(strcmp(si.file_hash, "blake3-blocks") == 0, "file hash '%s'", si.file_hash);
+  struct oxdelta_info older;
+  memset(&older, 0x77, sizeof older);
+  older.size = offsetof(struct oxdelta_info, engine) + sizeof older.engine;
+  CHECK(oxdelta_info(st_patch, &older) == OXDELTA_OK && strcmp(older.engine, "streaming") == 0,
+        "older caller's info");
+  CHECK((unsigned char)older.file_hash[sizeof older.file_hash - 1] == 0x77,
+        "older caller's bytes beyond its size kept");
+  CHECK(oxdelta_apply_file(old_path, st_patch, out, NULL) == OXDELTA_OK, "streaming apply");
+  CHECK(same_file(out, new_data, new_len), "streaming patch rebuilt NEW");
+  unlink(out);
 
   /* In place: the updater's case, signed, then run again (up to date). */
   struct oxdelta_diff_options ipd = {.size = sizeof ipd};

@@ -16,8 +16,10 @@
 //!   one at a time as the memory budget allows (a sliding window, no
 //!   barrier between groups of chunks), rebuilt in pooled buffers, each
 //!   checked against its NEW hash and written only to its own range. ZERO ops leave holes, so images stay sparse;
-//!   a chunk that is all ZERO ops with the hash of zeros
-//!   ([`oxdelta_format::is_zero_chunk`]) is not rebuilt at all.
+//!   a zero chunk (format version 9, up to 4 GiB, no payload) or a chunk
+//!   that is all ZERO ops with the hash of zeros
+//!   ([`oxdelta_format::is_zero_chunk`]) is not rebuilt at all, and
+//!   takes no buffer.
 //! * **Chunk hashes verify NEW.** The chunk table (covered by the head
 //!   hash and the signature) fixes each chunk's NEW hash, and the chunks
 //!   tile NEW exactly, so once every chunk verifies all of NEW does. The
@@ -828,7 +830,7 @@ impl<'scope, 'p: 'scope> Spawner<'_, 'scope, 'p> {
             return Err(ApplyError::Cancelled);
         }
         let e = &self.chunks[i];
-        let held = self.budget.acquire(e.buffer_bound() + u64::from(e.new_len));
+        let held = self.budget.acquire(e.buffer_bound() + e.rebuild_len());
         let payload = match payload() {
             Ok(p) => p,
             Err(err) => {
@@ -1125,7 +1127,7 @@ fn out_buffers(head: &Head) -> (usize, bool) {
     let largest = head
         .chunks
         .iter()
-        .map(|e| e.new_len as usize)
+        .map(|e| e.rebuild_len() as usize)
         .max()
         .unwrap_or(0);
     if largest >= HUGE_BUF {
@@ -1314,7 +1316,7 @@ fn check_patch_against(pm: &[u8], om: &InputMap, opts: &ApplyOptions) -> Result<
         let (mut end, mut sum) = (at, 0u64);
         while end < order.len() {
             let e = &chunks[order[end]];
-            let b = e.buffer_bound() + u64::from(e.new_len);
+            let b = e.buffer_bound() + e.rebuild_len();
             if end > at && sum + b > chunk_budget(opts, &shared) {
                 break;
             }

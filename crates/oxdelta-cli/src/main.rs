@@ -810,6 +810,7 @@ fn info_json(i: &oxdelta::PatchInfo) -> serde_json::Value {
             "margin": sd.margin,
         })),
         "chunks": i.chunks,
+        "zero_chunks": i.zero_chunks,
         "largest_chunk_bytes": i.largest_chunk_bytes,
         "in_place": i.in_place,
         "signed": i.key.is_some(),
@@ -879,9 +880,13 @@ fn write_info_text(i: &oxdelta::PatchInfo, so: &mut impl Write) -> Result<()> {
         )?,
         None => writeln!(so, "shared section  none")?,
     }
+    let zeros = match i.zero_chunks {
+        0 => String::new(),
+        z => format!(", {z} of zeros"),
+    };
     writeln!(
         so,
-        "chunks          {n} (largest {} bytes)",
+        "chunks          {n} (largest {} bytes{zeros})",
         i.largest_chunk_bytes
     )?;
     writeln!(

@@ -48,7 +48,9 @@
 //! of the process's anonymous memory stays within `M`:
 //! [`reserve`] (2 MiB and `M/8`) is left to thread stacks, the
 //! allocator's slack and the caller's buffers; the chunk table takes
-//! [`TABLE_PER_CHUNK`] bytes per chunk; the index at most `M/4`; each
+//! [`TABLE_PER_CHUNK`] bytes per chunk that holds data and
+//! [`TABLE_PER_ZERO`] per zero chunk of NEW's holes ([`table_bytes`]);
+//! the index at most `M/4`; each
 //! worker holds one refinement window ([`WINDOW_COST`] bytes per window
 //! byte: text, suffix array, gram filter), one chunk's working memory
 //! ([`CHUNK_COST_FACTOR`] times its length), fixed state and one codec
@@ -65,8 +67,9 @@
 //! runs the engine under a counting allocator on a heavily changed pair.
 //! Below 64 MiB the floors (4 KiB windows, 64 KiB chunks) and the codec
 //! state win and the estimate exceeds the budget. The chunk table grows
-//! with NEW (chunks are made longer so that it stays within an eighth of
-//! the budget; at 64 MiB, NEW up to 64 GiB fits).
+//! with NEW's data (chunks are made longer so that it stays within an
+//! eighth of the budget; at 64 MiB, NEW up to 64 GiB of data fits); a
+//! hole costs one zero chunk per 4 GiB, whatever the chunk length.
 //!
 //! # Holes
 //!
@@ -74,9 +77,13 @@
 //! NEW hold data ([`Layout`], from `SEEK_DATA`/`SEEK_HOLE`; the facade
 //! asks the file system): OLD's holes are neither counted for the plan nor
 //! indexed; NEW's holes of at least 4 KiB become ZERO items without being
-//! read (no rule of the scan reads past the next hole), and a chunk that
-//! lies wholly in a hole is made once per length over zeros from `.bss`
-//! and placed at each such offset. The whole-file hashes are block-list
+//! read (no rule of the scan reads past the next hole). A chunk that
+//! reads as zeros (wholly in a hole, unread, or data that is zeros, read
+//! up to its first non-zero byte) is not made: each run of them becomes
+//! one zero chunk (format version 9) of up to 4 GiB, with no payload, so
+//! a 64 GiB hole costs 16 table entries, and appliers neither rebuild
+//! nor write it. The rule is "reads as zeros", not "is a hole", so the
+//! patch does not depend on the file system. The whole-file hashes are block-list
 //! hashes ([`FILE_HASH`], format version 8): a 64 KiB block of a hole
 //! costs 32 bytes of hashing and no read (plain BLAKE3 has no shortcut for
 //! a run of zeros: a chunk counter enters every 1 KiB leaf).
@@ -188,6 +195,10 @@ const WORKER_FIXED: u64 = 3 << 20;
 /// most [`crate::sa::MAX_RANGES`] OLD ranges of 16 bytes (their vector is
 /// shrunk to fit).
 pub const TABLE_PER_CHUNK: u64 = 640;
+/// Memory per zero chunk (format version 9) of the chunk table: an entry
+/// without OLD ranges (twice while the caller's vector grows) and its 104
+/// bytes of head.
+pub const TABLE_PER_ZERO: u64 = 512;
 /// What the plan leaves outside its accounting, out of the budget: thread
 /// stacks, the allocator's slack and the caller's buffers (the facade's
 /// spill writer, 1 MiB): from 64 MiB, 2 MiB and an eighth of the budget
@@ -218,8 +229,13 @@ pub struct Plan {
     pub window: usize,
     /// Chunks in flight at once that the budget allows.
     pub workers: usize,
-    /// Chunks of NEW (their table stays in memory).
+    /// Chunks of NEW: the cells of `chunk_len` bytes that NEW is cut in
+    /// (runs of all-zero ones become one zero chunk each).
     pub chunks: u64,
+    /// Most bytes the chunk table takes until the head is written
+    /// ([`table_bytes`]): NEW's holes count at the cost of the zero
+    /// chunks they become, not per cell.
+    pub table: u64,
     /// Memory of one compression's state ([`codec_state_bound`]).
     pub codec_state: u64,
 }
@@ -246,19 +262,21 @@ impl Plan {
         )
     }
 
-    /// [`Plan::new`] for an OLD whose data is `data` (its holes unread).
+    /// [`Plan::new`] for inputs whose data is `layout`: OLD's holes are
+    /// unread, NEW's count in the chunk table as the zero chunks they
+    /// become.
     pub fn new_in(
         old: &[u8],
-        data: &Extents,
+        layout: &Layout,
         new_len: u64,
         budget: u64,
         chunk_len: Option<u32>,
         codec: Codec,
     ) -> Plan {
-        Plan::from_counts(
+        Plan::from_layout(
             old.len() as u64,
-            &nonzero_blocks_in(old, data),
-            new_len,
+            &nonzero_blocks_in(old, &layout.old),
+            (new_len, &layout.new),
             budget,
             chunk_len,
             codec,
@@ -275,20 +293,41 @@ impl Plan {
         chunk_len: Option<u32>,
         codec: Codec,
     ) -> Plan {
+        let data = Extents::whole(new_len);
+        Plan::from_layout(old_len, counts, (new_len, &data), budget, chunk_len, codec)
+    }
+
+    /// [`Plan::from_counts`] for a NEW of `new.0` bytes whose data is
+    /// `new.1` (see [`Plan::new_in`]).
+    pub fn from_layout(
+        old_len: u64,
+        counts: &[u64],
+        (new_len, new_data): (u64, &Extents),
+        budget: u64,
+        chunk_len: Option<u32>,
+        codec: Codec,
+    ) -> Plan {
         let budget = budget.max(MIN_BUDGET);
         let codec_state = codec_state_bound(codec);
-        let max = u64::from(limits::MAX_CHUNK_NEW_LEN);
+        let max = limits::MAX_CHUNK_NEW_LEN;
+        let table = |c: u32| table_bytes(new_len, new_data, c);
         let chunk_len = chunk_len.unwrap_or_else(|| {
             // A chunk's working memory is CHUNK_COST_FACTOR times its
             // length; two in flight take at most a quarter of the budget.
-            // And the chunk table takes at most an eighth of it.
+            // And the chunk table takes at most an eighth of it: chunks
+            // grow by 64 KiB steps until it fits (at most 128 steps, each
+            // a pass over NEW's extents).
             let by_budget = (budget / (8 * CHUNK_COST_FACTOR)) & !0xffff;
-            let by_table =
-                (new_len.saturating_mul(8 * TABLE_PER_CHUNK) / budget).next_multiple_of(1 << 16);
-            (crate::default_chunk_len(new_len).min(by_budget.clamp(64 << 10, max) as u32))
-                .max(by_table.min(max) as u32)
+            let mut c = crate::default_chunk_len(new_len)
+                .min(by_budget.clamp(64 << 10, max.into()) as u32);
+            while c < max && table(c) > budget / 8 {
+                c = (c + (64 << 10)).min(max);
+            }
+            c
         });
-        let chunks = new_len.div_ceil(u64::from(chunk_len.max(1)));
+        let chunk_len = chunk_len.max(1);
+        let chunks = new_len.div_ceil(u64::from(chunk_len));
+        let table = table(chunk_len);
         let chunk_cost = CHUNK_COST_FACTOR * u64::from(chunk_len);
         // Below 64 MiB the fixed costs (the codec state alone is up to
         // 7 MiB at the default level) would leave no window: they are left
@@ -300,7 +339,7 @@ impl Plan {
         };
         let after_table = budget
             .saturating_sub(reserve(budget))
-            .saturating_sub(chunks * TABLE_PER_CHUNK);
+            .saturating_sub(table);
         // The index takes a quarter of the budget, less when one worker
         // with the smallest window would not fit beside it (from 64 MiB;
         // below, the floors win anyway).
@@ -339,6 +378,7 @@ impl Plan {
             window: window as usize,
             workers,
             chunks,
+            table,
             codec_state,
         }
     }
@@ -354,8 +394,38 @@ impl Plan {
             + CHUNK_COST_FACTOR * u64::from(self.chunk_len)
             + WORKER_FIXED
             + self.codec_state;
-        (4u64 << self.slot_bits) + self.chunks * TABLE_PER_CHUNK + w * per
+        (4u64 << self.slot_bits) + self.table + w * per
     }
+}
+
+/// Most bytes the chunk table of a NEW of `new_len` bytes whose data is
+/// `data` takes with chunks of `chunk_len` (the [`Plan`]'s accounting):
+/// [`TABLE_PER_CHUNK`] for each chunk that holds data (it becomes one
+/// entry at most, rebuilt or part of a zero chunk), [`TABLE_PER_ZERO`]
+/// for each zero chunk that can be made of hole chunks alone: a gap of
+/// `g` hole chunks between data is cut into runs of at most
+/// [`limits::MAX_ZERO_CHUNK_LEN`] bytes, `g / per + 1` at most (with
+/// `per` chunks a run). For a NEW without holes, 640 bytes per chunk.
+pub fn table_bytes(new_len: u64, data: &Extents, chunk_len: u32) -> u64 {
+    let c = u64::from(chunk_len.max(1));
+    let cells = new_len.div_ceil(c);
+    let per = (u64::from(limits::MAX_ZERO_CHUNK_LEN) / c).max(1);
+    let (mut data_cells, mut zero_runs, mut next) = (0u64, 0u64, 0u64);
+    for r in data.ranges() {
+        // Ranges are sorted, disjoint and non-empty.
+        let (a, b) = (r.start / c, (r.end - 1) / c);
+        if a > next {
+            zero_runs += (a - next) / per + 1;
+        }
+        if b >= next {
+            data_cells += b + 1 - a.max(next);
+            next = b + 1;
+        }
+    }
+    if cells > next {
+        zero_runs += (cells - next) / per + 1;
+    }
+    data_cells * TABLE_PER_CHUNK + zero_runs * TABLE_PER_ZERO
 }
 
 /// Memory one compression with `codec` holds in this engine (with
@@ -450,6 +520,16 @@ impl Extents {
         self.0.get(k).is_some_and(|r| r.start < b)
     }
 
+    /// True when `map[a..b]` (a file with this data) reads as zeros:
+    /// only its data is read, up to the first non-zero byte.
+    fn all_zero(&self, map: &[u8], a: u64, b: u64) -> bool {
+        let k = self.0.partition_point(|r| r.end <= a);
+        self.0[k..]
+            .iter()
+            .take_while(|r| r.start < b)
+            .all(|r| is_zero(&map[r.start.max(a) as usize..r.end.min(b) as usize]))
+    }
+
     /// The holes in `[a, b)` at least `min` bytes long, in order.
     fn holes_in(&self, a: u64, b: u64, min: u64) -> Vec<Range<usize>> {
         let mut out = Vec::new();
@@ -488,10 +568,6 @@ impl Layout {
         }
     }
 }
-
-/// Zeros that stand in for NEW's holes (in `.bss`: reading them maps the
-/// kernel's zero page, no memory of ours).
-static ZEROS: [u8; limits::MAX_CHUNK_NEW_LEN as usize] = [0; limits::MAX_CHUNK_NEW_LEN as usize];
 
 /// The whole-file hash of the streaming engine's patches (the block-list
 /// hash, format version 8) of a file read through `map` whose data is
@@ -1380,7 +1456,7 @@ pub fn diff_sparse<E>(
     opts.progress.start(Phase::Indexing, old.len() as u64);
     let plan = Plan::new_in(
         old,
-        &layout.old,
+        layout,
         new.len() as u64,
         budget,
         opts.chunk_len,
@@ -1444,29 +1520,15 @@ pub fn diff_with_plan_in<E>(
     let pools: Vec<Option<rayon::ThreadPool>> = (0..workers)
         .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok())
         .collect();
-    // Chunks that lie in a hole of NEW are all alike: one ZERO op over
-    // zeros from `.bss`, made once per length and placed at each.
-    let hole_chunks: Mutex<Vec<EncodedChunk>> = Mutex::new(Vec::new());
-    let hole_chunk = |s: usize, e: usize| {
-        let len = (e - s) as u32;
-        let mut cache = hole_chunks.lock().unwrap();
-        let mut c = match cache.iter().find(|c| c.entry.new_len == len) {
-            Some(c) => c.clone(),
-            None => {
-                let mut enc = ChunkEncoder::new(old, &ZEROS[..e - s], 0);
-                enc.push(Op::Zero { len: len.into() });
-                let c = encode_chunk(enc, codec);
-                cache.push(c.clone());
-                c
-            }
-        };
-        c.entry.new_offset = s as u64;
-        c
-    };
+    // A chunk that reads as zeros (a hole of NEW, unread, or data that
+    // is zeros) is not made: it joins the run of zeros it is in, and each
+    // run becomes one zero chunk (format version 9) of at most
+    // MAX_ZERO_CHUNK_LEN bytes. Which chunks are zeros depends on NEW's
+    // bytes only, never on where its holes are or on the thread count.
     let make = |w: usize, k: usize| {
         let (s, e) = (ranges[k].start as usize, ranges[k].end as usize);
-        if !layout.new.intersects(s as u64, e as u64) {
-            return hole_chunk(s, e);
+        if layout.new.all_zero(new, s as u64, e as u64) {
+            return Made::Zeros(ranges[k].clone());
         }
         let run = || {
             let mut enc = ChunkEncoder::new(old, new, s as u64);
@@ -1480,18 +1542,24 @@ pub fn diff_with_plan_in<E>(
             c.entry.old_ranges.shrink_to_fit();
             c
         };
-        match &pools[w] {
+        Made::Chunk(match &pools[w] {
             Some(pool) => pool.install(run),
             None => run(),
-        }
+        })
+    };
+    let mut zeros = ZeroRuns::default();
+    let mut feed = |m: Made| match m {
+        Made::Chunk(c) => zeros.flush(&mut sink).and_then(|()| sink(c)),
+        Made::Zeros(r) => zeros.add(r, &mut sink),
     };
     if workers == 1 {
         for k in 0..ranges.len() {
-            sink(make(0, k))?;
+            feed(make(0, k))?;
         }
     } else {
-        in_order(ranges.len(), workers, make, &mut sink)?;
+        in_order(ranges.len(), workers, make, &mut feed)?;
     }
+    zeros.flush(&mut sink)?;
     Ok(Metadata {
         old_len: old.len() as u64,
         old_hash,
@@ -1502,21 +1570,67 @@ pub fn diff_with_plan_in<E>(
     })
 }
 
-struct Shared {
+/// What a worker makes of one chunk of NEW.
+enum Made {
+    /// The chunk, encoded.
+    Chunk(EncodedChunk),
+    /// The chunk's NEW range, which reads as zeros: it joins a zero chunk.
+    Zeros(Range<u64>),
+}
+
+/// The run of zero chunks not yet handed to the sink.
+#[derive(Default)]
+struct ZeroRuns(Option<Range<u64>>);
+
+impl ZeroRuns {
+    /// Adds NEW range `r` (it follows the run) to the run, or, when the
+    /// run would exceed [`limits::MAX_ZERO_CHUNK_LEN`], hands the run to
+    /// `sink` as one zero chunk and starts another.
+    fn add<E>(
+        &mut self,
+        r: Range<u64>,
+        sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &mut self.0 {
+            Some(z) if r.end - z.start <= u64::from(limits::MAX_ZERO_CHUNK_LEN) => {
+                z.end = r.end;
+                Ok(())
+            }
+            _ => {
+                let done = self.flush(sink);
+                self.0 = Some(r);
+                done
+            }
+        }
+    }
+
+    /// Hands the run, if any, to `sink` as one zero chunk.
+    fn flush<E>(
+        &mut self,
+        sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.0.take() {
+            Some(z) => sink(EncodedChunk::zeros(z.start, (z.end - z.start) as u32)),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Shared<T> {
     /// Next chunk a worker may take.
     next: usize,
     /// Chunks handed to the sink so far.
     done: usize,
-    ready: BTreeMap<usize, EncodedChunk>,
+    ready: BTreeMap<usize, T>,
 }
 
 /// Runs `make(w, 0..n)` on `workers` threads (`w` the worker's number), at most `workers` chunks ahead
 /// of the sink, and feeds the sink in order.
-fn in_order<E>(
+fn in_order<T: Send, E>(
     n: usize,
     workers: usize,
-    make: impl Fn(usize, usize) -> EncodedChunk + Sync,
-    sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
+    make: impl Fn(usize, usize) -> T + Sync,
+    sink: &mut impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), E> {
     let state = Mutex::new(Shared {
         next: 0,

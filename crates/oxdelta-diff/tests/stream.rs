@@ -364,6 +364,61 @@ fn plan_stays_within_budget() {
     assert!(a.block > b.block);
 }
 
+/// NEW's holes cost the plan what their zero chunks cost, not a table
+/// entry per chunk: a 64 GiB NEW holding 512 MiB of data in 300 extents
+/// gets the chunks, index and windows of the 512 MiB NEW alone at 64M
+/// (before, its table took an eighth of the budget and quadrupled the
+/// chunk length).
+#[test]
+fn plan_counts_holes_as_zero_chunks() {
+    let old_len = 512u64 << 20;
+    let counts: Vec<u64> = (0..16).map(|l| (old_len / 4) >> (5 + l)).collect();
+    let plain_new = stream::Extents::whole(old_len);
+    // 300 extents of the image's 512 MiB span, spread over 64 GiB in
+    // three pieces with holes between.
+    let big = 64u64 << 30;
+    let mut data = Vec::new();
+    for piece in 0..3u64 {
+        let base = piece * (20u64 << 30) + 12_345;
+        for k in 0..100u64 {
+            let at = base + k * (old_len / 300);
+            data.push(at..at + (old_len / 600));
+        }
+    }
+    let sparse_new = stream::Extents::new(data, big);
+    for budget in [64u64 << 20, 256 << 20] {
+        let plain = Plan::from_layout(
+            old_len,
+            &counts,
+            (old_len, &plain_new),
+            budget,
+            None,
+            Codec::Zstd(16),
+        );
+        let sparse = Plan::from_layout(
+            old_len,
+            &counts,
+            (big, &sparse_new),
+            budget,
+            None,
+            Codec::Zstd(16),
+        );
+        assert_eq!(sparse.chunk_len, plain.chunk_len, "{budget}");
+        assert_eq!((sparse.slot_bits, sparse.workers), (plain.slot_bits, plain.workers));
+        assert!(sparse.window * 100 >= plain.window * 99, "{sparse:?} {plain:?}");
+        assert!(sparse.estimate(64) + stream::reserve(budget) <= budget);
+        // The table: about one entry per chunk holding data (a chunk
+        // either side of each extent at most) and one per hole.
+        let c = u64::from(sparse.chunk_len);
+        let most = (3 * old_len / c + 600 + 4) * stream::TABLE_PER_CHUNK;
+        assert!(sparse.table <= most, "{} > {most}", sparse.table);
+        // Every byte data: 640 bytes a chunk, as before zero chunks.
+        let dense = Plan::from_counts(old_len, &counts, big, budget, None, Codec::Zstd(16));
+        assert_eq!(dense.table, dense.chunks * stream::TABLE_PER_CHUNK);
+        assert!(dense.chunk_len > sparse.chunk_len || budget > 64 << 20);
+    }
+}
+
 /// Heavily changed code-like data: OLD, and NEW with an edit every ~200
 /// bytes, blocks moved, and fresh random stretches, so that regions are
 /// long, the scan holds many matches and windows are far smaller than OLD.
@@ -504,7 +559,7 @@ fn diff_sparse(old: &[u8], new: &[u8], layout: &stream::Layout, threads: usize) 
     };
     let plan = Plan::new_in(
         old,
-        &layout.old,
+        layout,
         new.len() as u64,
         64 << 20,
         Some(1 << 20),
@@ -555,6 +610,64 @@ fn holes_are_zeros_and_data_may_move_across_them() {
             dense.len()
         );
     }
+}
+
+/// Chunks that read as zeros become zero chunks (format version 9), one
+/// per run, whether the zeros are holes (unread) or data: the patch of a
+/// NEW whose holes cover whole chunks is the patch of the same bytes read
+/// in full. A run that starts or ends inside a chunk leaves that chunk an
+/// ordinary one; the thread count changes nothing.
+#[test]
+fn zero_runs_become_zero_chunks() {
+    let c = 1usize << 20;
+    let len = 21 * c + 4093;
+    let mut rng = Rng(5);
+    let old = code_like(&mut rng, len);
+    let mut new = old.clone();
+    for i in (0..len).step_by(4099) {
+        new[i] ^= 0x21;
+    }
+    // Zeros on chunk boundaries (2..6), across them from inside chunk 9
+    // to inside chunk 14 (so 10..14 whole), and from chunk 20 to the end
+    // (a last chunk that is not whole).
+    let zeros = [2 * c..6 * c, 9 * c + 1000..14 * c + 5, 20 * c..len];
+    for z in &zeros {
+        new[z.clone()].fill(0);
+    }
+    // Holes where whole chunks are zeros; the partial chunks 9 and 14
+    // hold their zeros as data.
+    let holes = [2 * c..6 * c, 10 * c..14 * c, 20 * c..len];
+    let mut data = Vec::new();
+    let mut at = 0;
+    for h in &holes {
+        data.push(at as u64..h.start as u64);
+        at = h.end;
+    }
+    let layout = stream::Layout {
+        old: stream::Extents::whole(len as u64),
+        new: stream::Extents::new(data, len as u64),
+    };
+    let sparse = diff_sparse(&old, &new, &layout, 1);
+    assert!(diff_sparse(&old, &new, &layout, 3) == sparse, "threads differ");
+    let whole = stream::Layout::whole(len as u64, len as u64);
+    assert!(diff_sparse(&old, &new, &whole, 2) == sparse, "holes differ from zeros");
+    assert!(apply(&old, &sparse) == new);
+    let head = Patch::parse(&sparse).unwrap().head;
+    assert_eq!(head.version, 9);
+    let runs: Vec<(u64, u32)> = head
+        .chunks
+        .iter()
+        .filter(|e| e.zero)
+        .map(|e| (e.new_offset, e.new_len))
+        .collect();
+    let want: Vec<(u64, u32)> = holes
+        .iter()
+        .map(|h| (h.start as u64, (h.end - h.start) as u32))
+        .collect();
+    assert_eq!(runs, want);
+    // Every other chunk is one chunk of the grid, rebuilt.
+    assert_eq!(head.chunks.len(), 22 - 4 - 4 - 2 + 3);
+    assert_eq!(head.max_chunk_new_len, c as u32);
 }
 
 #[test]

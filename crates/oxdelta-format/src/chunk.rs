@@ -281,9 +281,19 @@ impl EncodedChunk {
                 payload_hash: *blake3::hash(&payload).as_bytes(),
                 new_hash: *blake3::hash(new_chunk).as_bytes(),
                 old_ranges,
+                zero: false,
                 payload_offset: 0,
             },
             payload,
+        }
+    }
+
+    /// A zero chunk (format version 9) of `new_len` NEW bytes at
+    /// `new_offset`: no payload ([`ChunkEntry::zeros`]).
+    pub fn zeros(new_offset: u64, new_len: u32) -> EncodedChunk {
+        EncodedChunk {
+            entry: ChunkEntry::zeros(new_offset, new_len),
+            payload: Vec::new(),
         }
     }
 

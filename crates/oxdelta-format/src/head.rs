@@ -35,6 +35,13 @@ const KNOWN_FLAGS: u16 = FLAG_IN_PLACE | FLAG_BLOCK_HASH;
 /// The first format version with [`FLAG_BLOCK_HASH`].
 pub const BLOCK_HASH_VERSION: u16 = 8;
 
+/// The first format version with zero chunks ([`ChunkEntry::zero`]): a
+/// table entry with codec byte [`ZERO_CHUNK_CODEC`] produces up to
+/// [`limits::MAX_ZERO_CHUNK_LEN`] zero bytes and has no payload.
+pub const ZERO_CHUNK_VERSION: u16 = 9;
+/// The codec byte (entry byte 12) of a zero chunk: bit 7 alone.
+pub const ZERO_CHUNK_CODEC: u8 = 0x80;
+
 /// The first format version in which an in-place patch may carry a shared
 /// section (8): an in-place applier decodes the section before it writes,
 /// while OLD (the literal block's context) is intact, and keeps the
@@ -151,6 +158,13 @@ pub struct ChunkEntry {
     pub new_hash: [u8; 32],
     /// OLD ranges `(start, len)` read by the chunk: sorted, disjoint.
     pub old_ranges: Vec<(u64, u64)>,
+    /// A zero chunk (format version 9): its `new_len` NEW bytes (up to
+    /// [`limits::MAX_ZERO_CHUNK_LEN`]) are zeros, fixed by the entry
+    /// alone. It has no payload, no streams, no OLD ranges, codec none,
+    /// and both hashes are zero; it is never rebuilt, so it needs no
+    /// buffer ([`ChunkEntry::buffer_bound`] and [`ChunkEntry::rebuild_len`]
+    /// are 0).
+    pub zero: bool,
     /// Offset of its payload from the start of the payload section
     /// (derived: payloads follow each other in table order).
     pub payload_offset: u64,
@@ -205,6 +219,39 @@ impl ChunkEntry {
             self.lit.raw.into(),
         ) + operands
             + dictionary
+    }
+
+    /// NEW bytes an applier rebuilds in a buffer for this chunk: its
+    /// length, or 0 for a zero chunk (never rebuilt: its range is left
+    /// as zeros, or written from a static buffer of zeros).
+    pub fn rebuild_len(&self) -> u64 {
+        if self.zero { 0 } else { u64::from(self.new_len) }
+    }
+
+    /// A zero chunk (format version 9) of `new_len` bytes at `new_offset`.
+    pub fn zeros(new_offset: u64, new_len: u32) -> ChunkEntry {
+        let none = StreamLen::default();
+        ChunkEntry {
+            new_offset,
+            new_len,
+            codec: Codec::None,
+            diff_filter: DiffFilter::None,
+            add_mode: AddMode::Bytes,
+            operand_split: false,
+            ctrl_split: false,
+            lit_x86: false,
+            shared: false,
+            shared_ctrl_at: 0,
+            shared_lit_at: 0,
+            ctrl: none,
+            diff: none,
+            lit: none,
+            payload_hash: [0; 32],
+            new_hash: [0; 32],
+            old_ranges: Vec::new(),
+            zero: true,
+            payload_offset: 0,
+        }
     }
 
     /// NEW range `start..end`.
@@ -365,7 +412,7 @@ impl Head {
             ));
         }
         let buf = &buf[..head_len as usize];
-        let m = parse_meta(buf, head_len)?;
+        let m = parse_meta(buf, head_len, version)?;
         // The shared section's descriptor ends a version-5 head; it is read
         // first (from its fixed place) because the section's stored bytes
         // open the payload section, before the first chunk's payload.
@@ -388,6 +435,16 @@ impl Head {
         };
         let chunks = parse_table(&buf[..table_end as usize], version, &m, &shared)?;
         check_tiling(&chunks, m.new_len)?;
+        if flags & FLAG_IN_PLACE != 0 {
+            if let Some(i) = chunks.iter().position(|e| e.zero) {
+                return Err(Error::invalid(
+                    "chunk codec",
+                    format!("no zero chunk in an in-place patch (chunk {i})"),
+                    ZERO_CHUNK_CODEC,
+                    TABLE_START as u64,
+                ));
+            }
+        }
         Ok(Head {
             version,
             meta: Metadata {
@@ -422,7 +479,13 @@ impl Head {
         // need no version-2 feature still apply on version-1 appliers.
         let version: u16 = chunks
             .iter()
-            .map(|e| e.coding().min_version())
+            .map(|e| {
+                if e.zero {
+                    ZERO_CHUNK_VERSION
+                } else {
+                    e.coding().min_version()
+                }
+            })
             .max()
             .unwrap_or(1)
             .max(shared.min_version_with(meta.flags))
@@ -452,13 +515,23 @@ impl Head {
         let payload_len: u64 =
             shared.stored_len() + chunks.iter().map(ChunkEntry::payload_len).sum::<u64>();
         out.extend_from_slice(&payload_len.to_le_bytes());
-        let max = chunks.iter().map(|e| e.new_len).max().unwrap_or(0);
+        // The largest chunk an applier rebuilds: zero chunks are not.
+        let max = chunks
+            .iter()
+            .filter(|e| !e.zero)
+            .map(|e| e.new_len)
+            .max()
+            .unwrap_or(0);
         out.extend_from_slice(&max.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         for e in chunks {
             out.extend_from_slice(&e.new_offset.to_le_bytes());
             out.extend_from_slice(&e.new_len.to_le_bytes());
-            e.coding().write(&mut out);
+            if e.zero {
+                out.extend_from_slice(&[ZERO_CHUNK_CODEC, 0]);
+            } else {
+                e.coding().write(&mut out);
+            }
             out.extend_from_slice(&(e.old_ranges.len() as u16).to_le_bytes());
             for s in [e.ctrl, e.diff, e.lit] {
                 out.extend_from_slice(&s.raw.to_le_bytes());
@@ -523,8 +596,9 @@ struct MetaFields {
     max_at: u64,
 }
 
-/// Reads and checks the metadata of a head of `head_len` bytes (`head`).
-fn parse_meta(head: &[u8], head_len: u64) -> Result<MetaFields> {
+/// Reads and checks the metadata of a head of `head_len` bytes (`head`)
+/// of format `version`.
+fn parse_meta(head: &[u8], head_len: u64, version: u16) -> Result<MetaFields> {
     let mut c = Cursor::new(head, 0);
     c.bytes(FIXED_HEADER_LEN, "fixed header")?;
     let at = c.offset();
@@ -549,7 +623,13 @@ fn parse_meta(head: &[u8], head_len: u64) -> Result<MetaFields> {
             at,
         ));
     }
-    let min_chunks = new_len.div_ceil(u64::from(limits::MAX_CHUNK_NEW_LEN));
+    // The longest chunk the version allows: from version 9 a zero chunk.
+    let longest = if version >= ZERO_CHUNK_VERSION {
+        limits::MAX_ZERO_CHUNK_LEN
+    } else {
+        limits::MAX_CHUNK_NEW_LEN
+    };
+    let min_chunks = new_len.div_ceil(u64::from(longest));
     if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
         return Err(Error::invalid(
             "chunk count",
@@ -608,7 +688,9 @@ fn parse_table(
             lit_at += u64::from(e.lit.raw);
         }
         payload_offset += e.payload_len();
-        seen_max = seen_max.max(e.new_len);
+        if !e.zero {
+            seen_max = seen_max.max(e.new_len);
+        }
         chunks.push(e);
     }
     if (ctrl_at, lit_at) != (shared.ctrl.raw.into(), shared.lit.raw.into()) {
@@ -673,6 +755,12 @@ fn parse_entry(
     check_file_len("chunk NEW offset", new_offset, start)?;
     let at = c.offset();
     let new_len = c.u32("chunk NEW length")?;
+    // The codec byte says whether the entry is a zero chunk (version 9),
+    // whose length has its own limit; a cut entry is reported below.
+    let codec_byte = c.clone().u8("chunk codec").ok();
+    if version >= ZERO_CHUNK_VERSION && codec_byte.is_some_and(|b| b & ZERO_CHUNK_CODEC != 0) {
+        return parse_zero_entry(c, i, new_offset, new_len, payload_offset);
+    }
     if new_len == 0 || new_len > limits::MAX_CHUNK_NEW_LEN {
         return Err(Error::invalid(
             "chunk NEW length",
@@ -714,7 +802,49 @@ fn parse_entry(
         payload_hash,
         new_hash,
         old_ranges,
+        zero: false,
         payload_offset,
+    })
+}
+
+/// The rest of entry `i`, a zero chunk (format version 9) of `new_len`
+/// bytes at `new_offset`, from its codec byte on: every field but the
+/// NEW range is fixed (codec byte [`ZERO_CHUNK_CODEC`], then zeros).
+fn parse_zero_entry(
+    c: &mut Cursor<'_>,
+    i: u32,
+    new_offset: u64,
+    new_len: u32,
+    payload_offset: u64,
+) -> Result<ChunkEntry> {
+    if new_len == 0 {
+        return Err(Error::invalid(
+            "chunk NEW length",
+            format!("1..={} (zero chunk {i})", limits::MAX_ZERO_CHUNK_LEN),
+            new_len,
+            c.offset() - 4,
+        ));
+    }
+    let at = c.offset();
+    let codec = c.u8("chunk codec")?;
+    if codec != ZERO_CHUNK_CODEC {
+        return Err(Error::invalid(
+            "chunk codec",
+            format!("{ZERO_CHUNK_CODEC:#x} alone for a zero chunk (chunk {i})"),
+            codec,
+            at,
+        ));
+    }
+    // Diff coding, OLD range count, six stream lengths, payload and NEW
+    // hashes: a zero chunk has none of them.
+    c.reserved_zero(1, "zero chunk's diff coding")?;
+    c.reserved_zero(2, "zero chunk's OLD range count")?;
+    c.reserved_zero(24, "zero chunk's stream lengths")?;
+    c.reserved_zero(32, "zero chunk's payload hash")?;
+    c.reserved_zero(32, "zero chunk's NEW hash")?;
+    Ok(ChunkEntry {
+        payload_offset,
+        ..ChunkEntry::zeros(new_offset, new_len)
     })
 }
 

@@ -94,7 +94,7 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 8;
+pub const FORMAT_VERSION: u16 = 9;
 
 /// Builds the head and signature block for `chunks` (in apply order), signed
 /// with `key` when given. The patch is the returned bytes followed by each
@@ -152,6 +152,11 @@ pub fn decode_chunk(entry: &ChunkEntry, payload: &[u8]) -> Result<Streams> {
 }
 
 /// [`decode_chunk`] for a patch whose decoded shared section is `shared`.
+///
+/// A zero chunk (format version 9, [`ChunkEntry::zero`]) has no streams:
+/// it decodes to three empty ones, and no ops. Its bytes are zeros,
+/// which [`apply_chunk`] writes; appliers leave its range as it is when
+/// the output already reads as zeros ([`is_zero_chunk`]).
 pub fn decode_chunk_in(entry: &ChunkEntry, payload: &[u8], shared: &Shared) -> Result<Streams> {
     if payload.len() as u64 != entry.payload_len() {
         return Err(Error::invalid(
@@ -160,6 +165,9 @@ pub fn decode_chunk_in(entry: &ChunkEntry, payload: &[u8], shared: &Shared) -> R
             payload.len(),
             entry.payload_offset,
         ));
+    }
+    if entry.zero {
+        return Ok(Streams::default());
     }
     if blake3::hash(payload).as_bytes() != &entry.payload_hash {
         return Err(Error::new(ErrorKind::HashMismatch {
@@ -360,7 +368,8 @@ fn zeros_hash(len: usize) -> [u8; 32] {
 }
 
 /// Whether chunk `entry` rebuilds to all zeros, known without rebuilding
-/// it: it has no diff or literal bytes and a short control stream, its
+/// it: a zero chunk (format version 9) does, with its empty payload; an
+/// ordinary chunk does when it has no diff or literal bytes and a short control stream, its
 /// payload hash verifies, its ops are all ZERO (checked by [`OpDecoder`] as
 /// [`apply_chunk`] checks them), and its NEW hash is that of zeros. Then
 /// [`apply_chunk`] would succeed with zeros, so an applier whose output
@@ -371,6 +380,9 @@ fn zeros_hash(len: usize) -> [u8; 32] {
 pub fn is_zero_chunk(entry: &ChunkEntry, payload: &[u8], old_len: u64) -> bool {
     /// Longest control stream considered: a few ZERO ops.
     const MAX_CTRL: u32 = 64;
+    if entry.zero {
+        return payload.is_empty();
+    }
     if entry.diff.raw != 0
         || entry.shared
         || entry.lit.raw != 0
@@ -421,6 +433,21 @@ pub fn apply_chunk_in(
             out.len(),
             entry.new_offset,
         ));
+    }
+    if entry.zero {
+        // Its bytes are fixed by the entry, which the head hash covers.
+        if !payload.is_empty() {
+            return Err(Error::invalid(
+                "chunk payload",
+                "0 bytes (a zero chunk)",
+                payload.len(),
+                entry.payload_offset,
+            ));
+        }
+        if !zeroed {
+            out.fill(0);
+        }
+        return Ok(());
     }
     // The one-pass rebuild does not know the wasm mode (format version 8):
     // the reference decodes it.

@@ -13,6 +13,12 @@
 /// (format version 2; see [`crate::filter::max_filtered_len`]).
 pub const MAX_CHUNK_NEW_LEN: u32 = 8 << 20;
 
+/// Largest number of NEW bytes one zero chunk may produce (format version
+/// 9): `2^32 − 1`, the table's length field. A zero chunk is never
+/// rebuilt (no payload, no buffer), so this bounds nothing an applier
+/// holds; it lets a 64 GiB hole cost 16 table entries instead of 8,192.
+pub const MAX_ZERO_CHUNK_LEN: u32 = u32::MAX;
+
 /// Largest decoded block of the shared section (format version 5): 4 MiB
 /// each for the control and the literal block. An applier holds both for
 /// the whole apply, beside [`MAX_SHARED_CONTEXT`] bytes of OLD context

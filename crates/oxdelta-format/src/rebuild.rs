@@ -1153,6 +1153,7 @@ mod tests {
             payload_hash: *blake3::hash(&payload).as_bytes(),
             new_hash: *blake3::hash(&new[start..end]).as_bytes(),
             old_ranges: ranges,
+            zero: false,
             payload_offset: 0,
         };
         Built { entry, payload }

@@ -1023,6 +1023,7 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
         payload_hash: *blake3::hash(&payload).as_bytes(),
         new_hash: [0; 32],
         old_ranges,
+        zero: false,
         payload_offset: 0,
     };
     (entry, payload)
@@ -1122,6 +1123,12 @@ pub fn apply(data: &[u8]) {
         });
     for (i, e) in entries.iter_mut().enumerate() {
         let payload = p.payload(i);
+        if e.zero {
+            // A zero chunk (format v9): no payload, no hashes, its range
+            // zeros (as `want` starts).
+            assert!(oxdelta_format::is_zero_chunk(e, payload, old.len() as u64));
+            continue;
+        }
         e.payload_hash = *blake3::hash(payload).as_bytes();
         let r = e.new_range();
         let out = &mut want[r.start as usize..r.end as usize];
@@ -1181,6 +1188,13 @@ fn check_apply(old: &[u8], patch: &[u8]) {
         // makes"); the metadata's whole-NEW hash is not recomputed.
         for e in &p.head.chunks {
             let r = e.new_range();
+            if e.zero {
+                assert!(
+                    new[r.start as usize..r.end as usize].iter().all(|&b| b == 0),
+                    "apply_bytes returned a zero chunk that is not zeros"
+                );
+                continue;
+            }
             assert_eq!(
                 blake3::hash(&new[r.start as usize..r.end as usize]).as_bytes(),
                 &e.new_hash,
@@ -1474,6 +1488,15 @@ pub mod seeds {
             ..Default::default()
         };
         out.push(("patch-stream".into(), oxdelta::diff_bytes(old, &new, &opts)));
+        // Runs of zeros over whole chunks: zero chunks (format version 9),
+        // one across two chunks, one at the end.
+        let mut zeros = old[..1024].to_vec();
+        zeros.extend_from_slice(&[0; 2500]);
+        zeros.extend_from_slice(&old[3000..3700]);
+        zeros.extend_from_slice(&[0; 1400]);
+        let p = oxdelta::diff_bytes(old, &zeros, &opts);
+        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(9));
+        out.push(("patch-stream-zeros".into(), p));
         // Sparse changes (as in relocated code): ADD with run-filtered diff
         // streams, so the parser and applier see format version 2.
         let mut sparse = old.to_vec();

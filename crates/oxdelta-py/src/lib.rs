@@ -374,6 +374,7 @@ fn info<'py>(py: Python<'py>, patch: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     };
     d.set_item("shared_section", shared)?;
     d.set_item("chunks", i.chunks)?;
+    d.set_item("zero_chunks", i.zero_chunks)?;
     d.set_item("largest_chunk_bytes", i.largest_chunk_bytes)?;
     d.set_item("in_place", i.in_place)?;
     d.set_item("signed", i.key.is_some())?;

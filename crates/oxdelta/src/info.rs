@@ -52,7 +52,11 @@ pub struct PatchInfo {
     pub shared_section: Option<SharedSectionInfo>,
     /// Chunks in the patch.
     pub chunks: usize,
-    /// NEW bytes of the largest chunk.
+    /// Zero chunks among them (format version 9): runs of zeros of NEW
+    /// with no payload, never rebuilt. The codec, filter and mode names
+    /// above are those of the other chunks.
+    pub zero_chunks: usize,
+    /// NEW bytes of the largest chunk that is rebuilt (not a zero chunk).
     pub largest_chunk_bytes: u32,
     /// Whether the patch was made for in-place apply.
     pub in_place: bool,
@@ -93,7 +97,7 @@ impl PatchInfo {
         patch_bytes: u64,
     ) -> PatchInfo {
         let names = |f: &dyn Fn(&oxdelta_format::ChunkEntry) -> &'static str| {
-            let mut v: Vec<&'static str> = h.chunks.iter().map(f).collect();
+            let mut v: Vec<&'static str> = h.chunks.iter().filter(|c| !c.zero).map(f).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -127,6 +131,7 @@ impl PatchInfo {
                 margin: sd.margin,
             }),
             chunks: h.chunks.len(),
+            zero_chunks: count(&|c| c.zero),
             largest_chunk_bytes: h.max_chunk_new_len,
             in_place: h.is_in_place(),
             key: signature.public_key(),

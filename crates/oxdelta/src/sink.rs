@@ -26,9 +26,28 @@ pub trait Sink {
     /// about what the output held before).
     fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()>;
 
+    /// Writes `len` zero bytes at byte `offset` of NEW (a zero chunk, up
+    /// to 4 GiB, or a chunk that rebuilds to zeros), under the same rules
+    /// as [`Sink::write_at`]. By default: [`Sink::write_at`] from a static
+    /// buffer of zeros, 1 MiB at a time; a sink whose output already
+    /// reads as zeros there (a fresh sparse file) may skip it, one that
+    /// can punch holes may do that.
+    fn write_zeros(&mut self, mut offset: u64, mut len: u64) -> std::io::Result<()> {
+        while len > 0 {
+            let n = len.min(ZEROS.len() as u64);
+            self.write_at(offset, &ZEROS[..n as usize])?;
+            (offset, len) = (offset + n, len - n);
+        }
+        Ok(())
+    }
+
     /// Called once after the last write, before the apply reports success.
     fn flush(&mut self) -> std::io::Result<()>;
 }
+
+/// What [`Sink::write_zeros`] writes from (in `.bss`: reading it maps
+/// the kernel's zero page, no memory of ours).
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 
 /// A caller's buffer of exactly NEW's length.
 impl Sink for [u8] {
@@ -90,7 +109,7 @@ pub fn apply_to_sink<S: Sink + ?Sized>(
         let (mut end, mut sum) = (at, 0u64);
         while end < order.len() {
             let e = &chunks[order[end]];
-            let b = e.buffer_bound() + u64::from(e.new_len);
+            let b = e.buffer_bound() + e.rebuild_len();
             if end > at && sum + b > budget {
                 break;
             }
@@ -100,18 +119,28 @@ pub fn apply_to_sink<S: Sink + ?Sized>(
         if cancelled() {
             return Err(ApplyError::Cancelled.into());
         }
-        let outs: Vec<Vec<u8>> = order[at..end]
+        // A chunk of zeros (a zero chunk of format version 9 above all,
+        // up to 4 GiB) is not rebuilt: the sink writes zeros.
+        let outs: Vec<Option<Vec<u8>>> = order[at..end]
             .par_iter()
             .map(|&i| {
-                let mut buf = vec![0u8; chunks[i].new_len as usize];
+                let e = &chunks[i];
+                opts.progress.advance(u64::from(e.new_len));
+                if oxdelta_format::is_zero_chunk(e, p.payload(i), old.len() as u64) {
+                    return Ok(None);
+                }
+                let mut buf = vec![0u8; e.new_len as usize];
                 p.apply_chunk_in(i, &shared, old, &mut buf, true)?;
-                opts.progress.advance(buf.len() as u64);
-                Ok(buf)
+                Ok(Some(buf))
             })
             .collect::<std::result::Result<_, oxdelta_format::Error>>()?;
         for (&i, buf) in order[at..end].iter().zip(&outs) {
-            sink.write_at(chunks[i].new_offset, buf)
-                .map_err(io("writing NEW to", sink_path))?;
+            let e = &chunks[i];
+            match buf {
+                Some(b) => sink.write_at(e.new_offset, b),
+                None => sink.write_zeros(e.new_offset, e.new_len.into()),
+            }
+            .map_err(io("writing NEW to", sink_path))?;
         }
         at = end;
     }
@@ -172,6 +201,11 @@ impl<S: Sink + ?Sized> Sink for CheckedSink<'_, S> {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         (self.unchanged)()?;
         self.sink.write_at(offset, data)
+    }
+
+    fn write_zeros(&mut self, offset: u64, len: u64) -> std::io::Result<()> {
+        (self.unchanged)()?;
+        self.sink.write_zeros(offset, len)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -53,6 +53,7 @@ class Info(TypedDict):
     shared_chunks: int
     shared_section: Optional[SharedSection]
     chunks: int
+    zero_chunks: int
     largest_chunk_bytes: int
     in_place: bool
     signed: bool

@@ -118,6 +118,7 @@ fn golden_patches_apply() {
         (6, 1),
         (7, 3),
         (8, 10),
+        (9, 1),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -283,6 +284,11 @@ fn stream_golden_fields(g: &Golden, h: &oxdelta::oxdelta_format::Head) {
     assert_eq!(h.meta.new_hash, hash(FileHash::BlockList, &g.new, &Serial));
     assert_ne!(&h.meta.old_hash, blake3::hash(&g.old).as_bytes());
     assert!(h.chunks.len() > 1, "{}", g.name);
+    // Version 9: runs of zeros are zero chunks, and the largest chunk
+    // length counts the others only.
+    assert_eq!(h.chunks.iter().any(|c| c.zero), g.version >= 9, "{}", g.name);
+    let max = h.chunks.iter().filter(|c| !c.zero).map(|c| c.new_len).max();
+    assert_eq!(h.max_chunk_new_len, max.unwrap_or(0), "{}", g.name);
 }
 
 /// Signed golden patches verify with the test key, unsigned ones are
@@ -565,7 +571,19 @@ fn pairs() -> Vec<Pair> {
         out
     };
     let a = ("arm64", layout(0, 0), layout(64, 200));
-    vec![t, b, w, c, m, n, e, a, wasm_pair()]
+    // A disk-image-like pair: data between runs of zeros, one on chunk
+    // boundaries (1 KiB chunks), one across them, one at the end; the
+    // streaming engine makes each run of whole zero chunks one zero chunk
+    // (format version 9).
+    let mut old: Vec<u8> = (0..9000).map(|_| r() as u8).collect();
+    old[2048..5120].fill(0);
+    let mut new = old.clone();
+    new[1000..1100].copy_from_slice(&old[7000..7100]);
+    new[5400..9000].fill(0);
+    new.extend(std::iter::repeat_n(0, 3000));
+    new[9500..9700].copy_from_slice(&old[100..300]);
+    let h = ("holes", old, new);
+    vec![t, b, w, c, m, n, e, a, wasm_pair(), h]
 }
 
 /// A WebAssembly-like module (magic and version, then code) whose
@@ -659,7 +677,7 @@ fn regenerate_golden() {
             sets.push(("zstd.signed", Codec::Zstd(19), Some(key.clone()), None));
         }
         // Version 8: the streaming engine's block-list hashes.
-        if version >= 8 && (name == "bin" || name == "text") {
+        if version >= 8 && (name == "bin" || name == "text" || name == "holes") {
             sets.push(("zstd.stream", Codec::Zstd(19), None, Some(8 << 20)));
         }
         // Version 8: in-place patches with a shared section (a few pairs).

@@ -323,6 +323,7 @@ fn one_chunk(
         payload_hash: *blake3::hash(&payload).as_bytes(),
         new_hash: *blake3::hash(new).as_bytes(),
         old_ranges: vec![],
+        zero: false,
         payload_offset: 0,
     };
     let meta = Metadata {
@@ -467,6 +468,7 @@ fn terabyte_new_is_refused_before_allocating() {
                 payload_hash: *blake3::hash(&ctrl).as_bytes(),
                 new_hash: zeros_hash,
                 old_ranges: vec![],
+                zero: false,
                 payload_offset: 0,
             },
             payload: ctrl.clone(),
@@ -1028,4 +1030,129 @@ fn wasm_mode_fields_are_checked() {
         assert!(Patch::parse(&p).is_ok());
         assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     }
+}
+
+/// A patch of 100 literal bytes, then a zero chunk (format version 9) of
+/// `zeros` bytes, then 100 literal bytes again.
+fn zero_chunk_patch(zeros: u32) -> (Vec<u8>, Vec<u8>) {
+    let lit: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37) | 1).collect();
+    let chunk = |at: u64| {
+        let ctrl = insert_ctrl(100);
+        let streams = oxdelta_format::Streams {
+            ctrl,
+            lit: lit.clone(),
+            ..Default::default()
+        };
+        let coding = oxdelta_format::ChunkCoding::plain(Codec::None);
+        oxdelta_format::encode_chunk_as(&[], &streams, &coding, vec![], at, &lit)
+    };
+    let new_len = 200 + u64::from(zeros);
+    let chunks = vec![
+        chunk(0),
+        EncodedChunk::zeros(100, zeros),
+        chunk(100 + u64::from(zeros)),
+    ];
+    let meta = Metadata {
+        old_len: 0,
+        old_hash: *blake3::hash(b"").as_bytes(),
+        new_len,
+        new_hash: [0; 32],
+        engine: Engine::Unknown,
+        flags: 0,
+    };
+    let mut new = lit.clone();
+    if u64::from(zeros) < 1 << 24 {
+        new.resize(100 + zeros as usize, 0);
+        new.extend_from_slice(&lit);
+    }
+    (oxdelta_format::assemble(&meta, chunks, None), new)
+}
+
+/// Zero chunks (format version 9): a chunk of zeros up to 2^32 − 1 bytes
+/// with no payload. Each of its fixed fields is checked (a zero chunk
+/// whose hashes, lengths or ranges say anything is refused), it exists
+/// from version 9 only and never in an in-place patch, ordinary chunks
+/// keep their 8 MiB limit, and the largest chunk length counts only
+/// chunks that are rebuilt.
+#[test]
+fn zero_chunk_fields_are_checked() {
+    // Entry 1 (the zero chunk) starts after entry 0's 104 bytes.
+    const E: usize = head::TABLE_START + head::ENTRY_FIXED_LEN;
+    let opts = crate::overwriting();
+    let (good, new) = zero_chunk_patch(3 << 20);
+    let p = Patch::parse(&good).unwrap();
+    assert_eq!(p.head.version, 9);
+    assert!(p.head.chunks[1].zero && p.payload(1).is_empty());
+    assert_eq!(p.head.max_chunk_new_len, 100, "zero chunks are not rebuilt");
+    assert_eq!(oxdelta::apply_bytes(&[], &good, &opts).unwrap(), new);
+    oxdelta::verify_bytes(&good, None).unwrap();
+    // Every byte of the entry past its NEW range is fixed: codec 0x80,
+    // then zeros (diff coding, range count, lengths, both hashes).
+    for at in E + 12..E + head::ENTRY_FIXED_LEN {
+        for bit in [1u8, 0x40, 0x80] {
+            let mut bad = good.clone();
+            bad[at] ^= bit;
+            assert!(Patch::parse(&bad).is_err(), "byte {} bit {bit:#x}", at - E);
+            assert!(oxdelta::apply_bytes(&[], &bad, &opts).is_err());
+        }
+    }
+    // Its length: not 0; up to 2^32 − 1 (a patch naming 4 GiB of NEW is
+    // then refused in memory before anything is allocated).
+    let (max, _) = zero_chunk_patch(u32::MAX);
+    let q = Patch::parse(&max).unwrap();
+    assert_eq!(q.head.chunks[1].new_len, u32::MAX);
+    assert_eq!(q.head.meta.new_len, 200 + u64::from(u32::MAX));
+    assert!(oxdelta::apply_bytes(&[], &max, &opts).is_err());
+    let small = ApplyOptions {
+        max_in_memory_len: 1 << 20,
+        ..crate::overwriting()
+    };
+    assert!(oxdelta::apply_bytes(&[], &max, &small).is_err());
+    let mut bad = good.clone();
+    bad[E + 8..E + 12].copy_from_slice(&0u32.to_le_bytes());
+    assert!(Patch::parse(&bad).is_err());
+    // The same entry in a version-8 patch: bit 7 of the codec byte.
+    let mut v8 = good.clone();
+    v8[8..10].copy_from_slice(&8u16.to_le_bytes());
+    assert!(Patch::parse(&v8).is_err());
+    // An ordinary chunk past 8 MiB stays refused in version 9: entry 0
+    // claims 8 MiB + 1 (and the tiling moves with it, so only the length
+    // rule can refuse it).
+    let mut long = good.clone();
+    let over = oxdelta_format::limits::MAX_CHUNK_NEW_LEN + 1;
+    long[head::TABLE_START + 8..head::TABLE_START + 12].copy_from_slice(&over.to_le_bytes());
+    assert!(Patch::parse(&long).is_err());
+    // The largest chunk length names the zero chunk: refused.
+    let mut m = good.clone();
+    m[112..116].copy_from_slice(&(3u32 << 20).to_le_bytes());
+    assert!(Patch::parse(&m).is_err());
+    // Not in an in-place patch (an in-place applier would have to write
+    // gigabytes of zeros in its batches).
+    let mut ip = good.clone();
+    ip[10] |= head::FLAG_IN_PLACE as u8;
+    let e = Patch::parse(&ip).unwrap_err().to_string();
+    assert!(e.contains("no zero chunk in an in-place patch"), "{e}");
+    // Fewer chunks than a NEW of 2^32 + 200 bytes needs at 2^32 − 1 each.
+    let mut few = max.clone();
+    few[56..64].copy_from_slice(&(u64::from(u32::MAX) * 3 + 1).to_le_bytes());
+    assert!(Patch::parse(&few).is_err());
+    // The file and stream appliers, check_file and the sink agree.
+    let tmp = TempDir::new("zero-entry");
+    let (o, pp, out) = (tmp.path("old"), tmp.path("patch"), tmp.path("out"));
+    fs::write(&o, b"").unwrap();
+    fs::write(&pp, &good).unwrap();
+    oxdelta::apply_file(&o, &pp, &out, &opts).unwrap();
+    assert!(fs::read(&out).unwrap() == new);
+    oxdelta::apply_reader(&o, &good[..], &out, &opts).unwrap();
+    assert!(fs::read(&out).unwrap() == new);
+    let mut sunk = vec![0x5au8; new.len()];
+    oxdelta::apply_to_sink(&[], &good, &mut sunk[..], &opts).unwrap();
+    assert!(sunk == new);
+    // Its payload is empty: a damaged payload offset of the next chunk
+    // (the tiling fixed) cannot shift bytes into it; a damaged literal
+    // chunk still fails its own hash.
+    let mut tail = good.clone();
+    let last = tail.len() - 1;
+    tail[last] ^= 1;
+    assert!(oxdelta::apply_bytes(&[], &tail, &opts).is_err());
 }

@@ -128,8 +128,10 @@ fn sparse_files_with_moved_holes() {
     }
     let patch = fs::read(&p).unwrap();
     let head = Patch::parse(&patch).unwrap().head;
-    // The streaming engine's hashes are block-list hashes (version 8).
-    assert_eq!(head.version, 8);
+    // The streaming engine's hashes are block-list hashes (version 8);
+    // its runs of chunks of zeros are zero chunks (version 9).
+    assert_eq!(head.version, 9);
+    assert!(head.chunks.iter().any(|e| e.zero));
     assert_eq!(
         head.file_hash(),
         oxdelta::oxdelta_format::filehash::FileHash::BlockList
@@ -168,4 +170,65 @@ fn block_list_oracle(data: &[u8]) -> [u8; 32] {
     }
     outer.update(&(data.len() as u64).to_le_bytes());
     *outer.finalize().as_bytes()
+}
+
+/// A NEW of 9 GiB apparent size, almost all holes: each run of zeros is
+/// one zero chunk of at most 2^32 − 1 bytes (three here: the last hole
+/// is cut at that length), so the patch is the size of the data's; the
+/// apply writes only the data (the output stays sparse), from a file or
+/// a stream, and `check_file` hashes the holes as runs of zeros.
+#[test]
+fn gigabytes_of_holes_cost_a_few_entries() {
+    use std::io::{Seek, SeekFrom, Write};
+    let d = dir("gigaholes");
+    let island = data(11, 200_000);
+    let (o, n, p, out) = (d.join("old"), d.join("new"), d.join("p"), d.join("out"));
+    fs::write(&o, &island).unwrap();
+    let len = (9u64 << 30) + 777;
+    {
+        let mut f = fs::File::create(&n).unwrap();
+        f.set_len(len).unwrap();
+        // Islands at the start, past 4 GiB (not on a chunk boundary) and
+        // in the last chunk.
+        for (k, at) in [0, (4u64 << 30) + 12_345, len - 70_000].into_iter().enumerate() {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&island[k * 60_000..(k + 1) * 60_000]).unwrap();
+        }
+    }
+    let opts = DiffOptions {
+        memory: Some(64 << 20),
+        ..DiffOptions::default()
+    };
+    let r = oxdelta::diff_files(&o, &n, &p, &opts).unwrap();
+    assert!(r.patch_len < 10_000, "patch {}", r.patch_len);
+    let patch = fs::read(&p).unwrap();
+    let head = Patch::parse(&patch).unwrap().head;
+    assert_eq!(head.version, 9);
+    let zeros: Vec<_> = head.chunks.iter().filter(|e| e.zero).collect();
+    assert_eq!(zeros.len(), 3);
+    assert!(zeros.iter().map(|e| u64::from(e.new_len)).sum::<u64>() > 8 << 30);
+    assert!(zeros.iter().any(|e| e.new_len > u32::MAX - (8 << 20)));
+    assert!(head.max_chunk_new_len <= oxdelta::oxdelta_format::limits::MAX_CHUNK_NEW_LEN);
+    let allocated = |path: &PathBuf| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).unwrap().blocks() * 512
+    };
+    for from_stream in [false, true] {
+        let _ = fs::remove_file(&out);
+        if from_stream {
+            oxdelta::apply_reader(&o, &patch[..], &out, &ApplyOptions::default()).unwrap();
+        } else {
+            oxdelta::apply_file(&o, &p, &out, &ApplyOptions::default()).unwrap();
+        }
+        assert_eq!(fs::metadata(&out).unwrap().len(), len);
+        assert!(allocated(&out) < 16 << 20, "{} bytes allocated", allocated(&out));
+        // The output is NEW: its whole-file hash, holes hashed as runs
+        // of zeros, unread.
+        let m = oxdelta::oxdelta_apply::map::InputMap::open(&out).unwrap();
+        let h = oxdelta::oxdelta_apply::sparse::hash_file(m.file(), &m, head.file_hash());
+        assert_eq!(h, head.meta.new_hash, "from stream {from_stream}");
+    }
+    // check_file rebuilds NEW's hash from OLD and the patch the same way.
+    oxdelta::check_file(&o, &p, &ApplyOptions::default()).unwrap();
+    let _ = fs::remove_dir_all(&d);
 }

@@ -597,9 +597,10 @@ fn diff_filter_fields_are_checked() {
     p[at + 12] |= 0x10;
     assert!(Patch::parse(&p).is_ok());
     assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
+    let next = oxdelta::FORMAT_VERSION + 1;
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&9u16.to_le_bytes());
-    refused(&p, "unsupported patch format version 9");
+    p[8..10].copy_from_slice(&next.to_le_bytes());
+    refused(&p, &format!("unsupported patch format version {next}"));
     // Version 8's block-list hash flag: not before version 8, and no
     // other unknown flag.
     let mut p = g.patch.clone();

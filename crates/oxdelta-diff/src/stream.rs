@@ -318,8 +318,8 @@ impl Plan {
             // grow by 64 KiB steps until it fits (at most 128 steps, each
             // a pass over NEW's extents).
             let by_budget = (budget / (8 * CHUNK_COST_FACTOR)) & !0xffff;
-            let mut c = crate::default_chunk_len(new_len)
-                .min(by_budget.clamp(64 << 10, max.into()) as u32);
+            let mut c =
+                crate::default_chunk_len(new_len).min(by_budget.clamp(64 << 10, max.into()) as u32);
             while c < max && table(c) > budget / 8 {
                 c = (c + (64 << 10)).min(max);
             }
@@ -337,9 +337,7 @@ impl Plan {
         } else {
             0
         };
-        let after_table = budget
-            .saturating_sub(reserve(budget))
-            .saturating_sub(table);
+        let after_table = budget.saturating_sub(reserve(budget)).saturating_sub(table);
         // The index takes a quarter of the budget, less when one worker
         // with the smallest window would not fit beside it (from 64 MiB;
         // below, the floors win anyway).
@@ -1605,10 +1603,7 @@ impl ZeroRuns {
     }
 
     /// Hands the run, if any, to `sink` as one zero chunk.
-    fn flush<E>(
-        &mut self,
-        sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>,
-    ) -> Result<(), E> {
+    fn flush<E>(&mut self, sink: &mut impl FnMut(EncodedChunk) -> Result<(), E>) -> Result<(), E> {
         match self.0.take() {
             Some(z) => sink(EncodedChunk::zeros(z.start, (z.end - z.start) as u32)),
             None => Ok(()),

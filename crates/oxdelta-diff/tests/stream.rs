@@ -404,8 +404,14 @@ fn plan_counts_holes_as_zero_chunks() {
             Codec::Zstd(16),
         );
         assert_eq!(sparse.chunk_len, plain.chunk_len, "{budget}");
-        assert_eq!((sparse.slot_bits, sparse.workers), (plain.slot_bits, plain.workers));
-        assert!(sparse.window * 100 >= plain.window * 99, "{sparse:?} {plain:?}");
+        assert_eq!(
+            (sparse.slot_bits, sparse.workers),
+            (plain.slot_bits, plain.workers)
+        );
+        assert!(
+            sparse.window * 100 >= plain.window * 99,
+            "{sparse:?} {plain:?}"
+        );
         assert!(sparse.estimate(64) + stream::reserve(budget) <= budget);
         // The table: about one entry per chunk holding data (a chunk
         // either side of each extent at most) and one per hole.
@@ -648,9 +654,15 @@ fn zero_runs_become_zero_chunks() {
         new: stream::Extents::new(data, len as u64),
     };
     let sparse = diff_sparse(&old, &new, &layout, 1);
-    assert!(diff_sparse(&old, &new, &layout, 3) == sparse, "threads differ");
+    assert!(
+        diff_sparse(&old, &new, &layout, 3) == sparse,
+        "threads differ"
+    );
     let whole = stream::Layout::whole(len as u64, len as u64);
-    assert!(diff_sparse(&old, &new, &whole, 2) == sparse, "holes differ from zeros");
+    assert!(
+        diff_sparse(&old, &new, &whole, 2) == sparse,
+        "holes differ from zeros"
+    );
     assert!(apply(&old, &sparse) == new);
     let head = Patch::parse(&sparse).unwrap().head;
     assert_eq!(head.version, 9);

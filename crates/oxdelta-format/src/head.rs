@@ -225,7 +225,11 @@ impl ChunkEntry {
     /// length, or 0 for a zero chunk (never rebuilt: its range is left
     /// as zeros, or written from a static buffer of zeros).
     pub fn rebuild_len(&self) -> u64 {
-        if self.zero { 0 } else { u64::from(self.new_len) }
+        if self.zero {
+            0
+        } else {
+            u64::from(self.new_len)
+        }
     }
 
     /// A zero chunk (format version 9) of `new_len` bytes at `new_offset`.

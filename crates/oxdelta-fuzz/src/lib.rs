@@ -1190,7 +1190,9 @@ fn check_apply(old: &[u8], patch: &[u8]) {
             let r = e.new_range();
             if e.zero {
                 assert!(
-                    new[r.start as usize..r.end as usize].iter().all(|&b| b == 0),
+                    new[r.start as usize..r.end as usize]
+                        .iter()
+                        .all(|&b| b == 0),
                     "apply_bytes returned a zero chunk that is not zeros"
                 );
                 continue;

@@ -286,7 +286,12 @@ fn stream_golden_fields(g: &Golden, h: &oxdelta::oxdelta_format::Head) {
     assert!(h.chunks.len() > 1, "{}", g.name);
     // Version 9: runs of zeros are zero chunks, and the largest chunk
     // length counts the others only.
-    assert_eq!(h.chunks.iter().any(|c| c.zero), g.version >= 9, "{}", g.name);
+    assert_eq!(
+        h.chunks.iter().any(|c| c.zero),
+        g.version >= 9,
+        "{}",
+        g.name
+    );
     let max = h.chunks.iter().filter(|c| !c.zero).map(|c| c.new_len).max();
     assert_eq!(h.max_chunk_new_len, max.unwrap_or(0), "{}", g.name);
 }

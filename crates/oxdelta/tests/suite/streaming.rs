@@ -190,7 +190,10 @@ fn gigabytes_of_holes_cost_a_few_entries() {
         f.set_len(len).unwrap();
         // Islands at the start, past 4 GiB (not on a chunk boundary) and
         // in the last chunk.
-        for (k, at) in [0, (4u64 << 30) + 12_345, len - 70_000].into_iter().enumerate() {
+        for (k, at) in [0, (4u64 << 30) + 12_345, len - 70_000]
+            .into_iter()
+            .enumerate()
+        {
             f.seek(SeekFrom::Start(at)).unwrap();
             f.write_all(&island[k * 60_000..(k + 1) * 60_000]).unwrap();
         }
@@ -221,7 +224,11 @@ fn gigabytes_of_holes_cost_a_few_entries() {
             oxdelta::apply_file(&o, &p, &out, &ApplyOptions::default()).unwrap();
         }
         assert_eq!(fs::metadata(&out).unwrap().len(), len);
-        assert!(allocated(&out) < 16 << 20, "{} bytes allocated", allocated(&out));
+        assert!(
+            allocated(&out) < 16 << 20,
+            "{} bytes allocated",
+            allocated(&out)
+        );
         // The output is NEW: its whole-file hash, holes hashed as runs
         // of zeros, unread.
         let m = oxdelta::oxdelta_apply::map::InputMap::open(&out).unwrap();

@@ -60,11 +60,9 @@
 //! learned tables of at most [`MAX_LEARNED`] entries (see
 //! [`learned_bound`]), and the byte-wise diff (one chunk's length).
 
-use std::collections::BTreeMap;
-
 use crate::Result;
 use crate::ops::OpDecoder;
-use crate::predicted::{self, OpMap, Walk, word};
+use crate::predicted::{self, Learned, OpMap, Walk, word};
 
 /// Words after an ADRP searched for its pair.
 pub const LOOKAHEAD: usize = 4;
@@ -161,28 +159,6 @@ fn scan(src: &[u8], p: u64, mut f: impl FnMut(usize, Kind)) {
     }
 }
 
-/// Shifts learned from decoded words, by OLD target.
-#[derive(Debug, Default)]
-struct Learned(BTreeMap<i64, i64>);
-
-impl Learned {
-    fn exact(&self, t: i64) -> Option<i64> {
-        self.0.get(&t).copied()
-    }
-
-    fn below(&self, t: i64) -> Option<i64> {
-        self.0.range(..t).next_back().map(|(_, &s)| s)
-    }
-
-    fn learn(&mut self, t: i64, s: i64) {
-        if self.0.len() < MAX_LEARNED {
-            self.0.insert(t, s);
-        } else if let Some(v) = self.0.get_mut(&t) {
-            *v = s;
-        }
-    }
-}
-
 /// A claimed pair's prediction and what it teaches once decoded.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -209,8 +185,8 @@ impl<'m> Predictor<'m> {
     pub(crate) fn new(map: &'m OpMap) -> Predictor<'m> {
         Predictor {
             map,
-            branch: Learned::default(),
-            page: Learned::default(),
+            branch: Learned::new(MAX_LEARNED),
+            page: Learned::new(MAX_LEARNED),
         }
     }
 

@@ -66,17 +66,22 @@ pub enum AddMode {
     /// already decoded (format version 8; [`crate::wasm`]). Like the
     /// operand modes, its stream is turned into byte-wise diffs first.
     Wasm,
+    /// The operands of [`AddMode::Operands`], predicted from shifts
+    /// learned from the words already decoded before the op map (format
+    /// version 9; [`crate::operand`]).
+    OperandsLearned,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 6] = [
+    pub const ALL: [AddMode; 7] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
         AddMode::OperandsAbs,
         AddMode::Arm64,
         AddMode::Wasm,
+        AddMode::OperandsLearned,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -89,11 +94,16 @@ impl AddMode {
     }
 
     /// Whether the mode predicts words or fields (the operand modes,
-    /// [`AddMode::Arm64`] and [`AddMode::Wasm`]): its stream is not in op
-    /// order, the operand split may not accompany it, and an applier holds
-    /// the prediction's state (the op map, learned shifts).
+    /// [`AddMode::Arm64`], [`AddMode::Wasm`] and
+    /// [`AddMode::OperandsLearned`]): its stream is not in op order, the
+    /// operand split may not accompany it, and an applier holds the
+    /// prediction's state (the op map, learned shifts).
     pub fn is_predicted(self) -> bool {
-        self.is_operands() || matches!(self, AddMode::Arm64 | AddMode::Wasm)
+        self.is_operands()
+            || matches!(
+                self,
+                AddMode::Arm64 | AddMode::Wasm | AddMode::OperandsLearned
+            )
     }
 
     /// The lowest format version that has this mode.
@@ -104,6 +114,7 @@ impl AddMode {
             AddMode::Operands | AddMode::OperandsAbs => 3,
             AddMode::Arm64 => 6,
             AddMode::Wasm => 8,
+            AddMode::OperandsLearned => 9,
         }
     }
 
@@ -116,6 +127,7 @@ impl AddMode {
             AddMode::OperandsAbs => 3,
             AddMode::Arm64 => 4,
             AddMode::Wasm => 5,
+            AddMode::OperandsLearned => 6,
         }
     }
 
@@ -133,6 +145,7 @@ impl AddMode {
             AddMode::OperandsAbs => "operands-abs",
             AddMode::Arm64 => "arm64",
             AddMode::Wasm => "wasm",
+            AddMode::OperandsLearned => "operands-learned",
         }
     }
 
@@ -159,7 +172,8 @@ impl AddMode {
             | AddMode::Operands
             | AddMode::OperandsAbs
             | AddMode::Arm64
-            | AddMode::Wasm => bytes(dst, src, diff),
+            | AddMode::Wasm
+            | AddMode::OperandsLearned => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -194,7 +208,8 @@ impl AddMode {
             | AddMode::Operands
             | AddMode::OperandsAbs
             | AddMode::Arm64
-            | AddMode::Wasm => bytes(out, new, old),
+            | AddMode::Wasm
+            | AddMode::OperandsLearned => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -225,7 +240,8 @@ impl AddMode {
             | AddMode::Operands
             | AddMode::OperandsAbs
             | AddMode::Arm64
-            | AddMode::Wasm => bytes(out, new, old),
+            | AddMode::Wasm
+            | AddMode::OperandsLearned => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

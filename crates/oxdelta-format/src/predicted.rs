@@ -16,6 +16,8 @@
 //! `encode` and `to_bytes` lay out and read back the stream of any
 //! walk.
 
+use std::collections::BTreeMap;
+
 use crate::Result;
 use crate::error::Error;
 use crate::limits;
@@ -116,6 +118,44 @@ impl OpMap {
         }
         m.finish();
         Ok(m)
+    }
+}
+
+/// Shifts (NEW − OLD) learned from decoded words, by OLD target: the
+/// learned tables of the arm64 mode ([`crate::arm64`]) and of the
+/// `operands-learned` mode ([`crate::operand`]).
+#[derive(Debug)]
+pub(crate) struct Learned {
+    map: BTreeMap<i64, i64>,
+    /// Most targets held; past that only known targets are updated.
+    cap: usize,
+}
+
+impl Learned {
+    pub(crate) fn new(cap: usize) -> Learned {
+        Learned {
+            map: BTreeMap::new(),
+            cap,
+        }
+    }
+
+    /// The shift learned for exactly `t`.
+    pub(crate) fn exact(&self, t: i64) -> Option<i64> {
+        self.map.get(&t).copied()
+    }
+
+    /// The shift learned for the greatest target below `t`.
+    pub(crate) fn below(&self, t: i64) -> Option<i64> {
+        self.map.range(..t).next_back().map(|(_, &s)| s)
+    }
+
+    /// Learns (or replaces) the shift of `t`.
+    pub(crate) fn learn(&mut self, t: i64, s: i64) {
+        if self.map.len() < self.cap {
+            self.map.insert(t, s);
+        } else if let Some(v) = self.map.get_mut(&t) {
+            *v = s;
+        }
     }
 }
 

@@ -27,7 +27,8 @@
 //! their byte-wise diff, read from the filtered stream as above. No
 //! byte-wise diff stream is made (the reference makes one, a chunk's
 //! length). The arm64 mode ([`crate::arm64`]) predicts each word also from
-//! the NEW words decoded before it, so after the op pass its ADDs are
+//! the NEW words decoded before it, and so does the operands-learned mode
+//! ([`crate::operand`]), so after the op pass their ADDs are
 //! walked again in op order, each word written as it is decoded, and the
 //! other ADD bytes get their byte-wise diff from a second position in the
 //! filtered stream (where the words end).
@@ -50,8 +51,9 @@
 //! bytes of the chunk) and, with the operand split, the class bitmap (an
 //! eighth of the diff length), or with an operand mode the op map (see
 //! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
-//! (at most one per five diff bytes), or with the arm64 mode the op map and
-//! the learned shifts ([`crate::arm64::learned_bound`]). Nothing of the
+//! (at most one per five diff bytes), or with the arm64 or operands-learned
+//! mode the op map and the learned shifts ([`crate::arm64::learned_bound`],
+//! [`crate::operand::learned_bound`]). Nothing of the
 //! chunk's length besides `out`.
 
 use crate::arm64::Predictor;
@@ -59,6 +61,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{AddMode, DiffFilter, split};
 use crate::head::ChunkEntry;
 use crate::interp::{self, Adds, OldBytes, Out};
+use crate::operand::LearnedOperands;
 use crate::ops::OpDecoder;
 use crate::predicted::{OpMap, Walk};
 
@@ -269,12 +272,13 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
     let dst = &mut out[a.out_pos + at..a.out_pos + at + diff.len()];
     match mode {
         // (Predicted modes never get here: `Words::apply` and
-        // `Arm64Words::apply` add their bytes.)
+        // `LearningWords::apply` add their bytes.)
         AddMode::Bytes
         | AddMode::Operands
         | AddMode::OperandsAbs
         | AddMode::Arm64
-        | AddMode::Wasm => {
+        | AddMode::Wasm
+        | AddMode::OperandsLearned => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }
@@ -615,12 +619,16 @@ impl Words {
     }
 }
 
-/// The arm64 mode's words ([`crate::arm64`]): the op pass copies each
-/// ADD's OLD bytes, records the op map and counts the ADD's predicted
-/// words; [`Arm64Words::apply`] then walks the ADDs in op order, as the
+/// The words of a mode whose predictions learn from the words decoded
+/// before them (arm64, [`crate::arm64`]; operands-learned,
+/// [`crate::operand`]): the op pass copies each ADD's OLD bytes, records
+/// the op map and counts the ADD's predicted words;
+/// [`LearningWords::apply`] then walks the ADDs in op order, as the
 /// reference does: each word's prediction needs the op map and the NEW
 /// words decoded before it.
-struct Arm64Words {
+struct LearningWords {
+    /// [`AddMode::Arm64`] or [`AddMode::OperandsLearned`].
+    mode: AddMode,
     map: OpMap,
     /// The ADD ops: OLD start, position in `out`, length.
     adds: Vec<(u64, usize, usize)>,
@@ -628,13 +636,26 @@ struct Arm64Words {
     n_words: usize,
 }
 
-impl Arm64Words {
+impl LearningWords {
+    fn new(mode: AddMode) -> LearningWords {
+        LearningWords {
+            mode,
+            map: OpMap::default(),
+            adds: Vec::new(),
+            n_words: 0,
+        }
+    }
+
     /// Starts the ADD reading `src` at OLD `old` into `out` at `out_pos`
     /// (NEW `new_pos`).
     fn add(&mut self, src: &[u8], old: u64, out_pos: usize, new_pos: u64) {
         self.map.push(old, src.len() as u64, new_pos);
         self.adds.push((old, out_pos, src.len()));
-        self.n_words += Predictor::count(src, old);
+        self.n_words += if self.mode == AddMode::Arm64 {
+            Predictor::count(src, old)
+        } else {
+            LearnedOperands::count(src, old)
+        };
     }
 
     /// With every op's OLD bytes in `out`: each ADD's words (predicted,
@@ -651,43 +672,77 @@ impl Arm64Words {
         new_start: u64,
     ) -> Result<()> {
         self.map.finish();
-        let mut words = feed;
-        let mut rest = words.clone();
-        rest.take(4 * self.n_words, |_, _| {})?;
-        let mut pr = Predictor::new(&self.map);
-        let mut failed = None;
-        for &(p, out_pos, len) in &self.adds {
-            let dst = &mut out[out_pos..out_pos + len];
-            let mut next = 0;
-            pr.op(
-                old.bytes(p, len),
-                p,
-                new_start + out_pos as u64,
-                |k, pred| {
-                    let mut d = [0u8; 4];
-                    // Cannot fail: `rest` took these bytes already.
-                    if let Err(e) = words.take(4, |j, run| d[j..j + run.len()].copy_from_slice(run))
-                    {
+        if self.mode == AddMode::Arm64 {
+            let mut walk = Predictor::new(&self.map);
+            walk_words(
+                &mut walk,
+                &self.adds,
+                self.n_words,
+                out,
+                feed,
+                old,
+                new_start,
+            )
+        } else {
+            let mut walk = LearnedOperands::new(&self.map);
+            walk_words(
+                &mut walk,
+                &self.adds,
+                self.n_words,
+                out,
+                feed,
+                old,
+                new_start,
+            )
+        }
+    }
+}
+
+/// [`LearningWords::apply`] with its walk: `adds` as it records them,
+/// `n_words` predicted words in all.
+fn walk_words<W: Walk, O: OldBytes + ?Sized>(
+    walk: &mut W,
+    adds: &[(u64, usize, usize)],
+    n_words: usize,
+    out: &mut [u8],
+    feed: Feed<'_>,
+    old: &O,
+    new_start: u64,
+) -> Result<()> {
+    let mut words = feed;
+    let mut rest = words.clone();
+    rest.take(4 * n_words, |_, _| {})?;
+    let mut failed = None;
+    for &(p, out_pos, len) in adds {
+        let dst = &mut out[out_pos..out_pos + len];
+        let mut next = 0;
+        walk.op(
+            old.bytes(p, len),
+            p,
+            new_start + out_pos as u64,
+            |k, pred| {
+                let mut d = [0u8; 4];
+                // Cannot fail: `rest` took these bytes already.
+                if let Err(e) = words.take(4, |j, run| d[j..j + run.len()].copy_from_slice(run)) {
+                    failed.get_or_insert(e);
+                }
+                let nw = u32::from_le_bytes(d).wrapping_add(pred);
+                if failed.is_none() {
+                    if let Err(e) = add_bytes(&mut rest, &mut dst[next..k]) {
                         failed.get_or_insert(e);
                     }
-                    let nw = u32::from_le_bytes(d).wrapping_add(pred);
-                    if failed.is_none() {
-                        if let Err(e) = add_bytes(&mut rest, &mut dst[next..k]) {
-                            failed.get_or_insert(e);
-                        }
-                    }
-                    dst[k..k + 4].copy_from_slice(&nw.to_le_bytes());
-                    next = k + 4;
-                    nw
-                },
-            );
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            add_bytes(&mut rest, &mut dst[next..])?;
+                }
+                dst[k..k + 4].copy_from_slice(&nw.to_le_bytes());
+                next = k + 4;
+                nw
+            },
+        );
+        if let Some(e) = failed {
+            return Err(e);
         }
-        rest.finish()
+        add_bytes(&mut rest, &mut dst[next..])?;
     }
+    rest.finish()
 }
 
 /// `dst += ` the next `dst.len()` stored bytes of `feed`.
@@ -763,8 +818,9 @@ struct OnePass<'f> {
     adds: Vec<AddRec>,
     /// An operand mode's words (their diffs also wait).
     words: Option<Words>,
-    /// The arm64 mode's words (their diffs also wait).
-    arm64: Option<Arm64Words>,
+    /// The arm64 or operands-learned mode's words (their diffs also
+    /// wait).
+    arm64: Option<LearningWords>,
     /// The operand split's class bitmap.
     classes: Option<Classes>,
     /// Diff-stream index (op order) of the next ADD byte.
@@ -784,11 +840,8 @@ impl<'f> OnePass<'f> {
             dense,
             adds: Vec::new(),
             words: operand_mode.then(|| Words::new(diff_len)),
-            arm64: (entry.add_mode == AddMode::Arm64).then(|| Arm64Words {
-                map: OpMap::default(),
-                adds: Vec::new(),
-                n_words: 0,
-            }),
+            arm64: matches!(entry.add_mode, AddMode::Arm64 | AddMode::OperandsLearned)
+                .then(|| LearningWords::new(entry.add_mode)),
             classes: entry.operand_split.then(|| Classes {
                 bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
                 ..Classes::default()
@@ -1119,6 +1172,9 @@ mod tests {
         if add == AddMode::Arm64 {
             diff = crate::arm64::encode(&map, &adds, old, &new[start..end], start as u64);
         }
+        if add == AddMode::OperandsLearned {
+            diff = crate::operand::encode_learned(&map, &adds, old, &new[start..end], start as u64);
+        }
         s.diff = filter.encode(&diff);
         if v4 {
             // The v4 stream codings: literals x86-filtered, controls split.
@@ -1201,7 +1257,12 @@ mod tests {
                             v.push((codec, filter, add, split, v4));
                         }
                     }
-                    for add in [AddMode::Operands, AddMode::OperandsAbs, AddMode::Arm64] {
+                    for add in [
+                        AddMode::Operands,
+                        AddMode::OperandsAbs,
+                        AddMode::Arm64,
+                        AddMode::OperandsLearned,
+                    ] {
                         v.push((codec, filter, add, false, v4));
                     }
                 }

@@ -161,7 +161,9 @@ pub struct ChunkInput {
     /// arm64 (format version 6) instead of the one `codec` names. Bit 4:
     /// LZMA2 (format version 7) instead of the compressing codec `codec`
     /// names. Bit 5: the ADD mode wasm (format version 8) instead of the
-    /// one `codec` names (bit 3 wins).
+    /// one `codec` names (bit 3 wins). Bit 6: the ADD mode operands-learned
+    /// (format version 9) instead of the one `codec` names (bits 3 and 5
+    /// win).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -181,6 +183,7 @@ const FLAG_LIT_X86: u8 = 4;
 const FLAG_ARM64: u8 = 8;
 const FLAG_LZMA2: u8 = 16;
 const FLAG_WASM: u8 = 32;
+const FLAG_LEARNED: u8 = 64;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -343,6 +346,9 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
         })
         .sum();
     let (mut w, mut r, mut out) = (0usize, n_words, Vec::new());
+    // operands-learned: shifts learned per OLD target, in learning order.
+    let mut learned: Vec<(i128, i128)> = Vec::new();
+    let cap = oxdelta_format::operand::MAX_LEARNED;
     for (o, l, q) in adds {
         let src = &old[o..o + l];
         let s_op = q - o as i128;
@@ -353,13 +359,33 @@ fn naive_operands(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8
                 r += 1;
                 let ow = u32::from_le_bytes(src[k + 1..k + 5].try_into().unwrap());
                 let t = o as i128 + k as i128 + 5 + i128::from(ow as i32);
+                let exact = learned.iter().find(|e| e.0 == t).map(|e| e.1);
+                let below = learned
+                    .iter()
+                    .filter(|e| e.0 < t)
+                    .max_by_key(|e| e.0)
+                    .map(|e| e.1);
                 let pred = match naive_mapped(&map, t) {
+                    _ if s.add == AddMode::OperandsLearned => {
+                        match exact.or(naive_mapped(&map, t)).or(below) {
+                            Some(s_t) => i128::from(ow) + s_t - s_op,
+                            None => i128::from(ow),
+                        }
+                    }
                     Some(s_t) => i128::from(ow) + s_t - s_op,
                     None if s.add == AddMode::OperandsAbs => i128::from(ow) - s_op,
                     None => i128::from(ow),
                 };
                 let stored = u32::from_le_bytes(s.diff[w..w + 4].try_into().unwrap());
-                let nw = ((i128::from(stored) + pred).rem_euclid(1 << 32) as u32).to_le_bytes();
+                let nw32 = (i128::from(stored) + pred).rem_euclid(1 << 32) as u32;
+                let learn = s_op + i128::from(nw32 as i32) - i128::from(ow as i32);
+                let n = learned.len();
+                match learned.iter_mut().find(|e| e.0 == t) {
+                    Some(e) => e.1 = learn,
+                    None if n < cap => learned.push((t, learn)),
+                    None => {}
+                }
+                let nw = nw32.to_le_bytes();
                 for i in 0..4 {
                     out.push(nw[i].wrapping_sub(src[k + 1 + i]));
                 }
@@ -845,7 +871,7 @@ fn naive_apply(
             }
         }
         out
-    } else if s.add.is_operands() {
+    } else if s.add.is_operands() || s.add == AddMode::OperandsLearned {
         naive_operands(old, s, &ops, new_start)
     } else if s.add == AddMode::Arm64 {
         naive_arm64(old, s, &ops, new_start)
@@ -953,6 +979,8 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
         AddMode::Arm64
     } else if input.flags & FLAG_WASM != 0 {
         AddMode::Wasm
+    } else if input.flags & FLAG_LEARNED != 0 {
+        AddMode::OperandsLearned
     } else {
         AddMode::ALL[usize::from(input.codec / 9) % 4]
     };
@@ -1669,7 +1697,39 @@ pub mod seeds {
             };
             out.push((format!("chunk-arm64-{codec}"), input.to_bytes()));
         }
+        out.extend(learned_chunks());
         out.extend(wasm_chunks());
+        out
+    }
+
+    /// `decode_chunk` inputs of x86 loads from a moved section in the
+    /// operands-learned mode (format version 9): the NEW code's byte-wise
+    /// diff read as that mode's stream.
+    fn learned_chunks() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (old, new) = x86_learned_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 1800 });
+        enc.push(Op::Insert {
+            len: (new.len() - 1800) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [2u8, 5] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_LEARNED,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-learned-{codec}"), input.to_bytes()));
+        }
         out
     }
 
@@ -1762,6 +1822,33 @@ pub mod seeds {
             out
         };
         (module(false), module(true))
+    }
+
+    /// x86-like code whose RIP-relative loads read a data section that
+    /// moved 0x200 bytes further in the address space and not in the
+    /// file (as PE sections do), and whose data changed: the op map
+    /// predicts none of the loads, the operands-learned mode (format
+    /// version 9) all but the first of a chunk.
+    pub fn x86_learned_pair() -> (Vec<u8>, Vec<u8>) {
+        let (code, data) = (1800usize, 1200usize);
+        let mut old = vec![0x90u8; code + data];
+        for (i, b) in old[code..].iter_mut().enumerate() {
+            *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3];
+        }
+        let mut new = old.clone();
+        for b in &mut new[code..] {
+            *b = b.wrapping_mul(7).wrapping_add(1);
+        }
+        for i in 0..code / 18 {
+            // mov eax, [rip + disp32] at 18·i; targets rising through the data.
+            let at = 18 * i;
+            let disp = (code + 12 * i) as i32 - (at + 6) as i32;
+            for (v, d) in [(&mut old, disp), (&mut new, disp + 0x200)] {
+                v[at..at + 2].copy_from_slice(&[0x8b, 0x05]);
+                v[at + 2..at + 6].copy_from_slice(&d.to_le_bytes());
+            }
+        }
+        (old, new)
     }
 
     /// AArch64-like code (calls, ADRP with ADD or load pairs, other words)
@@ -1875,6 +1962,25 @@ pub mod seeds {
             new,
         };
         out.push(("pair-wasm".into(), w.to_bytes()));
+        let (old, new) = x86_learned_pair();
+        let p = oxdelta::diff_bytes(&old, &new, &opts);
+        let learned = |p: &Patch<'_>| {
+            p.head
+                .chunks
+                .iter()
+                .any(|c| c.add_mode == AddMode::OperandsLearned)
+        };
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| learned(&p)),
+            "the operands-learned mode pays"
+        );
+        let x = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-x86-learned".into(), x.to_bytes()));
         out
     }
 

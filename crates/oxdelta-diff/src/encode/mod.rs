@@ -118,6 +118,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::Words32, true, When::SplitPays),
     (AddMode::Operands, false, When::SplitPays),
     (AddMode::OperandsAbs, false, When::SplitPays),
+    (AddMode::OperandsLearned, false, When::SplitPays),
     (AddMode::Arm64, false, When::Arm64Code),
     (AddMode::Wasm, false, When::Wasm),
 ];

@@ -305,7 +305,11 @@ mod tests {
         let class_a = class_bitmap(v.sources.adds(), old, streams.diff.len());
         let v = DiffVariants { class_a, ..v };
         // The whole-stream modes come from the format's encoder as is.
-        for add in [AddMode::Operands, AddMode::OperandsAbs] {
+        for add in [
+            AddMode::Operands,
+            AddMode::OperandsAbs,
+            AddMode::OperandsLearned,
+        ] {
             let mut got = Vec::new();
             v.feed(add, false, &mut |p| got.extend_from_slice(p));
             assert_eq!(got, v.sources.encode(add, false), "{add:?}");

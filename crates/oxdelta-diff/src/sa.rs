@@ -476,8 +476,11 @@ impl OldIndex<'_> {
             };
         }
         if let Some(g) = self.grams {
-            let absent = (gram >= GRAM && i + GRAM <= end && !g.may_contain(&new[i..]))
-                || (gram >= LONG_GRAM && i + LONG_GRAM <= end && !g.may_contain_long(&new[i..]));
+            // The long filter first: where it applies (text) it rules
+            // out most lookups, and the 8-gram filter few of the rest.
+            let absent =
+                (gram >= LONG_GRAM && i + LONG_GRAM <= end && !g.may_contain_long(&new[i..]))
+                    || (gram >= GRAM && i + GRAM <= end && !g.may_contain(&new[i..]));
             if absent {
                 return Match { pos: 0, len: 0 };
             }
@@ -613,9 +616,13 @@ fn run_at(old: &[u8], new: &[u8], i: usize, end: usize, off: isize) -> usize {
 pub const GRAM: usize = 8;
 
 /// Length of the long strings a [`GramFilter`] also records: text tuning
-/// seeds at 32 bytes, and nearly every 8-byte string of new text is
-/// somewhere in old text.
-pub const LONG_GRAM: usize = 32;
+/// seeds at 48 bytes ([`MatchParams::text`]), and nearly every 8-byte
+/// string of new text is somewhere in old text. A multiple of 8 (the
+/// hash reads words).
+pub const LONG_GRAM: usize = 48;
+
+/// Bits the long filter sets per string, in one word.
+pub const LONG_PROBES: u32 = 3;
 
 /// Which [`GRAM`]-byte strings occur in OLD, approximately: a Bloom filter
 /// with one hash and 4–8 bits per OLD byte (a power of two bits, so at most
@@ -637,12 +644,19 @@ pub const LONG_GRAM: usize = 32;
 /// (−17%); with 2–4 bits per byte, so-lib took 14.1 s against 17.6 s and
 /// exe-go 0.99 against 1.10 s.
 ///
-/// Text tuning seeds at 32 bytes, and nearly every 8-byte string of new
+/// Text tuning seeds at 48 bytes, and nearly every 8-byte string of new
 /// text occurs somewhere in old text, so the filter also records the
-/// [`LONG_GRAM`]-byte strings (a 32-bit gear hash, as many bits again):
-/// tar-src's user CPU fell 18% (medians of 5, alternating, 0.95 → 0.78 s).
-/// Where the suffix array indexes a compact text ([`crate::anchor`]), both
-/// filters describe that text, as the array does.
+/// [`LONG_GRAM`]-byte strings (as many bits again, [`LONG_PROBES`] bits
+/// per string in one word): tar-src's user CPU fell 18% with a 32-byte
+/// filter (medians of 5, alternating, 0.95 → 0.78 s). On tar-gen that
+/// filter still let 2.65 million lookups through, half of them finding
+/// 32–47 bytes (no seed at 48) and most of the rest false positives;
+/// a 48-byte filter with three bits per string lets 0.49 million through
+/// (docs/NOTES.md, 2026-12-07 speedscan). Where the suffix array indexes
+/// a compact text ([`crate::anchor`]), both filters describe that text, as
+/// the array does (so a string that spans two of its segments may pass,
+/// and one that goes on past a segment's end in OLD may not: the ops are
+/// then not exactly those of an unfiltered scan).
 #[derive(Debug)]
 pub struct GramFilter {
     bits: Vec<u64>,
@@ -678,13 +692,9 @@ impl GramFilter {
                     return Vec::new();
                 }
                 let mut long_bits = vec![0u64; words];
-                if old.len() >= LONG_GRAM {
-                    let mut h = Self::long_hash(&old[..LONG_GRAM - 1]);
-                    for &b in &old[LONG_GRAM - 1..] {
-                        h = Self::long_step(h, b);
-                        let k = (Self::long_mix(h) >> shift) as usize;
-                        long_bits[k >> 6] |= 1 << (k & 63);
-                    }
+                for w in old.windows(LONG_GRAM) {
+                    let (k, mask) = Self::long_probe(Self::long_hash(w), shift);
+                    long_bits[k] |= mask;
                 }
                 long_bits
             },
@@ -702,21 +712,38 @@ impl GramFilter {
         v.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
-    /// A 32-bit gear hash: after 32 steps the first byte has shifted out,
-    /// so it is a function of the last [`LONG_GRAM`] bytes only.
+    /// A hash of the first [`LONG_GRAM`] bytes of `w`: its 8-byte words,
+    /// each times an odd constant of its own, summed, then mixed so the
+    /// top bits depend on every word. Six loads and multiplies, with no
+    /// state between calls (the scan's lookups jump).
     #[inline]
-    fn long_step(h: u32, b: u8) -> u32 {
-        (h << 1).wrapping_add((crate::anchor::GEAR[usize::from(b)] >> 32) as u32)
+    fn long_hash(w: &[u8]) -> u64 {
+        const K: [u64; LONG_GRAM / 8] = [
+            0x9e37_79b9_7f4a_7c15,
+            0xbf58_476d_1ce4_e5b9,
+            0x94d0_49bb_1331_11eb,
+            0xd6e8_feb8_6659_fd93,
+            0xa076_1d64_78bd_642f,
+            0xe703_7ed1_a0b4_28db,
+        ];
+        let w = &w[..LONG_GRAM];
+        let mut h = 0u64;
+        for (k, c) in K.iter().enumerate() {
+            let v = u64::from_le_bytes(w[8 * k..8 * k + 8].try_into().expect("8 bytes"));
+            h = h.wrapping_add(v.wrapping_mul(*c));
+        }
+        (h ^ (h >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
+    /// The word of the long filter a hash `h` sets bits in, and those
+    /// bits: [`LONG_PROBES`] of them in one word (one cache miss), from
+    /// hash bits below the word index's (`shift` leaves at most 36 bits of
+    /// index, 30 of them the word's).
     #[inline]
-    fn long_hash(w: &[u8]) -> u32 {
-        w.iter().fold(0, |h, &b| Self::long_step(h, b))
-    }
-
-    #[inline]
-    fn long_mix(h: u32) -> u64 {
-        u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    fn long_probe(h: u64, shift: u32) -> (usize, u64) {
+        let k = (h >> (shift + 6)) as usize;
+        let mask = (0..LONG_PROBES).fold(0u64, |m, j| m | 1 << ((h >> (16 + 6 * j)) & 63));
+        (k, mask)
     }
 
     /// False only when `w` (at least [`GRAM`] bytes; the first GRAM count)
@@ -734,8 +761,8 @@ impl GramFilter {
         if self.long.is_empty() {
             return true;
         }
-        let k = (Self::long_mix(Self::long_hash(&w[..LONG_GRAM])) >> self.shift) as usize;
-        self.long[k >> 6] & (1 << (k & 63)) != 0
+        let (k, mask) = Self::long_probe(Self::long_hash(w), self.shift);
+        self.long[k] & mask == mask
     }
 }
 

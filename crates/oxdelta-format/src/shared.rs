@@ -310,6 +310,9 @@ pub struct OldContext {
     ranges: Vec<(u64, u64)>,
     len: u64,
     old_len: u64,
+    /// A gap of the rule was left out for a limit (the context's length
+    /// or its number of ranges).
+    cut: bool,
 }
 
 impl OldContext {
@@ -321,6 +324,7 @@ impl OldContext {
             ranges: Vec::new(),
             len: 0,
             old_len: 0,
+            cut: false,
         }
     }
 
@@ -372,10 +376,11 @@ impl OldContext {
     fn gap(&mut self, c: u64, p: u64) {
         if self.margin == 0 {
             let gap = p.wrapping_sub(c);
-            if c < p
-                && gap <= u64::from(self.gap_max)
-                && self.len + gap <= limits::MAX_SHARED_CONTEXT as u64
-            {
+            if c < p && gap <= u64::from(self.gap_max) {
+                if self.len + gap > limits::MAX_SHARED_CONTEXT as u64 {
+                    self.cut = true;
+                    return;
+                }
                 self.len += gap;
                 match self.ranges.last_mut() {
                     Some(last) if last.1 == c => last.1 = p,
@@ -385,7 +390,11 @@ impl OldContext {
             return;
         }
         let (lo, hi) = (c.min(p), c.max(p));
-        if hi - lo > u64::from(self.gap_max) || self.ranges.len() >= limits::MAX_CONTEXT_RANGES {
+        if hi - lo > u64::from(self.gap_max) {
+            return;
+        }
+        if self.ranges.len() >= limits::MAX_CONTEXT_RANGES {
+            self.cut = true;
             return;
         }
         let m = u64::from(self.margin);
@@ -401,9 +410,15 @@ impl OldContext {
     /// order; with one, the widened gaps sorted by their start,
     /// overlapping or touching ones merged, each kept whole while the
     /// context stays within its limit.
-    pub fn finish_ranges(mut self) -> Vec<(u64, u64)> {
+    pub fn finish_ranges(self) -> Vec<(u64, u64)> {
+        self.finish_ranges_cut().0
+    }
+
+    /// [`OldContext::finish_ranges`], and whether a gap of the rule was
+    /// left out for a limit.
+    fn finish_ranges_cut(mut self) -> (Vec<(u64, u64)>, bool) {
         if self.margin == 0 {
-            return self.ranges;
+            return (self.ranges, self.cut);
         }
         let limit = limits::max_shared_context(self.margin) as u64;
         self.ranges.sort_unstable();
@@ -415,6 +430,7 @@ impl OldContext {
             }
         }
         let mut len = 0u64;
+        let before = merged.len();
         merged.retain(|&(a, b)| {
             let keep = len + (b - a) <= limit;
             if keep {
@@ -422,18 +438,25 @@ impl OldContext {
             }
             keep
         });
-        merged
+        let cut = self.cut || merged.len() < before;
+        (merged, cut)
     }
 
     /// The finished context's bytes, read from `old` (the OLD whose length
     /// the chunks were added with).
     pub fn finish(self, old: &[u8]) -> Vec<u8> {
-        let ranges = self.finish_ranges();
+        self.finish_cut(old).0
+    }
+
+    /// [`OldContext::finish`], and whether a gap of the rule was left out
+    /// for a limit.
+    fn finish_cut(self, old: &[u8]) -> (Vec<u8>, bool) {
+        let (ranges, cut) = self.finish_ranges_cut();
         let mut bytes = Vec::with_capacity(ranges.iter().map(|&(a, b)| (b - a) as usize).sum());
         for (a, b) in ranges {
             bytes.extend_from_slice(&old[a as usize..b as usize]);
         }
-        bytes
+        (bytes, cut)
     }
 }
 
@@ -446,6 +469,8 @@ pub struct SharedBlocks {
     ctrl: Vec<u8>,
     lit: Vec<u8>,
     context: Vec<u8>,
+    /// The context rule took a gap that a limit then left out.
+    context_cut: bool,
     gap_max: u32,
     margin: u32,
 }
@@ -488,10 +513,12 @@ impl SharedBlocks {
             ctrl.extend_from_slice(&cr);
             lit.extend_from_slice(&lr);
         }
+        let (context, context_cut) = context.finish_cut(old);
         Some(SharedBlocks {
             ctrl,
             lit,
-            context: context.finish(old),
+            context,
+            context_cut,
             gap_max,
             margin,
         })
@@ -519,13 +546,23 @@ impl SharedBlocks {
                 .ok()?;
             at += n;
         }
+        let (context, context_cut) = context.finish_cut(old);
         Some(SharedBlocks {
             ctrl: self.ctrl.clone(),
             lit: self.lit.clone(),
-            context: context.finish(old),
+            context,
+            context_cut,
             gap_max: self.gap_max,
             margin,
         })
+    }
+
+    /// True when the context's rule took a gap that a limit (the context's
+    /// length, or its number of ranges) then left out. When it is false, a
+    /// context with a margin holds every byte of the context of the same
+    /// blocks without one (each gap is inside its widened range).
+    pub fn context_cut(&self) -> bool {
+        self.context_cut
     }
 
     /// The control block compressed with `codec` (zstd at some level, or

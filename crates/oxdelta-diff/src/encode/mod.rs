@@ -192,8 +192,8 @@ pub fn prefer_lzma2(chunk: &mut EncodedChunk, diff_ahead: Option<Vec<u8>>) {
 /// The diff stream of `chunk` (made with zstd) compressed with LZMA2, as
 /// [`prefer_lzma2`] would compress it, or `None` where it would not (a
 /// stream zstd left dense, a chunk stored with codec none). A shared
-/// chunk keeps its diff stream, so this can run while the others are
-/// still being matched, before [`share::finish_sharing`] decides.
+/// chunk keeps its diff stream, so [`share::finish_sharing`] runs this
+/// beside the section's jobs, before it decides.
 pub fn lzma2_diff_ahead(chunk: &EncodedChunk) -> Option<Vec<u8>> {
     let e = &chunk.entry;
     if e.codec == Codec::None {
@@ -206,12 +206,9 @@ pub fn lzma2_diff_ahead(chunk: &EncodedChunk) -> Option<Vec<u8>> {
 
 /// A chunk [`encode_sharing`] probed, for [`share::finish_sharing`] to
 /// finish: its literals are at [`share::PROBE_LEVEL`] and, with
-/// [`Codec::Lzma2`], its diff stream is compressed ahead
-/// ([`lzma2_diff_ahead`]).
+/// [`Codec::Lzma2`], its streams are not compressed with LZMA2 yet.
 #[derive(Debug, Default)]
-pub struct Probed {
-    diff_lzma2: Option<Vec<u8>>,
-}
+pub struct Probed;
 
 /// Finishes `enc` and encodes its chunk with `codec`, declaring at most
 /// `max_ranges` OLD ranges: every coding the search tries (see the module
@@ -226,8 +223,8 @@ pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> Encoded
 /// `codec` is zstd, the literal stream is compressed at
 /// [`share::PROBE_LEVEL`] only (what [`share::finish_sharing`] compresses
 /// again, with the others, at `codec`'s level), and [`Probed`] is
-/// returned (LZMA2 is left for [`share::finish_sharing`] to try, but for
-/// the diff stream, compressed here). Otherwise as `encode`.
+/// returned (LZMA2 is left for [`share::finish_sharing`] to try).
+/// Otherwise as `encode`.
 pub fn encode_sharing(
     enc: ChunkEncoder<'_>,
     codec: Codec,
@@ -254,8 +251,7 @@ pub fn encode_sharing(
         }
         return (chunk, None);
     }
-    let diff_lzma2 = lzma2_diff_ahead(&chunk).filter(|_| lzma2);
-    (chunk, Some(Probed { diff_lzma2 }))
+    (chunk, Some(Probed))
 }
 
 /// Finishes `enc` and encodes its chunk with the coder `choose` picks

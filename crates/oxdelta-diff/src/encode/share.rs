@@ -45,6 +45,13 @@ pub const PROBE_LEVEL: i32 = 3;
 /// made with zstd ([`super::search_codec`]), and each probed chunk is
 /// then stored as LZMA2 where that pays ([`super::prefer_lzma2`]; for a
 /// shared chunk, its diff stream).
+///
+/// The probed chunks' diff streams are compressed with LZMA2
+/// ([`super::lzma2_diff_ahead`]) beside the section's jobs: a chunk keeps
+/// its diff stream whether it is shared or not, and the section's wide
+/// literal block leaves a thread idle for most of its time (exe-rust at
+/// load 12: 26.5 s of wall time for the wide block, 9.4 s for the four
+/// other jobs).
 pub fn finish_sharing(
     old: &[u8],
     chunks: &mut [EncodedChunk],
@@ -56,20 +63,33 @@ pub fn finish_sharing(
     let Codec::Zstd(level) = codec else {
         return None;
     };
-    let mut section = None;
-    if !chunks.is_empty() && probed.iter().all(Option::is_some) {
-        section = share(old, chunks, level, lzma2);
-    }
+    let all = !chunks.is_empty() && probed.iter().all(Option::is_some);
+    let (best, ahead) = rayon::join(
+        || all.then(|| plan(old, chunks, level, lzma2)).flatten(),
+        || -> Vec<Option<Vec<u8>>> {
+            chunks
+                .par_iter()
+                .zip(&probed)
+                .map(|(c, p)| {
+                    p.as_ref()
+                        .filter(|_| lzma2)
+                        .and_then(|_| super::lzma2_diff_ahead(c))
+                })
+                .collect()
+        },
+    );
+    let section = best.map(|b| b.blocks.finish(chunks, b.codec, b.ctrl, b.lit));
     chunks
         .par_iter_mut()
         .zip(probed)
-        .filter_map(|(c, p)| Some((c, p?)))
-        .for_each(|(c, p)| {
+        .zip(ahead)
+        .filter(|((_, p), _)| p.is_some())
+        .for_each(|((c, _), ahead)| {
             if section.is_none() {
                 c.recompress_literals(codec);
             }
             if lzma2 {
-                super::prefer_lzma2(c, p.diff_lzma2);
+                super::prefer_lzma2(c, ahead);
             }
         });
     section
@@ -89,6 +109,13 @@ pub fn share(
     level: i32,
     lzma2: bool,
 ) -> Option<SharedSection> {
+    let best = plan(old, chunks, level, lzma2)?;
+    Some(best.blocks.finish(chunks, best.codec, best.ctrl, best.lit))
+}
+
+/// The section [`share`] makes of `chunks`, before it moves their streams
+/// into it; `None` where it shares nothing.
+fn plan(old: &[u8], chunks: &[EncodedChunk], level: i32, lzma2: bool) -> Option<Section> {
     let narrow = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, 0)?;
     let wide = narrow.with_margin(old, chunks, DEFAULT_MARGIN);
     let best = Section::choose(narrow, wide, Codec::Zstd(level), lzma2);
@@ -96,10 +123,7 @@ pub fn share(
         .iter()
         .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
         .sum();
-    if best.len() as u64 >= before {
-        return None;
-    }
-    Some(best.blocks.finish(chunks, best.codec, best.ctrl, best.lit))
+    ((best.len() as u64) < before).then_some(best)
 }
 
 /// A shared section's blocks and how they are stored: [`share`]'s
@@ -128,9 +152,14 @@ impl Section {
     /// with one (`wide`), stored with `zstd`, or with `lzma2` as LZMA2
     /// where that is the margin smaller than zstd; on a tie, no margin.
     ///
-    /// With `lzma2` the literal block is compressed with LZMA2 in both
-    /// contexts and with zstd in the narrow one, side by side; the wide
-    /// one with zstd only when LZMA2 missed its margin. zstd's high levels
+    /// With `lzma2` the literal block is compressed with LZMA2 in the wide
+    /// context and with zstd in the narrow one, side by side; the wide one
+    /// with zstd only when LZMA2 missed its margin, the narrow one with
+    /// LZMA2 only when there is no wide context or it was cut by its limits
+    /// (else it holds every byte of the narrow one: LZMA2's literal block
+    /// in the wide context was the smaller on all 13 corpus and hold-out
+    /// pairs with a section, by 1.1% (so-lib) to 20% (text-js), and the
+    /// narrow one cost exe-rust 1.5 s of CPU at load 12). zstd's high levels
     /// and LZMA2 both pay for a wide context (up to 8 MiB) with a binary
     /// tree over all of it, so one pass over it is what it costs; LZMA2's
     /// dictionary spans the whole context, and in it LZMA2 was smaller
@@ -166,7 +195,10 @@ impl Section {
                     || {
                         rayon::join(
                             || narrow.compress_lit(zstd),
-                            || lzma2.then(|| narrow.compress_lit(Codec::Lzma2)),
+                            || {
+                                let wide_holds = wide.as_ref().is_some_and(|w| !w.context_cut());
+                                (lzma2 && !wide_holds).then(|| narrow.compress_lit(Codec::Lzma2))
+                            },
                         )
                     },
                 )
@@ -181,9 +213,12 @@ impl Section {
             Some(w) if w.len() < n.len() => (Context::Wide, w),
             _ => (Context::Narrow, n),
         };
+        let lit_l = match (lit_l, wide_l) {
+            (Some(n), w) => Some(smaller(n, w)),
+            (None, w) => w.map(|w| (Context::Wide, w)),
+        };
         let pick = match (ctrl_l, lit_l) {
-            (Some(ctrl_l), Some(lit_l)) => {
-                let (at, lit_l) = smaller(lit_l, wide_l);
+            (Some(ctrl_l), Some((at, lit_l))) => {
                 let goal = (ctrl_z.len() + lit_z.len()) * (1000 - super::LZMA2_MARGIN_PERMILLE);
                 ((ctrl_l.len() + lit_l.len()) * 1000 <= goal).then_some((
                     at,

@@ -724,4 +724,36 @@ mod tests {
         let want = [&old[90..160], &old[240..310]].concat();
         assert_eq!(context(100, 10), want);
     }
+
+    /// A gap the rule takes but a limit leaves out marks the context as
+    /// cut (the differ then tries the narrow context too); one that fits
+    /// does not.
+    #[test]
+    fn a_context_cut_by_its_limit_says_so() {
+        const K: u64 = 1 << 10;
+        let mut narrow = OldContext::new(64 << 10, 0);
+        narrow.old_len = 64 << 20;
+        for k in 0..16 {
+            narrow.gap(k * 128 * K, k * 128 * K + 64 * K);
+        }
+        let (ranges, cut) = narrow.clone().finish_ranges_cut();
+        assert_eq!((ranges.len(), cut), (16, false), "1 MiB exactly fits");
+        narrow.gap(40 << 20, (40 << 20) + 1);
+        let (ranges, cut) = narrow.finish_ranges_cut();
+        assert_eq!((ranges.len(), cut), (16, true));
+        // With a margin each gap is 192 KiB of context (the first 128):
+        // 40 of them fit in 8 MiB, 50 do not.
+        let mut wide = OldContext::new(64 << 10, 64 << 10);
+        wide.old_len = 64 << 20;
+        for k in 0..40 {
+            wide.gap(k << 20, (k << 20) + 64 * K);
+        }
+        assert!(!wide.clone().finish_ranges_cut().1);
+        for k in 40..50 {
+            wide.gap(k << 20, (k << 20) + 64 * K);
+        }
+        let (ranges, cut) = wide.finish_ranges_cut();
+        assert!(cut);
+        assert_eq!(ranges.len(), 43, "kept while within 8 MiB");
+    }
 }

@@ -1219,7 +1219,7 @@ pub fn apply_reader(
     check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;
     let mut offset = head.payload_start();
     // The shared section opens the payloads; its length is bounded by the
-    // head's limits (two blocks of at most `MAX_SHARED_BLOCK`).
+    // head's limits (two blocks within `shared_block_limits`).
     let mut section = vec![0u8; head.shared.stored_len() as usize];
     read_exact_or_truncated(
         &mut reader,

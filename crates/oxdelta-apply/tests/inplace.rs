@@ -148,7 +148,8 @@ fn make_shared_patch(old: &[u8], new: &[u8], step: u32, stash_limit: u64) -> Opt
     };
     let (mut out, _) = diff(old, new, &opts, &DiffInPlace { stash_limit });
     if out.shared.is_none() {
-        out.shared = oxdelta_diff::encode::share::share(old, &mut out.chunks, 3, false);
+        let max = oxdelta_format::limits::BlockLimits::NARROW;
+        out.shared = oxdelta_diff::encode::share::share(old, &mut out.chunks, 3, false, max);
     }
     out.shared.as_ref()?;
     let patch = out.assemble(None);

@@ -177,7 +177,10 @@ fn diff_indexed(
     // them in table (apply) order. The section's context reads OLD only
     // when an applier decodes the section, before its first write (format
     // version 8), so it constrains neither the order nor the stash.
-    let share_max = (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / order.len().max(1);
+    // The in-place applier journals the literal block: version 5's limit
+    // for the blocks, which take the first chunks whose streams fit.
+    let max_block = oxdelta_format::limits::BlockLimits::NARROW;
+    let share_max = max_block;
     let chunks: Vec<_> = order
         .par_iter()
         .map(|&i| {
@@ -192,7 +195,8 @@ fn diff_indexed(
         })
         .collect();
     let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
+    let shared =
+        crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec, max_block);
     (
         DiffOutput {
             meta: Metadata {

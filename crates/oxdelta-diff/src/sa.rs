@@ -118,10 +118,16 @@ use oxdelta_sa::{Match, SuffixArray, common_prefix};
 use rayon::prelude::*;
 
 use crate::anchor::{Anchor, Coverage, find_anchors};
+use oxdelta_format::limits::BlockLimits;
 use crate::{DiffOptions, DiffOutput, chunk_ranges, default_chunk_len, hash};
 
 /// OLD ranges declared per chunk: fewer, wider ranges keep the head small.
 pub const MAX_RANGES: usize = 16;
+
+/// The shared section's block limits for [`diff`]'s patches: format
+/// version 10's, so a big NEW of text shares its streams too (a section
+/// within version 5's limits is still written in the version it needs).
+const SHARED_BLOCKS: BlockLimits = BlockLimits::WIDE;
 
 /// Longest pattern handed to the suffix array in one query.
 const MAX_QUERY: usize = 1 << 16;
@@ -236,11 +242,11 @@ pub fn diff_with(
     let (chunks, old_hash, new_hash) = with_index(old, new, opts, params, |index, prep| {
         let progress = &opts.progress;
         progress.start(Phase::Matching, new.len() as u64);
-        // Each chunk's share of the shared section's blocks: a chunk within it
-        // defers its control and literal streams' final compression to the
-        // section (decided per chunk, so the same whatever the threads).
-        let share_max =
-            (oxdelta_format::limits::MAX_SHARED_BLOCK as usize) / prep.ranges.len().max(1);
+        // A chunk whose streams fit the shared section's blocks defers its
+        // control and literal streams' final compression to the section
+        // (decided per chunk, so the same whatever the threads); the
+        // section takes the first chunks whose streams fit together.
+        let share_max = SHARED_BLOCKS;
         let chunks: Vec<_> = prep
             .ranges
             .into_par_iter()
@@ -264,7 +270,8 @@ pub fn diff_with(
     // is dropped by now, before the section's coders take their memory
     // (LZMA2's dictionary spans the section's context).
     let (mut chunks, probed): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-    let shared = crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec);
+    let shared =
+        crate::encode::share::finish_sharing(old, &mut chunks, probed, opts.codec, SHARED_BLOCKS);
     DiffOutput {
         meta: Metadata {
             old_len: old.len() as u64,

@@ -207,6 +207,15 @@ const LZMA2_DICT_MIN: usize = 4 << 10;
 /// docs/NOTES.md for what it costs in size.
 pub const LZMA2_ENCODER_DICT_MAX: usize = 1 << 20;
 
+/// Largest dictionary the LZMA2 encoder uses for a stream with a prefix
+/// (16 MiB): the shared section's literal block, one per patch, up to
+/// [`crate::limits::MAX_SHARED_LIT_WIDE`] bytes after a context of up
+/// to [`crate::limits::MAX_SHARED_CONTEXT_WIDE`]. About 12 bytes of
+/// encoder memory per dictionary byte, so about 200 MiB at most. A 23 MB
+/// literal block of generated source (xz at preset 9e): 741,167 bytes
+/// with an 8 MiB dictionary, 720,735 with 16 MiB, 717,257 with 64 MiB.
+pub const LZMA2_PREFIX_DICT_MAX: usize = 16 << 20;
+
 /// The dictionary an LZMA2 decoder uses for a stream of `raw_len`
 /// decoded bytes: `raw_len`, at least 4 KiB. It holds the whole stream,
 /// so a valid stream never needs more, and it is bounded by the limits
@@ -222,8 +231,9 @@ pub fn lzma2_dict_size(raw_len: usize) -> usize {
 /// marker, lc/lp/pb LZMA's defaults (3/0/2). Without a prefix the
 /// dictionary is `raw`'s length within [`LZMA2_ENCODER_DICT_MAX`] (chunk
 /// streams, compressed side by side); with one it is the decoder's, the
-/// prefix and `raw` together, so every prefix byte can be matched (the
-/// shared section's literal block: one per patch, its prefix at most
+/// prefix and `raw` together, within [`LZMA2_PREFIX_DICT_MAX`], so every
+/// prefix byte can be matched from the start of `raw` (the shared
+/// section's literal block: one per patch, its prefix at most
 /// [`crate::limits::MAX_SHARED_CONTEXT_WIDE`], about 12 bytes of encoder
 /// memory per dictionary byte). Empty input stays empty.
 pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
@@ -236,7 +246,7 @@ pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
     o.dict_size = if prefix.is_empty() {
         span.clamp(LZMA2_DICT_MIN, LZMA2_ENCODER_DICT_MAX)
     } else {
-        lzma2_dict_size(span)
+        lzma2_dict_size(span).min(LZMA2_PREFIX_DICT_MAX)
     } as u32;
     o.nice_len = LzmaOptions::NICE_LEN_MAX;
     o.depth_limit = 512;

@@ -49,6 +49,12 @@ pub const ZERO_CHUNK_CODEC: u8 = 0x80;
 /// readers refuse a section in an in-place patch.
 pub const IN_PLACE_SHARED_VERSION: u16 = 8;
 
+/// The first format version whose shared blocks may pass
+/// [`limits::MAX_SHARED_BLOCK`] in a normal patch, up to
+/// [`limits::BlockLimits::WIDE`] (10). Readers of versions 5 to 9
+/// refuse such a block; in-place patches keep the smaller limit.
+pub const WIDE_SHARED_VERSION: u16 = 10;
+
 /// Which engine made a patch (informational).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -326,11 +332,16 @@ impl SharedDesc {
         }
     }
 
-    /// The lowest format version that has this descriptor's section (5, or
-    /// 7 with a context margin or LZMA2 blocks); 1 without a section.
+    /// The lowest format version that has this descriptor's section (5;
+    /// 7 with a context margin or LZMA2 blocks; 10 with a block past
+    /// [`limits::MAX_SHARED_BLOCK`]); 1 without a section.
     pub fn min_version(&self) -> u16 {
+        let wide = [self.ctrl.raw, self.lit.raw]
+            .iter()
+            .any(|&r| u64::from(r) > limits::MAX_SHARED_BLOCK);
         match (self.is_present(), self.lzma2 || self.margin != 0) {
             (false, _) => 1,
+            _ if wide => WIDE_SHARED_VERSION,
             (true, false) => 5,
             (true, true) => 7,
         }
@@ -950,17 +961,20 @@ fn parse_old_ranges(c: &mut Cursor<'_>, count: u16, old_len: u64) -> Result<Vec<
 }
 
 /// The shared descriptor's two block lengths (control, literal), each
-/// within the limits.
-fn parse_shared_lens(d: &mut Cursor<'_>) -> Result<[StreamLen; 2]> {
+/// within the limits of a patch of `version` with header `flags`
+/// ([`limits::shared_block_limits`]).
+fn parse_shared_lens(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<[StreamLen; 2]> {
+    let limits = limits::shared_block_limits(version, flags & FLAG_IN_PLACE != 0);
     let mut lens = [StreamLen::default(); 2];
     for (k, name) in ["control", "literal"].into_iter().enumerate() {
+        let max = [limits.ctrl, limits.lit][k];
         let at = d.offset();
         let raw = d.u32("shared block raw length")?;
         let stored = d.u32("shared block stored length")?;
-        if u64::from(raw) > limits::MAX_SHARED_BLOCK {
+        if u64::from(raw) > max {
             return Err(Error::invalid(
                 "shared block raw length",
-                format!("at most {} ({name} block)", limits::MAX_SHARED_BLOCK),
+                format!("at most {max} ({name} block, format version {version})"),
                 raw,
                 at,
             ));
@@ -984,7 +998,7 @@ fn parse_shared_lens(d: &mut Cursor<'_>) -> Result<[StreamLen; 2]> {
 }
 
 fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
-    let lens = parse_shared_lens(d)?;
+    let lens = parse_shared_lens(d, version, flags)?;
     let at = d.offset();
     let gap_max = d.u32("shared gap length")?;
     if gap_max > limits::MAX_SHARED_GAP {

@@ -25,6 +25,61 @@ pub const MAX_ZERO_CHUNK_LEN: u32 = u32::MAX;
 /// while the literal block decodes.
 pub const MAX_SHARED_BLOCK: u64 = 4 << 20;
 
+/// Largest decoded literal block of the shared section of a normal (not
+/// in-place) patch from format version 10: 32 MiB. A big NEW of text
+/// makes literal streams far past [`MAX_SHARED_BLOCK`] (a 62 MB
+/// generated-source tarball: 23 MB), which compress a seventh smaller as
+/// one stream than chunk by chunk. In-place patches keep
+/// [`MAX_SHARED_BLOCK`]: their applier journals the decoded literal block.
+pub const MAX_SHARED_LIT_WIDE: u64 = 32 << 20;
+
+/// Largest decoded control block of the shared section of a normal patch
+/// from format version 10: 8 MiB. Control streams are a small part of a
+/// text pair's streams (the 62 MB tarball: 1.35 MB beside 23 MB of
+/// literals), and this keeps the two blocks an applier holds for the
+/// whole apply at 40 MiB, within its default 48 MiB budget.
+pub const MAX_SHARED_CTRL_WIDE: u64 = 8 << 20;
+
+/// The largest decoded control and literal blocks of one shared section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Largest control block.
+    pub ctrl: u64,
+    /// Largest literal block.
+    pub lit: u64,
+}
+
+impl BlockLimits {
+    /// Version 5's limits, [`MAX_SHARED_BLOCK`] each.
+    pub const NARROW: BlockLimits = BlockLimits {
+        ctrl: MAX_SHARED_BLOCK,
+        lit: MAX_SHARED_BLOCK,
+    };
+
+    /// Version 10's limits for normal patches, [`MAX_SHARED_CTRL_WIDE`] and
+    /// [`MAX_SHARED_LIT_WIDE`].
+    pub const WIDE: BlockLimits = BlockLimits {
+        ctrl: MAX_SHARED_CTRL_WIDE,
+        lit: MAX_SHARED_LIT_WIDE,
+    };
+
+    /// Both blocks together: what an applier holds for the whole apply.
+    pub const fn total(self) -> u64 {
+        self.ctrl + self.lit
+    }
+}
+
+/// The block limits of a shared section in a patch of format `version`,
+/// in-place or not: [`BlockLimits::WIDE`] for a normal patch from version
+/// 10, [`BlockLimits::NARROW`] otherwise.
+pub const fn shared_block_limits(version: u16, in_place: bool) -> BlockLimits {
+    if version >= 10 && !in_place {
+        BlockLimits::WIDE
+    } else {
+        BlockLimits::NARROW
+    }
+}
+
 /// Longest OLD gap a shared section may take into its OLD context (64 KiB).
 pub const MAX_SHARED_GAP: u32 = 64 << 10;
 

@@ -40,8 +40,9 @@
 //! # Bounds
 //!
 //! An applier decodes the section once, before any chunk, and holds the
-//! two blocks (at most [`limits::MAX_SHARED_BLOCK`] each) for the whole
-//! apply; the context ([`limits::MAX_SHARED_CONTEXT`]) only while the
+//! two blocks (at most [`limits::MAX_SHARED_BLOCK`] each, or
+//! [`limits::BlockLimits::WIDE`], 40 MiB together, in a normal patch from
+//! version 10) for the whole apply; the context ([`limits::MAX_SHARED_CONTEXT`]) only while the
 //! literal block decodes. Chunks then decode independently as before, so
 //! parallel and streaming apply are unchanged.
 //!
@@ -479,7 +480,9 @@ impl SharedBlocks {
     /// The blocks of `chunks` (in table order, none shared, made from
     /// `old`), with OLD gaps of at most `gap_max` bytes, widened by
     /// `margin` bytes on each side, in the context. `None` when a block
-    /// would pass [`limits::MAX_SHARED_BLOCK`], `gap_max`
+    /// would pass its limit in `max` (at most [`limits::BlockLimits::WIDE`];
+    /// a patch whose blocks pass [`limits::MAX_SHARED_BLOCK`] is written in
+    /// format version 10, see [`limits::shared_block_limits`]), `gap_max`
     /// [`limits::MAX_SHARED_GAP`] or `margin` [`limits::MAX_SHARED_MARGIN`],
     /// or a chunk is shared already or does not decode.
     pub fn gather(
@@ -487,14 +490,16 @@ impl SharedBlocks {
         chunks: &[EncodedChunk],
         gap_max: u32,
         margin: u32,
+        max: limits::BlockLimits,
     ) -> Option<SharedBlocks> {
+        let wide = limits::BlockLimits::WIDE;
         let total = |f: fn(&ChunkEntry) -> StreamLen| -> u64 {
             chunks.iter().map(|c| u64::from(f(&c.entry).raw)).sum()
         };
         let (ctrl_raw, lit_raw) = (total(|e| e.ctrl), total(|e| e.lit));
         if chunks.is_empty()
-            || ctrl_raw > limits::MAX_SHARED_BLOCK
-            || lit_raw > limits::MAX_SHARED_BLOCK
+            || ctrl_raw > max.ctrl.min(wide.ctrl)
+            || lit_raw > max.lit.min(wide.lit)
             || gap_max > limits::MAX_SHARED_GAP
             || margin > limits::MAX_SHARED_MARGIN
             || chunks.iter().any(|c| c.entry.shared)

@@ -1547,7 +1547,7 @@ pub mod seeds {
         out
     }
 
-    /// Patches with a shared section (format versions 5 and 7), for
+    /// Patches with a shared section (format versions 5, 7, 8 and 10), for
     /// [`patches`].
     fn shared_patches(old: &[u8], out: &mut Vec<(String, Vec<u8>)>) {
         // The same new text in every chunk: the differ moves the chunks'
@@ -1601,6 +1601,21 @@ pub mod seeds {
         let h = Patch::parse(&p).map(|p| p.head).ok();
         assert!(h.is_some_and(|h| h.version == 8 && h.is_in_place() && h.shared.is_present()));
         out.push(("patch-shared-inplace-zstd".into(), p));
+        // 4.2 MB of new text in copies of one paragraph: the literal block
+        // passes 4 MiB (format version 10) and compresses to a few KB.
+        let mut wide_new = old[..1000].to_vec();
+        for i in 0..1400u32 {
+            wide_new.extend_from_slice(format!("{i:05} ").as_bytes());
+            wide_new.extend((0..3000u32).map(|j| b"wide text block; "[(j * 5 % 17) as usize]));
+        }
+        let opts = DiffOptions {
+            chunk_len: None,
+            ..opts
+        };
+        let p = oxdelta::diff_bytes(old, &wide_new, &opts);
+        let h = Patch::parse(&p).map(|p| p.head).ok();
+        assert!(h.is_some_and(|h| h.version == 10 && u64::from(h.shared.lit.raw) > 4 << 20));
+        out.push(("patch-shared-wide-zstd".into(), p));
     }
 
     /// Chunk inputs from real diffs, compressed and stored (for `decode_chunk`).

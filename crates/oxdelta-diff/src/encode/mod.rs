@@ -215,11 +215,12 @@ pub struct Probed;
 /// docs), the smallest kept; with [`Codec::Lzma2`], ranked with zstd and
 /// stored as LZMA2 where that pays ([`prefer_lzma2`]).
 pub fn encode(enc: ChunkEncoder<'_>, codec: Codec, max_ranges: usize) -> EncodedChunk {
-    encode_sharing(enc, codec, max_ranges, 0).0
+    let none = oxdelta_format::limits::BlockLimits { ctrl: 0, lit: 0 };
+    encode_sharing(enc, codec, max_ranges, none).0
 }
 
 /// [`encode`] for a chunk that may go into a shared section: when its
-/// control and literal streams are each at most `share_max` bytes and
+/// control and literal streams are within `share_max` and
 /// `codec` is zstd, the literal stream is compressed at
 /// [`share::PROBE_LEVEL`] only (what [`share::finish_sharing`] compresses
 /// again, with the others, at `codec`'s level), and [`Probed`] is
@@ -229,15 +230,15 @@ pub fn encode_sharing(
     enc: ChunkEncoder<'_>,
     codec: Codec,
     max_ranges: usize,
-    share_max: usize,
+    share_max: oxdelta_format::limits::BlockLimits,
 ) -> (EncodedChunk, Option<Probed>) {
     let lzma2 = codec == Codec::Lzma2;
     let coder = Coder::Codec(search_codec(codec));
     let (old, new_chunk, start) = (enc.old(), enc.new_chunk(), enc.start());
     let (streams, ranges) = enc.finish();
     let probe = matches!(coder, Coder::Codec(Codec::Zstd(_)))
-        && streams.ctrl.len() <= share_max
-        && streams.lit.len() <= share_max;
+        && streams.ctrl.len() as u64 <= share_max.ctrl
+        && streams.lit.len() as u64 <= share_max.lit;
     let mut chunk = encode_streams(
         (old, new_chunk, start),
         &streams,

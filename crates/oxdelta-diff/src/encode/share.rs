@@ -2,6 +2,7 @@
 //! format's shared section, [`oxdelta_format::shared`]).
 
 use oxdelta_format::head::SHARED_DESC_LEN;
+use oxdelta_format::limits::BlockLimits;
 use oxdelta_format::shared::SharedBlocks;
 use oxdelta_format::{Codec, EncodedChunk, SharedSection};
 use rayon::prelude::*;
@@ -34,10 +35,12 @@ pub const DEFAULT_MARGIN: u32 = 1 << 10;
 pub const PROBE_LEVEL: i32 = 3;
 
 /// Finishes the chunks of one patch made by [`super::encode_sharing`]
-/// with `codec`, `probed[i]` what it returned for chunk `i`: when
-/// every chunk was probed, their streams are shared if that is smaller
-/// ([`share`]); whatever is not shared is compressed again at `codec`'s
-/// own level, so the patch is what plain encoding would have made. (The
+/// with `codec`, `probed[i]` what it returned for chunk `i`: the longest
+/// run of probed chunks from the first whose control and literal streams
+/// each fit `max_block` together ([`shareable`]) share their streams if
+/// that is smaller ([`share`]); whatever is not shared is compressed again
+/// at `codec`'s own level, so it is what plain encoding would have made.
+/// (The
 /// comparison in [`share`] is then against the probed literal streams, at
 /// [`PROBE_LEVEL`]: it leans towards sharing; on all four corpus pairs
 /// sharing made the patch smaller.) Deterministic: it depends on the
@@ -57,15 +60,20 @@ pub fn finish_sharing(
     chunks: &mut [EncodedChunk],
     probed: Vec<Option<super::Probed>>,
     codec: Codec,
+    max_block: BlockLimits,
 ) -> Option<SharedSection> {
     let lzma2 = codec == Codec::Lzma2;
     let codec = super::search_codec(codec);
     let Codec::Zstd(level) = codec else {
         return None;
     };
-    let all = !chunks.is_empty() && probed.iter().all(Option::is_some);
+    let n = shareable(chunks, &probed, max_block);
     let (best, ahead) = rayon::join(
-        || all.then(|| plan(old, chunks, level, lzma2)).flatten(),
+        || {
+            (n > 0)
+                .then(|| plan(old, &chunks[..n], level, lzma2, max_block))
+                .flatten()
+        },
         || -> Vec<Option<Vec<u8>>> {
             chunks
                 .par_iter()
@@ -78,14 +86,14 @@ pub fn finish_sharing(
                 .collect()
         },
     );
-    let section = best.map(|b| b.blocks.finish(chunks, b.codec, b.ctrl, b.lit));
+    let section = best.map(|b| b.blocks.finish(&mut chunks[..n], b.codec, b.ctrl, b.lit));
     chunks
         .par_iter_mut()
         .zip(probed)
         .zip(ahead)
         .filter(|((_, p), _)| p.is_some())
         .for_each(|((c, _), ahead)| {
-            if section.is_none() {
+            if !c.entry.shared {
                 c.recompress_literals(codec);
             }
             if lzma2 {
@@ -95,12 +103,31 @@ pub fn finish_sharing(
     section
 }
 
+/// How many chunks from the first [`finish_sharing`] shares: the longest
+/// run of probed chunks whose control streams, and whose literal
+/// streams, sum to at most `max_block`'s raw bytes. A NEW whose
+/// literals pass the block limit (format version 10: 32 MiB) shares its
+/// first chunks' and stores the others' as before. Depends on the chunks
+/// alone, not on the threads.
+fn shareable(chunks: &[EncodedChunk], probed: &[Option<super::Probed>], max_block: BlockLimits) -> usize {
+    let (mut ctrl, mut lit) = (0u64, 0u64);
+    chunks
+        .iter()
+        .zip(probed)
+        .take_while(|(c, p)| {
+            ctrl += u64::from(c.entry.ctrl.raw);
+            lit += u64::from(c.entry.lit.raw);
+            p.is_some() && ctrl <= max_block.ctrl && lit <= max_block.lit
+        })
+        .count()
+}
+
 /// Moves the control and literal streams of `chunks` (in table order) into
 /// a shared section compressed with zstd `level` (or, with `lzma2`, with
 /// LZMA2 where that is [`super::LZMA2_MARGIN_PERMILLE`] smaller), when that
 /// makes the patch smaller than the chunks' own stored streams; returns
 /// the section, or `None` and leaves `chunks` as they were. Sharing is
-/// tried only when both blocks fit their limit; `old` is the OLD the
+/// tried only when both blocks fit `max_block`; `old` is the OLD the
 /// chunks were made from. The literal block's context is tried with no
 /// margin and with [`DEFAULT_MARGIN`] (see `Section::choose`).
 pub fn share(
@@ -108,17 +135,28 @@ pub fn share(
     chunks: &mut [EncodedChunk],
     level: i32,
     lzma2: bool,
+    max_block: BlockLimits,
 ) -> Option<SharedSection> {
-    let best = plan(old, chunks, level, lzma2)?;
+    let best = plan(old, chunks, level, lzma2, max_block)?;
     Some(best.blocks.finish(chunks, best.codec, best.ctrl, best.lit))
 }
 
 /// The section [`share`] makes of `chunks`, before it moves their streams
 /// into it; `None` where it shares nothing.
-fn plan(old: &[u8], chunks: &[EncodedChunk], level: i32, lzma2: bool) -> Option<Section> {
-    let narrow = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, 0)?;
+fn plan(
+    old: &[u8],
+    chunks: &[EncodedChunk],
+    level: i32,
+    lzma2: bool,
+    max_block: BlockLimits,
+) -> Option<Section> {
+    let narrow = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, 0, max_block)?;
     let wide = narrow.with_margin(old, chunks, DEFAULT_MARGIN);
-    let best = Section::choose(narrow, wide, Codec::Zstd(level), lzma2);
+    let lit: u64 = chunks.iter().map(|c| u64::from(c.entry.lit.raw)).sum();
+    let best = match wide {
+        Some(w) if lzma2 && lit > oxdelta_format::limits::MAX_SHARED_BLOCK => Section::big(w),
+        wide => Section::choose(narrow, wide, Codec::Zstd(level), lzma2),
+    };
     let before: u64 = chunks
         .iter()
         .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
@@ -146,6 +184,27 @@ impl Section {
     /// Stored bytes, descriptor included.
     fn len(&self) -> usize {
         self.ctrl.len() + self.lit.len() + SHARED_DESC_LEN
+    }
+
+    /// A literal block past version 5's limit (a big NEW of text, format
+    /// version 10), with LZMA2 chosen: both blocks LZMA2, the literal block
+    /// in the `wide` context alone. At the extreme preset LZMA2 codes
+    /// about a megabyte a second, and zstd 19 about as fast with a window
+    /// this wide, so each pass more of [`Section::choose`] would cost as
+    /// much as the section; on text LZMA2 wins by more than its margin
+    /// (on a 23 MB block of generated source 717,257 B against zstd 19's
+    /// 755,899) and the wide context won on every pair measured.
+    fn big(wide: SharedBlocks) -> Section {
+        let (ctrl, lit) = rayon::join(
+            || wide.compress_ctrl(Codec::Lzma2),
+            || wide.compress_lit(Codec::Lzma2),
+        );
+        Section {
+            blocks: wide,
+            codec: Codec::Lzma2,
+            ctrl,
+            lit,
+        }
     }
 
     /// The smallest section of the blocks with no margin (`narrow`) and
@@ -315,7 +374,8 @@ mod tests {
             .map(|(s, ops)| chunk(&old, &new, *s, ops, codec))
             .collect();
         let mut chunks = plain.clone();
-        let section = share(&old, &mut chunks, 19, false).expect("sharing pays here");
+        let max = oxdelta_format::limits::MAX_SHARED_BLOCK;
+        let section = share(&old, &mut chunks, 19, false, max).expect("sharing pays here");
         assert!(chunks.iter().all(|c| c.entry.shared));
         let unshared = assemble(&meta, plain, None);
         let chunks_made: Vec<ChunkEntry> = chunks.iter().map(|c| c.entry.clone()).collect();
@@ -390,11 +450,12 @@ mod tests {
         for op in ops {
             enc.push(op);
         }
-        let (probed, flag) = super::super::encode_sharing(enc, codec, 16, 1 << 20);
+        let (probed, flag) = super::super::encode_sharing(enc, codec, 16, BlockLimits::NARROW);
         assert!(flag.is_some());
         assert_ne!(probed.payload, plain.payload, "probed at another level");
         let mut chunks = vec![probed, plain.clone()];
-        assert!(finish_sharing(&old, &mut chunks, vec![flag, None], codec).is_none());
+        let max = oxdelta_format::limits::MAX_SHARED_BLOCK;
+        assert!(finish_sharing(&old, &mut chunks, vec![flag, None], codec, max).is_none());
         assert_eq!(chunks[0].payload, plain.payload);
         assert_eq!(chunks[0].entry, plain.entry);
     }

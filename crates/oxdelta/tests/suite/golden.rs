@@ -119,6 +119,7 @@ fn golden_patches_apply() {
         (7, 3),
         (8, 10),
         (9, 1),
+        (10, 2),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -216,6 +217,12 @@ fn golden_info_fields() {
             "{}: version 7 is the context margin or LZMA2",
             g.name
         );
+        // Version 9 is a shared block past 4 MiB (the big pair's).
+        let wide = [h.shared.ctrl.raw, h.shared.lit.raw]
+            .iter()
+            .any(|&r| u64::from(r) > oxdelta::oxdelta_format::limits::MAX_SHARED_BLOCK);
+        assert_eq!(wide, g.name.contains("bigtext"), "{}", g.name);
+        assert!(!wide || g.version >= 9, "{}", g.name);
         // Version 8 is the shared section in an in-place patch (every
         // in-place golden patch is one).
         assert_eq!(h.is_in_place(), g.in_place, "{}", g.name);
@@ -600,7 +607,7 @@ fn pairs() -> Vec<Pair> {
     new.extend(std::iter::repeat_n(0, 3000));
     new[9500..9700].copy_from_slice(&old[100..300]);
     let h = ("holes", old, new);
-    vec![t, b, w, c, m, n, e, a, wasm_pair(), h, pe_pair()]
+    vec![t, b, w, c, m, n, e, a, wasm_pair(), h, pe_pair(), bigtext_pair()]
 }
 
 /// x86-like code whose calls stay put and whose RIP-relative loads read a
@@ -637,6 +644,21 @@ fn pe_pair() -> Pair {
     old.extend((0..data).map(|_| r() as u8));
     new.extend((0..data).map(|_| r() as u8));
     ("pe", old, new)
+}
+
+/// A big NEW of text (format version 10): OLD's text, then 1,500 numbered
+/// copies of a paragraph OLD does not hold, 4.5 MB of literals in all, so
+/// the shared literal block passes version 5's 4 MiB. Its copies compress
+/// to almost nothing (in the patch and in git).
+fn bigtext_pair() -> Pair {
+    let old = text(11, 6000);
+    let para = text(12, 3000);
+    let mut new = old.clone();
+    for i in 0..1500 {
+        new.extend_from_slice(format!("{i:06} ").as_bytes());
+        new.extend_from_slice(&para);
+    }
+    ("bigtext", old, new)
 }
 
 /// A WebAssembly-like module (magic and version, then code) whose
@@ -742,7 +764,9 @@ fn regenerate_golden() {
         for (suffix, codec, key, memory) in sets {
             let opts = DiffOptions {
                 codec,
-                chunk_len: Some(1024),
+                // The big pair in NEW's default chunks (a 1 KiB chunk's
+                // entry costs more than its patch).
+                chunk_len: (name != "bigtext").then_some(1024),
                 key,
                 memory,
                 ..Default::default()

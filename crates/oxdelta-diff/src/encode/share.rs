@@ -37,7 +37,7 @@ pub const PROBE_LEVEL: i32 = 3;
 /// Finishes the chunks of one patch made by [`super::encode_sharing`]
 /// with `codec`, `probed[i]` what it returned for chunk `i`: the longest
 /// run of probed chunks from the first whose control and literal streams
-/// each fit `max_block` together ([`shareable`]) share their streams if
+/// each fit `max_block` together (`shareable`) share their streams if
 /// that is smaller ([`share`]); whatever is not shared is compressed again
 /// at `codec`'s own level, so it is what plain encoding would have made.
 /// (The

@@ -105,7 +105,9 @@ fn cases() -> Vec<Case> {
             .collect();
         names.sort();
         for name in names {
-            if seen.contains(&name) {
+            // The big pair (format version 10) is pinned by its golden
+            // patches: with codec none its patch would be 4.5 MB.
+            if seen.contains(&name) || name == "bigtext" {
                 continue;
             }
             let old = fs::read(d.join(format!("{name}.old"))).unwrap();

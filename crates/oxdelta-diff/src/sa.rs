@@ -118,8 +118,8 @@ use oxdelta_sa::{Match, SuffixArray, common_prefix};
 use rayon::prelude::*;
 
 use crate::anchor::{Anchor, Coverage, find_anchors};
-use oxdelta_format::limits::BlockLimits;
 use crate::{DiffOptions, DiffOutput, chunk_ranges, default_chunk_len, hash};
+use oxdelta_format::limits::BlockLimits;
 
 /// OLD ranges declared per chunk: fewer, wider ranges keep the head small.
 pub const MAX_RANGES: usize = 16;

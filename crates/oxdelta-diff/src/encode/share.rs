@@ -109,7 +109,11 @@ pub fn finish_sharing(
 /// literals pass the block limit (format version 10: 32 MiB) shares its
 /// first chunks' and stores the others' as before. Depends on the chunks
 /// alone, not on the threads.
-fn shareable(chunks: &[EncodedChunk], probed: &[Option<super::Probed>], max_block: BlockLimits) -> usize {
+fn shareable(
+    chunks: &[EncodedChunk],
+    probed: &[Option<super::Probed>],
+    max_block: BlockLimits,
+) -> usize {
     let (mut ctrl, mut lit) = (0u64, 0u64);
     chunks
         .iter()

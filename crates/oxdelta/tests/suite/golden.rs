@@ -607,7 +607,20 @@ fn pairs() -> Vec<Pair> {
     new.extend(std::iter::repeat_n(0, 3000));
     new[9500..9700].copy_from_slice(&old[100..300]);
     let h = ("holes", old, new);
-    vec![t, b, w, c, m, n, e, a, wasm_pair(), h, pe_pair(), bigtext_pair()]
+    vec![
+        t,
+        b,
+        w,
+        c,
+        m,
+        n,
+        e,
+        a,
+        wasm_pair(),
+        h,
+        pe_pair(),
+        bigtext_pair(),
+    ]
 }
 
 /// x86-like code whose calls stay put and whose RIP-relative loads read a

@@ -378,7 +378,7 @@ mod tests {
             .map(|(s, ops)| chunk(&old, &new, *s, ops, codec))
             .collect();
         let mut chunks = plain.clone();
-        let max = oxdelta_format::limits::MAX_SHARED_BLOCK;
+        let max = BlockLimits::NARROW;
         let section = share(&old, &mut chunks, 19, false, max).expect("sharing pays here");
         assert!(chunks.iter().all(|c| c.entry.shared));
         let unshared = assemble(&meta, plain, None);
@@ -458,7 +458,7 @@ mod tests {
         assert!(flag.is_some());
         assert_ne!(probed.payload, plain.payload, "probed at another level");
         let mut chunks = vec![probed, plain.clone()];
-        let max = oxdelta_format::limits::MAX_SHARED_BLOCK;
+        let max = BlockLimits::NARROW;
         assert!(finish_sharing(&old, &mut chunks, vec![flag, None], codec, max).is_none());
         assert_eq!(chunks[0].payload, plain.payload);
         assert_eq!(chunks[0].entry, plain.entry);

@@ -70,11 +70,16 @@ pub enum AddMode {
     /// learned from the words already decoded before the op map (format
     /// version 9; [`crate::operand`]).
     OperandsLearned,
+    /// RISC-V instruction words (JAL, AUIPC and the low parts paired with
+    /// it) predicted from the chunk's ops and from the words already
+    /// decoded (format version 10; [`crate::riscv`]). Like the operand
+    /// modes, its stream is turned into byte-wise diffs first.
+    Riscv,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 7] = [
+    pub const ALL: [AddMode; 8] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
@@ -82,6 +87,7 @@ impl AddMode {
         AddMode::Arm64,
         AddMode::Wasm,
         AddMode::OperandsLearned,
+        AddMode::Riscv,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -94,15 +100,15 @@ impl AddMode {
     }
 
     /// Whether the mode predicts words or fields (the operand modes,
-    /// [`AddMode::Arm64`], [`AddMode::Wasm`] and
-    /// [`AddMode::OperandsLearned`]): its stream is not in op order, the
+    /// [`AddMode::Arm64`], [`AddMode::Wasm`], [`AddMode::OperandsLearned`]
+    /// and [`AddMode::Riscv`]): its stream is not in op order, the
     /// operand split may not accompany it, and an applier holds the
     /// prediction's state (the op map, learned shifts).
     pub fn is_predicted(self) -> bool {
         self.is_operands()
             || matches!(
                 self,
-                AddMode::Arm64 | AddMode::Wasm | AddMode::OperandsLearned
+                AddMode::Arm64 | AddMode::Wasm | AddMode::OperandsLearned | AddMode::Riscv
             )
     }
 
@@ -115,6 +121,7 @@ impl AddMode {
             AddMode::Arm64 => 6,
             AddMode::Wasm => 8,
             AddMode::OperandsLearned => 9,
+            AddMode::Riscv => 10,
         }
     }
 
@@ -128,6 +135,7 @@ impl AddMode {
             AddMode::Arm64 => 4,
             AddMode::Wasm => 5,
             AddMode::OperandsLearned => 6,
+            AddMode::Riscv => 7,
         }
     }
 
@@ -146,6 +154,7 @@ impl AddMode {
             AddMode::Arm64 => "arm64",
             AddMode::Wasm => "wasm",
             AddMode::OperandsLearned => "operands-learned",
+            AddMode::Riscv => "riscv",
         }
     }
 
@@ -173,7 +182,8 @@ impl AddMode {
             | AddMode::OperandsAbs
             | AddMode::Arm64
             | AddMode::Wasm
-            | AddMode::OperandsLearned => bytes(dst, src, diff),
+            | AddMode::OperandsLearned
+            | AddMode::Riscv => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -209,7 +219,8 @@ impl AddMode {
             | AddMode::OperandsAbs
             | AddMode::Arm64
             | AddMode::Wasm
-            | AddMode::OperandsLearned => bytes(out, new, old),
+            | AddMode::OperandsLearned
+            | AddMode::Riscv => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -241,7 +252,8 @@ impl AddMode {
             | AddMode::OperandsAbs
             | AddMode::Arm64
             | AddMode::Wasm
-            | AddMode::OperandsLearned => bytes(out, new, old),
+            | AddMode::OperandsLearned
+            | AddMode::Riscv => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

@@ -76,6 +76,7 @@ pub mod ops;
 pub mod predicted;
 pub mod progress;
 mod rebuild;
+pub mod riscv;
 pub mod shared;
 pub mod sign;
 pub mod wasm;

@@ -27,8 +27,8 @@
 //! their byte-wise diff, read from the filtered stream as above. No
 //! byte-wise diff stream is made (the reference makes one, a chunk's
 //! length). The arm64 mode ([`crate::arm64`]) predicts each word also from
-//! the NEW words decoded before it, and so does the operands-learned mode
-//! ([`crate::operand`]), so after the op pass their ADDs are
+//! the NEW words decoded before it, and so do the operands-learned mode
+//! ([`crate::operand`]) and the riscv mode ([`crate::riscv`]), so after the op pass their ADDs are
 //! walked again in op order, each word written as it is decoded, and the
 //! other ADD bytes get their byte-wise diff from a second position in the
 //! filtered stream (where the words end).
@@ -51,9 +51,10 @@
 //! bytes of the chunk) and, with the operand split, the class bitmap (an
 //! eighth of the diff length), or with an operand mode the op map (see
 //! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
-//! (at most one per five diff bytes), or with the arm64 or operands-learned
-//! mode the op map and the learned shifts ([`crate::arm64::learned_bound`],
-//! [`crate::operand::learned_bound`]). Nothing of the
+//! (at most one per five diff bytes), or with the arm64, operands-learned
+//! or riscv mode the op map and the learned shifts
+//! ([`crate::arm64::learned_bound`], [`crate::operand::learned_bound`],
+//! [`crate::riscv::learned_bound`]). Nothing of the
 //! chunk's length besides `out`.
 
 use crate::arm64::Predictor;
@@ -278,7 +279,8 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
         | AddMode::OperandsAbs
         | AddMode::Arm64
         | AddMode::Wasm
-        | AddMode::OperandsLearned => {
+        | AddMode::OperandsLearned
+        | AddMode::Riscv => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }
@@ -627,7 +629,8 @@ impl Words {
 /// reference does: each word's prediction needs the op map and the NEW
 /// words decoded before it.
 struct LearningWords {
-    /// [`AddMode::Arm64`] or [`AddMode::OperandsLearned`].
+    /// [`AddMode::Arm64`], [`AddMode::OperandsLearned`] or
+    /// [`AddMode::Riscv`].
     mode: AddMode,
     map: OpMap,
     /// The ADD ops: OLD start, position in `out`, length.
@@ -651,10 +654,10 @@ impl LearningWords {
     fn add(&mut self, src: &[u8], old: u64, out_pos: usize, new_pos: u64) {
         self.map.push(old, src.len() as u64, new_pos);
         self.adds.push((old, out_pos, src.len()));
-        self.n_words += if self.mode == AddMode::Arm64 {
-            Predictor::count(src, old)
-        } else {
-            LearnedOperands::count(src, old)
+        self.n_words += match self.mode {
+            AddMode::Arm64 => Predictor::count(src, old),
+            AddMode::Riscv => crate::riscv::Predictor::count(src, old),
+            _ => LearnedOperands::count(src, old),
         };
     }
 
@@ -672,28 +675,20 @@ impl LearningWords {
         new_start: u64,
     ) -> Result<()> {
         self.map.finish();
-        if self.mode == AddMode::Arm64 {
-            let mut walk = Predictor::new(&self.map);
-            walk_words(
-                &mut walk,
-                &self.adds,
-                self.n_words,
-                out,
-                feed,
-                old,
-                new_start,
-            )
-        } else {
-            let mut walk = LearnedOperands::new(&self.map);
-            walk_words(
-                &mut walk,
-                &self.adds,
-                self.n_words,
-                out,
-                feed,
-                old,
-                new_start,
-            )
+        let (adds, n) = (&self.adds, self.n_words);
+        match self.mode {
+            AddMode::Arm64 => {
+                let mut walk = Predictor::new(&self.map);
+                walk_words(&mut walk, adds, n, out, feed, old, new_start)
+            }
+            AddMode::Riscv => {
+                let mut walk = crate::riscv::Predictor::new(&self.map);
+                walk_words(&mut walk, adds, n, out, feed, old, new_start)
+            }
+            _ => {
+                let mut walk = LearnedOperands::new(&self.map);
+                walk_words(&mut walk, adds, n, out, feed, old, new_start)
+            }
         }
     }
 }
@@ -840,8 +835,11 @@ impl<'f> OnePass<'f> {
             dense,
             adds: Vec::new(),
             words: operand_mode.then(|| Words::new(diff_len)),
-            arm64: matches!(entry.add_mode, AddMode::Arm64 | AddMode::OperandsLearned)
-                .then(|| LearningWords::new(entry.add_mode)),
+            arm64: matches!(
+                entry.add_mode,
+                AddMode::Arm64 | AddMode::OperandsLearned | AddMode::Riscv
+            )
+            .then(|| LearningWords::new(entry.add_mode)),
             classes: entry.operand_split.then(|| Classes {
                 bits: split::Bits::with_capacity(diff_len.div_ceil(64)),
                 ..Classes::default()
@@ -1172,6 +1170,9 @@ mod tests {
         if add == AddMode::Arm64 {
             diff = crate::arm64::encode(&map, &adds, old, &new[start..end], start as u64);
         }
+        if add == AddMode::Riscv {
+            diff = crate::riscv::encode(&map, &adds, old, &new[start..end], start as u64);
+        }
         if add == AddMode::OperandsLearned {
             diff = crate::operand::encode_learned(&map, &adds, old, &new[start..end], start as u64);
         }
@@ -1262,6 +1263,7 @@ mod tests {
                         AddMode::OperandsAbs,
                         AddMode::Arm64,
                         AddMode::OperandsLearned,
+                        AddMode::Riscv,
                     ] {
                         v.push((codec, filter, add, false, v4));
                     }
@@ -1295,14 +1297,44 @@ mod tests {
         out
     }
 
-    /// Random ops over code-like OLD (x86 or AArch64) and a NEW made from
-    /// it (moved code with shifted operands, new bytes, zeros).
+    /// RISC-V-like instructions: JALs, AUIPCs followed by an ADDI, a load,
+    /// a store or a JALR on their register (or not), compressed halfwords,
+    /// other words.
+    fn riscv_code(r: &mut Rng, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 4);
+        let mut rd = 5;
+        while out.len() < n {
+            let imm = r.next() as u32;
+            let w = match r.below(9) {
+                0 => 0x0000_00EF | (imm & 0x801F_F000),
+                1 => {
+                    rd = 5 + r.below(3) as u32;
+                    0x0000_0017 | (imm & 0x0003_F000) | rd << 7
+                }
+                2 => 0x0000_0013 | (imm & 0xFFF0_0000) | rd << 15 | rd << 7,
+                3 => 0x0000_3003 | (imm & 0xFFF0_0000) | rd << 15 | 10 << 7,
+                4 => 0x0000_3023 | (imm & 0xFE00_0F80) | rd << 15 | 10 << 20,
+                5 => 0x0000_00E7 | (imm & 0xFFF0_0000) | rd << 15,
+                6 => {
+                    out.extend_from_slice(&((imm as u16) & !3).to_le_bytes());
+                    continue;
+                }
+                _ => imm,
+            };
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Random ops over code-like OLD (x86, AArch64 or RISC-V) and a NEW
+    /// made from it (moved code with shifted operands, new bytes, zeros).
     fn case(r: &mut Rng) -> (Vec<u8>, Vec<u8>, usize, Vec<Op>) {
         let n = 200 + r.below(6000) as usize;
-        let old = if r.below(2) == 0 {
-            code(r, n)
-        } else {
-            arm64_code(r, n)
+        let old = match r.below(3) {
+            0 => code(r, n),
+            1 => arm64_code(r, n),
+            _ => riscv_code(r, n),
         };
         let start = r.below(7) as usize;
         let mut new = code(r, start);

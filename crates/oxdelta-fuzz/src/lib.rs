@@ -163,7 +163,8 @@ pub struct ChunkInput {
     /// names. Bit 5: the ADD mode wasm (format version 8) instead of the
     /// one `codec` names (bit 3 wins). Bit 6: the ADD mode operands-learned
     /// (format version 9) instead of the one `codec` names (bits 3 and 5
-    /// win).
+    /// win). Bit 7: the ADD mode riscv (format version 10) instead of the
+    /// one `codec` names (bits 3, 5 and 6 win).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -184,6 +185,7 @@ const FLAG_ARM64: u8 = 8;
 const FLAG_LZMA2: u8 = 16;
 const FLAG_WASM: u8 = 32;
 const FLAG_LEARNED: u8 = 64;
+const FLAG_RISCV: u8 = 128;
 
 fn take_u16(u: &mut Unstructured<'_>) -> arbitrary::Result<u16> {
     Ok(u16::from_le_bytes(<[u8; 2]>::arbitrary(u)?))
@@ -682,6 +684,211 @@ fn naive_arm64(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
     out
 }
 
+/// A RISC-V AUIPC pair's offset at `x` when `x` is an ADDI, JALR, load
+/// or store based on register `rd`: (offset, mask of the other bits).
+fn naive_rv_pair(x: u32, rd: u32) -> Option<(i128, u32)> {
+    let (op, f3) = (x & 0x7F, (x >> 12) & 7);
+    if (x >> 15) & 31 != rd {
+        None
+    } else if ((op == 0x13 || op == 0x67) && f3 == 0) || op == 0x03 || op == 0x07 {
+        Some((signed(x >> 20, 12), 0x000F_FFFF))
+    } else if op == 0x23 || op == 0x27 {
+        Some((signed(((x >> 25) << 5) | ((x >> 7) & 31), 12), 0x01FF_F07F))
+    } else {
+        None
+    }
+}
+
+/// A JAL's offset, bit by bit (imm[20|10:1|11|19:12] in bits 31..12).
+fn naive_jal_offset(w: u32) -> i128 {
+    let b = |i: u32| i128::from((w >> i) & 1);
+    let mut v = -(b(31) << 20) + (b(20) << 11);
+    for i in 1..=10 {
+        v += b(20 + i) << i;
+    }
+    for i in 12..=19 {
+        v += b(i) << i;
+    }
+    v
+}
+
+/// The predicted words of a riscv-mode ADD source `src` at OLD `o`, in
+/// order, as (offset, kind: 0 JAL, 1 AUIPC, 2 claimed pair; the AUIPC's
+/// pair offset): the instruction starts listed first, every 4-byte one
+/// looked at.
+fn naive_rv_walk(src: &[u8], o: usize) -> Vec<(usize, u8, Option<usize>)> {
+    let (mut ins, mut k) = (Vec::new(), o % 2);
+    while k + 4 <= src.len() {
+        let long = src[k] & 3 == 3;
+        ins.push((k, long));
+        k += if long { 4 } else { 2 };
+    }
+    let (mut claimed, mut walk) = (Vec::<usize>::new(), Vec::new());
+    for (n, &(k, long)) in ins.iter().enumerate() {
+        let w = if long { word_at(src, k) } else { continue };
+        if let Some(i) = claimed.iter().position(|&c| c == k) {
+            claimed.remove(i);
+            walk.push((k, 2u8, None));
+        } else if w & 0x7F == 0x6F {
+            walk.push((k, 0, None));
+        } else if w & 0x7F == 0x17 && (w >> 7) & 31 != 0 {
+            let pair = ins[n + 1..ins.len().min(n + 5)]
+                .iter()
+                .filter(|i| i.1)
+                .find_map(|&(j, _)| naive_rv_pair(word_at(src, j), (w >> 7) & 31).map(|_| j));
+            if let Some(j) = pair {
+                if !claimed.contains(&j) {
+                    claimed.push(j);
+                }
+            }
+            walk.push((k, 1, pair));
+        }
+    }
+    walk
+}
+
+/// A pair claimed by an AUIPC: (offset, predicted word, OLD word, mask of
+/// its bits other than the offset, the AUIPC's OLD target, its NEW high
+/// part when the NEW word kept its opcode and register).
+type RvClaim = (usize, u32, u32, u32, i128, Option<i128>);
+
+/// The NEW word of the JAL `w` at OLD `pc` of an ADD with shift `s_op`,
+/// stored as `stored`.
+fn naive_rv_jal(sh: &mut NaiveShifts<'_>, w: u32, pc: i128, s_op: i128, stored: u32) -> u32 {
+    let t = pc + naive_jal_offset(w);
+    let pred = match sh.shift(0, t) {
+        Some(s) if (s - s_op) % 2 == 0 => {
+            let v = (naive_jal_offset(w) + s - s_op).rem_euclid(1 << 21) as u32;
+            let mut x = w & 0xFFF;
+            x |= ((v >> 20) & 1) << 31 | ((v >> 11) & 1) << 20;
+            x |= ((v >> 1) & 0x3FF) << 21 | ((v >> 12) & 0xFF) << 12;
+            x
+        }
+        _ => w,
+    };
+    let n = stored.wrapping_add(pred);
+    if n & 0xFFF == w & 0xFFF {
+        sh.learn(0, t, pc + s_op + naive_jal_offset(n) - t);
+    }
+    n
+}
+
+/// The NEW word of the AUIPC at `k` of `src` (OLD `pc`, op shift `s_op`)
+/// with its `pair`, stored as `stored`; claims its pair.
+#[allow(clippy::too_many_arguments)]
+fn naive_rv_auipc(
+    sh: &mut NaiveShifts<'_>,
+    claims: &mut Vec<RvClaim>,
+    src: &[u8],
+    k: usize,
+    pair: Option<usize>,
+    pc: i128,
+    s_op: i128,
+    stored: u32,
+) -> u32 {
+    let w = word_at(src, k);
+    let npc = pc + s_op;
+    let hi = |w: u32| signed(w >> 12, 20) * 4096;
+    let p = pair.map(|j| {
+        let (lo, mask) = naive_rv_pair(word_at(src, j), (w >> 7) & 31).unwrap();
+        (j, word_at(src, j), lo, mask)
+    });
+    let t = pc + hi(w) + p.map_or(0, |p| p.2);
+    let (pred, pp) = match sh.shift(1, t) {
+        Some(s) => {
+            let d = t + s - npc;
+            let h = (d + 2048).div_euclid(4096);
+            let lo = (d - 4096 * h).rem_euclid(4096) as u32;
+            let pp = p.map(|(_, x, _, mask)| {
+                if mask == 0x000F_FFFF {
+                    (x & mask) | lo << 20
+                } else {
+                    (x & mask) | (lo >> 5) << 25 | (lo & 31) << 7
+                }
+            });
+            ((w & 0xFFF) | (h.rem_euclid(1 << 20) as u32) << 12, pp)
+        }
+        None => (w, p.map(|p| p.1)),
+    };
+    let n = stored.wrapping_add(pred);
+    let nh = (n & 0xFFF == w & 0xFFF).then(|| npc + hi(n));
+    match (p, pp) {
+        (Some((j, x, _, mask)), Some(pp)) => {
+            claims.retain(|c| c.0 != j);
+            claims.push((j, pp, x, mask, t, nh));
+        }
+        _ => {
+            if let Some(nh) = nh {
+                sh.learn(1, t, nh - t);
+            }
+        }
+    }
+    n
+}
+
+/// The NEW word of the claimed pair at `k`, stored as `stored`.
+fn naive_rv_claimed(
+    sh: &mut NaiveShifts<'_>,
+    claims: &mut Vec<RvClaim>,
+    k: usize,
+    stored: u32,
+) -> u32 {
+    let i = claims.iter().position(|c| c.0 == k).unwrap();
+    let (_, pred, x, mask, t, nh) = claims.remove(i);
+    let n = stored.wrapping_add(pred);
+    if let Some(nh) = nh {
+        if n & mask == x & mask {
+            let (lo, _) = naive_rv_pair(n, (n >> 15) & 31).unwrap();
+            sh.learn(1, t, nh + lo - t);
+        }
+    }
+    n
+}
+
+/// The riscv mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "RISC-V words"): the instruction starts listed first,
+/// linear searches of the op map and of the learned shifts (JAL 0, AUIPC
+/// 1), wide integers.
+fn naive_riscv(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let (map, adds) = naive_map_and_adds(ops, new_start);
+    let walks: Vec<_> = adds
+        .iter()
+        .map(|&(o, l, _)| naive_rv_walk(&old[o..o + l], o))
+        .collect();
+    let n_words: usize = walks.iter().map(Vec::len).sum();
+    let mut sh = NaiveShifts {
+        map: &map,
+        learned: [Vec::new(), Vec::new()],
+    };
+    let (mut w_at, mut r, mut out) = (0usize, 4 * n_words, Vec::new());
+    for (&(o, l, q), walk) in adds.iter().zip(&walks) {
+        let src = &old[o..o + l];
+        let s_op = q - o as i128;
+        let mut claims: Vec<RvClaim> = Vec::new();
+        let mut diff = vec![None::<u8>; l];
+        for &(k, kind, pair) in walk {
+            let stored = word_at(&s.diff, w_at);
+            w_at += 4;
+            let pc = o as i128 + k as i128;
+            let n = match kind {
+                0 => naive_rv_jal(&mut sh, word_at(src, k), pc, s_op, stored),
+                1 => naive_rv_auipc(&mut sh, &mut claims, src, k, pair, pc, s_op, stored),
+                _ => naive_rv_claimed(&mut sh, &mut claims, k, stored),
+            };
+            for (i, b) in n.to_le_bytes().into_iter().enumerate() {
+                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
+            }
+        }
+        for d in diff {
+            out.push(d.unwrap_or_else(|| {
+                r += 1;
+                s.diff[r - 1]
+            }));
+        }
+    }
+    out
+}
+
 /// The `i64.const` fields `(offset, length)` of a wasm-mode ADD source
 /// (FORMAT.md, "WebAssembly constants"), every opcode spelled out.
 fn naive_wasm_fields(src: &[u8]) -> Vec<(usize, usize)> {
@@ -875,6 +1082,8 @@ fn naive_apply(
         naive_operands(old, s, &ops, new_start)
     } else if s.add == AddMode::Arm64 {
         naive_arm64(old, s, &ops, new_start)
+    } else if s.add == AddMode::Riscv {
+        naive_riscv(old, s, &ops, new_start)
     } else if s.add == AddMode::Wasm {
         naive_wasm(old, s, &ops)
     } else {
@@ -981,6 +1190,8 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
         AddMode::Wasm
     } else if input.flags & FLAG_LEARNED != 0 {
         AddMode::OperandsLearned
+    } else if input.flags & FLAG_RISCV != 0 {
+        AddMode::Riscv
     } else {
         AddMode::ALL[usize::from(input.codec / 9) % 4]
     };
@@ -1714,7 +1925,107 @@ pub mod seeds {
         }
         out.extend(learned_chunks());
         out.extend(wasm_chunks());
+        out.extend(riscv_chunks());
         out
+    }
+
+    /// `decode_chunk` inputs of RISC-V-like code in the riscv mode (format
+    /// version 10): the byte-wise diff of moved code read as that mode's
+    /// stream, so the walk finds JALs, AUIPCs and pairs among compressed
+    /// instructions, and predicts them from the ops and from each other.
+    fn riscv_chunks() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (old, new) = riscv_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 1201 });
+        enc.push(Op::Insert { len: 64 });
+        enc.push(Op::Add {
+            old: 1201,
+            len: (old.len() - 1201) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [2u8, 5] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_RISCV,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-riscv-{codec}"), input.to_bytes()));
+        }
+        out
+    }
+
+    /// RISC-V-like code (calls, AUIPC with ADDI, load or store pairs,
+    /// compressed instructions, other words) and the same code with 64
+    /// bytes inserted after byte 1200, every call and address keeping its
+    /// target.
+    pub fn riscv_pair() -> (Vec<u8>, Vec<u8>) {
+        let mut x: u32 = 0x2545_f491;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        // (kind, target instruction): 0 other word, 1 compressed, 2 JAL,
+        // 3 AUIPC + ADDI, 4 AUIPC + LD, 5 AUIPC + SD.
+        let prog: Vec<(u8, usize)> = (0..600)
+            .map(|_| ((r() % 6) as u8, (r() % 600) as usize))
+            .collect();
+        let size = |k: u8| [4usize, 2, 4, 8, 8, 8][k as usize];
+        let layout = |ins: usize| {
+            let mut at = Vec::new();
+            let mut pos = 0;
+            for &(k, _) in &prog {
+                if pos >= 1200 && at.last().is_some_and(|&p: &usize| p < 1200) {
+                    pos += ins;
+                }
+                at.push(pos);
+                pos += size(k);
+            }
+            let mut out = vec![0u8; pos];
+            for (i, &(kind, t)) in prog.iter().enumerate() {
+                let (pc, t) = (at[i], at[t]);
+                let d = t as i64 - pc as i64;
+                let mut put = |p: usize, b: &[u8]| out[p..p + b.len()].copy_from_slice(b);
+                let v = d as u32;
+                let (hi, lo) = (
+                    (d + 0x800) >> 12,
+                    (d - ((d + 0x800) >> 12 << 12)) as u32 & 0xFFF,
+                );
+                match kind {
+                    0 => put(pc, &[0x33, 0x05, 0xA5, 0x00][..]),
+                    1 => put(pc, &0x852Eu16.to_le_bytes()),
+                    2 => {
+                        let w = 0xEF
+                            | ((v >> 20) & 1) << 31
+                            | ((v >> 1) & 0x3FF) << 21
+                            | ((v >> 11) & 1) << 20
+                            | ((v >> 12) & 0xFF) << 12;
+                        put(pc, &w.to_le_bytes());
+                    }
+                    _ => {
+                        put(pc, &(0x297 | (hi as u32) << 12).to_le_bytes());
+                        let second = match kind {
+                            3 => 0x0002_8513 | lo << 20,
+                            4 => 0x0002_B583 | lo << 20,
+                            _ => 0x00B2_B023 | (lo >> 5) << 25 | (lo & 31) << 7,
+                        };
+                        put(pc + 4, &second.to_le_bytes());
+                    }
+                }
+            }
+            out
+        };
+        (layout(0), layout(64))
     }
 
     /// `decode_chunk` inputs of x86 loads from a moved section in the
@@ -1996,6 +2307,20 @@ pub mod seeds {
             new,
         };
         out.push(("pair-x86-learned".into(), x.to_bytes()));
+        let (old, new) = riscv_pair();
+        let p = oxdelta::diff_bytes(&old, &new, &opts);
+        let rv = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Riscv);
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| rv(&p)),
+            "the riscv mode pays"
+        );
+        let x = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-riscv".into(), x.to_bytes()));
         out
     }
 

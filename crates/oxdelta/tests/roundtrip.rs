@@ -579,6 +579,96 @@ fn arm64_sample_round_trips_serial_equals_parallel() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The RISC-V sample (testdata/esbuild-riscv64): the differ codes its
+/// chunks in the riscv mode (format version 10), the patch is much smaller
+/// than without it (the same code with every JAL turned into another
+/// opcode, which the trigger does not take for RISC-V code), rebuilds NEW
+/// from memory, from a file, from a stream and in place, and it is the
+/// same patch in a 1-thread and a 3-thread pool, with either engine.
+#[test]
+fn riscv_sample_round_trips_serial_equals_parallel() {
+    let (old_path, new_path) = (
+        testdata("esbuild-riscv64/old"),
+        testdata("esbuild-riscv64/new"),
+    );
+    let (old, new) = (fs::read(&old_path).unwrap(), fs::read(&new_path).unwrap());
+    let opts = DiffOptions {
+        chunk_len: Some(128 << 10),
+        ..DiffOptions::default()
+    };
+    let in_pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| diff_bytes(&old, &new, &opts))
+    };
+    let serial = in_pool(1);
+    assert!(
+        serial == in_pool(3),
+        "the patch depends on the thread count"
+    );
+    let head = oxdelta::Patch::parse(&serial).unwrap().head;
+    assert_eq!(head.version, 10);
+    let rv = head
+        .chunks
+        .iter()
+        .filter(|c| c.add_mode == oxdelta::AddMode::Riscv)
+        .count();
+    assert!(
+        rv >= 3,
+        "{rv} of {} chunks in the riscv mode",
+        head.chunks.len()
+    );
+    // JAL (opcode 0x6F) turned into 0x6B in OLD and NEW alike: no trigger,
+    // and the moved calls cost their diff bytes again.
+    let no_jal = |b: &[u8]| {
+        let mut b = b.to_vec();
+        for w in b.chunks_exact_mut(4) {
+            if w[0] & 0x7F == 0x6F {
+                w[0] -= 4;
+            }
+        }
+        b
+    };
+    let plain = diff_bytes(&no_jal(&old), &no_jal(&new), &opts);
+    assert!(oxdelta::Patch::parse(&plain).unwrap().head.version < 10);
+    assert!(
+        serial.len() * 3 < plain.len(),
+        "{} B with the mode, {} B without",
+        serial.len(),
+        plain.len()
+    );
+    assert!(apply_bytes(&old, &serial, &crate::overwriting()).unwrap() == new);
+    let dir = tmpdir("riscv-sample");
+    let (p, out, streamed) = (dir.join("patch"), dir.join("out"), dir.join("streamed"));
+    fs::write(&p, &serial).unwrap();
+    oxdelta::apply_file(&old_path, &p, &out, &crate::overwriting()).unwrap();
+    assert!(fs::read(&out).unwrap() == new, "apply_file");
+    oxdelta::apply_reader(&old_path, &serial[..], &streamed, &crate::overwriting()).unwrap();
+    assert!(fs::read(&streamed).unwrap() == new, "apply_reader");
+    oxdelta::verify_bytes(&serial, None).unwrap();
+    let (ip, _) = oxdelta::diff_bytes_in_place(&old, &new, &opts, &Default::default());
+    let (ipf, ipp) = (dir.join("inplace"), dir.join("inplace.patch"));
+    fs::write(&ipf, &old).unwrap();
+    fs::write(&ipp, &ip).unwrap();
+    oxdelta::apply_in_place(&ipf, &ipp, &Default::default()).unwrap();
+    assert!(fs::read(&ipf).unwrap() == new, "in place");
+    let opts = DiffOptions {
+        memory: Some(oxdelta::oxdelta_diff::stream::MIN_BUDGET),
+        ..opts
+    };
+    let s1 = diff_bytes(&old, &new, &opts);
+    let s3 = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(|| diff_bytes(&old, &new, &opts));
+    assert!(s1 == s3, "the streaming patch depends on the thread count");
+    assert!(apply_bytes(&old, &s1, &crate::overwriting()).unwrap() == new);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The WebAssembly sample (testdata/esbuild-wasm): the differ codes its
 /// chunks in the wasm mode (format version 8), the patch is smaller than
 /// without it, rebuilds NEW from memory, from a file and from a stream, and

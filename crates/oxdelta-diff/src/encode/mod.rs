@@ -92,6 +92,9 @@ enum When {
     /// Where the ADDs read what looks like AArch64 code
     /// ([`oxdelta_format::arm64::looks_like_code`]).
     Arm64Code,
+    /// Where the ADDs read what looks like RISC-V code
+    /// ([`oxdelta_format::riscv::looks_like_code`]).
+    RiscvCode,
     /// Where OLD is a WebAssembly module
     /// ([`oxdelta_format::wasm::looks_like_wasm`]).
     Wasm,
@@ -103,6 +106,7 @@ impl When {
             When::Always => true,
             When::SplitPays => v.split_pays(),
             When::Arm64Code => v.arm64(),
+            When::RiscvCode => v.riscv(),
             When::Wasm => v.wasm(),
         }
     }
@@ -120,6 +124,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::OperandsAbs, false, When::SplitPays),
     (AddMode::OperandsLearned, false, When::SplitPays),
     (AddMode::Arm64, false, When::Arm64Code),
+    (AddMode::Riscv, false, When::RiscvCode),
     (AddMode::Wasm, false, When::Wasm),
 ];
 

@@ -27,6 +27,8 @@ pub(super) struct DiffVariants<'a> {
     split_pays: bool,
     /// Whether the ADDs read what looks like AArch64 code.
     arm64: bool,
+    /// Whether the ADDs read what looks like RISC-V code.
+    riscv: bool,
     /// Whether OLD is a WebAssembly module.
     wasm: bool,
 }
@@ -41,13 +43,15 @@ impl<'a> DiffVariants<'a> {
         let sources = AddSources::new(streams, old, new_chunk, start);
         let class_a = class_bitmap(sources.adds(), old, streams.diff.len());
         let split_pays = split_pays(&class_a, &streams.diff);
-        let arm64 =
-            oxdelta_format::arm64::looks_like_code(sources.adds().iter().map(|a| (a.0, a.1)), old);
+        let adds = || sources.adds().iter().map(|a| (a.0, a.1));
+        let arm64 = oxdelta_format::arm64::looks_like_code(adds(), old);
+        let riscv = oxdelta_format::riscv::looks_like_code(adds(), old);
         DiffVariants {
             sources,
             class_a: if split_pays { class_a } else { Vec::new() },
             split_pays,
             arm64,
+            riscv,
             wasm: oxdelta_format::wasm::looks_like_wasm(old),
         }
     }
@@ -64,6 +68,13 @@ impl<'a> DiffVariants<'a> {
     /// tried.
     pub(super) fn arm64(&self) -> bool {
         self.arm64
+    }
+
+    /// Whether the ADDs read what looks like RISC-V code
+    /// ([`oxdelta_format::riscv::looks_like_code`]): the riscv mode is
+    /// tried.
+    pub(super) fn riscv(&self) -> bool {
+        self.riscv
     }
 
     /// Whether the operand split is worth trying for this chunk (see

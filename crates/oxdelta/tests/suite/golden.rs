@@ -119,7 +119,7 @@ fn golden_patches_apply() {
         (7, 3),
         (8, 10),
         (9, 1),
-        (10, 2),
+        (10, 5),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -202,6 +202,14 @@ fn golden_info_fields() {
             "{}: version 9's ADD mode operands-learned",
             g.name
         );
+        // Version 10's ADD mode riscv: in the RISC-V-like pair's patches.
+        assert_eq!(
+            h.chunks.iter().any(|c| c.add_mode == AddMode::Riscv),
+            g.name.contains("riscv"),
+            "{}: version 10's ADD mode riscv",
+            g.name
+        );
+        assert!(!g.name.contains("riscv") || g.version >= 10, "{}", g.name);
         assert_eq!(
             h.chunks.iter().any(|c| c.add_mode == AddMode::Wasm),
             g.name.contains("wasm"),
@@ -620,7 +628,117 @@ fn pairs() -> Vec<Pair> {
         h,
         pe_pair(),
         bigtext_pair(),
+        riscv_pair(),
     ]
+}
+
+/// RISC-V-like code (4-byte and 2-byte compressed instructions) calling
+/// its functions (JAL) and addressing its data (AUIPC + ADDI, LD or SD),
+/// then the data; NEW inserts 40 instructions in the middle of the code
+/// and 200 bytes in the middle of the data, and every call and address
+/// keeps its target: the riscv mode predicts them from the ops and from
+/// each other (format version 10).
+fn riscv_pair() -> Pair {
+    let mut r = rng(11);
+    // nop, add a0,a0,a0, sw zero,-4(a2), ld a1,8(a0), ret.
+    const FILL: [u32; 5] = [
+        0x0000_0013,
+        0x00A5_0533,
+        0xFE06_2E23,
+        0x0085_3583,
+        0x0000_8067,
+    ];
+    // c.li a0,0; c.ret; c.nop; c.mv a0,a1.
+    const CFILL: [u16; 4] = [0x4501, 0x8082, 0x0001, 0x852E];
+    let (n_ins, data_len, funcs, items) = (2500usize, 6000usize, 40u64, 30u64);
+    // (kind, operand): 0 filler word, 1 compressed filler, 2 JAL to
+    // function f, 3 AUIPC + ADDI, 4 AUIPC + LD, 5 AUIPC + SD to item d.
+    let pick = |r: &mut dyn FnMut() -> u64| -> (u8, usize) {
+        match r() % 12 {
+            0 | 1 => (2, (r() % funcs) as usize),
+            k @ 2..=4 => (k as u8 + 1, (r() % items) as usize),
+            5..=7 => (1, (r() % 4) as usize),
+            _ => (0, (r() % 5) as usize),
+        }
+    };
+    let prog: Vec<(u8, usize)> = (0..n_ins).map(|_| pick(&mut r)).collect();
+    let extra: Vec<(u8, usize)> = (0..40)
+        .map(|_| match pick(&mut r) {
+            (k, x) if k >= 2 => (0, x % 5),
+            i => i,
+        })
+        .collect();
+    let size = |k: u8| match k {
+        1 => 2,
+        3..=5 => 8,
+        _ => 4,
+    };
+    let data: Vec<u8> = (0..data_len).map(|i| (i * 13 % 241) as u8).collect();
+    let func_at: Vec<usize> = (0..funcs).map(|_| (r() % n_ins as u64) as usize).collect();
+    let item_at: Vec<usize> = (0..items)
+        .map(|_| (r() % (data_len as u64 / 8)) as usize * 8)
+        .collect();
+    let layout = |inserted: bool, data_ins: usize| -> Vec<u8> {
+        let mut seq: Vec<(u8, usize, Option<usize>)> = prog
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, x))| (k, x, Some(i)))
+            .collect();
+        if inserted {
+            let tail = seq.split_off(n_ins / 2);
+            seq.extend(extra.iter().map(|&(k, x)| (k, x, None)));
+            seq.extend(tail);
+        }
+        // Byte position of each program instruction.
+        let mut pos = vec![0usize; n_ins];
+        let mut at = 0;
+        for &(k, _, i) in &seq {
+            if let Some(i) = i {
+                pos[i] = at;
+            }
+            at += size(k);
+        }
+        let data_start = at.next_multiple_of(4096);
+        let item_pos =
+            |d: usize| data_start + item_at[d] + if item_at[d] >= 3000 { data_ins } else { 0 };
+        let mut out = Vec::with_capacity(data_start + data_len + data_ins);
+        let put = |out: &mut Vec<u8>, w: u32| out.extend_from_slice(&w.to_le_bytes());
+        for &(k, x, _) in &seq {
+            let pc = out.len() as i64;
+            match k {
+                0 => put(&mut out, FILL[x]),
+                1 => out.extend_from_slice(&CFILL[x].to_le_bytes()),
+                2 => {
+                    let v = (pos[func_at[x]] as i64 - pc) as u32;
+                    let imm = ((v >> 20) & 1) << 31
+                        | ((v >> 1) & 0x3FF) << 21
+                        | ((v >> 11) & 1) << 20
+                        | ((v >> 12) & 0xFF) << 12;
+                    put(&mut out, 0x0000_00EF | imm);
+                }
+                _ => {
+                    let d = item_pos(x) as i64 - pc;
+                    let hi = (d + 0x800) >> 12;
+                    let lo = (d - (hi << 12)) as u32 & 0xFFF;
+                    put(&mut out, 0x0000_0297 | (hi as u32) << 12);
+                    put(
+                        &mut out,
+                        match k {
+                            3 => 0x0002_8513 | lo << 20,
+                            4 => 0x0002_B583 | lo << 20,
+                            _ => 0x00B2_B023 | (lo >> 5) << 25 | (lo & 31) << 7,
+                        },
+                    );
+                }
+            }
+        }
+        out.resize(data_start, 0);
+        out.extend_from_slice(&data[..3000]);
+        out.extend((0..data_ins).map(|i| (i * 7) as u8));
+        out.extend_from_slice(&data[3000..]);
+        out
+    };
+    ("riscv", layout(false, 0), layout(true, 200))
 }
 
 /// x86-like code whose calls stay put and whose RIP-relative loads read a

@@ -23,6 +23,11 @@
 //! without ending the alignment, while scattered pointer changes stay
 //! inside one ADD.
 //!
+//! A joined seed then takes the alignment of its neighbour when that one
+//! explains its stretch at least as well (`realign_seeds`): the scan left
+//! an alignment on one coincidental exact match, which in a table of
+//! shifted addresses it could not return from.
+//!
 //! Between consecutive seeds, bsdiff's approximate extension decides where
 //! one alignment's region ends and the next one's begins (extending
 //! backwards); what neither covers becomes literal bytes. The extension
@@ -33,7 +38,9 @@
 //!
 //! Each region is then cut by cost, not just by alignment:
 //! * stretches of [`MatchParams::copy_split`] agreeing bytes become COPY
-//!   (no diff bytes at all), the rest ADD;
+//!   (no diff bytes at all), the rest ADD (by default no stretch is long
+//!   enough: a region is one ADD, whose zero runs the diff stream's run
+//!   layout codes for less than the two ops a cut costs);
 //! * zero runs in NEW of [`MatchParams::zero_run`] bytes become ZERO, inside
 //!   or outside regions;
 //! * dense clusters of disagreeing bytes (mismatches less than
@@ -147,7 +154,11 @@ pub struct MatchParams {
     pub ext_den: isize,
     /// Gaps up to this long between two seeds of one alignment are joined.
     pub join_gap: usize,
-    /// Agreeing bytes in a row that become a COPY inside a region.
+    /// Agreeing bytes in a row that become a COPY inside a region
+    /// (`usize::MAX`, the default: none do). A cut costs two ops in the
+    /// control stream, while the run inside an ADD costs one zero-run
+    /// length in the diff stream's run layout
+    /// ([`oxdelta_format::filter::DiffFilter`]), so a cut does not pay.
     pub copy_split: usize,
     /// Zero bytes in a row in NEW that become a ZERO op.
     pub zero_run: usize,
@@ -171,7 +182,7 @@ impl Default for MatchParams {
             ext_num: 2,
             ext_den: 1,
             join_gap: 32,
-            copy_split: 512,
+            copy_split: usize::MAX,
             zero_run: 64,
             cluster_gap: 4,
             lit_split: 1 << 16,
@@ -540,6 +551,7 @@ pub fn match_into(
 ) {
     let old = index.old;
     let seeds = join_seeds(old, new, find_seeds(index, new, start, end, p), p);
+    let seeds = join_seeds(old, new, realign_seeds(old, new, seeds), p);
     let mut out = Emitter {
         old,
         new,
@@ -921,6 +933,44 @@ fn join_seeds(old: &[u8], new: &[u8], seeds: Vec<Seed>, p: &MatchParams) -> Vec<
         out.push(s);
     }
     out
+}
+
+/// Gives each (joined) seed the alignment of the seed before or after it
+/// when that alignment agrees with at least as many bytes of the seed's
+/// stretch and stays inside OLD there; the one before wins a tie, and a
+/// seed compares with its predecessor's alignment as already changed.
+///
+/// The scan adopts an alignment on one exact match of
+/// [`MatchParams::min_seed`] bytes; it returns to the old one only on
+/// another. In a table whose every entry changes a little (addresses
+/// shifted by moved code: the old alignment agrees on most bytes but in
+/// runs shorter than a seed), a coincidental match at another alignment
+/// ends the old one for good, and the seeds that follow at the new one
+/// are joined into a stretch it explains worse. Comparing whole stretches
+/// undoes that. Cost: one pass over each seed's stretch per candidate.
+fn realign_seeds(old: &[u8], new: &[u8], mut seeds: Vec<Seed>) -> Vec<Seed> {
+    for k in 0..seeds.len() {
+        let s = seeds[k];
+        let (a, b) = (s.new, s.new + s.len);
+        let prev = k.checked_sub(1).map(|j| seeds[j].off);
+        let next = seeds.get(k + 1).map(|n| n.off);
+        let mut best: Option<(usize, isize)> = None;
+        let mut own = None;
+        for c in [prev, next].into_iter().flatten() {
+            if c == s.off || clip(old, a, b, c) != (a, b) {
+                continue;
+            }
+            let own = *own.get_or_insert_with(|| score(old, new, a, b, s.off));
+            let sc = score(old, new, a, b, c);
+            if sc >= own && best.is_none_or(|(bs, _)| sc > bs) {
+                best = Some((sc, c));
+            }
+        }
+        if let Some((_, c)) = best {
+            seeds[k].off = c;
+        }
+    }
+    seeds
 }
 
 /// How far behind `to` the region of alignment `off` should start, looking

@@ -477,3 +477,48 @@ fn local_alignments_beat_far_boilerplate() {
         far.len()
     );
 }
+
+/// A table of 12-byte entries (three little-endian words whose upper
+/// three bytes are zero) in which, from entry 1000 on, the low byte of
+/// the first two words changes (addresses of moved code): alignment 0
+/// agrees on 10 bytes of 12, but never on a seed's 9 in a row. Every 50
+/// entries from entry 2000, three entries equal the OLD entries two
+/// further on: exact matches at alignment −24, which also agrees on the
+/// 9 zero bytes of every entry. The scan adopts −24 at the first of
+/// them and, having no seed at 0 to return on, joins the rest into one
+/// stretch; the whole stretch must still go to alignment 0, which
+/// explains more of it.
+#[test]
+fn shifted_table_keeps_its_alignment_after_coincidences() {
+    let mut rng = Rng(33);
+    let entries = 6000;
+    let mut old = vec![0u8; entries * 12];
+    for k in 0..entries * 3 {
+        old[4 * k] = rng.next() as u8;
+    }
+    let mut new = old.clone();
+    for k in 1000..entries {
+        new[12 * k] = new[12 * k].wrapping_sub(0x40);
+        new[12 * k + 4] = new[12 * k + 4].wrapping_sub(0x40);
+    }
+    for k in (2000..entries - 5).step_by(50) {
+        new[12 * k..12 * (k + 3)].copy_from_slice(&old[12 * (k + 2)..12 * (k + 5)]);
+    }
+    let sa = SuffixArray::new(&old);
+    let ops = match_chunk(&sa, &new, 0, new.len());
+    assert!(replay(&old, &new, 0, &ops) == new);
+    let (mut at, mut aligned) = (0u64, 0u64);
+    for op in &ops {
+        if let Op::Copy { old, .. } | Op::Add { old, .. } = *op {
+            if old == at {
+                aligned += op.len();
+            }
+        }
+        at += op.len();
+    }
+    assert!(
+        aligned * 100 >= new.len() as u64 * 99,
+        "{aligned} of {} NEW bytes at alignment 0; ops {ops:?}",
+        new.len()
+    );
+}

@@ -178,7 +178,7 @@ fn read_diff_byte(
                 format!(
                     "{} in the high four bits (chunk {i})",
                     match version {
-                        10.. => "0 to 7",
+                        10.. => "0 to 8",
                         9.. => "0 to 6",
                         8.. => "0 to 5",
                         6.. => "0 to 4",
@@ -592,8 +592,12 @@ mod tests {
                 diff_filter: DiffFilter::Tokens,
                 ..ChunkCoding::plain(Codec::Lzma2)
             },
+            ChunkCoding {
+                add_mode: AddMode::Armv7,
+                ..ChunkCoding::plain(Codec::Zstd(0))
+            },
         ];
-        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
+        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10]) {
             assert_eq!(coding.min_version(), version);
             let mut bytes = Vec::new();
             coding.write(&mut bytes);

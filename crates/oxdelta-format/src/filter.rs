@@ -75,11 +75,16 @@ pub enum AddMode {
     /// decoded (format version 10; [`crate::riscv`]). Like the operand
     /// modes, its stream is turned into byte-wise diffs first.
     Riscv,
+    /// ARMv7 (A32) branch words (B, BL) predicted from the chunk's ops and
+    /// from the words already decoded (format version 10;
+    /// [`crate::armv7`]). Like the operand modes, its stream is turned
+    /// into byte-wise diffs first.
+    Armv7,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 8] = [
+    pub const ALL: [AddMode; 9] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
@@ -88,6 +93,7 @@ impl AddMode {
         AddMode::Wasm,
         AddMode::OperandsLearned,
         AddMode::Riscv,
+        AddMode::Armv7,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -100,15 +106,19 @@ impl AddMode {
     }
 
     /// Whether the mode predicts words or fields (the operand modes,
-    /// [`AddMode::Arm64`], [`AddMode::Wasm`], [`AddMode::OperandsLearned`]
-    /// and [`AddMode::Riscv`]): its stream is not in op order, the
+    /// [`AddMode::Arm64`], [`AddMode::Wasm`], [`AddMode::OperandsLearned`],
+    /// [`AddMode::Riscv`] and [`AddMode::Armv7`]): its stream is not in op order, the
     /// operand split may not accompany it, and an applier holds the
     /// prediction's state (the op map, learned shifts).
     pub fn is_predicted(self) -> bool {
         self.is_operands()
             || matches!(
                 self,
-                AddMode::Arm64 | AddMode::Wasm | AddMode::OperandsLearned | AddMode::Riscv
+                AddMode::Arm64
+                    | AddMode::Wasm
+                    | AddMode::OperandsLearned
+                    | AddMode::Riscv
+                    | AddMode::Armv7
             )
     }
 
@@ -121,7 +131,7 @@ impl AddMode {
             AddMode::Arm64 => 6,
             AddMode::Wasm => 8,
             AddMode::OperandsLearned => 9,
-            AddMode::Riscv => 10,
+            AddMode::Riscv | AddMode::Armv7 => 10,
         }
     }
 
@@ -136,6 +146,7 @@ impl AddMode {
             AddMode::Wasm => 5,
             AddMode::OperandsLearned => 6,
             AddMode::Riscv => 7,
+            AddMode::Armv7 => 8,
         }
     }
 
@@ -155,6 +166,7 @@ impl AddMode {
             AddMode::Wasm => "wasm",
             AddMode::OperandsLearned => "operands-learned",
             AddMode::Riscv => "riscv",
+            AddMode::Armv7 => "armv7",
         }
     }
 
@@ -183,7 +195,8 @@ impl AddMode {
             | AddMode::Arm64
             | AddMode::Wasm
             | AddMode::OperandsLearned
-            | AddMode::Riscv => bytes(dst, src, diff),
+            | AddMode::Riscv
+            | AddMode::Armv7 => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -220,7 +233,8 @@ impl AddMode {
             | AddMode::Arm64
             | AddMode::Wasm
             | AddMode::OperandsLearned
-            | AddMode::Riscv => bytes(out, new, old),
+            | AddMode::Riscv
+            | AddMode::Armv7 => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -253,7 +267,8 @@ impl AddMode {
             | AddMode::Arm64
             | AddMode::Wasm
             | AddMode::OperandsLearned
-            | AddMode::Riscv => bytes(out, new, old),
+            | AddMode::Riscv
+            | AddMode::Armv7 => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

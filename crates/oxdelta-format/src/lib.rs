@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod arm64;
+pub mod armv7;
 mod chunk;
 pub mod codec;
 pub mod coding;

@@ -28,7 +28,8 @@
 //! byte-wise diff stream is made (the reference makes one, a chunk's
 //! length). The arm64 mode ([`crate::arm64`]) predicts each word also from
 //! the NEW words decoded before it, and so do the operands-learned mode
-//! ([`crate::operand`]) and the riscv mode ([`crate::riscv`]), so after the op pass their ADDs are
+//! ([`crate::operand`]), the riscv mode ([`crate::riscv`]) and the armv7
+//! mode ([`crate::armv7`]), so after the op pass their ADDs are
 //! walked again in op order, each word written as it is decoded, and the
 //! other ADD bytes get their byte-wise diff from a second position in the
 //! filtered stream (where the words end).
@@ -51,10 +52,10 @@
 //! bytes of the chunk) and, with the operand split, the class bitmap (an
 //! eighth of the diff length), or with an operand mode the op map (see
 //! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
-//! (at most one per five diff bytes), or with the arm64, operands-learned
-//! or riscv mode the op map and the learned shifts
+//! (at most one per five diff bytes), or with the arm64, operands-learned,
+//! riscv or armv7 mode the op map and the learned shifts
 //! ([`crate::arm64::learned_bound`], [`crate::operand::learned_bound`],
-//! [`crate::riscv::learned_bound`]). Nothing of the
+//! [`crate::riscv::learned_bound`], [`crate::armv7::learned_bound`]). Nothing of the
 //! chunk's length besides `out`.
 
 use crate::arm64::Predictor;
@@ -280,7 +281,8 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
         | AddMode::Arm64
         | AddMode::Wasm
         | AddMode::OperandsLearned
-        | AddMode::Riscv => {
+        | AddMode::Riscv
+        | AddMode::Armv7 => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }
@@ -657,6 +659,7 @@ impl LearningWords {
         self.n_words += match self.mode {
             AddMode::Arm64 => Predictor::count(src, old),
             AddMode::Riscv => crate::riscv::Predictor::count(src, old),
+            AddMode::Armv7 => crate::armv7::Predictor::count(src, old),
             _ => LearnedOperands::count(src, old),
         };
     }
@@ -683,6 +686,10 @@ impl LearningWords {
             }
             AddMode::Riscv => {
                 let mut walk = crate::riscv::Predictor::new(&self.map);
+                walk_words(&mut walk, adds, n, out, feed, old, new_start)
+            }
+            AddMode::Armv7 => {
+                let mut walk = crate::armv7::Predictor::new(&self.map);
                 walk_words(&mut walk, adds, n, out, feed, old, new_start)
             }
             _ => {
@@ -837,7 +844,7 @@ impl<'f> OnePass<'f> {
             words: operand_mode.then(|| Words::new(diff_len)),
             arm64: matches!(
                 entry.add_mode,
-                AddMode::Arm64 | AddMode::OperandsLearned | AddMode::Riscv
+                AddMode::Arm64 | AddMode::OperandsLearned | AddMode::Riscv | AddMode::Armv7
             )
             .then(|| LearningWords::new(entry.add_mode)),
             classes: entry.operand_split.then(|| Classes {
@@ -1170,6 +1177,9 @@ mod tests {
         if add == AddMode::Arm64 {
             diff = crate::arm64::encode(&map, &adds, old, &new[start..end], start as u64);
         }
+        if add == AddMode::Armv7 {
+            diff = crate::armv7::encode(&map, &adds, old, &new[start..end], start as u64);
+        }
         if add == AddMode::Riscv {
             diff = crate::riscv::encode(&map, &adds, old, &new[start..end], start as u64);
         }
@@ -1264,6 +1274,7 @@ mod tests {
                         AddMode::Arm64,
                         AddMode::OperandsLearned,
                         AddMode::Riscv,
+                        AddMode::Armv7,
                     ] {
                         v.push((codec, filter, add, false, v4));
                     }

@@ -163,8 +163,9 @@ pub struct ChunkInput {
     /// names. Bit 5: the ADD mode wasm (format version 8) instead of the
     /// one `codec` names (bit 3 wins). Bit 6: the ADD mode operands-learned
     /// (format version 9) instead of the one `codec` names (bits 3 and 5
-    /// win). Bit 7: the ADD mode riscv (format version 10) instead of the
-    /// one `codec` names (bits 3, 5 and 6 win).
+    /// win). Bit 7: the ADD mode riscv (format version 10), or armv7 (also
+    /// version 10) when `codec` is at least 144, instead of the one `codec`
+    /// names (bits 3, 5 and 6 win).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -889,6 +890,61 @@ fn naive_riscv(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
     out
 }
 
+/// The armv7 mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "ARMv7 branch words"): every aligned word tried in turn,
+/// linear searches of the op map and of the learned shifts, wide integers.
+fn naive_armv7(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let (map, adds) = naive_map_and_adds(ops, new_start);
+    let is_branch = |w: u32| (w >> 25) & 7 == 5 && w >> 28 != 15;
+    let walks: Vec<Vec<usize>> = adds
+        .iter()
+        .map(|&(o, l, _)| {
+            (0..l.saturating_sub(3))
+                .filter(|&k| (o + k) % 4 == 0 && is_branch(word_at(&old[o..o + l], k)))
+                .collect()
+        })
+        .collect();
+    let n_words: usize = walks.iter().map(Vec::len).sum();
+    let mut sh = NaiveShifts {
+        map: &map,
+        learned: [Vec::new(), Vec::new()],
+    };
+    let (mut w_at, mut r, mut out) = (0usize, 4 * n_words, Vec::new());
+    for (&(o, l, q), walk) in adds.iter().zip(&walks) {
+        let src = &old[o..o + l];
+        let s_op = q - o as i128;
+        let mut diff = vec![None::<u8>; l];
+        for &k in walk {
+            let stored = word_at(&s.diff, w_at);
+            w_at += 4;
+            let w = word_at(src, k);
+            let pc = o as i128 + k as i128;
+            let t = pc + 8 + 4 * signed(w, 24);
+            let pred = match sh.shift(0, t) {
+                Some(sft) if (sft - s_op) % 4 == 0 => {
+                    let imm = (signed(w, 24) + (sft - s_op) / 4).rem_euclid(1 << 24);
+                    (w & 0xFF00_0000) | imm as u32
+                }
+                _ => w,
+            };
+            let n = stored.wrapping_add(pred);
+            if n >> 24 == w >> 24 {
+                sh.learn(0, t, pc + s_op + 8 + 4 * signed(n, 24) - t);
+            }
+            for (i, b) in n.to_le_bytes().into_iter().enumerate() {
+                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
+            }
+        }
+        for d in diff {
+            out.push(d.unwrap_or_else(|| {
+                r += 1;
+                s.diff[r - 1]
+            }));
+        }
+    }
+    out
+}
+
 /// The `i64.const` fields `(offset, length)` of a wasm-mode ADD source
 /// (FORMAT.md, "WebAssembly constants"), every opcode spelled out.
 fn naive_wasm_fields(src: &[u8]) -> Vec<(usize, usize)> {
@@ -1084,6 +1140,8 @@ fn naive_apply(
         naive_arm64(old, s, &ops, new_start)
     } else if s.add == AddMode::Riscv {
         naive_riscv(old, s, &ops, new_start)
+    } else if s.add == AddMode::Armv7 {
+        naive_armv7(old, s, &ops, new_start)
     } else if s.add == AddMode::Wasm {
         naive_wasm(old, s, &ops)
     } else {
@@ -1190,6 +1248,8 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
         AddMode::Wasm
     } else if input.flags & FLAG_LEARNED != 0 {
         AddMode::OperandsLearned
+    } else if input.flags & FLAG_RISCV != 0 && input.codec >= 144 {
+        AddMode::Armv7
     } else if input.flags & FLAG_RISCV != 0 {
         AddMode::Riscv
     } else {
@@ -1926,7 +1986,74 @@ pub mod seeds {
         out.extend(learned_chunks());
         out.extend(wasm_chunks());
         out.extend(riscv_chunks());
+        out.extend(armv7_chunks());
         out
+    }
+
+    /// `decode_chunk` inputs of A32-like code in the armv7 mode (format
+    /// version 10): the byte-wise diff of moved code read as that mode's
+    /// stream.
+    fn armv7_chunks() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (old, new) = armv7_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 1200 });
+        enc.push(Op::Insert { len: 64 });
+        enc.push(Op::Add {
+            old: 1200,
+            len: (old.len() - 1200) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [146u8, 149] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_RISCV,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-armv7-{codec}"), input.to_bytes()));
+        }
+        out
+    }
+
+    /// A32-like code (calls, conditional branches, other words with the
+    /// condition "always") and the same code with 64 bytes inserted after
+    /// byte 1200, every branch keeping its target.
+    pub fn armv7_pair() -> (Vec<u8>, Vec<u8>) {
+        let mut x: u32 = 0x2545_f491;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        // (kind, target word): 0 other, 1 BL, 2 BNE.
+        let prog: Vec<(u8, usize)> = (0..700)
+            .map(|_| ((r() % 4).min(2) as u8, (r() % 700) as usize))
+            .collect();
+        let layout = |ins: usize| {
+            let at = |i: usize| 4 * i + if 4 * i >= 1200 { ins } else { 0 };
+            let mut out = vec![0u8; 4 * prog.len() + ins];
+            for (i, &(kind, t)) in prog.iter().enumerate() {
+                let (pc, t) = (at(i) as i64, at(t) as i64);
+                let imm = ((t - pc - 8) / 4) as u32 & 0xFF_FFFF;
+                let w = match kind {
+                    0 => [0xE1A0_0000u32, 0xE590_1004, 0xE280_0001][t as usize / 4 % 3],
+                    1 => 0xEB00_0000 | imm,
+                    _ => 0x1A00_0000 | imm,
+                };
+                out[pc as usize..pc as usize + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            out
+        };
+        (layout(0), layout(64))
     }
 
     /// `decode_chunk` inputs of RISC-V-like code in the riscv mode (format
@@ -2307,8 +2434,16 @@ pub mod seeds {
             new,
         };
         out.push(("pair-x86-learned".into(), x.to_bytes()));
+        out.extend(arch_pairs(&opts));
+        out
+    }
+
+    /// The RISC-V and ARMv7 pairs of [`pairs`], checked to use their modes
+    /// with `opts`.
+    fn arch_pairs(opts: &DiffOptions) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
         let (old, new) = riscv_pair();
-        let p = oxdelta::diff_bytes(&old, &new, &opts);
+        let p = oxdelta::diff_bytes(&old, &new, opts);
         let rv = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Riscv);
         assert!(
             Patch::parse(&p).is_ok_and(|p| rv(&p)),
@@ -2321,6 +2456,20 @@ pub mod seeds {
             new,
         };
         out.push(("pair-riscv".into(), x.to_bytes()));
+        let (old, new) = armv7_pair();
+        let p = oxdelta::diff_bytes(&old, &new, opts);
+        let a7 = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Armv7);
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| a7(&p)),
+            "the armv7 mode pays"
+        );
+        let x = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-armv7".into(), x.to_bytes()));
         out
     }
 

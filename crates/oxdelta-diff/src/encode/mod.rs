@@ -95,6 +95,9 @@ enum When {
     /// Where the ADDs read what looks like RISC-V code
     /// ([`oxdelta_format::riscv::looks_like_code`]).
     RiscvCode,
+    /// Where the ADDs read what looks like ARMv7 (A32) code
+    /// ([`oxdelta_format::armv7::looks_like_code`]).
+    Armv7Code,
     /// Where OLD is a WebAssembly module
     /// ([`oxdelta_format::wasm::looks_like_wasm`]).
     Wasm,
@@ -107,6 +110,7 @@ impl When {
             When::SplitPays => v.split_pays(),
             When::Arm64Code => v.arm64(),
             When::RiscvCode => v.riscv(),
+            When::Armv7Code => v.armv7(),
             When::Wasm => v.wasm(),
         }
     }
@@ -130,6 +134,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::OperandsLearned, false, When::SplitPays),
     (AddMode::Arm64, false, When::Arm64Code),
     (AddMode::Riscv, false, When::RiscvCode),
+    (AddMode::Armv7, false, When::Armv7Code),
     (AddMode::Wasm, false, When::Wasm),
 ];
 

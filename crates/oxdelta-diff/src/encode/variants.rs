@@ -29,6 +29,8 @@ pub(super) struct DiffVariants<'a> {
     arm64: bool,
     /// Whether the ADDs read what looks like RISC-V code.
     riscv: bool,
+    /// Whether the ADDs read what looks like ARMv7 (A32) code.
+    armv7: bool,
     /// Whether OLD is a WebAssembly module.
     wasm: bool,
 }
@@ -46,12 +48,14 @@ impl<'a> DiffVariants<'a> {
         let adds = || sources.adds().iter().map(|a| (a.0, a.1));
         let arm64 = oxdelta_format::arm64::looks_like_code(adds(), old);
         let riscv = oxdelta_format::riscv::looks_like_code(adds(), old);
+        let armv7 = oxdelta_format::armv7::looks_like_code(adds(), old);
         DiffVariants {
             sources,
             class_a: if split_pays { class_a } else { Vec::new() },
             split_pays,
             arm64,
             riscv,
+            armv7,
             wasm: oxdelta_format::wasm::looks_like_wasm(old),
         }
     }
@@ -75,6 +79,13 @@ impl<'a> DiffVariants<'a> {
     /// tried.
     pub(super) fn riscv(&self) -> bool {
         self.riscv
+    }
+
+    /// Whether the ADDs read what looks like ARMv7 code
+    /// ([`oxdelta_format::armv7::looks_like_code`]): the armv7 mode is
+    /// tried.
+    pub(super) fn armv7(&self) -> bool {
+        self.armv7
     }
 
     /// Whether the operand split is worth trying for this chunk (see

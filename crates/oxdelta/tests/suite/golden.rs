@@ -119,7 +119,7 @@ fn golden_patches_apply() {
         (7, 3),
         (8, 10),
         (9, 1),
-        (10, 5),
+        (10, 8),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -210,6 +210,13 @@ fn golden_info_fields() {
             g.name
         );
         assert!(!g.name.contains("riscv") || g.version >= 10, "{}", g.name);
+        // Version 10's ADD mode armv7: in the A32-like pair's patches.
+        assert_eq!(
+            h.chunks.iter().any(|c| c.add_mode == AddMode::Armv7),
+            g.name.contains("armv7"),
+            "{}: version 10's ADD mode armv7",
+            g.name
+        );
         assert_eq!(
             h.chunks.iter().any(|c| c.add_mode == AddMode::Wasm),
             g.name.contains("wasm"),
@@ -629,7 +636,56 @@ fn pairs() -> Vec<Pair> {
         pe_pair(),
         bigtext_pair(),
         riscv_pair(),
+        armv7_pair(),
     ]
+}
+
+/// A32-like code calling its functions (BL) and branching (BNE), its other
+/// words with the condition "always"; NEW inserts 64 instructions in the
+/// middle, and every branch keeps its target: the armv7 mode predicts them
+/// from the ops and from each other (format version 10).
+fn armv7_pair() -> Pair {
+    let mut r = rng(12);
+    const FILL: [u32; 5] = [
+        0xE1A0_0000,
+        0xE590_1004,
+        0xE280_0001,
+        0xE350_0000,
+        0xE12F_FF1E,
+    ];
+    let n = 3000usize;
+    // (kind, operand): 0 filler, 1 BL to function f, 2 BNE to word t.
+    let prog: Vec<(u8, usize)> = (0..n)
+        .map(|_| match r() % 10 {
+            0 | 1 => (1, (r() % 40) as usize),
+            2 => (2, (r() % n as u64) as usize),
+            _ => (0, (r() % 5) as usize),
+        })
+        .collect();
+    let funcs: Vec<usize> = (0..40).map(|_| (r() % n as u64) as usize).collect();
+    let fill: Vec<u32> = (0..64).map(|_| FILL[(r() % 5) as usize]).collect();
+    let layout = |ins: usize| -> Vec<u8> {
+        let at = |i: usize| 4 * if i >= n / 2 { i + ins } else { i };
+        let mut out = vec![0u8; 4 * (n + ins)];
+        let mut put = |pos: usize, w: u32| out[pos..pos + 4].copy_from_slice(&w.to_le_bytes());
+        for (i, &(kind, x)) in prog.iter().enumerate() {
+            let pc = at(i) as i64;
+            let b = |op: u32, t: usize| op | ((at(t) as i64 - pc - 8) / 4) as u32 & 0xFF_FFFF;
+            put(
+                pc as usize,
+                match kind {
+                    0 => FILL[x],
+                    1 => b(0xEB00_0000, funcs[x]),
+                    _ => b(0x1A00_0000, x),
+                },
+            );
+        }
+        for (j, &w) in fill.iter().enumerate().take(ins) {
+            put(4 * (n / 2 + j), w);
+        }
+        out
+    };
+    ("armv7", layout(0), layout(64))
 }
 
 /// RISC-V-like code (4-byte and 2-byte compressed instructions) calling

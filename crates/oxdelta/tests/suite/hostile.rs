@@ -1221,7 +1221,7 @@ fn learned_mode_fields_are_checked() {
 }
 
 /// Version 10's ADD mode `riscv` (id 7): refused in an earlier version,
-/// with the operand split, and past it (id 8); accepted on a chunk whose
+/// with the operand split, and past the last (id 9); accepted on a chunk whose
 /// stream was not made for it, where the chunk hash refuses what it
 /// rebuilds, without a panic.
 #[test]
@@ -1249,9 +1249,48 @@ fn riscv_mode_fields_are_checked() {
     p[at + 13] |= 0x08;
     refused(&p, "no operand split with an operand ADD mode");
     let mut p = g.patch.clone();
-    p[at + 13] = (p[at + 13] & 0x0f) | 0x80;
+    p[at + 13] = (p[at + 13] & 0x0f) | 0x90;
     refused(&p, "ADD mode");
     for mode in [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60] {
+        let mut p = g.patch.clone();
+        p[at + 13] = (p[at + 13] & 0x0f) | mode;
+        assert!(Patch::parse(&p).is_ok());
+        assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
+    }
+}
+
+/// Version 10's ADD mode `armv7` (id 8): refused in an earlier version,
+/// with the operand split, and past it (id 9); accepted on a chunk whose
+/// stream was not made for it, where the chunk hash refuses what it
+/// rebuilds, without a panic.
+#[test]
+fn armv7_mode_fields_are_checked() {
+    let g = golden::get("v10/armv7.zstd.oxd");
+    let h = Patch::parse(&g.patch).unwrap().head;
+    let mut a7 = None;
+    let mut at = head::TABLE_START;
+    for e in &h.chunks {
+        if e.add_mode == oxdelta_format::AddMode::Armv7 {
+            a7.get_or_insert(at);
+        }
+        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+    }
+    let at = a7.expect("a chunk in the armv7 mode");
+    let refused = |p: &[u8], want: &str| {
+        let e = Patch::parse(p).expect_err(want).to_string();
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
+    };
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&9u16.to_le_bytes());
+    refused(&p, "ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] |= 0x08;
+    refused(&p, "no operand split with an operand ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] = (p[at + 13] & 0x0f) | 0x90;
+    refused(&p, "ADD mode");
+    for mode in [0x00, 0x10, 0x40, 0x60, 0x70] {
         let mut p = g.patch.clone();
         p[at + 13] = (p[at + 13] & 0x0f) | mode;
         assert!(Patch::parse(&p).is_ok());

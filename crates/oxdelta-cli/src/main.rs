@@ -91,7 +91,8 @@ struct DiffArgs {
     /// (smallest: zstd:19, and LZMA2 for each chunk where it is 3% smaller,
     /// which applies slower; format version 7). Default lzma2, or with the
     /// streaming engine zstd at a level chosen per chunk (18, or a fast
-    /// setting where the chunk's streams are large).
+    /// setting where the chunk's streams are large; from a 256M budget,
+    /// LZMA2 where a chunk's streams are small and it is 3% smaller).
     #[arg(long, value_parser = Codec::parse)]
     codec: Option<Codec>,
     /// Use the streaming engine within this memory budget, e.g. 256M (for

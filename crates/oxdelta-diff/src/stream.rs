@@ -139,6 +139,20 @@ pub const STRONG_LEVEL: i32 = 18;
 /// its NEW bytes (see [`chunk_coder`]).
 pub const STRONG_SHARE: usize = 4;
 
+/// With a budget of at least [`LZMA2_MIN_BUDGET`], a chunk's streams are
+/// also tried with LZMA2 when they hold at most `1/LZMA2_SHARE` of its
+/// NEW bytes (see `encode_chunk`). LZMA2 codes
+/// these streams ~8% smaller than zstd 18 for twice its time (img-ext4's
+/// 4 MB of streams: 1,017,735 against 1,111,858 B); a stricter share than
+/// [`STRONG_SHARE`] keeps that cost off heavily changed images, whose
+/// streams are most of their bytes (figures in docs/NOTES.md).
+pub const LZMA2_SHARE: usize = 16;
+
+/// Smallest budget whose plan counts an LZMA2 encoder per worker (14 MiB
+/// beside zstd 18's 7): the default, 256 MiB. At 64 MiB the larger state
+/// starves the index and windows (img-ext4: 3,388,608 → 8,449,512 B).
+pub const LZMA2_MIN_BUDGET: u64 = DEFAULT_BUDGET;
+
 /// Slots probed per hash in the index.
 pub const PROBES: usize = 4;
 const MIN_BLOCK: usize = 32;
@@ -238,6 +252,9 @@ pub struct Plan {
     pub table: u64,
     /// Memory of one compression's state ([`codec_state_bound`]).
     pub codec_state: u64,
+    /// Whether small chunks are tried with LZMA2 too (at [`AUTO_LEVEL`],
+    /// from [`LZMA2_MIN_BUDGET`]).
+    pub lzma2: bool,
 }
 
 impl Plan {
@@ -308,7 +325,8 @@ impl Plan {
         codec: Codec,
     ) -> Plan {
         let budget = budget.max(MIN_BUDGET);
-        let codec_state = codec_state_bound(codec);
+        let lzma2 = codec == Codec::Zstd(AUTO_LEVEL) && budget >= LZMA2_MIN_BUDGET;
+        let codec_state = codec_state_bound(codec, lzma2);
         let max = limits::MAX_CHUNK_NEW_LEN;
         let table = |c: u32| table_bytes(new_len, new_data, c);
         let chunk_len = chunk_len.unwrap_or_else(|| {
@@ -378,6 +396,7 @@ impl Plan {
             chunks,
             table,
             codec_state,
+            lzma2,
         }
     }
 
@@ -427,12 +446,15 @@ pub fn table_bytes(new_len: u64, data: &Extents, chunk_len: u32) -> u64 {
 }
 
 /// Memory one compression with `codec` holds in this engine (with
-/// [`AUTO_LEVEL`], the larger of [`chunk_coder`]'s two choices).
-pub fn codec_state_bound(codec: Codec) -> u64 {
+/// [`AUTO_LEVEL`], the larger of [`chunk_coder`]'s two choices, and with
+/// `lzma2` of those and the LZMA2 encoder small chunks are tried with:
+/// each worker's one-thread pool runs one compression at a time).
+pub fn codec_state_bound(codec: Codec, lzma2: bool) -> u64 {
     match codec {
         Codec::Zstd(AUTO_LEVEL) => Codec::Zstd(STRONG_LEVEL)
             .state_bound()
-            .max(Coder::FastZstd.state_bound()),
+            .max(Coder::FastZstd.state_bound())
+            .max(if lzma2 { Codec::Lzma2.state_bound() } else { 0 }),
         c => c.state_bound(),
     }
 }
@@ -451,21 +473,36 @@ pub fn codec_state_bound(codec: Codec) -> u64 {
 /// rule 69,735,626 B, 10.8 s. img-ext4: 4 MB raw, 1,146,414 B at 16, this
 /// rule (all at 18) 1,112,908 B, 0.7 s).
 pub fn chunk_coder(streams: &Streams, new_len: usize) -> Coder {
-    let diff = streams.diff.iter().filter(|&&b| b != 0).count();
-    let raw = streams.ctrl.len() + diff + streams.lit.len();
-    if raw * STRONG_SHARE <= new_len {
+    if stream_bytes(streams) * STRONG_SHARE <= new_len {
         Coder::Codec(Codec::Zstd(STRONG_LEVEL))
     } else {
         Coder::FastZstd
     }
 }
 
+/// A chunk's stream bytes as [`chunk_coder`] counts them: the diff stream
+/// by its non-zero bytes.
+fn stream_bytes(streams: &Streams) -> usize {
+    let diff = streams.diff.iter().filter(|&&b| b != 0).count();
+    streams.ctrl.len() + diff + streams.lit.len()
+}
+
 /// Finishes `enc` and encodes its chunk with `codec` (see [`chunk_coder`]
-/// for [`AUTO_LEVEL`]).
-fn encode_chunk(enc: ChunkEncoder<'_>, codec: Codec) -> EncodedChunk {
+/// for [`AUTO_LEVEL`]; at that level and with `lzma2`, a chunk whose
+/// streams are at most `1/LZMA2_SHARE` of its NEW bytes is stored as LZMA2
+/// where that pays, [`crate::encode::prefer_lzma2`]).
+fn encode_chunk(enc: ChunkEncoder<'_>, codec: Codec, lzma2: bool) -> EncodedChunk {
     match codec {
         Codec::Zstd(AUTO_LEVEL) => {
-            crate::encode::encode_chosen(enc, crate::sa::MAX_RANGES, chunk_coder)
+            let mut small = false;
+            let mut chunk = crate::encode::encode_chosen(enc, crate::sa::MAX_RANGES, |s, n| {
+                small = lzma2 && stream_bytes(s) * LZMA2_SHARE <= n;
+                chunk_coder(s, n)
+            });
+            if small {
+                crate::encode::prefer_lzma2(&mut chunk, None);
+            }
+            chunk
         }
         c => crate::encode::encode(enc, c, crate::sa::MAX_RANGES),
     }
@@ -1534,7 +1571,7 @@ pub fn diff_with_plan_in<E>(
                 enc.push(op)
             });
             // Few, wide OLD ranges: each costs 16 bytes of head.
-            let mut c = encode_chunk(enc, codec);
+            let mut c = encode_chunk(enc, codec, plan.lzma2);
             // The entry stays in memory until the head is written: its
             // ranges' vector may have the capacity of every op's range.
             c.entry.old_ranges.shrink_to_fit();

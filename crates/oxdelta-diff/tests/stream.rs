@@ -765,3 +765,59 @@ fn default_level_round_trips() {
         "{same:?}"
     );
 }
+
+/// From the default budget, chunks whose streams are small are stored as
+/// LZMA2 where that pays; below it the plan leaves LZMA2's state out and
+/// no chunk uses it. Either way the patch applies and does not depend on
+/// the threads.
+#[test]
+fn small_chunks_try_lzma2_from_the_default_budget() {
+    let mut rng = Rng(77);
+    let old = code_like(&mut rng, 1 << 20);
+    let mut new = old.clone();
+    // Sparse inserts of 150 bytes, each depending on the byte before it
+    // (which LZMA's literal coder models and zstd's does not): streams
+    // under a sixteenth of each chunk that LZMA2 codes smaller.
+    let mut prev = 0u8;
+    for at in (0..old.len()).step_by(5003).rev() {
+        let ins: Vec<u8> = (0..150)
+            .map(|_| {
+                prev = prev.wrapping_mul(5).wrapping_add((rng.next() >> 62) as u8);
+                prev
+            })
+            .collect();
+        new.splice(at..at, ins);
+    }
+    let auto = Codec::Zstd(stream::DEFAULT_ZSTD_LEVEL);
+    let run = |budget: u64, threads: usize| {
+        let opts = DiffOptions {
+            codec: auto,
+            ..DiffOptions::default()
+        };
+        let plan = Plan::new(&old, new.len() as u64, budget, Some(256 << 10), auto);
+        let mut chunks = Vec::new();
+        let meta = stream::diff_with_plan(&old, &new, &opts, &plan, threads, |c| {
+            chunks.push(c);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        (assemble(&meta, chunks, None), plan)
+    };
+    let codecs = |patch: &[u8]| -> Vec<Codec> {
+        let p = Patch::parse(patch).unwrap();
+        p.head.chunks.iter().map(|c| c.codec).collect()
+    };
+    let (big, plan) = run(stream::LZMA2_MIN_BUDGET, 1);
+    assert!(plan.lzma2);
+    assert!(run(stream::LZMA2_MIN_BUDGET, 3).0 == big, "threads differ");
+    assert!(apply(&old, &big) == new);
+    assert!(codecs(&big).contains(&Codec::Lzma2), "{:?}", codecs(&big));
+    let (small, plan) = run(stream::LZMA2_MIN_BUDGET / 2, 2);
+    assert!(!plan.lzma2);
+    assert!(apply(&old, &small) == new);
+    assert!(!codecs(&small).contains(&Codec::Lzma2));
+    // The plan counts LZMA2's state only where it is used.
+    let plan = |budget| Plan::new(&old, new.len() as u64, budget, None, auto).codec_state;
+    assert!(plan(stream::LZMA2_MIN_BUDGET) >= Codec::Lzma2.state_bound());
+    assert!(plan(stream::LZMA2_MIN_BUDGET / 2) < Codec::Lzma2.state_bound());
+}

@@ -591,6 +591,21 @@ impl SharedBlocks {
         }
     }
 
+    /// Lengths of the literal block and of its OLD context.
+    pub fn lit_and_context_len(&self) -> (usize, usize) {
+        (self.lit.len(), self.context.len())
+    }
+
+    /// Bytes `part` of the literal block as one part of an LZMA2 stream
+    /// in the context ([`crate::codec::lzma2_compress_part`], matches
+    /// reaching at most `window` bytes back): the parts of consecutive
+    /// ranges, joined by [`crate::codec::lzma2_join_parts`], are the
+    /// literal block compressed with LZMA2 ([`Codec::Lzma2`] in the
+    /// descriptor).
+    pub fn compress_lit_part(&self, part: std::ops::Range<usize>, window: usize) -> Vec<u8> {
+        crate::codec::lzma2_compress_part(&self.lit, &self.context, part, window)
+    }
+
     /// The section whose blocks, compressed with `codec` (zstd or LZMA2),
     /// are `ctrl_stored` and `lit_stored` ([`SharedBlocks::compress_ctrl`],
     /// [`SharedBlocks::compress_lit`]), and the `chunks` it was gathered

@@ -24,6 +24,24 @@ pub const DEFAULT_GAP_MAX: u32 = 4 << 10;
 /// lost to 1 KiB on 6 of 13 pairs.
 pub const DEFAULT_MARGIN: u32 = 1 << 10;
 
+/// The margin the wide context takes instead of [`DEFAULT_MARGIN`] when
+/// the literal block is small against that context (see
+/// [`SMALL_BLOCK_RATIO`]).
+pub const SMALL_BLOCK_MARGIN: u32 = 256;
+
+/// A literal block is small when the context with [`DEFAULT_MARGIN`] is at
+/// least this many times its length; its wide context then takes
+/// [`SMALL_BLOCK_MARGIN`]. LZMA2 and zstd's high levels load every context
+/// byte into a binary tree (~0.6 µs a byte at load), so a context of 1.9
+/// MB for 18.7 KB of literals (wasm) was most of the diff's CPU, for
+/// matches that the margin's outer bytes hardly feed. Context ÷ block at
+/// 1 KiB: exe-go 44, exe-arm64 72, wasm 102, hold-armv7-go 22, hold-pyd-x64
+/// 377, hold-so-aarch64 743; the others 15 or less (text-js 8.7, hold-ts
+/// 8.3, exe-rust 3.9), where a smaller margin cost up to 3% (docs/NOTES.md).
+/// With 256: patches −0.03% to +0.15% (wasm), diff CPU −14% (exe-go) to
+/// −43% (wasm).
+pub const SMALL_BLOCK_RATIO: usize = 16;
+
 /// The zstd level at which [`super::encode_sharing`] compresses the
 /// literal stream of a chunk that is likely to be shared: enough to
 /// choose its coding (the x86 filter) and to compare with the section, at
@@ -155,7 +173,7 @@ fn plan(
     max_block: BlockLimits,
 ) -> Option<Section> {
     let narrow = SharedBlocks::gather(old, chunks, DEFAULT_GAP_MAX, 0, max_block)?;
-    let wide = narrow.with_margin(old, chunks, DEFAULT_MARGIN);
+    let wide = wide_blocks(old, chunks, &narrow);
     let lit: u64 = chunks.iter().map(|c| u64::from(c.entry.lit.raw)).sum();
     let best = match wide {
         Some(w) if lzma2 && lit > oxdelta_format::limits::MAX_SHARED_BLOCK => Section::big(w),
@@ -166,6 +184,34 @@ fn plan(
         .map(|c| u64::from(c.entry.ctrl.stored) + u64::from(c.entry.lit.stored))
         .sum();
     ((best.len() as u64) < before).then_some(best)
+}
+
+/// The blocks `narrow` (gathered from `chunks` with no margin) with the
+/// wide context: [`DEFAULT_MARGIN`], or [`SMALL_BLOCK_MARGIN`] when the
+/// literal block is small against that context ([`SMALL_BLOCK_RATIO`]).
+fn wide_blocks(old: &[u8], chunks: &[EncodedChunk], narrow: &SharedBlocks) -> Option<SharedBlocks> {
+    let wide = narrow.with_margin(old, chunks, DEFAULT_MARGIN)?;
+    let (lit, context) = wide.lit_and_context_len();
+    if context >= lit.saturating_mul(SMALL_BLOCK_RATIO) {
+        return narrow
+            .with_margin(old, chunks, SMALL_BLOCK_MARGIN)
+            .or(Some(wide));
+    }
+    Some(wide)
+}
+
+/// Where [`Section::big`] cuts a literal block of `lit` bytes after a
+/// context of `context` bytes into two LZMA2 parts of about equal cost:
+/// the first loads the context into its match finder, the second the
+/// window before it (the context's tail and the first part, at most
+/// 16 MiB); loading a byte costs about half what coding one does (LZMA2's
+/// binary tree at depth 512: exe-rust's 6.7 MB context loads in ~4 s, its
+/// 1.7 MB block codes in ~2.2 s), so the first part takes a quarter of the
+/// second's extra window more. Strictly inside the block for any `lit`
+/// of at least 2 bytes.
+fn big_cut(lit: usize, context: usize) -> usize {
+    let window = (context + lit / 2).min(oxdelta_format::codec::LZMA2_PREFIX_DICT_MAX);
+    (lit / 2 + window.saturating_sub(context) / 4).clamp(1, lit.saturating_sub(1))
 }
 
 /// A shared section's blocks and how they are stored: [`share`]'s
@@ -198,11 +244,28 @@ impl Section {
     /// much as the section; on text LZMA2 wins by more than its margin
     /// (on a 23 MB block of generated source 717,257 B against zstd 19's
     /// 755,899) and the wide context won on every pair measured.
+    ///
+    /// The literal block is coded in two parts side by side, joined into
+    /// one LZMA2 stream ([`oxdelta_format::codec::lzma2_join_parts`]): one
+    /// pass over it alone ran on one thread after matching, the longest
+    /// job of the diff (tar-gen: ~25 s of CPU at load 10). The second part
+    /// reaches as far back as the whole stream would (16 MiB) but pays for
+    /// loading that window into its match finder; [`big_cut`] balances the
+    /// two. The cut depends on the block's and context's lengths alone.
     fn big(wide: SharedBlocks) -> Section {
-        let (ctrl, lit) = rayon::join(
+        use oxdelta_format::codec::{LZMA2_PREFIX_DICT_MAX, lzma2_join_parts};
+        let (lit_len, context_len) = wide.lit_and_context_len();
+        let cut = big_cut(lit_len, context_len);
+        let ((first, second), ctrl) = rayon::join(
+            || {
+                rayon::join(
+                    || wide.compress_lit_part(0..cut, LZMA2_PREFIX_DICT_MAX),
+                    || wide.compress_lit_part(cut..lit_len, LZMA2_PREFIX_DICT_MAX),
+                )
+            },
             || wide.compress_ctrl(Codec::Lzma2),
-            || wide.compress_lit(Codec::Lzma2),
         );
+        let lit = lzma2_join_parts(vec![first, second]);
         Section {
             blocks: wide,
             codec: Codec::Lzma2,
@@ -427,6 +490,63 @@ mod tests {
             .decode_shared(&wrong)
             .and_then(|s| p.apply_chunk_in(0, &s, &wrong, &mut out[..r.end as usize], false));
         assert!(bad.is_err());
+    }
+
+    /// A literal block small against its context takes the small margin;
+    /// a larger one the default.
+    #[test]
+    fn a_small_literal_block_takes_the_small_margin() {
+        let old = bytes(6, 200_000);
+        for (insert, small) in [(40u64, true), (3000, false)] {
+            let (mut new, mut chunks) = (Vec::new(), Vec::new());
+            for k in 0..3u64 {
+                let (start, o) = (new.len() as u64, k * 60_000);
+                new.extend_from_slice(&old[o as usize..o as usize + 20_000]);
+                new.extend_from_slice(&bytes(7 + k as u32, insert as usize));
+                new.extend_from_slice(&old[(o + 20_000 + insert) as usize..(o + 50_000) as usize]);
+                let ops = [
+                    Op::Copy {
+                        old: o,
+                        len: 20_000,
+                    },
+                    Op::Insert { len: insert },
+                    Op::Copy {
+                        old: o + 20_000 + insert,
+                        len: 30_000 - insert,
+                    },
+                ];
+                chunks.push(chunk(&old, &new, start, &ops, Codec::Zstd(19)));
+            }
+            let narrow =
+                SharedBlocks::gather(&old, &chunks, DEFAULT_GAP_MAX, 0, BlockLimits::NARROW)
+                    .unwrap();
+            let wide = wide_blocks(&old, &chunks, &narrow).unwrap();
+            let with = |m| {
+                narrow
+                    .with_margin(&old, &chunks, m)
+                    .unwrap()
+                    .lit_and_context_len()
+            };
+            assert_eq!(
+                with(SMALL_BLOCK_MARGIN) == wide.lit_and_context_len(),
+                small
+            );
+            assert_eq!(with(DEFAULT_MARGIN) == wide.lit_and_context_len(), !small);
+        }
+    }
+
+    /// Two LZMA2 parts of about equal cost: tar-gen's 23 MB literal block
+    /// after an 8 MiB context, counted in half-bytes (loading a byte into
+    /// the match finder 1, coding one 2).
+    #[test]
+    fn big_cut_balances_the_parts() {
+        let (lit, context) = (23_032_500, 8 << 20);
+        let cut = big_cut(lit, context);
+        let window = (context + cut).min(16 << 20);
+        let (a, b) = (context + 2 * cut, window + 2 * (lit - cut));
+        assert!(a.abs_diff(b) * 20 < a + b, "{a} against {b}");
+        assert_eq!(big_cut(2, 0), 1);
+        assert!((1..5 << 20).contains(&big_cut(5 << 20, 0)));
     }
 
     /// When not every chunk was probed, nothing is shared and each probed

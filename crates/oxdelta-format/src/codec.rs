@@ -274,9 +274,12 @@ pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
 /// context: ~4 s of CPU, about half what coding as many bytes costs).
 ///
 /// The window starts on a multiple of 16 bytes of prefix and `raw`
-/// together: LZMA's position bits (pb, lp) are read from the decoder's
-/// position in its dictionary, so the part's encoder must see its first
-/// byte at the same position modulo 16. The first part's window is the
+/// together, so the part's first byte sits at the same position modulo 16
+/// for its encoder as for a decoder of the whole stream, whichever
+/// position LZMA's position bits (pb, lp) are read from. (lzma-rust2 also
+/// decodes parts whose window is shifted by any amount: a preset shifted
+/// by 1, 2 or 4 bytes decoded in a throwaway test; the alignment is kept
+/// as the rule that holds either way.) The first part's window is the
 /// whole prefix (as [`lzma2_compress_with_prefix`]).
 pub fn lzma2_compress_part(
     raw: &[u8],
@@ -664,9 +667,8 @@ mod tests {
     /// raw length of dictionary, and is refused.
     /// Parts coded apart and joined decode as one stream with the prefix:
     /// with a window that holds everything before each part, and with one
-    /// that cuts it, at boundaries where the position bits of a window not
-    /// aligned to the decoder's position would differ (prefix and part
-    /// starts odd, the window even).
+    /// that cuts it, at odd boundaries (prefix and part starts odd, the
+    /// window even).
     #[test]
     fn lzma2_parts_join_into_one_stream() {
         let mut x = 7u32;
@@ -680,7 +682,7 @@ mod tests {
         };
         let prefix: Vec<u8> = (0..1500).flat_map(|_| word().bytes()).collect();
         let prefix = &prefix[..5003];
-        let mut raw: Vec<u8> = (0..6000).flat_map(|_| word().bytes()).collect();
+        let mut raw: Vec<u8> = (0..9000).flat_map(|_| word().bytes()).collect();
         raw.extend_from_slice(&prefix[1000..4000]);
         let raw = &raw[..30_001];
         let whole = lzma2_compress_with_prefix(raw, prefix);

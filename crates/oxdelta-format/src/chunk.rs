@@ -178,6 +178,7 @@ fn read_diff_byte(
                 format!(
                     "{} in the high four bits (chunk {i})",
                     match version {
+                        11.. => "0 to 9",
                         10.. => "0 to 8",
                         9.. => "0 to 6",
                         8.. => "0 to 5",
@@ -596,8 +597,13 @@ mod tests {
                 add_mode: AddMode::Armv7,
                 ..ChunkCoding::plain(Codec::Zstd(0))
             },
+            ChunkCoding {
+                add_mode: AddMode::Thumb2,
+                diff_filter: DiffFilter::Runs,
+                ..ChunkCoding::plain(Codec::Lzma2)
+            },
         ];
-        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10]) {
+        for (coding, version) in codings.iter().zip([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 11]) {
             assert_eq!(coding.min_version(), version);
             let mut bytes = Vec::new();
             coding.write(&mut bytes);

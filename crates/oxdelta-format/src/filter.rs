@@ -80,11 +80,16 @@ pub enum AddMode {
     /// [`crate::armv7`]). Like the operand modes, its stream is turned
     /// into byte-wise diffs first.
     Armv7,
+    /// Thumb-2 branch instructions (BL, BLX, B.W) predicted from the
+    /// chunk's ops and from the instructions already decoded (format
+    /// version 11; [`crate::thumb2`]). Like the operand modes, its stream
+    /// is turned into byte-wise diffs first.
+    Thumb2,
 }
 
 impl AddMode {
     /// Every mode, in id order.
-    pub const ALL: [AddMode; 9] = [
+    pub const ALL: [AddMode; 10] = [
         AddMode::Bytes,
         AddMode::Words32,
         AddMode::Operands,
@@ -94,6 +99,7 @@ impl AddMode {
         AddMode::OperandsLearned,
         AddMode::Riscv,
         AddMode::Armv7,
+        AddMode::Thumb2,
     ];
 
     /// The modes whose stream is word-wise per op (format version 2).
@@ -107,7 +113,8 @@ impl AddMode {
 
     /// Whether the mode predicts words or fields (the operand modes,
     /// [`AddMode::Arm64`], [`AddMode::Wasm`], [`AddMode::OperandsLearned`],
-    /// [`AddMode::Riscv`] and [`AddMode::Armv7`]): its stream is not in op order, the
+    /// [`AddMode::Riscv`], [`AddMode::Armv7`] and [`AddMode::Thumb2`]): its
+    /// stream is not in op order, the
     /// operand split may not accompany it, and an applier holds the
     /// prediction's state (the op map, learned shifts).
     pub fn is_predicted(self) -> bool {
@@ -119,6 +126,7 @@ impl AddMode {
                     | AddMode::OperandsLearned
                     | AddMode::Riscv
                     | AddMode::Armv7
+                    | AddMode::Thumb2
             )
     }
 
@@ -132,6 +140,7 @@ impl AddMode {
             AddMode::Wasm => 8,
             AddMode::OperandsLearned => 9,
             AddMode::Riscv | AddMode::Armv7 => 10,
+            AddMode::Thumb2 => 11,
         }
     }
 
@@ -147,6 +156,7 @@ impl AddMode {
             AddMode::OperandsLearned => 6,
             AddMode::Riscv => 7,
             AddMode::Armv7 => 8,
+            AddMode::Thumb2 => 9,
         }
     }
 
@@ -167,6 +177,7 @@ impl AddMode {
             AddMode::OperandsLearned => "operands-learned",
             AddMode::Riscv => "riscv",
             AddMode::Armv7 => "armv7",
+            AddMode::Thumb2 => "thumb2",
         }
     }
 
@@ -196,7 +207,8 @@ impl AddMode {
             | AddMode::Wasm
             | AddMode::OperandsLearned
             | AddMode::Riscv
-            | AddMode::Armv7 => bytes(dst, src, diff),
+            | AddMode::Armv7
+            | AddMode::Thumb2 => bytes(dst, src, diff),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, dst.len());
                 let (dh, rest) = dst.split_at_mut(head);
@@ -234,7 +246,8 @@ impl AddMode {
             | AddMode::Wasm
             | AddMode::OperandsLearned
             | AddMode::Riscv
-            | AddMode::Armv7 => bytes(out, new, old),
+            | AddMode::Armv7
+            | AddMode::Thumb2 => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 let (oh, rest) = out.split_at_mut(head);
@@ -268,7 +281,8 @@ impl AddMode {
             | AddMode::Wasm
             | AddMode::OperandsLearned
             | AddMode::Riscv
-            | AddMode::Armv7 => bytes(out, new, old),
+            | AddMode::Armv7
+            | AddMode::Thumb2 => bytes(out, new, old),
             AddMode::Words32 => {
                 let (head, body) = Self::split(new_pos, new.len());
                 bytes(out, &new[..head], &old[..head]);

@@ -199,6 +199,7 @@ impl ChunkEntry {
                 AddMode::OperandsLearned => crate::operand::learned_bound(self.new_len.into()),
                 AddMode::Riscv => crate::riscv::learned_bound(self.new_len.into()),
                 AddMode::Armv7 => crate::armv7::learned_bound(self.new_len.into()),
+                AddMode::Thumb2 => crate::thumb2::learned_bound(self.new_len.into()),
                 _ => 0,
             };
             crate::predicted::op_map_bound(self.new_len.into(), self.ctrl.raw.into())

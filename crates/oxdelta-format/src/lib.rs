@@ -80,6 +80,7 @@ mod rebuild;
 pub mod riscv;
 pub mod shared;
 pub mod sign;
+pub mod thumb2;
 pub mod wasm;
 
 pub use chunk::{ChunkCoding, EncodedChunk, StoredStream, encode_chunk_as};
@@ -96,7 +97,7 @@ pub use sign::{PublicKey, SecretKey, SignatureBlock};
 /// version from 1 up, and writes the lowest version that can express a
 /// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
 /// other than bytes, or the operand split).
-pub const FORMAT_VERSION: u16 = 10;
+pub const FORMAT_VERSION: u16 = 11;
 
 /// Builds the head and signature block for `chunks` (in apply order), signed
 /// with `key` when given. The patch is the returned bytes followed by each

@@ -354,6 +354,10 @@ impl<'a> AddSources<'a> {
             assert!(!order_split, "no operand split with the armv7 mode");
             return crate::armv7::encode(self.map(), &self.adds, old, new, self.start);
         }
+        if add == AddMode::Thumb2 {
+            assert!(!order_split, "no operand split with the thumb2 mode");
+            return crate::thumb2::encode(self.map(), &self.adds, old, new, self.start);
+        }
         if add == AddMode::Riscv {
             assert!(!order_split, "no operand split with the riscv mode");
             return crate::riscv::encode(self.map(), &self.adds, old, new, self.start);
@@ -421,6 +425,11 @@ pub fn diff_in_op_order<'s, 'o>(
     if streams.add == AddMode::Armv7 {
         let start = dec.old_cursor;
         return crate::armv7::to_bytes(&streams.diff, || dec.clone(), start, src)
+            .map(std::borrow::Cow::Owned);
+    }
+    if streams.add == AddMode::Thumb2 {
+        let start = dec.old_cursor;
+        return crate::thumb2::to_bytes(&streams.diff, || dec.clone(), start, src)
             .map(std::borrow::Cow::Owned);
     }
     if streams.add == AddMode::Riscv {

@@ -28,8 +28,9 @@
 //! byte-wise diff stream is made (the reference makes one, a chunk's
 //! length). The arm64 mode ([`crate::arm64`]) predicts each word also from
 //! the NEW words decoded before it, and so do the operands-learned mode
-//! ([`crate::operand`]), the riscv mode ([`crate::riscv`]) and the armv7
-//! mode ([`crate::armv7`]), so after the op pass their ADDs are
+//! ([`crate::operand`]), the riscv mode ([`crate::riscv`]), the armv7
+//! mode ([`crate::armv7`]) and the thumb2 mode ([`crate::thumb2`]), so
+//! after the op pass their ADDs are
 //! walked again in op order, each word written as it is decoded, and the
 //! other ADD bytes get their byte-wise diff from a second position in the
 //! filtered stream (where the words end).
@@ -53,9 +54,10 @@
 //! eighth of the diff length), or with an operand mode the op map (see
 //! [`crate::predicted::op_map_bound`]) and a 4-byte position per operand word
 //! (at most one per five diff bytes), or with the arm64, operands-learned,
-//! riscv or armv7 mode the op map and the learned shifts
+//! riscv, armv7 or thumb2 mode the op map and the learned shifts
 //! ([`crate::arm64::learned_bound`], [`crate::operand::learned_bound`],
-//! [`crate::riscv::learned_bound`], [`crate::armv7::learned_bound`]). Nothing of the
+//! [`crate::riscv::learned_bound`], [`crate::armv7::learned_bound`],
+//! [`crate::thumb2::learned_bound`]). Nothing of the
 //! chunk's length besides `out`.
 
 use crate::arm64::Predictor;
@@ -282,7 +284,8 @@ fn add_into(out: &mut [u8], a: &AddRec, at: usize, diff: &[u8], mode: AddMode) {
         | AddMode::Wasm
         | AddMode::OperandsLearned
         | AddMode::Riscv
-        | AddMode::Armv7 => {
+        | AddMode::Armv7
+        | AddMode::Thumb2 => {
             for (d, x) in dst.iter_mut().zip(diff) {
                 *d = d.wrapping_add(*x);
             }
@@ -660,6 +663,7 @@ impl LearningWords {
             AddMode::Arm64 => Predictor::count(src, old),
             AddMode::Riscv => crate::riscv::Predictor::count(src, old),
             AddMode::Armv7 => crate::armv7::Predictor::count(src, old),
+            AddMode::Thumb2 => crate::thumb2::Predictor::count(src, old),
             _ => LearnedOperands::count(src, old),
         };
     }
@@ -690,6 +694,10 @@ impl LearningWords {
             }
             AddMode::Armv7 => {
                 let mut walk = crate::armv7::Predictor::new(&self.map);
+                walk_words(&mut walk, adds, n, out, feed, old, new_start)
+            }
+            AddMode::Thumb2 => {
+                let mut walk = crate::thumb2::Predictor::new(&self.map);
                 walk_words(&mut walk, adds, n, out, feed, old, new_start)
             }
             _ => {
@@ -844,7 +852,11 @@ impl<'f> OnePass<'f> {
             words: operand_mode.then(|| Words::new(diff_len)),
             arm64: matches!(
                 entry.add_mode,
-                AddMode::Arm64 | AddMode::OperandsLearned | AddMode::Riscv | AddMode::Armv7
+                AddMode::Arm64
+                    | AddMode::OperandsLearned
+                    | AddMode::Riscv
+                    | AddMode::Armv7
+                    | AddMode::Thumb2
             )
             .then(|| LearningWords::new(entry.add_mode)),
             classes: entry.operand_split.then(|| Classes {
@@ -1180,6 +1192,9 @@ mod tests {
         if add == AddMode::Armv7 {
             diff = crate::armv7::encode(&map, &adds, old, &new[start..end], start as u64);
         }
+        if add == AddMode::Thumb2 {
+            diff = crate::thumb2::encode(&map, &adds, old, &new[start..end], start as u64);
+        }
         if add == AddMode::Riscv {
             diff = crate::riscv::encode(&map, &adds, old, &new[start..end], start as u64);
         }
@@ -1275,6 +1290,7 @@ mod tests {
                         AddMode::OperandsLearned,
                         AddMode::Riscv,
                         AddMode::Armv7,
+                        AddMode::Thumb2,
                     ] {
                         v.push((codec, filter, add, false, v4));
                     }

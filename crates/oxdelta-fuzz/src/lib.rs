@@ -164,8 +164,9 @@ pub struct ChunkInput {
     /// one `codec` names (bit 3 wins). Bit 6: the ADD mode operands-learned
     /// (format version 9) instead of the one `codec` names (bits 3 and 5
     /// win). Bit 7: the ADD mode riscv (format version 10), or armv7 (also
-    /// version 10) when `codec` is at least 144, instead of the one `codec`
-    /// names (bits 3, 5 and 6 win).
+    /// version 10) when `codec` is 144 to 199, or thumb2 (version 11) when
+    /// it is at least 200, instead of the one `codec` names (bits 3, 5 and
+    /// 6 win).
     pub flags: u8,
     /// NEW bytes the chunk produces, minus one.
     pub new_len_m1: u16,
@@ -890,6 +891,100 @@ fn naive_riscv(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
     out
 }
 
+/// The offset `S:I1:I2:imm10:imm11:0` of a Thumb-2 branch word (first
+/// halfword in the low 16 bits), bit by bit.
+fn naive_t32_imm(w: u32) -> i128 {
+    let bit = |i: u32| i128::from((w >> i) & 1);
+    let s = bit(10);
+    let (i1, i2) = (1 - (bit(29) ^ s), 1 - (bit(27) ^ s));
+    let mut v = (i1 << 23) + (i2 << 22) - (s << 24);
+    for i in 0..10 {
+        v += bit(i) << (12 + i);
+    }
+    for i in 0..11 {
+        v += bit(16 + i) << (1 + i);
+    }
+    v
+}
+
+/// The Thumb-2 branch `w` with offset `d` in its offset fields.
+fn naive_t32_with(w: u32, d: i128) -> u32 {
+    let v = d.rem_euclid(1 << 25) as u32;
+    let s = v >> 24;
+    let (j1, j2) = (1 - (((v >> 23) & 1) ^ s), 1 - (((v >> 22) & 1) ^ s));
+    (w & 0xD000_F800) | s << 10 | (v >> 12) & 0x3FF | j1 << 29 | j2 << 27 | ((v >> 1) & 0x7FF) << 16
+}
+
+/// The thumb2 mode's stream turned into byte-wise diffs the obvious way
+/// (FORMAT.md, "Thumb-2 branches"): the halfword walk listed first,
+/// linear searches of the op map and of the learned shifts, wide integers.
+fn naive_thumb2(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    let (map, adds) = naive_map_and_adds(ops, new_start);
+    // (offset, word, is BLX) of every branch of each ADD.
+    let walks: Vec<Vec<(usize, u32, bool)>> = adds
+        .iter()
+        .map(|&(o, l, _)| {
+            let src = &old[o..o + l];
+            let mut out = Vec::new();
+            let mut k = o % 2;
+            while k + 4 <= l {
+                if src[k + 1] >> 3 < 0b11101 {
+                    k += 2;
+                    continue;
+                }
+                let w = word_at(src, k);
+                let (h1, h2) = (w & 0xFFFF, w >> 16);
+                let blx = h2 & 0xD001 == 0xC000;
+                if h1 >> 11 == 0b11110 && (h2 & 0x9000 == 0x9000 || blx) {
+                    out.push((k, w, blx));
+                }
+                k += 4;
+            }
+            out
+        })
+        .collect();
+    let n_words: usize = walks.iter().map(Vec::len).sum();
+    let mut sh = NaiveShifts {
+        map: &map,
+        learned: [Vec::new(), Vec::new()],
+    };
+    let (mut w_at, mut r, mut out) = (0usize, 4 * n_words, Vec::new());
+    for (&(o, l, q), walk) in adds.iter().zip(&walks) {
+        let src = &old[o..o + l];
+        let s_op = q - o as i128;
+        let mut diff = vec![None::<u8>; l];
+        for &(k, w, blx) in walk {
+            let stored = word_at(&s.diff, w_at);
+            w_at += 4;
+            let pc = o as i128 + k as i128;
+            let base = |pc: i128| if blx { (pc + 4) / 4 * 4 } else { pc + 4 };
+            let t = base(pc) + naive_t32_imm(w);
+            let new_base = base(pc + s_op);
+            let align = if blx { 4 } else { 2 };
+            let pred = match sh.shift(0, t) {
+                Some(sft) if (t + sft - new_base) % align == 0 => {
+                    naive_t32_with(w, t + sft - new_base)
+                }
+                _ => w,
+            };
+            let n = stored.wrapping_add(pred);
+            if n & 0xD000_F800 == w & 0xD000_F800 {
+                sh.learn(0, t, new_base + naive_t32_imm(n) - t);
+            }
+            for (i, b) in n.to_le_bytes().into_iter().enumerate() {
+                diff[k + i] = Some(b.wrapping_sub(src[k + i]));
+            }
+        }
+        for d in diff {
+            out.push(d.unwrap_or_else(|| {
+                r += 1;
+                s.diff[r - 1]
+            }));
+        }
+    }
+    out
+}
+
 /// The armv7 mode's stream turned into byte-wise diffs the obvious way
 /// (FORMAT.md, "ARMv7 branch words"): every aligned word tried in turn,
 /// linear searches of the op map and of the learned shifts, wide integers.
@@ -1095,6 +1190,23 @@ fn naive_wasm(old: &[u8], s: &Streams, ops: &[Op]) -> Vec<u8> {
     out
 }
 
+/// The byte-wise diff (in op order) of a chunk's diff stream without the
+/// operand split: the predicted modes' streams turned back the obvious
+/// way, the others as they are.
+fn naive_predicted(old: &[u8], s: &Streams, ops: &[Op], new_start: u64) -> Vec<u8> {
+    match s.add {
+        m if m.is_operands() || m == AddMode::OperandsLearned => {
+            naive_operands(old, s, ops, new_start)
+        }
+        AddMode::Arm64 => naive_arm64(old, s, ops, new_start),
+        AddMode::Riscv => naive_riscv(old, s, ops, new_start),
+        AddMode::Armv7 => naive_armv7(old, s, ops, new_start),
+        AddMode::Thumb2 => naive_thumb2(old, s, ops, new_start),
+        AddMode::Wasm => naive_wasm(old, s, ops),
+        _ => s.diff.clone(),
+    }
+}
+
 /// The obvious interpretation of a chunk's ops: the oracle for
 /// [`apply_ops`].
 fn naive_apply(
@@ -1134,18 +1246,8 @@ fn naive_apply(
             }
         }
         out
-    } else if s.add.is_operands() || s.add == AddMode::OperandsLearned {
-        naive_operands(old, s, &ops, new_start)
-    } else if s.add == AddMode::Arm64 {
-        naive_arm64(old, s, &ops, new_start)
-    } else if s.add == AddMode::Riscv {
-        naive_riscv(old, s, &ops, new_start)
-    } else if s.add == AddMode::Armv7 {
-        naive_armv7(old, s, &ops, new_start)
-    } else if s.add == AddMode::Wasm {
-        naive_wasm(old, s, &ops)
     } else {
-        s.diff.clone()
+        naive_predicted(old, s, &ops, new_start)
     };
     let (mut out, mut d, mut l) = (Vec::new(), 0usize, 0usize);
     for op in ops {
@@ -1248,6 +1350,8 @@ fn chunk_entry(input: &ChunkInput) -> (ChunkEntry, Vec<u8>) {
         AddMode::Wasm
     } else if input.flags & FLAG_LEARNED != 0 {
         AddMode::OperandsLearned
+    } else if input.flags & FLAG_RISCV != 0 && input.codec >= 200 {
+        AddMode::Thumb2
     } else if input.flags & FLAG_RISCV != 0 && input.codec >= 144 {
         AddMode::Armv7
     } else if input.flags & FLAG_RISCV != 0 {
@@ -1987,12 +2091,90 @@ pub mod seeds {
         out.extend(wasm_chunks());
         out.extend(riscv_chunks());
         out.extend(armv7_chunks());
+        out.extend(thumb2_chunks());
         out
     }
 
     /// `decode_chunk` inputs of A32-like code in the armv7 mode (format
     /// version 10): the byte-wise diff of moved code read as that mode's
     /// stream.
+    fn thumb2_chunks() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let (old, new) = thumb2_pair();
+        let mut enc = oxdelta_format::ChunkEncoder::new(&old, &new, 0);
+        enc.push(Op::Add { old: 0, len: 1200 });
+        enc.push(Op::Insert { len: 64 });
+        enc.push(Op::Add {
+            old: 1200,
+            len: (old.len() - 1200) as u64,
+        });
+        let (streams, _) = enc.finish();
+        for codec in [202u8, 206] {
+            let input = ChunkInput {
+                codec,
+                flags: FLAG_COMPRESS | FLAG_WHOLE_OLD | FLAG_RISCV,
+                new_len_m1: (new.len() - 1) as u16,
+                ranges: vec![],
+                raw_lens: [0; 3],
+                old: old.clone(),
+                streams: [
+                    streams.ctrl.clone(),
+                    streams.diff.clone(),
+                    streams.lit.clone(),
+                ],
+            };
+            out.push((format!("chunk-thumb2-{codec}"), input.to_bytes()));
+        }
+        out
+    }
+
+    /// Thumb-2-like code (16-bit instructions, BL, BLX and B.W) and the
+    /// same code with 64 zero bytes inserted before its first instruction
+    /// at or after byte 1200, every branch keeping its target.
+    pub fn thumb2_pair() -> (Vec<u8>, Vec<u8>) {
+        let mut x: u32 = 0x7f4a_7c15;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        // (kind, target instruction): 0 a 16-bit one, 1 BL, 2 BLX, 3 B.W.
+        let prog: Vec<(u8, usize)> = (0..900)
+            .map(|_| ((r() % 6).min(3) as u8, (r() % 900) as usize))
+            .collect();
+        let layout = |ins: usize| {
+            let mut at = Vec::new();
+            let mut pos = 0usize;
+            for &(kind, _) in &prog {
+                if pos >= 1200 && pos < 1200 + ins {
+                    pos += ins;
+                }
+                at.push(pos);
+                pos += if kind == 0 { 2 } else { 4 };
+            }
+            let mut out = vec![0u8; pos];
+            for (i, &(kind, t)) in prog.iter().enumerate() {
+                let pc = at[i] as i128;
+                let (op, base) = match kind {
+                    0 => {
+                        let h = [0x4608u16, 0x3001, 0xB580, 0xBD80][t % 4];
+                        out[at[i]..at[i] + 2].copy_from_slice(&h.to_le_bytes());
+                        continue;
+                    }
+                    1 => (0xD000_F000, pc + 4),
+                    2 => (0xC000_F000, (pc + 4) / 4 * 4),
+                    _ => (0x9000_F000, pc + 4),
+                };
+                let to = (at[t] as i128) & if kind == 2 { !3 } else { !1 };
+                let w = super::naive_t32_with(op, to - base);
+                out[at[i]..at[i] + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            out
+        };
+        (layout(0), layout(64))
+    }
+
     fn armv7_chunks() -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         let (old, new) = armv7_pair();
@@ -2470,6 +2652,20 @@ pub mod seeds {
             new,
         };
         out.push(("pair-armv7".into(), x.to_bytes()));
+        let (old, new) = thumb2_pair();
+        let p = oxdelta::diff_bytes(&old, &new, opts);
+        let t2 = |p: &Patch<'_>| p.head.chunks.iter().any(|c| c.add_mode == AddMode::Thumb2);
+        assert!(
+            Patch::parse(&p).is_ok_and(|p| t2(&p)),
+            "the thumb2 mode pays"
+        );
+        let x = RoundtripInput {
+            codec: 3,
+            chunk_len: 1023,
+            old,
+            new,
+        };
+        out.push(("pair-thumb2".into(), x.to_bytes()));
         out
     }
 

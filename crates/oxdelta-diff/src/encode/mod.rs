@@ -98,6 +98,9 @@ enum When {
     /// Where the ADDs read what looks like ARMv7 (A32) code
     /// ([`oxdelta_format::armv7::looks_like_code`]).
     Armv7Code,
+    /// Where the ADDs read what looks like Thumb-2 code
+    /// ([`oxdelta_format::thumb2::looks_like_code`]).
+    Thumb2Code,
     /// Where OLD is a WebAssembly module
     /// ([`oxdelta_format::wasm::looks_like_wasm`]).
     Wasm,
@@ -111,6 +114,7 @@ impl When {
             When::Arm64Code => v.arm64(),
             When::RiscvCode => v.riscv(),
             When::Armv7Code => v.armv7(),
+            When::Thumb2Code => v.thumb2(),
             When::Wasm => v.wasm(),
         }
     }
@@ -135,6 +139,7 @@ const VARIANTS: &[(AddMode, bool, When)] = &[
     (AddMode::Arm64, false, When::Arm64Code),
     (AddMode::Riscv, false, When::RiscvCode),
     (AddMode::Armv7, false, When::Armv7Code),
+    (AddMode::Thumb2, false, When::Thumb2Code),
     (AddMode::Wasm, false, When::Wasm),
 ];
 

@@ -31,6 +31,8 @@ pub(super) struct DiffVariants<'a> {
     riscv: bool,
     /// Whether the ADDs read what looks like ARMv7 (A32) code.
     armv7: bool,
+    /// Whether the ADDs read what looks like Thumb-2 code.
+    thumb2: bool,
     /// Whether OLD is a WebAssembly module.
     wasm: bool,
 }
@@ -49,6 +51,7 @@ impl<'a> DiffVariants<'a> {
         let arm64 = oxdelta_format::arm64::looks_like_code(adds(), old);
         let riscv = oxdelta_format::riscv::looks_like_code(adds(), old);
         let armv7 = oxdelta_format::armv7::looks_like_code(adds(), old);
+        let thumb2 = oxdelta_format::thumb2::looks_like_code(adds(), old);
         DiffVariants {
             sources,
             class_a: if split_pays { class_a } else { Vec::new() },
@@ -56,6 +59,7 @@ impl<'a> DiffVariants<'a> {
             arm64,
             riscv,
             armv7,
+            thumb2,
             wasm: oxdelta_format::wasm::looks_like_wasm(old),
         }
     }
@@ -86,6 +90,13 @@ impl<'a> DiffVariants<'a> {
     /// tried.
     pub(super) fn armv7(&self) -> bool {
         self.armv7
+    }
+
+    /// Whether the ADDs read what looks like Thumb-2 code
+    /// ([`oxdelta_format::thumb2::looks_like_code`]): the thumb2 mode is
+    /// tried.
+    pub(super) fn thumb2(&self) -> bool {
+        self.thumb2
     }
 
     /// Whether the operand split is worth trying for this chunk (see

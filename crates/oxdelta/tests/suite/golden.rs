@@ -120,6 +120,7 @@ fn golden_patches_apply() {
         (8, 10),
         (9, 1),
         (10, 8),
+        (11, 3),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");
@@ -217,6 +218,15 @@ fn golden_info_fields() {
             "{}: version 10's ADD mode armv7",
             g.name
         );
+        // Version 11's ADD mode thumb2: in the Thumb-2-like pair's
+        // patches, and only in version 11.
+        assert_eq!(
+            h.chunks.iter().any(|c| c.add_mode == AddMode::Thumb2),
+            g.name.contains("thumb2"),
+            "{}: version 11's ADD mode thumb2",
+            g.name
+        );
+        assert!(!g.name.contains("thumb2") || g.version >= 11, "{}", g.name);
         assert_eq!(
             h.chunks.iter().any(|c| c.add_mode == AddMode::Wasm),
             g.name.contains("wasm"),
@@ -637,7 +647,80 @@ fn pairs() -> Vec<Pair> {
         bigtext_pair(),
         riscv_pair(),
         armv7_pair(),
+        thumb2_pair(),
     ]
+}
+
+/// Thumb-2-like code: 16-bit instructions, calls (BL) to its functions,
+/// calls into A32 stubs (BLX) and long branches (B.W); NEW inserts 60
+/// halfwords in the middle, and every branch keeps its target: the thumb2
+/// mode predicts them from the ops and from each other (format version
+/// 11).
+fn thumb2_pair() -> Pair {
+    let mut r = rng(13);
+    // 16-bit fillers: mov, add, ldr, cmp, push, pop.
+    const FILL: [u16; 6] = [0x4608, 0x3001, 0x6848, 0x2800, 0xB580, 0xBD80];
+    let n = 4000usize;
+    // (kind, operand): 0 a 16-bit filler, 1 BL to function f, 2 BLX to
+    // stub f, 3 B.W to instruction t.
+    let prog: Vec<(u8, usize)> = (0..n)
+        .map(|_| match r() % 10 {
+            0 | 1 => (1, (r() % 40) as usize),
+            2 => (2, (r() % 8) as usize),
+            3 => (3, (r() % n as u64) as usize),
+            _ => (0, (r() % 6) as usize),
+        })
+        .collect();
+    let funcs: Vec<usize> = (0..40).map(|_| (r() % n as u64) as usize).collect();
+    let layout = |ins: usize| -> Vec<u8> {
+        // Byte offsets of the instructions, then 8 A32 stubs of 12 bytes.
+        let mut at = Vec::with_capacity(n + 1);
+        let mut pos = 0usize;
+        for (i, &(kind, _)) in prog.iter().enumerate() {
+            if i == n / 2 {
+                pos += 2 * ins;
+            }
+            at.push(pos);
+            pos += if kind == 0 { 2 } else { 4 };
+        }
+        let stubs = (pos + 3) & !3;
+        let mut out = vec![0u8; stubs + 8 * 12];
+        for j in 0..ins {
+            let p = at[n / 2] - 2 * ins + 2 * j;
+            out[p..p + 2].copy_from_slice(&FILL[j % 6].to_le_bytes());
+        }
+        for (i, &(kind, x)) in prog.iter().enumerate() {
+            let pc = at[i] as i64;
+            let (op, to) = match kind {
+                0 => {
+                    out[at[i]..at[i] + 2].copy_from_slice(&FILL[x].to_le_bytes());
+                    continue;
+                }
+                1 => (0xD000_F000u32, at[funcs[x]] as i64),
+                2 => (0xC000_F000, (stubs + 12 * x) as i64),
+                _ => (0x9000_F000, at[x] as i64),
+            };
+            let base = if kind == 2 { (pc + 4) & !3 } else { pc + 4 };
+            let v = (to - base) as u32;
+            let s = (v >> 24) & 1;
+            let j1 = !((v >> 23) ^ s) & 1;
+            let j2 = !((v >> 22) ^ s) & 1;
+            let w =
+                op | s << 10 | (v >> 12) & 0x3FF | j1 << 29 | j2 << 27 | ((v >> 1) & 0x7FF) << 16;
+            out[at[i]..at[i] + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        for x in 0..8 {
+            let p = stubs + 12 * x;
+            for (k, w) in [0xE28F_C600u32, 0xE28C_CA00, 0xE5BC_F000 | (x as u32 * 4)]
+                .iter()
+                .enumerate()
+            {
+                out[p + 4 * k..p + 4 * k + 4].copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    };
+    ("thumb2", layout(0), layout(60))
 }
 
 /// A32-like code calling its functions (BL) and branching (BNE), its other

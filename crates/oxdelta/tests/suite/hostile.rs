@@ -1221,7 +1221,7 @@ fn learned_mode_fields_are_checked() {
 }
 
 /// Version 10's ADD mode `riscv` (id 7): refused in an earlier version,
-/// with the operand split, and past the last (id 9); accepted on a chunk whose
+/// with the operand split, and past the last (id 10); accepted on a chunk whose
 /// stream was not made for it, where the chunk hash refuses what it
 /// rebuilds, without a panic.
 #[test]
@@ -1249,7 +1249,7 @@ fn riscv_mode_fields_are_checked() {
     p[at + 13] |= 0x08;
     refused(&p, "no operand split with an operand ADD mode");
     let mut p = g.patch.clone();
-    p[at + 13] = (p[at + 13] & 0x0f) | 0x90;
+    p[at + 13] = (p[at + 13] & 0x0f) | 0xa0;
     refused(&p, "ADD mode");
     for mode in [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60] {
         let mut p = g.patch.clone();
@@ -1260,7 +1260,7 @@ fn riscv_mode_fields_are_checked() {
 }
 
 /// Version 10's ADD mode `armv7` (id 8): refused in an earlier version,
-/// with the operand split, and past it (id 9); accepted on a chunk whose
+/// with the operand split, and past the last (id 10); accepted on a chunk whose
 /// stream was not made for it, where the chunk hash refuses what it
 /// rebuilds, without a panic.
 #[test]
@@ -1288,9 +1288,48 @@ fn armv7_mode_fields_are_checked() {
     p[at + 13] |= 0x08;
     refused(&p, "no operand split with an operand ADD mode");
     let mut p = g.patch.clone();
-    p[at + 13] = (p[at + 13] & 0x0f) | 0x90;
+    p[at + 13] = (p[at + 13] & 0x0f) | 0xa0;
     refused(&p, "ADD mode");
     for mode in [0x00, 0x10, 0x40, 0x60, 0x70] {
+        let mut p = g.patch.clone();
+        p[at + 13] = (p[at + 13] & 0x0f) | mode;
+        assert!(Patch::parse(&p).is_ok());
+        assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
+    }
+}
+
+/// Version 11's ADD mode `thumb2` (id 9): refused in an earlier version,
+/// with the operand split, and past it (id 10); accepted on a chunk whose
+/// stream was not made for it, where the chunk hash refuses what it
+/// rebuilds, without a panic.
+#[test]
+fn thumb2_mode_fields_are_checked() {
+    let g = golden::get("v11/thumb2.zstd.oxd");
+    let h = Patch::parse(&g.patch).unwrap().head;
+    let mut t2 = None;
+    let mut at = head::TABLE_START;
+    for e in &h.chunks {
+        if e.add_mode == oxdelta_format::AddMode::Thumb2 {
+            t2.get_or_insert(at);
+        }
+        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
+    }
+    let at = t2.expect("a chunk in the thumb2 mode");
+    let refused = |p: &[u8], want: &str| {
+        let e = Patch::parse(p).expect_err(want).to_string();
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
+    };
+    let mut p = g.patch.clone();
+    p[8..10].copy_from_slice(&10u16.to_le_bytes());
+    refused(&p, "ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] |= 0x08;
+    refused(&p, "no operand split with an operand ADD mode");
+    let mut p = g.patch.clone();
+    p[at + 13] = (p[at + 13] & 0x0f) | 0xa0;
+    refused(&p, "ADD mode");
+    for mode in [0x00, 0x10, 0x40, 0x70, 0x80] {
         let mut p = g.patch.clone();
         p[at + 13] = (p[at + 13] & 0x0f) | mode;
         assert!(Patch::parse(&p).is_ok());

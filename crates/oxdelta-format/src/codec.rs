@@ -237,6 +237,25 @@ pub fn lzma2_dict_size(raw_len: usize) -> usize {
 /// [`crate::limits::MAX_SHARED_CONTEXT_WIDE`], about 12 bytes of encoder
 /// memory per dictionary byte). Empty input stays empty.
 pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
+    lzma2_with_prefix_at_depth(raw, prefix, LZMA2_DEPTH)
+}
+
+/// The match-finder depth of [`lzma2_compress_with_prefix`] (the extreme
+/// preset's).
+pub const LZMA2_DEPTH: i32 = 512;
+
+/// The match-finder depth of [`lzma2_compress_part`]: a big literal block
+/// of text (repeats in every window) walks deep binary trees for every
+/// byte it loads or skips. tar-gen's 23 MB block in two parts after an
+/// 8 MiB context, whole patch bytes / user CPU seconds of the diff (one
+/// run each at load ~5): depth 512 1,389,974 / 59.3, 128 1,391,722 /
+/// 49.8, 48 1,394,431 / 39.4 (a shorter longest match, 128 at depth 128,
+/// made 1,422,362 / 28.6). On binary code the trees are shallow: exe-rust's
+/// wide block was as large at depths 64, 128 and 512, in the same time.
+pub const LZMA2_PART_DEPTH: i32 = 48;
+
+/// [`lzma2_compress_with_prefix`] with match-finder depth `depth`.
+fn lzma2_with_prefix_at_depth(raw: &[u8], prefix: &[u8], depth: i32) -> Vec<u8> {
     use lzma_rust2::{Lzma2Options, Lzma2Writer, LzmaOptions};
     if raw.is_empty() {
         return Vec::new();
@@ -249,7 +268,7 @@ pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
         lzma2_dict_size(span).min(LZMA2_PREFIX_DICT_MAX)
     } as u32;
     o.nice_len = LzmaOptions::NICE_LEN_MAX;
-    o.depth_limit = 512;
+    o.depth_limit = depth;
     if !prefix.is_empty() {
         o.preset_dict = Some(prefix.to_vec());
     }
@@ -280,7 +299,8 @@ pub fn lzma2_compress_with_prefix(raw: &[u8], prefix: &[u8]) -> Vec<u8> {
 /// decodes parts whose window is shifted by any amount: a preset shifted
 /// by 1, 2 or 4 bytes decoded in a throwaway test; the alignment is kept
 /// as the rule that holds either way.) The first part's window is the
-/// whole prefix (as [`lzma2_compress_with_prefix`]).
+/// whole prefix (as [`lzma2_compress_with_prefix`]). Parts are coded at
+/// match-finder depth [`LZMA2_PART_DEPTH`].
 pub fn lzma2_compress_part(
     raw: &[u8],
     prefix: &[u8],
@@ -288,7 +308,7 @@ pub fn lzma2_compress_part(
     window: usize,
 ) -> Vec<u8> {
     if part.start == 0 {
-        return lzma2_compress_with_prefix(&raw[part], prefix);
+        return lzma2_with_prefix_at_depth(&raw[part], prefix, LZMA2_PART_DEPTH);
     }
     let before = prefix.len() + part.start;
     let from = before
@@ -300,7 +320,7 @@ pub fn lzma2_compress_part(
         dict.extend_from_slice(&prefix[from..]);
     }
     dict.extend_from_slice(&raw[from.saturating_sub(prefix.len())..part.start]);
-    lzma2_compress_with_prefix(&raw[part], &dict)
+    lzma2_with_prefix_at_depth(&raw[part], &dict, LZMA2_PART_DEPTH)
 }
 
 /// The streams [`lzma2_compress_part`] made of consecutive, non-empty
@@ -697,7 +717,7 @@ mod tests {
                 .collect();
             assert_eq!(
                 parts[0],
-                lzma2_compress_with_prefix(&raw[..cuts[1]], prefix)
+                lzma2_with_prefix_at_depth(&raw[..cuts[1]], prefix, LZMA2_PART_DEPTH)
             );
             let joined = lzma2_join_parts(parts);
             let back = lzma2_decompress_with_prefix(&joined, raw.len(), prefix, "parts");

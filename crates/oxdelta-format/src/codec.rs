@@ -484,6 +484,12 @@ pub fn zstd_compress_with_prefix(level: i32, raw: &[u8], prefix: &[u8]) -> Vec<u
         // B with 2^20, 20,664 with 2^22.
         let chain_log = (window_log + 1).clamp(20, 24);
         let _ = c.set_parameter(zstd::zstd_safe::CParameter::ChainLog(chain_log));
+        // The hash table's heads grow with the tree: with zstd_tune's 2^18
+        // heads under a 2^24-entry tree, each head's tree is deep and every
+        // insertion walks it (exe-rust's wide literal block at level 19:
+        // 8.1 s with 2^18 heads, 6.2 s with 2^22, the same bytes).
+        let hash_log = (chain_log - 2).clamp(18, 22);
+        let _ = c.set_parameter(zstd::zstd_safe::CParameter::HashLog(hash_log));
     }
     let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
     if !prefix.is_empty() {

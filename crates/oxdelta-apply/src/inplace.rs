@@ -81,7 +81,7 @@ use oxdelta_format::filehash::{FileHash, FileHasher};
 use oxdelta_format::inplace::{IntervalSet, StashPlanner, op_reads, total_len};
 use oxdelta_format::ops::apply_ops_from;
 use oxdelta_format::progress::{Phase, Progress};
-use oxdelta_format::sign::{SIGNATURE_BLOCK_LEN, hex};
+use oxdelta_format::sign::hex;
 use oxdelta_format::{
     ChunkEntry, OldBytes, Patch, PublicKey, Shared, SharedControl, Streams, decode_chunk_in,
 };
@@ -1022,7 +1022,7 @@ pub fn apply_in_place(target: &Path, patch: &[u8], opts: &InPlaceOptions) -> Res
     if !head.is_in_place() {
         return Err(ApplyError::NotInPlace);
     }
-    let patch_id = *blake3::hash(&patch[..head.head_len as usize + SIGNATURE_BLOCK_LEN]).as_bytes();
+    let patch_id = *blake3::hash(&patch[..head.payload_start() as usize]).as_bytes();
     let run = Run::open(target, opts)?;
     let block_device = run.target.block_device;
     let mut report = InPlaceReport {

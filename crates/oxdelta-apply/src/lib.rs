@@ -63,7 +63,6 @@ use error::io;
 use map::InputMap;
 use oxdelta_format::filehash::{self, FileHasher};
 use oxdelta_format::progress::{Phase, Progress};
-use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
 use oxdelta_format::{ChunkEntry, Head, Patch, PublicKey, Shared, SignatureBlock, head};
 use rayon::prelude::*;
 
@@ -1203,17 +1202,21 @@ pub fn apply_reader(
     let stdin_path = Path::new("<patch stream>");
     let mut fixed = vec![0u8; head::FIXED_HEADER_LEN];
     read_exact_or_truncated(&mut reader, &mut fixed, "fixed header", 0, stdin_path)?;
-    let head_len = head::peek_head_len(&fixed)?;
+    let (head_len, sig_len) = head::peek_prefix_lens(&fixed)?;
     // Read the head and signature block, growing only as bytes arrive.
     let mut head_bytes = fixed;
-    let want = head_len + SIGNATURE_BLOCK_LEN as u64 - head::FIXED_HEADER_LEN as u64;
+    let want = head_len + sig_len - head::FIXED_HEADER_LEN as u64;
     (&mut reader)
         .take(want)
         .read_to_end(&mut head_bytes)
         .map_err(io("reading", stdin_path))?;
     let head = Head::parse(&head_bytes)?;
     let sig_at = head.head_len as usize;
-    let sig = SignatureBlock::parse(head_bytes.get(sig_at..).unwrap_or(&[]), sig_at as u64)?;
+    let sig = oxdelta_format::parse_signature(
+        &head,
+        head_bytes.get(sig_at..).unwrap_or(&[]),
+        sig_at as u64,
+    )?;
     let om = open_old(old)?;
     let of = om.file();
     check_signature_and_old_len(&head_bytes[..sig_at], &sig, &head, &om, opts)?;

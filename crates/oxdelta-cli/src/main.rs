@@ -69,7 +69,7 @@ enum Cmd {
     /// Print the man page (roff) to standard output.
     #[command(after_help = "Example:\n  oxdelta man > oxdelta.1 && man ./oxdelta.1")]
     Man,
-    /// Sign an existing patch in place.
+    /// Sign an existing patch: a signed one in place, an unsigned one rewritten with its block.
     Sign(SignArgs),
 }
 
@@ -765,21 +765,22 @@ impl Trust {
 /// bounded length); returns the bytes read and the signing key, if the
 /// block parses (if not, the apply that reads the bytes again says why).
 fn peek_signer(r: &mut impl std::io::Read) -> Result<(Vec<u8>, Option<PublicKey>)> {
-    use oxdelta::oxdelta_format::head::{FIXED_HEADER_LEN, peek_head_len};
-    use oxdelta::oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
+    use oxdelta::oxdelta_format::head::{FIXED_HEADER_LEN, peek_prefix_lens};
     let mut buf = Vec::new();
     r.take(FIXED_HEADER_LEN as u64)
         .read_to_end(&mut buf)
         .context("reading the patch from standard input")?;
-    let Ok(head_len) = peek_head_len(&buf) else {
+    let Ok((head_len, sig_len)) = peek_prefix_lens(&buf) else {
         return Ok((buf, None));
     };
-    r.take(head_len + SIGNATURE_BLOCK_LEN as u64 - FIXED_HEADER_LEN as u64)
+    r.take(head_len + sig_len - FIXED_HEADER_LEN as u64)
         .read_to_end(&mut buf)
         .context("reading the patch from standard input")?;
+    // A block that is absent (an unsigned version-11 patch) names no key.
     let signer = buf
         .get(head_len as usize..)
-        .and_then(|b| oxdelta::SignatureBlock::parse(b, head_len).ok())
+        .filter(|b| sig_len > 0 && b.len() as u64 >= sig_len)
+        .and_then(|b| oxdelta::SignatureBlock::parse(&b[..sig_len as usize], head_len).ok())
         .and_then(|s| s.public_key());
     Ok((buf, signer))
 }
@@ -788,6 +789,9 @@ fn peek_signer(r: &mut impl std::io::Read) -> Result<(Vec<u8>, Option<PublicKey>
 fn info_json(i: &oxdelta::PatchInfo) -> serde_json::Value {
     serde_json::json!({
         "format_version": i.format_version,
+        "features_version": i.features_version,
+        "head_bytes": i.head_bytes,
+        "signature_bytes": i.signature_bytes,
         "patch_bytes": i.patch_bytes,
         "old_bytes": i.old_bytes,
         "old_blake3": hex(&i.old_blake3),
@@ -830,12 +834,24 @@ fn hash_name(i: &oxdelta::PatchInfo) -> &'static str {
 /// `oxdelta info`: the fields of [`oxdelta::PatchInfo`] as text.
 fn write_info_text(i: &oxdelta::PatchInfo, so: &mut impl Write) -> Result<()> {
     let n = i.chunks;
-    writeln!(so, "format version  {}", i.format_version)?;
+    if i.features_version < i.format_version {
+        writeln!(
+            so,
+            "format version  {} (features of version {})",
+            i.format_version, i.features_version
+        )?;
+    } else {
+        writeln!(so, "format version  {}", i.format_version)?;
+    }
     writeln!(
         so,
-        "patch           {} bytes ({:.2}% of NEW)",
+        "patch           {} bytes ({:.2}% of NEW): head {}, signature block {}, payloads {}",
         i.patch_bytes,
-        100.0 * i.patch_bytes as f64 / i.new_bytes.max(1) as f64
+        100.0 * i.patch_bytes as f64 / i.new_bytes.max(1) as f64,
+        i.head_bytes,
+        i.signature_bytes,
+        i.patch_bytes
+            .saturating_sub(i.head_bytes + i.signature_bytes)
     )?;
     writeln!(
         so,

@@ -107,8 +107,10 @@ fn diff_apply_verify_info() {
     // which takes version 4; its chunks' control and literal streams are
     // smaller in a shared section, which takes version 5; its literal block
     // is smaller with the context's margin, and LZMA2 (the default codec)
-    // is 3% smaller than zstd, both of which take version 7.
-    assert_eq!(v["format_version"], 7);
+    // is 3% smaller than zstd, both of which take version 7; the patch is
+    // of version 11, the compact head's.
+    assert_eq!(v["format_version"], 11);
+    assert_eq!(v["features_version"], 7);
     assert!(v["ctrl_split_chunks"].as_u64().unwrap() >= 1, "{v}");
     let chunks = v["chunks"].as_u64().unwrap();
     assert_eq!(v["shared_chunks"].as_u64(), Some(chunks), "{v}");
@@ -826,7 +828,7 @@ fn killed_apply_leaves_no_temporary() {
 /// `info`, `verify` and `sign` read the head first: on a 1 GiB file that
 /// is not a patch they answer at once within a small memory bound (here
 /// 256 MiB of address space; reading the file whole needs 1 GiB), and
-/// `sign` writes only the signature block, in place.
+/// `sign` writes the signature block (in place when the patch has one).
 #[cfg(unix)]
 #[test]
 fn head_first_commands_are_bounded() {
@@ -868,11 +870,25 @@ fn head_first_commands_are_bounded() {
     }
     assert_eq!(fs::metadata(&big).unwrap().len(), 1 << 30);
 
-    // A real patch: sign rewrites the block in place (same inode, same
-    // length, only the block's bytes changed); info and verify stay bounded.
+    // A real patch. Unsigned, it has no signature block (format version
+    // 11): sign rewrites it with the head's signed flag (bytes 10-11) set
+    // and the block after the head, the rest as it was.
     let patch = d.join("p.oxd");
     assert!(run(&[p("diff"), &old, &new, &patch]).status.success());
+    let unsigned = fs::read(&patch).unwrap();
+    let o = bounded(&[p("sign"), p("--key"), &key, &patch]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let before = fs::read(&patch).unwrap();
+    let head_len = u32::from_le_bytes(unsigned[12..16].try_into().unwrap()) as usize;
+    assert_eq!(before.len(), unsigned.len() + 128);
+    assert_eq!(before[..10], unsigned[..10]);
+    assert_ne!(before[10..12], unsigned[10..12]);
+    assert_eq!(before[12..head_len], unsigned[12..head_len]);
+    assert_eq!(before[head_len + 128..], unsigned[head_len..]);
+    // Signed, sign (by another key) rewrites the block in place (same
+    // inode, same length, only the block's bytes changed).
+    assert!(run(&[p("keygen"), &d.join("k2")]).status.success());
+    let (key, key_pub) = (d.join("k2.key"), d.join("k2.pub"));
     let ino = fs::metadata(&patch).unwrap().ino();
     let o = bounded(&[p("sign"), p("--key"), &key, &patch]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -883,8 +899,11 @@ fn head_first_commands_are_bounded() {
         .filter(|&i| after[i] != before[i])
         .collect();
     let (first, last) = (changed[0], *changed.last().unwrap());
-    assert!(last - first < 128, "bytes {first}..={last} changed");
-    let o = bounded(&[p("verify"), p("--pubkey"), &d.join("k.pub"), &patch]);
+    assert!(
+        first >= head_len && last - first < 128,
+        "bytes {first}..={last} changed"
+    );
+    let o = bounded(&[p("verify"), p("--pubkey"), &key_pub, &patch]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A torn signature block (a crash mid-write) is refused, and signing
     // again repairs it.

@@ -665,7 +665,7 @@ fn zero_runs_become_zero_chunks() {
     );
     assert!(apply(&old, &sparse) == new);
     let head = Patch::parse(&sparse).unwrap().head;
-    assert_eq!(head.version, 9);
+    assert_eq!(head.features_version(), 9);
     let runs: Vec<(u64, u32)> = head
         .chunks
         .iter()

@@ -107,6 +107,36 @@ impl<'a> Cursor<'a> {
         ))
     }
 
+    /// An unsigned LEB128 varint in its one canonical encoding, at most
+    /// `max` (format version 11's head): the shortest encoding of its
+    /// value (no final byte 0 after the first, so every value has exactly
+    /// one encoding and a parsed head re-encodes to the same bytes), at
+    /// most 10 bytes, no overflow of 64 bits. The error names `what` and
+    /// the varint's first byte.
+    pub fn varint_max(&mut self, what: &'static str, max: u64) -> Result<u64> {
+        let start = self.offset();
+        let first = self.pos;
+        let v = self.varint(what)?;
+        let len = self.pos - first;
+        if len > 1 && self.buf[self.pos - 1] == 0 {
+            return Err(Error::invalid(
+                what,
+                "a varint in its shortest encoding",
+                "an overlong one",
+                start,
+            ));
+        }
+        if v > max {
+            return Err(Error::invalid(what, format!("at most {max}"), v, start));
+        }
+        Ok(v)
+    }
+
+    /// [`Cursor::varint_max`] for a field of 32 bits.
+    pub fn varint_u32(&mut self, what: &'static str) -> Result<u32> {
+        Ok(self.varint_max(what, u64::from(u32::MAX))? as u32)
+    }
+
     /// Fails unless the byte is zero (reserved fields).
     pub fn reserved_zero(&mut self, n: usize, what: &'static str) -> Result<()> {
         let at = self.offset();

@@ -31,9 +31,19 @@ pub const FLAG_IN_PLACE: u16 = 1;
 /// `new_hash` are block-list hashes ([`crate::filehash::FileHash::BlockList`]),
 /// which skip holes, instead of plain BLAKE3.
 pub const FLAG_BLOCK_HASH: u16 = 2;
-const KNOWN_FLAGS: u16 = FLAG_IN_PLACE | FLAG_BLOCK_HASH;
+/// Header flag (format version 11): a signature block follows the head.
+/// Without it a version-11 patch has none (its payloads follow the head);
+/// before version 11 the block is always there, all zeros when unsigned.
+pub const FLAG_SIGNED: u16 = 4;
+const KNOWN_FLAGS: u16 = FLAG_IN_PLACE | FLAG_BLOCK_HASH | FLAG_SIGNED;
 /// The first format version with [`FLAG_BLOCK_HASH`].
 pub const BLOCK_HASH_VERSION: u16 = 8;
+
+/// The first format version with the compact head ([`crate::compact`]):
+/// varint fields, no hash a reader can derive, and no signature block in
+/// an unsigned patch ([`FLAG_SIGNED`]). Every patch this crate writes is
+/// of this version.
+pub const COMPACT_VERSION: u16 = 11;
 
 /// The first format version with zero chunks ([`ChunkEntry::zero`]): a
 /// table entry with codec byte [`ZERO_CHUNK_CODEC`] produces up to
@@ -67,7 +77,7 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn id(self) -> u8 {
+    pub(crate) fn id(self) -> u8 {
         match self {
             Engine::Unknown => 0,
             Engine::SuffixArray => 1,
@@ -75,7 +85,7 @@ impl Engine {
         }
     }
 
-    fn from_id(id: u8) -> Option<Engine> {
+    pub(crate) fn from_id(id: u8) -> Option<Engine> {
         [Engine::Unknown, Engine::SuffixArray, Engine::Streaming]
             .get(id as usize)
             .copied()
@@ -375,6 +385,28 @@ pub fn peek_head_len(buf: &[u8]) -> Result<u64> {
     Ok(head_len)
 }
 
+/// Reads the fixed header's head length and the length of the signature
+/// block after the head ([`signature_len`]): the bytes a streaming reader
+/// gathers before the payloads are `head_len + signature_len`. `buf`
+/// needs only [`FIXED_HEADER_LEN`] bytes.
+pub fn peek_prefix_lens(buf: &[u8]) -> Result<(u64, u64)> {
+    let mut c = Cursor::new(buf, 0);
+    let (version, flags, head_len) = fixed_header(&mut c)?;
+    Ok((head_len, signature_len(version, flags)))
+}
+
+/// Bytes of the signature block of a patch of `version` with header
+/// `flags`: [`crate::sign::SIGNATURE_BLOCK_LEN`] before version 11 (all
+/// zeros when unsigned) and in a version-11 patch with [`FLAG_SIGNED`];
+/// 0 in an unsigned version-11 patch.
+pub fn signature_len(version: u16, flags: u16) -> u64 {
+    if version < COMPACT_VERSION || flags & FLAG_SIGNED != 0 {
+        crate::sign::SIGNATURE_BLOCK_LEN as u64
+    } else {
+        0
+    }
+}
+
 fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
     let magic: [u8; 8] = c.array("magic")?;
     if magic != MAGIC {
@@ -401,11 +433,24 @@ fn fixed_header(c: &mut Cursor<'_>) -> Result<(u16, u16, u64)> {
             10,
         ));
     }
+    if flags & FLAG_SIGNED != 0 && version < COMPACT_VERSION {
+        return Err(Error::invalid(
+            "flags",
+            format!("no signed flag before version {COMPACT_VERSION}"),
+            format!("{flags:#x} in version {version}"),
+            10,
+        ));
+    }
     let head_len = u64::from(c.u32("head length")?);
-    if head_len < TABLE_START as u64 || head_len > limits::MAX_HEAD_LEN {
+    let min = if version >= COMPACT_VERSION {
+        crate::compact::MIN_HEAD_LEN
+    } else {
+        TABLE_START
+    };
+    if head_len < min as u64 || head_len > limits::MAX_HEAD_LEN {
         return Err(Error::invalid(
             "head length",
-            format!("{TABLE_START}..={}", limits::MAX_HEAD_LEN),
+            format!("{min}..={}", limits::MAX_HEAD_LEN),
             head_len,
             12,
         ));
@@ -431,6 +476,9 @@ impl Head {
             ));
         }
         let buf = &buf[..head_len as usize];
+        if version >= COMPACT_VERSION {
+            return crate::compact::parse(buf, version, flags);
+        }
         let m = parse_meta(buf, head_len, version)?;
         // The shared section's descriptor ends a version-5 head; it is read
         // first (from its fixed place) because the section's stored bytes
@@ -453,17 +501,7 @@ impl Head {
             (SharedDesc::default(), head_len)
         };
         let chunks = parse_table(&buf[..table_end as usize], version, &m, &shared)?;
-        check_tiling(&chunks, m.new_len)?;
-        if flags & FLAG_IN_PLACE != 0 {
-            if let Some(i) = chunks.iter().position(|e| e.zero) {
-                return Err(Error::invalid(
-                    "chunk codec",
-                    format!("no zero chunk in an in-place patch (chunk {i})"),
-                    ZERO_CHUNK_CODEC,
-                    TABLE_START as u64,
-                ));
-            }
-        }
+        check_chunks(&chunks, m.new_len, flags, TABLE_START as u64)?;
         Ok(Head {
             version,
             meta: Metadata {
@@ -483,36 +521,43 @@ impl Head {
     }
 
     /// Serializes a head for `meta` and `chunks` (whose `payload_offset`s
-    /// are ignored and recomputed on parse).
+    /// are ignored and recomputed on parse), in format version 11's
+    /// compact layout ([`crate::compact`]): every patch this crate writes
+    /// has it. `meta.flags` has [`FLAG_SIGNED`] when a signature block
+    /// will follow.
     pub fn encode(meta: &Metadata, chunks: &[ChunkEntry]) -> Vec<u8> {
         Head::encode_with(meta, chunks, &SharedDesc::default())
     }
 
-    /// [`Head::encode`] with a shared section (version 5 when it is present).
+    /// [`Head::encode`] with a shared section.
     pub fn encode_with(meta: &Metadata, chunks: &[ChunkEntry], shared: &SharedDesc) -> Vec<u8> {
+        crate::compact::encode(meta, chunks, shared)
+    }
+
+    /// The head in the fixed layout of format versions 1 to 10, at the
+    /// lowest of them that expresses the chunks and the section (version 5
+    /// when a section is present). For tests and tools that need a patch
+    /// older appliers read; a patch in this layout always carries its
+    /// signature block, so `meta.flags` must not have [`FLAG_SIGNED`], and
+    /// no chunk may use a feature of version 11 or later (both panic).
+    pub fn encode_fixed_with(
+        meta: &Metadata,
+        chunks: &[ChunkEntry],
+        shared: &SharedDesc,
+    ) -> Vec<u8> {
+        assert!(
+            meta.flags & FLAG_SIGNED == 0,
+            "the fixed layout has no signed flag"
+        );
         let table_len: usize = chunks
             .iter()
             .map(|e| ENTRY_FIXED_LEN + RANGE_LEN * e.old_ranges.len())
             .sum();
-        // The lowest version that can express the chunks, so patches that
-        // need no version-2 feature still apply on version-1 appliers.
-        let version: u16 = chunks
-            .iter()
-            .map(|e| {
-                if e.zero {
-                    ZERO_CHUNK_VERSION
-                } else {
-                    e.coding().min_version()
-                }
-            })
-            .max()
-            .unwrap_or(1)
-            .max(shared.min_version_with(meta.flags))
-            .max(if meta.flags & FLAG_BLOCK_HASH != 0 {
-                BLOCK_HASH_VERSION
-            } else {
-                1
-            });
+        let version = features_version(meta, chunks, shared);
+        assert!(
+            version < COMPACT_VERSION,
+            "a feature of version {version} has no fixed layout"
+        );
         let desc_len = if version >= 5 { SHARED_DESC_LEN } else { 0 };
         let head_len = TABLE_START + table_len + desc_len;
         let mut out = Vec::with_capacity(head_len);
@@ -589,9 +634,22 @@ impl Head {
         crate::filehash::FileHash::of_flags(self.meta.flags)
     }
 
+    /// The lowest format version whose features this patch uses, whatever
+    /// its head's layout: what a fixed-layout head would say
+    /// ([`Head::encode_fixed_with`]); a version-11 patch that needs only
+    /// version 1's features says 1.
+    pub fn features_version(&self) -> u16 {
+        features_version(&self.meta, &self.chunks, &self.shared)
+    }
+
+    /// Bytes of the signature block after the head ([`signature_len`]).
+    pub fn signature_len(&self) -> u64 {
+        signature_len(self.version, self.meta.flags)
+    }
+
     /// Offset of the payload section from the start of the patch.
     pub fn payload_start(&self) -> u64 {
-        self.head_len + crate::sign::SIGNATURE_BLOCK_LEN as u64
+        self.head_len + self.signature_len()
     }
 
     /// Total patch length: head, signature block and payloads.
@@ -631,34 +689,7 @@ fn parse_meta(head: &[u8], head_len: u64, version: u16) -> Result<MetaFields> {
     let at = c.offset();
     let chunk_count = c.u32("chunk count")?;
     let table_room = (head_len - TABLE_START as u64) / ENTRY_FIXED_LEN as u64;
-    if chunk_count > limits::MAX_CHUNKS || u64::from(chunk_count) > table_room {
-        return Err(Error::invalid(
-            "chunk count",
-            format!(
-                "at most {} (limit) and {table_room} (room in the head)",
-                limits::MAX_CHUNKS
-            ),
-            chunk_count,
-            at,
-        ));
-    }
-    // The longest chunk the version allows: from version 9 a zero chunk.
-    let longest = if version >= ZERO_CHUNK_VERSION {
-        limits::MAX_ZERO_CHUNK_LEN
-    } else {
-        limits::MAX_CHUNK_NEW_LEN
-    };
-    let min_chunks = new_len.div_ceil(u64::from(longest));
-    if u64::from(chunk_count) < min_chunks || (new_len == 0) != (chunk_count == 0) {
-        return Err(Error::invalid(
-            "chunk count",
-            format!(
-                "at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"
-            ),
-            chunk_count,
-            at,
-        ));
-    }
+    check_chunk_count(chunk_count.into(), table_room, new_len, version, at)?;
     let at = c.offset();
     let engine_id = c.u8("engine")?;
     let engine = Engine::from_id(engine_id)
@@ -684,6 +715,87 @@ fn parse_meta(head: &[u8], head_len: u64, version: u16) -> Result<MetaFields> {
     })
 }
 
+/// The lowest format version whose features express `chunks` and
+/// `shared` with header flags `meta.flags`, whatever the head's layout:
+/// the version of a fixed-layout head, so patches that need no version-2
+/// feature apply on version-1 appliers.
+pub(crate) fn features_version(meta: &Metadata, chunks: &[ChunkEntry], shared: &SharedDesc) -> u16 {
+    chunks
+        .iter()
+        .map(|e| {
+            if e.zero {
+                ZERO_CHUNK_VERSION
+            } else {
+                e.coding().min_version()
+            }
+        })
+        .max()
+        .unwrap_or(1)
+        .max(shared.min_version_with(meta.flags))
+        .max(if meta.flags & FLAG_BLOCK_HASH != 0 {
+            BLOCK_HASH_VERSION
+        } else {
+            1
+        })
+}
+
+/// What a table's entries add up to, entry by entry in table order: where
+/// the next payload starts (after the shared section), where the next
+/// shared chunk's streams start in the section's blocks, and the largest
+/// chunk that is rebuilt.
+pub(crate) struct TableSums {
+    /// Offset of the next entry's payload in the payload section; after
+    /// the last entry, the payload section's length.
+    pub payload_offset: u64,
+    ctrl_at: u64,
+    lit_at: u64,
+    /// The largest `new_len` of a chunk that is not a zero chunk.
+    pub max_chunk_new_len: u32,
+}
+
+impl TableSums {
+    pub(crate) fn new(shared: &SharedDesc) -> TableSums {
+        TableSums {
+            payload_offset: shared.stored_len(),
+            ctrl_at: 0,
+            lit_at: 0,
+            max_chunk_new_len: 0,
+        }
+    }
+
+    /// Adds entry `e` (read with `payload_offset` as its payload's
+    /// offset) and sets its derived offsets in the shared blocks.
+    pub(crate) fn add(&mut self, e: &mut ChunkEntry) {
+        if e.shared {
+            (e.shared_ctrl_at, e.shared_lit_at) = (self.ctrl_at, self.lit_at);
+            self.ctrl_at += u64::from(e.ctrl.raw);
+            self.lit_at += u64::from(e.lit.raw);
+        }
+        self.payload_offset += e.payload_len();
+        if !e.zero {
+            self.max_chunk_new_len = self.max_chunk_new_len.max(e.new_len);
+        }
+    }
+
+    /// After the last entry: the shared chunks' streams fill the section's
+    /// blocks exactly (`at`: where the table ends).
+    pub(crate) fn check_shared(&self, shared: &SharedDesc, at: u64) -> Result<()> {
+        let (ctrl_at, lit_at) = (self.ctrl_at, self.lit_at);
+        if (ctrl_at, lit_at) == (shared.ctrl.raw.into(), shared.lit.raw.into()) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "shared section",
+            format!(
+                "blocks as long as the shared chunks' streams ({ctrl_at} control, \
+                 {lit_at} literal bytes)"
+            ),
+            format!("{} and {}", shared.ctrl.raw, shared.lit.raw),
+            at,
+        ))
+    }
+}
+
 /// Reads the chunk table, which ends `head` (the head up to the shared
 /// descriptor), and checks it against the metadata `m` and the shared
 /// section's descriptor.
@@ -696,33 +808,14 @@ fn parse_table(
     let table_end = head.len() as u64;
     let mut c = Cursor::new(&head[TABLE_START..], TABLE_START as u64);
     let mut chunks = Vec::with_capacity(m.chunk_count as usize);
-    let mut payload_offset = shared.stored_len();
-    let (mut ctrl_at, mut lit_at) = (0u64, 0u64);
-    let mut seen_max = 0u32;
+    let mut sums = TableSums::new(shared);
     for i in 0..m.chunk_count {
-        let mut e = parse_entry(&mut c, i, version, m.old_len, payload_offset)?;
-        if e.shared {
-            (e.shared_ctrl_at, e.shared_lit_at) = (ctrl_at, lit_at);
-            ctrl_at += u64::from(e.ctrl.raw);
-            lit_at += u64::from(e.lit.raw);
-        }
-        payload_offset += e.payload_len();
-        if !e.zero {
-            seen_max = seen_max.max(e.new_len);
-        }
+        let mut e = parse_entry(&mut c, i, version, m.old_len, sums.payload_offset)?;
+        sums.add(&mut e);
         chunks.push(e);
     }
-    if (ctrl_at, lit_at) != (shared.ctrl.raw.into(), shared.lit.raw.into()) {
-        return Err(Error::invalid(
-            "shared section",
-            format!(
-                "blocks as long as the shared chunks' streams ({ctrl_at} control, \
-                 {lit_at} literal bytes)"
-            ),
-            format!("{} and {}", shared.ctrl.raw, shared.lit.raw),
-            table_end,
-        ));
-    }
+    sums.check_shared(shared, table_end)?;
+    let (payload_offset, seen_max) = (sums.payload_offset, sums.max_chunk_new_len);
     if !c.is_empty() {
         return Err(Error::invalid(
             "head length",
@@ -750,7 +843,49 @@ fn parse_table(
     Ok(chunks)
 }
 
-fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
+/// A chunk count read at `at`: at most [`limits::MAX_CHUNKS`] and
+/// `table_room` (entries the rest of the head can hold), at least what
+/// `new_len` bytes need in chunks of the longest length `version`
+/// allows, and 0 exactly when NEW is empty.
+pub(crate) fn check_chunk_count(
+    chunk_count: u64,
+    table_room: u64,
+    new_len: u64,
+    version: u16,
+    at: u64,
+) -> Result<()> {
+    if chunk_count > u64::from(limits::MAX_CHUNKS) || chunk_count > table_room {
+        return Err(Error::invalid(
+            "chunk count",
+            format!(
+                "at most {} (limit) and {table_room} (room in the head)",
+                limits::MAX_CHUNKS
+            ),
+            chunk_count,
+            at,
+        ));
+    }
+    // The longest chunk the version allows: from version 9 a zero chunk.
+    let longest = if version >= ZERO_CHUNK_VERSION {
+        limits::MAX_ZERO_CHUNK_LEN
+    } else {
+        limits::MAX_CHUNK_NEW_LEN
+    };
+    let min_chunks = new_len.div_ceil(u64::from(longest));
+    if chunk_count < min_chunks || (new_len == 0) != (chunk_count == 0) {
+        return Err(Error::invalid(
+            "chunk count",
+            format!(
+                "at least {min_chunks} chunks for {new_len} NEW bytes (and none for an empty NEW)"
+            ),
+            chunk_count,
+            at,
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_file_len(what: &'static str, v: u64, at: u64) -> Result<()> {
     if v > limits::MAX_FILE_LEN {
         return Err(Error::invalid(
             what,
@@ -877,35 +1012,69 @@ fn parse_stream_lens(
     new_len: u32,
     start: u64,
 ) -> Result<[StreamLen; 3]> {
-    let (codec, shared) = (coding.codec, coding.shared);
     let mut lens = [StreamLen::default(); 3];
-    for (k, name) in ["control", "diff", "literal"].into_iter().enumerate() {
+    for (k, len) in lens.iter_mut().enumerate() {
         let at = c.offset();
         let raw = c.u32("stream raw length")?;
         let stored = c.u32("stream stored length")?;
-        let ok = match codec {
-            _ if raw == 0 || (shared && k != 1) => stored == 0,
-            Codec::None => stored == raw,
-            _ => stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into()),
-        };
-        if !ok {
-            return Err(Error::invalid(
-                "stream stored length",
-                if shared && k != 1 {
-                    format!("0: the {name} stream is in the shared section (chunk {i})")
-                } else {
-                    format!(
-                        "a length the {} codec can produce for {raw} {name} bytes (chunk {i})",
-                        codec.name()
-                    )
-                },
-                stored,
-                at + 4,
-            ));
-        }
-        lens[k] = StreamLen { raw, stored };
+        *len = StreamLen { raw, stored };
+        check_stored_len(i, coding, k, *len, at + 4)?;
     }
-    let [ctrl, diff, lit] = lens;
+    check_stream_lens(i, coding, new_len, &lens, start + 16, start + 24)?;
+    Ok(lens)
+}
+
+/// The names of a chunk's three streams, in table order.
+const STREAM_NAMES: [&str; 3] = ["control", "diff", "literal"];
+
+/// Whether stream `k` (0 control, 1 diff, 2 literal) of entry `i` has a
+/// stored length its coding can give: 0 for an empty stream and for a
+/// shared chunk's control and literal streams, the raw length with codec
+/// none, otherwise `1..=`[`limits::max_stored_len`]. `at`: the stored
+/// length's offset.
+pub(crate) fn check_stored_len(
+    i: u32,
+    coding: &ChunkCoding,
+    k: usize,
+    s: StreamLen,
+    at: u64,
+) -> Result<()> {
+    let (codec, shared, name) = (coding.codec, coding.shared, STREAM_NAMES[k]);
+    let StreamLen { raw, stored } = s;
+    let ok = match codec {
+        _ if raw == 0 || (shared && k != 1) => stored == 0,
+        Codec::None => stored == raw,
+        _ => stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into()),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "stream stored length",
+        if shared && k != 1 {
+            format!("0: the {name} stream is in the shared section (chunk {i})")
+        } else {
+            format!(
+                "a length the {} codec can produce for {raw} {name} bytes (chunk {i})",
+                codec.name()
+            )
+        },
+        stored,
+        at,
+    ))
+}
+
+/// The raw lengths of entry `i`'s streams against its `new_len` and
+/// coding (control at `ctrl_at`, diff and literal at `diff_at`).
+pub(crate) fn check_stream_lens(
+    i: u32,
+    coding: &ChunkCoding,
+    new_len: u32,
+    lens: &[StreamLen; 3],
+    ctrl_at: u64,
+    diff_at: u64,
+) -> Result<()> {
+    let [ctrl, diff, lit] = *lens;
     if ctrl.raw == 0 || u64::from(ctrl.raw) > limits::max_ctrl_raw_len(new_len) {
         return Err(Error::invalid(
             "control stream length",
@@ -914,7 +1083,7 @@ fn parse_stream_lens(
                 limits::max_ctrl_raw_len(new_len)
             ),
             ctrl.raw,
-            start + 16,
+            ctrl_at,
         ));
     }
     let diff_ok = match coding.diff_filter {
@@ -930,118 +1099,64 @@ fn parse_stream_lens(
                 filter::max_filtered_len(new_len.into())
             ),
             format!("{} + {}", diff.raw, lit.raw),
-            start + 24,
+            diff_at,
         ));
     }
-    Ok(lens)
+    Ok(())
 }
 
 /// `count` OLD ranges: non-empty, inside OLD, sorted and not touching.
 fn parse_old_ranges(c: &mut Cursor<'_>, count: u16, old_len: u64) -> Result<Vec<(u64, u64)>> {
     let mut old_ranges = Vec::with_capacity(count as usize);
-    let mut prev_end = 0u64;
     for _ in 0..count {
         let at = c.offset();
         let s = c.u64("OLD range start")?;
         let l = c.u64("OLD range length")?;
-        let end = s
-            .checked_add(l)
-            .filter(|&e| e <= old_len && l > 0 && (old_ranges.is_empty() || s > prev_end));
-        let Some(end) = end else {
-            return Err(Error::invalid(
-                "OLD range",
-                format!(
-                    "a non-empty range inside OLD (0..{old_len}), after the previous one, not touching it"
-                ),
-                format!("{s} + {l}"),
-                at,
-            ));
-        };
-        prev_end = end;
-        old_ranges.push((s, l));
+        push_old_range(&mut old_ranges, s, l, old_len, at)?;
     }
     Ok(old_ranges)
 }
 
-/// The shared descriptor's two block lengths (control, literal), each
-/// within the limits of a patch of `version` with header `flags`
-/// ([`limits::shared_block_limits`]).
-fn parse_shared_lens(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<[StreamLen; 2]> {
-    let limits = limits::shared_block_limits(version, flags & FLAG_IN_PLACE != 0);
-    let mut lens = [StreamLen::default(); 2];
-    for (k, name) in ["control", "literal"].into_iter().enumerate() {
-        let max = [limits.ctrl, limits.lit][k];
-        let at = d.offset();
-        let raw = d.u32("shared block raw length")?;
-        let stored = d.u32("shared block stored length")?;
-        if u64::from(raw) > max {
-            return Err(Error::invalid(
-                "shared block raw length",
-                format!("at most {max} ({name} block, format version {version})"),
-                raw,
-                at,
-            ));
-        }
-        let ok = if raw == 0 {
-            stored == 0
-        } else {
-            stored > 0 && u64::from(stored) <= limits::max_stored_len(raw.into())
-        };
-        if !ok {
-            return Err(Error::invalid(
-                "shared block stored length",
-                format!("a length a codec can produce for {raw} bytes ({name} block)"),
-                stored,
-                at + 4,
-            ));
-        }
-        lens[k] = StreamLen { raw, stored };
-    }
-    Ok(lens)
-}
-
-fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
-    let lens = parse_shared_lens(d, version, flags)?;
-    let at = d.offset();
-    let gap_max = d.u32("shared gap length")?;
-    if gap_max > limits::MAX_SHARED_GAP {
+/// Appends the OLD range `(s, l)` read at `at` to `ranges` when it is
+/// non-empty, inside OLD, after the previous one and not touching it.
+pub(crate) fn push_old_range(
+    ranges: &mut Vec<(u64, u64)>,
+    s: u64,
+    l: u64,
+    old_len: u64,
+    at: u64,
+) -> Result<()> {
+    let after = ranges.last().is_none_or(|&(ps, pl)| s > ps + pl);
+    let end = s.checked_add(l).filter(|&e| e <= old_len && l > 0 && after);
+    if end.is_none() {
         return Err(Error::invalid(
-            "shared gap length",
-            format!("at most {}", limits::MAX_SHARED_GAP),
-            gap_max,
+            "OLD range",
+            format!(
+                "a non-empty range inside OLD (0..{old_len}), after the previous one, not touching it"
+            ),
+            format!("{s} + {l}"),
             at,
         ));
     }
-    let at_margin = d.offset();
-    let margin = d.u32("shared context margin")?;
-    let margin_max = if version >= 7 {
-        limits::MAX_SHARED_MARGIN
-    } else {
-        0
-    };
-    if margin > margin_max {
-        return Err(Error::invalid(
-            "shared context margin",
-            format!("at most {margin_max} in format version {version}"),
-            margin,
-            at_margin,
-        ));
+    ranges.push((s, l));
+    Ok(())
+}
+
+/// Reads a fixed-layout shared descriptor (the last 64 bytes of a head of
+/// versions 5 to 10) and checks it ([`check_shared_desc`]).
+fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<SharedDesc> {
+    let at = d.offset();
+    let mut lens = [StreamLen::default(); 2];
+    for len in &mut lens {
+        let raw = d.u32("shared block raw length")?;
+        let stored = d.u32("shared block stored length")?;
+        *len = StreamLen { raw, stored };
     }
+    let gap_max = d.u32("shared gap length")?;
+    let margin = d.u32("shared context margin")?;
     let hash = d.array("shared section hash")?;
     let at_codec = d.offset();
     let codec = d.u8("shared section codec")?;
-    if codec > 1 || (codec == 1 && version < 7) {
-        return Err(Error::invalid(
-            "shared section codec",
-            if version >= 7 {
-                "0 (zstd) or 1 (LZMA2)"
-            } else {
-                "0"
-            },
-            codec,
-            at_codec,
-        ));
-    }
     d.reserved_zero(7, "reserved shared-section bytes")?;
     let desc = SharedDesc {
         ctrl: lens[0],
@@ -1051,9 +1166,118 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
         hash,
         lzma2: codec == 1,
     };
-    if desc.ctrl.raw == 0
-        && (desc.lit.raw != 0 || gap_max != 0 || margin != 0 || hash != [0; 32] || desc.lzma2)
-    {
+    let fields = DescOffsets {
+        lens: [at, at + 8],
+        stored: [at + 4, at + 12],
+        gap_max: at + 16,
+        margin: at + 20,
+        codec: at_codec,
+    };
+    check_shared_desc(&desc, codec, version, flags, &fields)?;
+    Ok(desc)
+}
+
+/// Where a shared descriptor's fields were read, for error messages.
+#[derive(Default)]
+pub(crate) struct DescOffsets {
+    /// The control and literal blocks' raw lengths.
+    pub lens: [u64; 2],
+    /// Their stored lengths.
+    pub stored: [u64; 2],
+    pub gap_max: u64,
+    pub margin: u64,
+    pub codec: u64,
+}
+
+/// The shared descriptor's rules in a patch of `version` with header
+/// `flags`: each block within [`limits::shared_block_limits`] with a
+/// stored length a codec can give; gap and margin (version 7) within
+/// their limits; `codec` 0, or 1 (LZMA2) from version 7; all zero when
+/// there is no control block; no section in an in-place patch before
+/// version [`IN_PLACE_SHARED_VERSION`].
+pub(crate) fn check_shared_desc(
+    desc: &SharedDesc,
+    codec: u8,
+    version: u16,
+    flags: u16,
+    at: &DescOffsets,
+) -> Result<()> {
+    let limits = limits::shared_block_limits(version, flags & FLAG_IN_PLACE != 0);
+    for (k, s) in [desc.ctrl, desc.lit].into_iter().enumerate() {
+        let (max, name) = [(limits.ctrl, "control"), (limits.lit, "literal")][k];
+        if u64::from(s.raw) > max {
+            return Err(Error::invalid(
+                "shared block raw length",
+                format!("at most {max} ({name} block, format version {version})"),
+                s.raw,
+                at.lens[k],
+            ));
+        }
+        let ok = if s.raw == 0 {
+            s.stored == 0
+        } else {
+            s.stored > 0 && u64::from(s.stored) <= limits::max_stored_len(s.raw.into())
+        };
+        if !ok {
+            return Err(Error::invalid(
+                "shared block stored length",
+                format!(
+                    "a length a codec can produce for {} bytes ({name} block)",
+                    s.raw
+                ),
+                s.stored,
+                at.stored[k],
+            ));
+        }
+    }
+    if desc.gap_max > limits::MAX_SHARED_GAP {
+        return Err(Error::invalid(
+            "shared gap length",
+            format!("at most {}", limits::MAX_SHARED_GAP),
+            desc.gap_max,
+            at.gap_max,
+        ));
+    }
+    let margin_max = if version >= 7 {
+        limits::MAX_SHARED_MARGIN
+    } else {
+        0
+    };
+    if desc.margin > margin_max {
+        return Err(Error::invalid(
+            "shared context margin",
+            format!("at most {margin_max} in format version {version}"),
+            desc.margin,
+            at.margin,
+        ));
+    }
+    if codec > 1 || (codec == 1 && version < 7) {
+        return Err(Error::invalid(
+            "shared section codec",
+            if version >= 7 {
+                "0 (zstd) or 1 (LZMA2)"
+            } else {
+                "0"
+            },
+            codec,
+            at.codec,
+        ));
+    }
+    check_section_presence(desc, version, flags, at.lens[0])
+}
+
+/// A descriptor without a control block is all zero, and an in-place
+/// patch has a section from version [`IN_PLACE_SHARED_VERSION`] only.
+fn check_section_presence(desc: &SharedDesc, version: u16, flags: u16, at: u64) -> Result<()> {
+    let SharedDesc {
+        ctrl,
+        lit,
+        gap_max,
+        margin,
+        hash,
+        lzma2,
+    } = *desc;
+    if ctrl.raw == 0 && (lit.raw != 0 || gap_max != 0 || margin != 0 || hash != [0; 32] || lzma2) {
         return Err(Error::invalid(
             "shared section",
             "an all-zero descriptor when there is no control block",
@@ -1072,10 +1296,33 @@ fn parse_shared_desc(d: &mut Cursor<'_>, version: u16, flags: u16) -> Result<Sha
             at,
         ));
     }
-    Ok(desc)
+    Ok(())
 }
 
-fn check_tiling(chunks: &[ChunkEntry], new_len: u64) -> Result<()> {
+/// The checks of a whole table whose entries start at byte `table_at`:
+/// the chunks tile `0..new_len`, and an in-place patch (`flags`) has no
+/// zero chunk.
+pub(crate) fn check_chunks(
+    chunks: &[ChunkEntry],
+    new_len: u64,
+    flags: u16,
+    table_at: u64,
+) -> Result<()> {
+    check_tiling(chunks, new_len, table_at)?;
+    if flags & FLAG_IN_PLACE != 0 {
+        if let Some(i) = chunks.iter().position(|e| e.zero) {
+            return Err(Error::invalid(
+                "chunk codec",
+                format!("no zero chunk in an in-place patch (chunk {i})"),
+                ZERO_CHUNK_CODEC,
+                table_at,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_tiling(chunks: &[ChunkEntry], new_len: u64, table_at: u64) -> Result<()> {
     let mut order: Vec<(u64, u32)> = chunks.iter().map(|e| (e.new_offset, e.new_len)).collect();
     order.sort_unstable();
     let mut end = 0u64;
@@ -1085,7 +1332,7 @@ fn check_tiling(chunks: &[ChunkEntry], new_len: u64) -> Result<()> {
                 "chunk table",
                 format!("chunks that tile NEW exactly (next chunk at NEW offset {end})"),
                 format!("a chunk at NEW offset {off}"),
-                TABLE_START as u64,
+                table_at,
             ));
         }
         end = off + u64::from(len);
@@ -1095,7 +1342,7 @@ fn check_tiling(chunks: &[ChunkEntry], new_len: u64) -> Result<()> {
             "chunk table",
             format!("chunks that cover NEW's {new_len} bytes"),
             format!("chunks that cover {end}"),
-            TABLE_START as u64,
+            table_at,
         ));
     }
     Ok(())

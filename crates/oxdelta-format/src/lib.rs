@@ -64,6 +64,7 @@ pub mod armv7;
 mod chunk;
 pub mod codec;
 pub mod coding;
+pub mod compact;
 pub mod cursor;
 pub mod error;
 pub mod filehash;
@@ -94,9 +95,11 @@ pub use shared::{NO_SHARED, Shared, SharedControl, SharedSection};
 pub use sign::{PublicKey, SecretKey, SignatureBlock};
 
 /// The newest format version this crate writes and reads. It reads every
-/// version from 1 up, and writes the lowest version that can express a
-/// patch (version 2 only when a chunk uses a [`DiffFilter`], an [`AddMode`]
-/// other than bytes, or the operand split).
+/// version from 1 up. It writes version 11, whose compact head
+/// ([`compact`]) every patch gains from; a feature of a later version
+/// raises it. ([`Head::encode_fixed_with`] writes the fixed layout of
+/// versions 1 to 10 at the lowest version that expresses a patch, for
+/// tests and tools.)
 pub const FORMAT_VERSION: u16 = 11;
 
 /// Builds the head and signature block for `chunks` (in apply order), signed
@@ -114,13 +117,51 @@ pub fn encode_head_with(
     shared: &SharedDesc,
     key: Option<&SecretKey>,
 ) -> Vec<u8> {
-    let mut out = Head::encode_with(meta, entries, shared);
-    let block = match key {
-        Some(k) => SignatureBlock::sign(&out, k),
-        None => SignatureBlock::Unsigned,
-    };
-    out.extend_from_slice(&block.to_bytes());
+    // The signed flag says whether a block follows; the signature covers
+    // the head with it set.
+    let mut meta = meta.clone();
+    meta.flags &= !head::FLAG_SIGNED;
+    if key.is_some() {
+        meta.flags |= head::FLAG_SIGNED;
+    }
+    let mut out = Head::encode_with(&meta, entries, shared);
+    if let Some(k) = key {
+        let block = SignatureBlock::sign(&out, k);
+        out.extend_from_slice(&block.to_bytes());
+    }
     out
+}
+
+/// The signature block of a patch whose head is `head`, from `after` (the
+/// patch's bytes from the end of the head on; `base`: their offset): the
+/// block's [`Head::signature_len`] bytes, or [`SignatureBlock::Unsigned`]
+/// when the head says there is none (an unsigned version-11 patch). A
+/// version-11 head with the signed flag needs an Ed25519 block.
+pub fn parse_signature(head: &Head, after: &[u8], base: u64) -> Result<SignatureBlock> {
+    let len = head.signature_len() as usize;
+    if len == 0 {
+        return Ok(SignatureBlock::Unsigned);
+    }
+    let bytes = after.get(..len).ok_or_else(|| {
+        Error::at(
+            ErrorKind::Truncated {
+                what: "signature block",
+                needed: len as u64,
+                available: after.len() as u64,
+            },
+            base,
+        )
+    })?;
+    let block = SignatureBlock::parse(bytes, base)?;
+    if head.version >= head::COMPACT_VERSION && block == SignatureBlock::Unsigned {
+        return Err(Error::invalid(
+            "signature kind",
+            "1 (Ed25519): the head's signed flag is set",
+            0,
+            base,
+        ));
+    }
+    Ok(block)
 }
 
 /// A whole patch in memory: head, signature block and payloads.
@@ -227,19 +268,7 @@ impl<'a> Patch<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Patch<'a>> {
         let head = Head::parse(bytes)?;
         let sig_start = head.head_len as usize;
-        let sig_bytes = bytes
-            .get(sig_start..sig_start + sign::SIGNATURE_BLOCK_LEN)
-            .ok_or_else(|| {
-                Error::at(
-                    ErrorKind::Truncated {
-                        what: "signature block",
-                        needed: sign::SIGNATURE_BLOCK_LEN as u64,
-                        available: (bytes.len() - sig_start) as u64,
-                    },
-                    sig_start as u64,
-                )
-            })?;
-        let signature = SignatureBlock::parse(sig_bytes, sig_start as u64)?;
+        let signature = parse_signature(&head, &bytes[sig_start..], sig_start as u64)?;
         let expected = head.patch_len();
         if bytes.len() as u64 != expected {
             let kind = if (bytes.len() as u64) < expected {

@@ -81,36 +81,59 @@ pub fn old_of_len(n: usize) -> Vec<u8> {
 
 /// `parse`: arbitrary bytes as a patch.
 ///
-/// `Patch::parse`, `Head::parse`, `peek_head_len` and
+/// `Patch::parse`, `Head::parse`, `peek_head_len`, `peek_prefix_lens` and
 /// `SignatureBlock::parse` never panic; when a head parses, encoding it
-/// again gives back exactly its bytes (the format has one encoding) except
-/// the version field: writers emit the lowest version that expresses the
-/// head, readers also accept a higher one. Every payload the parsed patch
-/// hands out has the length its entry names.
+/// again gives back exactly its bytes (the format has one encoding): a
+/// version-11 head as it is (its varints are canonical), a fixed-layout
+/// head (versions 1 to 10) except the version field, since writers emit
+/// the lowest version that expresses the head and readers also accept a
+/// higher one. Every payload the parsed patch hands out has the length
+/// its entry names.
 pub fn parse(data: &[u8]) {
     let _ = head::peek_head_len(data);
+    let _ = head::peek_prefix_lens(data);
     if let Ok(h) = Head::parse(data) {
-        let mut enc = Head::encode_with(&h.meta, &h.chunks, &h.shared);
-        let written = u16::from_le_bytes([enc[8], enc[9]]);
-        assert!(
-            written <= h.version,
-            "a head that parses as version {} needs version {written}",
-            h.version
-        );
-        enc[8..10].copy_from_slice(&h.version.to_le_bytes());
-        if h.version >= 5 && written < 5 {
-            // A version-5+ head ends with the shared descriptor, all zero
-            // when there is no section; the lowest version has none.
-            enc.extend_from_slice(&[0; head::SHARED_DESC_LEN]);
-            let len = u64::from_le_bytes(enc[12..20].try_into().expect("8 bytes"));
-            enc[12..20].copy_from_slice(&(len + head::SHARED_DESC_LEN as u64).to_le_bytes());
+        if h.version >= head::COMPACT_VERSION {
+            let enc = Head::encode_with(&h.meta, &h.chunks, &h.shared);
+            assert_eq!(
+                enc[..],
+                data[..h.head_len as usize],
+                "a parsed version-11 head must re-encode to the same bytes"
+            );
+        } else {
+            fixed_head_round_trips(data, &h);
         }
-        assert_eq!(
-            enc[..],
-            data[..h.head_len as usize],
-            "a parsed head must re-encode to the same bytes"
-        );
     }
+    parse_signature_and_payloads(data);
+}
+
+/// A fixed-layout head `h` parsed from `data` encodes to its bytes, but
+/// for a version that may be lower.
+fn fixed_head_round_trips(data: &[u8], h: &Head) {
+    let mut enc = Head::encode_fixed_with(&h.meta, &h.chunks, &h.shared);
+    let written = u16::from_le_bytes([enc[8], enc[9]]);
+    assert!(
+        written <= h.version,
+        "a head that parses as version {} needs version {written}",
+        h.version
+    );
+    enc[8..10].copy_from_slice(&h.version.to_le_bytes());
+    if h.version >= 5 && written < 5 {
+        // A version-5+ head ends with the shared descriptor, all zero
+        // when there is no section; the lowest version has none.
+        enc.extend_from_slice(&[0; head::SHARED_DESC_LEN]);
+        let len = u64::from_le_bytes(enc[12..20].try_into().expect("8 bytes"));
+        enc[12..20].copy_from_slice(&(len + head::SHARED_DESC_LEN as u64).to_le_bytes());
+    }
+    assert_eq!(
+        enc[..],
+        data[..h.head_len as usize],
+        "a parsed head must re-encode to the same bytes"
+    );
+}
+
+/// The signature-block and payload half of [`parse`].
+fn parse_signature_and_payloads(data: &[u8]) {
     for block in [
         data.get(..SIGNATURE_BLOCK_LEN),
         data.rchunks(SIGNATURE_BLOCK_LEN).next(),
@@ -1900,7 +1923,10 @@ pub mod seeds {
         zeros.extend_from_slice(&old[3000..3700]);
         zeros.extend_from_slice(&[0; 1400]);
         let p = oxdelta::diff_bytes(old, &zeros, &opts);
-        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(9));
+        assert_eq!(
+            Patch::parse(&p).map(|p| p.head.features_version()).ok(),
+            Some(9)
+        );
         out.push(("patch-stream-zeros".into(), p));
         // Sparse changes (as in relocated code): ADD with run-filtered diff
         // streams, so the parser and applier see format version 2.
@@ -1915,10 +1941,39 @@ pub mod seeds {
                 ..Default::default()
             };
             let p = oxdelta::diff_bytes(old, &sparse, &opts);
-            assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(2));
+            assert_eq!(
+                Patch::parse(&p).map(|p| p.head.features_version()).ok(),
+                Some(2)
+            );
             out.push((format!("patch-filtered-{name}"), p));
         }
         shared_patches(old, &mut out);
+        // Each also with the fixed-layout head of versions 1 to 10 (and its
+        // signature block), which every reader still parses.
+        let fixed: Vec<(String, Vec<u8>)> = out
+            .iter()
+            .map(|(name, p)| (format!("{name}-fixed"), fixed_layout(p)))
+            .collect();
+        out.extend(fixed);
+        out
+    }
+
+    /// `patch` with its head in the fixed layout of versions 1 to 10 (at
+    /// the lowest version its features need) and its signature block: all
+    /// zeros when unsigned, else made again over the fixed head with the
+    /// seeds' key (`[7; 32]`).
+    fn fixed_layout(patch: &[u8]) -> Vec<u8> {
+        let p = Patch::parse(patch).expect("a seed patch parses");
+        let h = &p.head;
+        let mut meta = h.meta.clone();
+        meta.flags &= !head::FLAG_SIGNED;
+        let mut out = Head::encode_fixed_with(&meta, &h.chunks, &h.shared);
+        let block = match p.signature {
+            SignatureBlock::Unsigned => SignatureBlock::Unsigned,
+            _ => SignatureBlock::sign(&out, &oxdelta_format::SecretKey([7; 32])),
+        };
+        out.extend_from_slice(&block.to_bytes());
+        out.extend_from_slice(&patch[h.payload_start() as usize..]);
         out
     }
 
@@ -1943,7 +1998,10 @@ pub mod seeds {
             ..Default::default()
         };
         let p = oxdelta::diff_bytes(old, &shared_new, &opts);
-        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(5));
+        assert_eq!(
+            Patch::parse(&p).map(|p| p.head.features_version()).ok(),
+            Some(5)
+        );
         out.push(("patch-shared-zstd".into(), p));
         // The same with LZMA2 where it pays (format version 7).
         let lz = DiffOptions {
@@ -1951,7 +2009,10 @@ pub mod seeds {
             ..opts.clone()
         };
         let p = oxdelta::diff_bytes(old, &shared_new, &lz);
-        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
+        assert_eq!(
+            Patch::parse(&p).map(|p| p.head.features_version()).ok(),
+            Some(7)
+        );
         out.push(("patch-shared-lzma2".into(), p));
         // New text that resembles the OLD bytes around what it replaced
         // (every fifth byte changed, so no copy covers it): the literal
@@ -1968,13 +2029,18 @@ pub mod seeds {
             margin_new.extend_from_slice(&old[k * 1000 + 650..k * 1000 + 1000]);
         }
         let p = oxdelta::diff_bytes(old, &margin_new, &opts);
-        assert_eq!(Patch::parse(&p).map(|p| p.head.version).ok(), Some(7));
+        assert_eq!(
+            Patch::parse(&p).map(|p| p.head.features_version()).ok(),
+            Some(7)
+        );
         out.push(("patch-shared-margin-zstd".into(), p));
         // The first pair as an in-place patch: its section makes it
         // format version 8.
         let (p, _) = oxdelta::diff_bytes_in_place(old, &shared_new, &opts, &Default::default());
         let h = Patch::parse(&p).map(|p| p.head).ok();
-        assert!(h.is_some_and(|h| h.version == 8 && h.is_in_place() && h.shared.is_present()));
+        assert!(h.is_some_and(|h| h.features_version() == 8
+            && h.is_in_place()
+            && h.shared.is_present()));
         out.push(("patch-shared-inplace-zstd".into(), p));
         // 4.2 MB of new text in copies of one paragraph: the literal block
         // passes 4 MiB (format version 10) and compresses to a few KB.
@@ -1989,7 +2055,9 @@ pub mod seeds {
         };
         let p = oxdelta::diff_bytes(old, &wide_new, &opts);
         let h = Patch::parse(&p).map(|p| p.head).ok();
-        assert!(h.is_some_and(|h| h.version == 10 && u64::from(h.shared.lit.raw) > 4 << 20));
+        assert!(
+            h.is_some_and(|h| h.features_version() == 10 && u64::from(h.shared.lit.raw) > 4 << 20)
+        );
         out.push(("patch-shared-wide-zstd".into(), p));
     }
 

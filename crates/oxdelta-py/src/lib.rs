@@ -345,6 +345,9 @@ fn info<'py>(py: Python<'py>, patch: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let hex = oxdelta::oxdelta_format::sign::hex;
     let d = PyDict::new(py);
     d.set_item("format_version", i.format_version)?;
+    d.set_item("features_version", i.features_version)?;
+    d.set_item("head_bytes", i.head_bytes)?;
+    d.set_item("signature_bytes", i.signature_bytes)?;
     d.set_item("patch_bytes", i.patch_bytes)?;
     d.set_item("old_bytes", i.old_bytes)?;
     d.set_item("old_blake3", hex(&i.old_blake3))?;

@@ -18,6 +18,16 @@ use crate::io;
 pub struct PatchInfo {
     /// Format version of the patch.
     pub format_version: u16,
+    /// The lowest format version whose features the patch uses
+    /// ([`oxdelta_format::Head::features_version`]): from version 11 on
+    /// every patch has the compact head, so this says what else it needs.
+    pub features_version: u16,
+    /// Bytes of the head (fixed header, metadata, chunk table, shared
+    /// descriptor).
+    pub head_bytes: u64,
+    /// Bytes of the signature block after the head: 128, or 0 in an
+    /// unsigned patch of version 11 on.
+    pub signature_bytes: u64,
     /// Length of the whole patch.
     pub patch_bytes: u64,
     /// Length of OLD.
@@ -108,6 +118,9 @@ impl PatchInfo {
         let sd = &h.shared;
         PatchInfo {
             format_version: h.version,
+            features_version: h.features_version(),
+            head_bytes: h.head_len,
+            signature_bytes: h.signature_len(),
             patch_bytes,
             old_bytes: h.meta.old_len,
             old_blake3: h.meta.old_hash,
@@ -170,8 +183,7 @@ pub fn read_head(path: &Path) -> crate::Result<PatchHead> {
     let mut f = File::open(path).map_err(io("opening patch", path))?;
     let patch_bytes = f.metadata().map_err(io("reading patch", path))?.len();
     let (head_bytes, sig_bytes, head) = read_head_from(&mut f, path)?;
-    let at = head.head_len;
-    let signature = oxdelta_format::SignatureBlock::parse(&sig_bytes, at)?;
+    let signature = oxdelta_format::parse_signature(&head, &sig_bytes, head.head_len)?;
     check_patch_len(&head, patch_bytes)?;
     Ok(PatchHead {
         head,
@@ -181,21 +193,21 @@ pub fn read_head(path: &Path) -> crate::Result<PatchHead> {
     })
 }
 
-/// The head's bytes, the signature block's bytes (not parsed) and the
-/// parsed head, read from the start of `f` in two bounded reads.
+/// The head's bytes, the signature block's bytes (not parsed; none in an
+/// unsigned version-11 patch) and the parsed head, read from the start of
+/// `f` in two bounded reads.
 pub(crate) fn read_head_from(
     f: &mut File,
     path: &Path,
 ) -> crate::Result<(Vec<u8>, Vec<u8>, oxdelta_format::Head)> {
-    use oxdelta_format::head::{FIXED_HEADER_LEN, peek_head_len};
-    use oxdelta_format::sign::SIGNATURE_BLOCK_LEN;
+    use oxdelta_format::head::{FIXED_HEADER_LEN, peek_prefix_lens};
     let mut buf = Vec::with_capacity(FIXED_HEADER_LEN);
     (&mut *f)
         .take(FIXED_HEADER_LEN as u64)
         .read_to_end(&mut buf)
         .map_err(io("reading patch", path))?;
-    let head_len = peek_head_len(&buf)?;
-    let want = head_len + SIGNATURE_BLOCK_LEN as u64 - FIXED_HEADER_LEN as u64;
+    let (head_len, sig_len) = peek_prefix_lens(&buf)?;
+    let want = head_len + sig_len - FIXED_HEADER_LEN as u64;
     // Grows only as bytes arrive: a short file costs what it holds.
     (&mut *f)
         .take(want)
@@ -203,11 +215,11 @@ pub(crate) fn read_head_from(
         .map_err(io("reading patch", path))?;
     let head = oxdelta_format::Head::parse(&buf)?;
     let at = head.head_len as usize;
-    if buf.len() < at + SIGNATURE_BLOCK_LEN {
+    if buf.len() < at + sig_len as usize {
         return Err(oxdelta_format::Error::at(
             oxdelta_format::ErrorKind::Truncated {
                 what: "signature block",
-                needed: SIGNATURE_BLOCK_LEN as u64,
+                needed: sig_len,
                 available: (buf.len() - at) as u64,
             },
             at as u64,

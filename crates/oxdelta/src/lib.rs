@@ -581,15 +581,21 @@ pub fn read_patch(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(io("reading patch", path))
 }
 
-/// Signs the patch file at `path` in place: only its signature block
+/// Signs the patch file at `path`. A patch with a signature block (every
+/// patch of format versions 1 to 10, and a signed version-11 patch) is
+/// signed in place: only its block
 /// ([`oxdelta_format::sign::SIGNATURE_BLOCK_LEN`] bytes after the head) is
 /// written, then flushed to the disk; the head is read and checked, the
-/// payloads are not read.
+/// payloads are not read. An unsigned version-11 patch has no block: its
+/// head gains the signed flag and the block is inserted after it, so the
+/// file is rewritten beside itself and renamed over it
+/// ([`write_atomically`]), its payloads copied as they are.
 ///
-/// Crash safety: the old block is not read, so a crash while the new one
-/// is written leaves at worst a block that does not verify (appliers
-/// refuse the patch as damaged or wrongly signed, never as unsigned with
-/// a trusted key), and signing again repairs it.
+/// Crash safety: in place, the old block is not read, so a crash while the
+/// new one is written leaves at worst a block that does not verify
+/// (appliers refuse the patch as damaged or wrongly signed, never as
+/// unsigned with a trusted key), and signing again repairs it; a rewrite
+/// leaves the unsigned patch or the signed one.
 pub fn sign_file(path: &Path, key: &SecretKey) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -599,11 +605,39 @@ pub fn sign_file(path: &Path, key: &SecretKey) -> Result<()> {
     let len = f.metadata().map_err(io("reading patch", path))?.len();
     let (head_bytes, _, head) = info::read_head_from(&mut f, path)?;
     info::check_patch_len(&head, len)?;
+    if head.signature_len() == 0 {
+        return sign_by_rewrite(path, &f, &head, key);
+    }
     let block = SignatureBlock::sign(&head_bytes, key).to_bytes();
     f.seek(std::io::SeekFrom::Start(head.head_len))
         .and_then(|_| f.write_all(&block))
         .and_then(|()| f.sync_data())
         .map_err(io("writing the signature block of", path))
+}
+
+/// [`sign_file`] of an unsigned version-11 patch `f` at `path` with head
+/// `head`: the head encoded again with the signed flag (the head has one
+/// encoding, so only the flag changes), its block, then the payloads.
+fn sign_by_rewrite(
+    path: &Path,
+    f: &File,
+    head: &oxdelta_format::Head,
+    key: &SecretKey,
+) -> Result<()> {
+    let signed =
+        oxdelta_format::encode_head_with(&head.meta, &head.chunks, &head.shared, Some(key));
+    let mut payloads = f;
+    payloads
+        .seek(std::io::SeekFrom::Start(head.payload_start()))
+        .map_err(io("reading patch", path))?;
+    write_atomically(path, true, |w| {
+        w.write_all(&signed)?;
+        let copied = std::io::copy(&mut payloads.take(head.payload_len), w)?;
+        if copied != head.payload_len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    })
 }
 
 /// Checks the patch file at `path` without OLD, as [`verify_bytes`] does,
@@ -616,7 +650,7 @@ pub fn verify_file(path: &Path, trusted: Option<&PublicKey>) -> Result<PatchInfo
     let mut f = File::open(path).map_err(io("opening patch", path))?;
     let len = f.metadata().map_err(io("reading patch", path))?.len();
     let (head_bytes, sig_bytes, head) = info::read_head_from(&mut f, path)?;
-    let signature = SignatureBlock::parse(&sig_bytes, head.head_len)?;
+    let signature = oxdelta_format::parse_signature(&head, &sig_bytes, head.head_len)?;
     info::check_patch_len(&head, len)?;
     signature.verify(&head_bytes, trusted)?;
     let mut r = std::io::BufReader::with_capacity(1 << 20, f);

@@ -543,7 +543,8 @@ fn arm64_sample_round_trips_serial_equals_parallel() {
     );
     let head = oxdelta::Patch::parse(&serial).unwrap().head;
     // Version 7: by default chunks are stored as LZMA2 where it pays.
-    assert_eq!(head.version, 7);
+    assert_eq!(head.version, oxdelta::FORMAT_VERSION);
+    assert_eq!(head.features_version(), 7);
     let arm = head
         .chunks
         .iter()
@@ -609,7 +610,8 @@ fn riscv_sample_round_trips_serial_equals_parallel() {
         "the patch depends on the thread count"
     );
     let head = oxdelta::Patch::parse(&serial).unwrap().head;
-    assert_eq!(head.version, 10);
+    assert_eq!(head.version, oxdelta::FORMAT_VERSION);
+    assert_eq!(head.features_version(), 10);
     let rv = head
         .chunks
         .iter()
@@ -632,7 +634,13 @@ fn riscv_sample_round_trips_serial_equals_parallel() {
         b
     };
     let plain = diff_bytes(&no_jal(&old), &no_jal(&new), &opts);
-    assert!(oxdelta::Patch::parse(&plain).unwrap().head.version < 10);
+    assert!(
+        oxdelta::Patch::parse(&plain)
+            .unwrap()
+            .head
+            .features_version()
+            < 10
+    );
     assert!(
         serial.len() * 3 < plain.len(),
         "{} B with the mode, {} B without",
@@ -796,7 +804,8 @@ fn wasm_sample_round_trips_serial_equals_parallel() {
         "the patch depends on the thread count"
     );
     let head = oxdelta::Patch::parse(&serial).unwrap().head;
-    assert_eq!(head.version, 8);
+    assert_eq!(head.version, oxdelta::FORMAT_VERSION);
+    assert_eq!(head.features_version(), 8);
     let wasm = head
         .chunks
         .iter()
@@ -812,7 +821,13 @@ fn wasm_sample_round_trips_serial_equals_parallel() {
     let (mut old2, mut new2) = (old.clone(), new.clone());
     (old2[0], new2[0]) = (1, 1);
     let plain = diff_bytes(&old2, &new2, &opts);
-    assert!(oxdelta::Patch::parse(&plain).unwrap().head.version < 8);
+    assert!(
+        oxdelta::Patch::parse(&plain)
+            .unwrap()
+            .head
+            .features_version()
+            < 8
+    );
     assert!(
         serial.len() * 5 < plain.len() * 4,
         "{} B with the mode, {} B without",

@@ -503,7 +503,7 @@ mod tests {
             unshared.len()
         );
         let p = Patch::parse(&shared).unwrap();
-        assert_eq!(p.head.version, 5);
+        assert_eq!(p.head.features_version(), 5);
         for (parsed, made) in p.head.chunks.iter().zip(&chunks_made) {
             assert_eq!(
                 (parsed.shared_ctrl_at, parsed.shared_lit_at),

@@ -37,6 +37,9 @@ class Info(TypedDict):
     """The fields of `oxdelta info --json`."""
 
     format_version: int
+    features_version: int
+    head_bytes: int
+    signature_bytes: int
     patch_bytes: int
     old_bytes: int
     old_blake3: str

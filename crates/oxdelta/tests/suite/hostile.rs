@@ -606,8 +606,12 @@ fn diff_filter_fields_are_checked() {
     let mut p = g.patch.clone();
     p[10] |= 2;
     refused(&p, "no block-list hash flag before version 8");
+    // Version 11's signed flag: not before version 11.
     let mut p = g.patch.clone();
     p[10] |= 4;
+    refused(&p, "no signed flag before version 11");
+    let mut p = g.patch.clone();
+    p[10] |= 8;
     refused(&p, "only known flags");
 }
 
@@ -1089,7 +1093,22 @@ fn zero_chunk_patch(zeros: u32) -> (Vec<u8>, Vec<u8>) {
         new.resize(100 + zeros as usize, 0);
         new.extend_from_slice(&lit);
     }
-    (oxdelta_format::assemble(&meta, chunks, None), new)
+    (
+        fixed_layout(&oxdelta_format::assemble(&meta, chunks, None)),
+        new,
+    )
+}
+
+/// `patch` (any version) with its head in the fixed layout of versions 1
+/// to 10, at the lowest version its features need, and an unsigned
+/// signature block: what those versions' rules are tested on.
+fn fixed_layout(patch: &[u8]) -> Vec<u8> {
+    let p = Patch::parse(patch).unwrap();
+    let h = &p.head;
+    let mut out = head::Head::encode_fixed_with(&h.meta, &h.chunks, &h.shared);
+    out.extend_from_slice(&oxdelta_format::SignatureBlock::Unsigned.to_bytes());
+    out.extend_from_slice(&patch[h.payload_start() as usize..]);
+    out
 }
 
 /// Zero chunks (format version 9): a chunk of zeros up to 2^32 − 1 bytes

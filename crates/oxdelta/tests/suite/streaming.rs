@@ -130,7 +130,8 @@ fn sparse_files_with_moved_holes() {
     let head = Patch::parse(&patch).unwrap().head;
     // The streaming engine's hashes are block-list hashes (version 8);
     // its runs of chunks of zeros are zero chunks (version 9).
-    assert_eq!(head.version, 9);
+    assert_eq!(head.version, oxdelta::FORMAT_VERSION);
+    assert_eq!(head.features_version(), 9);
     assert!(head.chunks.iter().any(|e| e.zero));
     assert_eq!(
         head.file_hash(),
@@ -142,7 +143,18 @@ fn sparse_files_with_moved_holes() {
     // A tampered whole-file hash, or the flag cleared (plain BLAKE3 then
     // expected), is refused.
     let tampered = d.join("tampered");
-    for (at, bit) in [(24, 1u8), (55, 0x80), (10, 2)] {
+    // The compact head (format version 11): OLD's length (a varint), its
+    // hash, NEW's length, its hash.
+    let varint_len = |v: u64| {
+        let mut b = Vec::new();
+        oxdelta::oxdelta_format::cursor::put_varint(&mut b, v);
+        b.len()
+    };
+    let old_hash_at = 16 + varint_len(head.meta.old_len);
+    let new_hash_at = old_hash_at + 32 + varint_len(head.meta.new_len);
+    assert_eq!(patch[old_hash_at..old_hash_at + 32], head.meta.old_hash);
+    assert_eq!(patch[new_hash_at..new_hash_at + 32], head.meta.new_hash);
+    for (at, bit) in [(old_hash_at, 1u8), (old_hash_at + 31, 0x80), (10, 2)] {
         let mut t = patch.clone();
         t[at] ^= bit;
         fs::write(&tampered, &t).unwrap();
@@ -155,7 +167,7 @@ fn sparse_files_with_moved_holes() {
         assert!(!out.exists());
     }
     let mut t = patch.clone();
-    t[64] ^= 1;
+    t[new_hash_at] ^= 1;
     fs::write(&tampered, &t).unwrap();
     assert!(oxdelta::check_file(&o, &tampered, &ApplyOptions::default()).is_err());
     let _ = fs::remove_dir_all(&d);
@@ -206,7 +218,8 @@ fn gigabytes_of_holes_cost_a_few_entries() {
     assert!(r.patch_len < 10_000, "patch {}", r.patch_len);
     let patch = fs::read(&p).unwrap();
     let head = Patch::parse(&patch).unwrap().head;
-    assert_eq!(head.version, 9);
+    assert_eq!(head.version, oxdelta::FORMAT_VERSION);
+    assert_eq!(head.features_version(), 9);
     let zeros: Vec<_> = head.chunks.iter().filter(|e| e.zero).collect();
     assert_eq!(zeros.len(), 3);
     assert!(zeros.iter().map(|e| u64::from(e.new_len)).sum::<u64>() > 8 << 30);

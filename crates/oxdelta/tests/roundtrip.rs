@@ -736,7 +736,13 @@ fn thumb2_sample_round_trips_serial_equals_parallel() {
         b
     };
     let plain = diff_bytes(&no_calls(&old), &no_calls(&new), &opts);
-    assert!(oxdelta::Patch::parse(&plain).unwrap().head.version < 11);
+    assert!(
+        oxdelta::Patch::parse(&plain)
+            .unwrap()
+            .head
+            .features_version()
+            < 11
+    );
     assert!(
         serial.len() * 3 < plain.len() * 2,
         "{} B with the mode, {} B without",

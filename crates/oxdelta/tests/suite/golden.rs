@@ -121,7 +121,7 @@ fn golden_patches_apply() {
         (8, 10),
         (9, 1),
         (10, 8),
-        (11, 57),
+        (11, 61),
     ] {
         let n = all.iter().filter(|g| g.version == v).count();
         assert!(n >= want, "golden v{v} patches are missing: found {n}");

@@ -1324,33 +1324,57 @@ fn armv7_mode_fields_are_checked() {
 #[test]
 fn thumb2_mode_fields_are_checked() {
     let g = golden::get("v11/thumb2.zstd.oxd");
-    let h = Patch::parse(&g.patch).unwrap().head;
-    let mut t2 = None;
-    let mut at = head::TABLE_START;
-    for e in &h.chunks {
-        if e.add_mode == oxdelta_format::AddMode::Thumb2 {
-            t2.get_or_insert(at);
-        }
-        at += head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len();
-    }
-    let at = t2.expect("a chunk in the thumb2 mode");
+    let p = Patch::parse(&g.patch).unwrap();
+    let h = &p.head;
+    let i = h
+        .chunks
+        .iter()
+        .position(|e| e.add_mode == oxdelta_format::AddMode::Thumb2)
+        .expect("a chunk in the thumb2 mode");
+    // Where its diff coding byte is in the compact head: the one byte
+    // that changes with its ADD mode.
+    let mut other = h.chunks.clone();
+    other[i].add_mode = oxdelta_format::AddMode::Armv7;
+    let moved = oxdelta_format::encode_head_with(&h.meta, &other, &h.shared, None);
+    let diff: Vec<usize> = (0..moved.len())
+        .filter(|&k| moved[k] != g.patch[k])
+        .collect();
+    assert_eq!(diff.len(), 1);
+    let at = diff[0];
+    assert_eq!(g.patch[at] >> 4, 9);
     let refused = |p: &[u8], want: &str| {
         let e = Patch::parse(p).expect_err(want).to_string();
         assert!(e.contains(want), "{want}: {e}");
         assert!(oxdelta::apply_bytes(&g.old, p, &crate::overwriting()).is_err());
     };
+    // In a version-10 patch (the fixed layout, every thumb2 chunk written
+    // as armv7's, then the chunk's byte 13 set to mode 9).
+    for e in &mut other {
+        if e.add_mode == oxdelta_format::AddMode::Thumb2 {
+            e.add_mode = oxdelta_format::AddMode::Armv7;
+        }
+    }
+    let mut v10 = head::Head::encode_fixed_with(&h.meta, &other, &h.shared);
+    assert_eq!(u16::from_le_bytes([v10[8], v10[9]]), 10);
+    let entry = head::TABLE_START
+        + other[..i]
+            .iter()
+            .map(|e| head::ENTRY_FIXED_LEN + head::RANGE_LEN * e.old_ranges.len())
+            .sum::<usize>();
+    assert_eq!(v10[entry + 13] >> 4, 8);
+    v10[entry + 13] = (v10[entry + 13] & 0x0f) | 0x90;
+    v10.extend_from_slice(&oxdelta_format::SignatureBlock::Unsigned.to_bytes());
+    v10.extend_from_slice(&g.patch[h.payload_start() as usize..]);
+    refused(&v10, "ADD mode");
     let mut p = g.patch.clone();
-    p[8..10].copy_from_slice(&10u16.to_le_bytes());
-    refused(&p, "ADD mode");
-    let mut p = g.patch.clone();
-    p[at + 13] |= 0x08;
+    p[at] |= 0x08;
     refused(&p, "no operand split with an operand ADD mode");
     let mut p = g.patch.clone();
-    p[at + 13] = (p[at + 13] & 0x0f) | 0xa0;
+    p[at] = (p[at] & 0x0f) | 0xa0;
     refused(&p, "ADD mode");
     for mode in [0x00, 0x10, 0x40, 0x70, 0x80] {
         let mut p = g.patch.clone();
-        p[at + 13] = (p[at + 13] & 0x0f) | mode;
+        p[at] = (p[at] & 0x0f) | mode;
         assert!(Patch::parse(&p).is_ok());
         assert!(oxdelta::apply_bytes(&g.old, &p, &crate::overwriting()).is_err());
     }

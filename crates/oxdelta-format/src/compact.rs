@@ -410,14 +410,17 @@ fn write_entry(out: &mut Vec<u8>, e: &ChunkEntry, prev_end: u64, implied: bool) 
     if !implied {
         out.extend_from_slice(&e.new_hash);
     }
+    // Ranges are sorted and apart, as the parser requires (what the
+    // differ makes). Ranges out of order (an entry no parser accepted)
+    // encode to a gap past 2^63 that the parser refuses, never a panic.
     let mut prev: Option<u64> = None;
     for &(s, l) in &e.old_ranges {
         match prev {
-            None => put_varint(out, zigzag(s as i64 - e.new_offset as i64)),
-            Some(end) => put_varint(out, s - end),
+            None => put_varint(out, zigzag((s as i64).wrapping_sub(e.new_offset as i64))),
+            Some(end) => put_varint(out, s.wrapping_sub(end)),
         }
         put_varint(out, l);
-        prev = Some(s + l);
+        prev = Some(s.wrapping_add(l));
     }
 }
 
@@ -550,6 +553,22 @@ mod tests {
         };
         let h = Head::parse(&Head::encode_with(&meta, &[empty], &shared)).unwrap();
         assert_eq!(h.chunks[0].payload_hash, *blake3::hash(&[]).as_bytes());
+    }
+
+    /// OLD ranges out of order or touching (an entry the parser never
+    /// accepts; the fuzz harness builds such entries) encode without a
+    /// panic to a head the parser refuses.
+    #[test]
+    fn ranges_out_of_order_encode_to_a_refused_head() {
+        let (meta, chunks, shared) = sample();
+        let i = chunks.iter().position(|e| e.old_ranges.len() == 2).unwrap();
+        let (a, b) = (chunks[i].old_ranges[0], chunks[i].old_ranges[1]);
+        for ranges in [vec![b, a], vec![a, a], vec![a, (a.0 + a.1, 1)]] {
+            let mut bad = chunks.clone();
+            bad[i].old_ranges = ranges.clone();
+            let bytes = Head::encode_with(&meta, &bad, &shared);
+            assert!(Head::parse(&bytes).is_err(), "{ranges:?}");
+        }
     }
 
     /// Every prefix of a head is refused, whether the head length names

@@ -57,7 +57,8 @@ pub const PROBE_LEVEL: i32 = 3;
 /// this many parts per thousand of it, and it is at least [`NOISE_MIN`]
 /// bytes long: compressed data in a container (a zip's members, a
 /// squashfs), encrypted or media bytes. Of 29 corpus and hold-out pairs
-/// only the wheel's block passes 0.71 (0.999); the next is 0.70.
+/// only the wheel's block is noise (it keeps 0.999); the next highest
+/// keeps 0.70.
 pub const NOISE_PERMILLE: u64 = 900;
 
 /// Shortest literal block [`NOISE_PERMILLE`] applies to: below it the
@@ -585,7 +586,8 @@ mod tests {
     }
 
     /// Random bytes inserted make a noise literal block, text or a short
-    /// insert does not; the noise section is zstd and its patch applies.
+    /// insert does not (the assertions on `is_noise` are the rule's); the
+    /// section made of the noise is zstd and its patch applies.
     #[test]
     fn a_noise_literal_block_takes_zstd() {
         let old = bytes(8, 600_000);
